@@ -1,0 +1,55 @@
+/**
+ * Every gq setting, in one schema. Each has a CLI flag, an environment variable (GQ_ + upper snake
+ * case) and a config-file key, in that order of precedence, then the default here.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../time.js';
+
+const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const s = parseDuration(v);
+  if (s === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (examples: 90, 90s, 15m, 2h, 1d)` });
+    return z.NEVER;
+  }
+  return s;
+});
+const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const configShape = {
+  backend: z.enum(['local', 'aws']).default('local'),
+  /** Local backend data folder. */
+  home: z.string().min(1).optional(),
+  region: z.string().min(1).optional(),
+  profile: z.string().min(1).optional(),
+  /** CloudFormation stack that holds the shared resources (`gq setup`). */
+  stack: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/).default('gq'),
+  /** Local backend: worker processes per job. */
+  workers: intFromEnv(1, 256).optional(),
+  /** Extra attempts after a failed one. */
+  retries: intFromEnv(0, 20).default(2),
+  /** Per-task timeout, 0 = none. */
+  timeout: duration.default(0),
+  installTimeout: duration.default(1800),
+  installRetries: intFromEnv(0, 10).default(2),
+  /** A worker leaves after the queue has been empty this long. */
+  idle: duration.optional(),
+  /** Message visibility and task lease; renewed by the heartbeat. */
+  visibility: duration.default(300),
+  /** AWS: instances per instance type at most. */
+  maxInstances: intFromEnv(1, 10000).default(20),
+  /** AWS: AMI per instance type (id or name pattern); "*" is the default for all types. */
+  ami: z.record(z.string(), z.string()).default({}),
+  /** AWS: request Spot instances. */
+  spot: z.boolean().default(false),
+};
+
+export const configSchema = z.object(configShape).strict();
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type SettingName = keyof typeof configShape;
+
+/** GQ_MAX_INSTANCES for maxInstances, etc. */
+export function envNameOf(setting: string): string {
+  return 'GQ_' + setting.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}

@@ -1,0 +1,19 @@
+/** Every environment variable gq reads or sets, in one place. */
+export const ENV = {
+  /** Root of the local backend's state and artifacts (overrides XDG). */
+  HOME: 'GQ_HOME',
+  BACKEND: 'GQ_BACKEND',
+  CONFIG: 'GQ_CONFIG',
+  LOG_LEVEL: 'GQ_LOG_LEVEL',
+  REGION: 'AWS_REGION',
+  /** Set by the agent for the task's command, read by `gq-agent tag`. */
+  JOB: 'GQ_JOB',
+  TASK: 'GQ_TASK',
+  INSTANCE: 'GQ_INSTANCE',
+  INSTANCE_TYPE: 'GQ_INSTANCE_TYPE',
+  ATTEMPT: 'GQ_ATTEMPT',
+  /** Folder with the task's copy of the code (also its working directory). */
+  TASK_DIR: 'GQ_TASK_DIR',
+  /** Tells `gq-agent tag` how to reach the status store (JSON, no secrets). */
+  AGENT_CONTEXT: 'GQ_AGENT_CONTEXT',
+} as const;

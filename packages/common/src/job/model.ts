@@ -1,0 +1,124 @@
+/** The job and task model shared by both backends (plain data, no I/O). */
+import type { Counts, TaskState } from './states.js';
+
+export type BackendName = 'local' | 'aws';
+
+/** An extra folder copied into the code bundle (the seed's --extra_input_code_path). */
+export interface InputMapping {
+  /** Folder or file on the submitting machine. */
+  local: string;
+  /** Relative path inside the task's copy of the code folder. */
+  remote: string;
+}
+
+/** Everything an agent needs to run the tasks of a job; fixed at submit time. */
+export interface JobSpec {
+  name: string;
+  backend: BackendName;
+  /** ISO time of submission. */
+  createdAt: string;
+  total: number;
+  /** Number of tasks per instance type. */
+  instanceTypes: Record<string, number>;
+  /** Artifact key of the code bundle (content-addressed, shared between jobs). */
+  codeKey: string;
+  /** Artifact key of the install script, when the job has one. */
+  installKey?: string;
+  /** Results file, relative to the code folder (the seed's results_file). */
+  resultsPath: string;
+  /** Extra outputs to upload, relative to the code folder. */
+  outputs: string[];
+  /** Attempts per task = retries + 1. */
+  maxAttempts: number;
+  /** Per-task timeout in seconds; 0 = none. */
+  timeoutSeconds: number;
+  installTimeoutSeconds: number;
+  installAttempts: number;
+  /** Queue visibility / task lease in seconds (renewed by the heartbeat). */
+  visibilitySeconds: number;
+  /** A worker exits after the queue has been empty this long. */
+  idleSeconds: number;
+  /** Artifact key of the stored licence, when one was given. Never the licence itself. */
+  licenseKey?: string;
+  /** Extra environment for tasks (never secrets). */
+  env?: Record<string, string>;
+}
+
+export interface JobRecord extends JobSpec {
+  counts: Counts;
+  cancelRequested: boolean;
+  updatedAt: string;
+}
+
+/** One row of the job file. */
+export interface NewTask {
+  /** 1-based row number in the job file (header excluded). */
+  task: number;
+  instanceType: string;
+  command: string;
+}
+
+export interface TaskRecord extends NewTask {
+  job: string;
+  state: TaskState;
+  /** Attempts started so far (a released attempt is given back). */
+  attempts: number;
+  /** Instance holding the lease while RUNNING. */
+  instance?: string;
+  /** Epoch ms until which the holder's lease is live. */
+  leaseUntil?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  signal?: string;
+  /** Why the last attempt failed, in one line. */
+  error?: string;
+  /** Last lines of the last attempt's stderr. */
+  stderrTail?: string;
+  /** Progress tags set with `gq-agent tag KEY VALUE`. */
+  tags: Record<string, string>;
+  resultKey?: string;
+  logKey?: string;
+  outputKeys?: string[];
+  cancelRequested?: boolean;
+  updatedAt: string;
+  /** Optimistic-concurrency version: every write is conditional on the version it read. */
+  version: number;
+}
+
+export const INSTANCE_STATES = [
+  'BOOTING',
+  'INSTALLING',
+  'READY',
+  'INSTALL_FAILED',
+  'BUSY',
+  'IDLE',
+  'STOPPED',
+] as const;
+export type InstanceState = (typeof INSTANCE_STATES)[number];
+
+export interface InstanceRecord {
+  job: string;
+  instance: string;
+  instanceType: string;
+  state: InstanceState;
+  /** ISO time of the last heartbeat. */
+  heartbeatAt: string;
+  /** Free text: why install failed, which task is running, ... */
+  detail?: string;
+  /** Artifact key of the install log, when there is one. */
+  installLogKey?: string;
+  /** Local backend: worker pid. */
+  pid?: number;
+}
+
+/** Where a task's artifacts live; the same layout on every backend. */
+export const keys = {
+  bundle: (sha256: string) => `bundles/${sha256}.tar.gz`,
+  install: (job: string) => `jobs/${job}/install.sh`,
+  license: (job: string) => `jobs/${job}/secret/license`,
+  taskPrefix: (job: string, task: number) => `jobs/${job}/tasks/${task}/`,
+  taskOutput: (job: string, task: number, rel: string) => `jobs/${job}/tasks/${task}/files/${rel}`,
+  taskLog: (job: string, task: number) => `jobs/${job}/tasks/${task}/log.txt`,
+  instanceLog: (job: string, instance: string, name: string) => `jobs/${job}/instances/${instance}/${name}`,
+} as const;

@@ -1,0 +1,182 @@
+/**
+ * What each task operation does, as pure functions of the record read from the store. Both
+ * backends call these and then write the result conditionally on the version they read (a
+ * SQLite transaction locally, a DynamoDB transaction on AWS), together with the job counter delta.
+ * A lost race re-reads and decides again, so the counters can never drift.
+ */
+import type { ClaimResult, CompleteResult, HeartbeatResult, TaskOutcome } from '../ports.js';
+import { IllegalTransitionError } from '../errors.js';
+import type { JobRecord, NewTask, TaskRecord } from './model.js';
+import { counterDelta, isFinal, nextState, type Counts, type TaskEvent } from './states.js';
+
+export interface Decision<R> {
+  /** The record to write (conditional on `before.version`), or undefined for no write. */
+  write?: TaskRecord;
+  /** Counter changes to apply to the job in the same transaction. */
+  delta: Partial<Counts>;
+  result: R;
+}
+
+const STDERR_TAIL_MAX = 2000;
+
+function move(before: TaskRecord, event: TaskEvent, now: number, patch: Partial<TaskRecord>): TaskRecord {
+  const to = nextState(before.state, event);
+  if (!to) throw new IllegalTransitionError(`task ${before.task}: cannot ${event} from ${before.state}`);
+  return { ...before, ...patch, state: to, version: before.version + 1, updatedAt: new Date(now).toISOString() };
+}
+
+function decided<R>(before: TaskRecord, write: TaskRecord, result: R): Decision<R> {
+  return { write, delta: counterDelta(before.state, write.state), result };
+}
+
+export function newTaskRecord(job: string, t: NewTask, now: number): TaskRecord {
+  return {
+    job,
+    task: t.task,
+    instanceType: t.instanceType,
+    command: t.command,
+    state: 'QUEUED',
+    attempts: 0,
+    tags: {},
+    updatedAt: new Date(now).toISOString(),
+    version: 0,
+  };
+}
+
+export function decideClaim(
+  task: TaskRecord | undefined,
+  job: JobRecord,
+  instance: string,
+  now: number,
+  leaseMs: number,
+): Decision<ClaimResult> {
+  if (!task) return { delta: {}, result: { kind: 'missing' } };
+  if (isFinal(task.state)) return { delta: {}, result: { kind: 'done', state: task.state } };
+  if (job.cancelRequested || task.cancelRequested) {
+    const w = move(task, 'cancel', now, { finishedAt: new Date(now).toISOString(), leaseUntil: undefined, instance: undefined });
+    return decided(task, w, { kind: 'done', state: 'CANCELLED' });
+  }
+  const lease = { instance, leaseUntil: now + leaseMs, startedAt: new Date(now).toISOString() };
+  if (task.state === 'QUEUED') {
+    const w = move(task, 'claim', now, { ...lease, attempts: task.attempts + 1 });
+    return decided(task, w, { kind: 'claimed', task: w, job });
+  }
+  // RUNNING
+  if ((task.leaseUntil ?? 0) > now && task.instance !== instance) {
+    return { delta: {}, result: { kind: 'leased', leaseUntil: task.leaseUntil ?? now } };
+  }
+  // The holder's lease ran out: its worker was lost (crash, kill -9, reclaimed instance).
+  if (task.attempts >= job.maxAttempts) {
+    const w = move(task, 'fail', now, {
+      instance: undefined,
+      leaseUntil: undefined,
+      finishedAt: new Date(now).toISOString(),
+      error: `worker ${task.instance ?? '?'} was lost during attempt ${task.attempts} of ${job.maxAttempts}; no attempts left`,
+    });
+    return decided(task, w, { kind: 'exhausted', task: w });
+  }
+  const w = move(task, 'takeover', now, { ...lease, attempts: task.attempts + 1 });
+  return { write: w, delta: {}, result: { kind: 'claimed', task: w, job } };
+}
+
+export function decideHeartbeat(
+  task: TaskRecord | undefined,
+  job: JobRecord | undefined,
+  instance: string,
+  now: number,
+  leaseMs: number,
+): Decision<HeartbeatResult> {
+  if (!task || task.state !== 'RUNNING' || task.instance !== instance) return { delta: {}, result: 'lost' };
+  const result: HeartbeatResult = task.cancelRequested || job?.cancelRequested ? 'cancel' : 'ok';
+  const w: TaskRecord = { ...task, leaseUntil: now + leaseMs, version: task.version + 1 };
+  return { write: w, delta: {}, result };
+}
+
+export function decideComplete(
+  task: TaskRecord | undefined,
+  job: JobRecord,
+  instance: string,
+  outcome: TaskOutcome,
+  now: number,
+): Decision<CompleteResult> {
+  if (!task || task.state !== 'RUNNING' || task.instance !== instance) return { delta: {}, result: { kind: 'lost' } };
+  const finishedAt = new Date(now).toISOString();
+  const clear = { instance: undefined, leaseUntil: undefined };
+  let w: TaskRecord;
+  switch (outcome.kind) {
+    case 'succeeded':
+      w = move(task, 'succeed', now, {
+        ...clear,
+        finishedAt,
+        exitCode: outcome.exitCode,
+        signal: undefined,
+        error: outcome.error,
+        resultKey: outcome.resultKey,
+        logKey: outcome.logKey,
+        outputKeys: outcome.outputKeys,
+      });
+      break;
+    case 'failed': {
+      const again = outcome.retryable && task.attempts < job.maxAttempts && !job.cancelRequested && !task.cancelRequested;
+      w = move(task, again ? 'retry' : 'fail', now, {
+        ...clear,
+        finishedAt: again ? undefined : finishedAt,
+        exitCode: outcome.exitCode,
+        signal: outcome.signal,
+        error: outcome.error,
+        stderrTail: outcome.stderrTail?.slice(-STDERR_TAIL_MAX),
+        logKey: outcome.logKey,
+      });
+      break;
+    }
+    case 'released':
+      w = move(task, 'release', now, { ...clear, attempts: Math.max(0, task.attempts - 1) });
+      break;
+    case 'cancelled':
+      w = move(task, 'cancel', now, { ...clear, finishedAt, logKey: outcome.logKey ?? task.logKey, error: 'cancelled by gq cancel' });
+      break;
+  }
+  return decided(task, w, { kind: 'recorded', state: w.state });
+}
+
+/** Cancel one task: queued ones at once, running ones are asked to stop unless their worker is gone. */
+export function decideCancel(task: TaskRecord, now: number): Decision<'cancelled' | 'stopping' | 'none'> {
+  if (task.state === 'QUEUED' || (task.state === 'RUNNING' && (task.leaseUntil ?? 0) <= now)) {
+    const w = move(task, 'cancel', now, {
+      instance: undefined,
+      leaseUntil: undefined,
+      finishedAt: new Date(now).toISOString(),
+      error: 'cancelled by gq cancel',
+    });
+    return decided(task, w, 'cancelled');
+  }
+  if (task.state === 'RUNNING' && !task.cancelRequested) {
+    return { write: { ...task, cancelRequested: true, version: task.version + 1 }, delta: {}, result: 'stopping' };
+  }
+  return { delta: {}, result: task.state === 'RUNNING' ? 'stopping' : 'none' };
+}
+
+/** `gq retry --failed`: a FAILED task goes back to the queue with a fresh attempt budget. */
+export function decideResubmit(task: TaskRecord, now: number): Decision<boolean> {
+  if (task.state !== 'FAILED') return { delta: {}, result: false };
+  const w = move(task, 'resubmit', now, {
+    attempts: 0,
+    exitCode: undefined,
+    signal: undefined,
+    error: undefined,
+    stderrTail: undefined,
+    finishedAt: undefined,
+    startedAt: undefined,
+    cancelRequested: undefined,
+  });
+  return decided(task, w, true);
+}
+
+export function decideTag(task: TaskRecord, key: string, value: string, now: number): TaskRecord {
+  return {
+    ...task,
+    tags: { ...task.tags, [key]: value },
+    version: task.version + 1,
+    updatedAt: new Date(now).toISOString(),
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * The four ports of gq. Each backend (local, aws) implements them; the agent loop and the CLI
+ * commands are written once against these interfaces and cannot tell the backends apart.
+ */
+import type {
+  InstanceRecord,
+  JobRecord,
+  JobSpec,
+  NewTask,
+  TaskRecord,
+} from './job/model.js';
+import type { TaskState } from './job/states.js';
+
+// ---------------------------------------------------------------------------------------------
+// TaskQueue
+
+/** A message taken from a queue. The body names the task; the command lives in the StatusStore. */
+export interface ReceivedMessage {
+  task: number;
+  /** Opaque handle for extend / release / delete of this delivery. */
+  receipt: string;
+  /** How many times this message has been received, this delivery included. */
+  receiveCount: number;
+}
+
+export interface QueueDepth {
+  /** Messages that a receive could return now. */
+  visible: number;
+  /** Messages received and not yet deleted or released (invisible). */
+  inFlight: number;
+  /** Messages waiting for their delay to pass. */
+  delayed: number;
+}
+
+export interface QueueOptions {
+  /** Default visibility timeout of a received message, seconds. */
+  visibilitySeconds: number;
+  /** After this many receives a message goes to the dead-letter queue instead. */
+  maxReceiveCount: number;
+}
+
+/** One queue per (job, instance type), with its dead-letter queue. */
+export interface TaskQueue {
+  readonly job: string;
+  readonly instanceType: string;
+  /** Enqueue one message per task (batched by the adapter). */
+  send(tasks: readonly number[]): Promise<void>;
+  /** Long poll for up to `max` messages, hiding them for `visibilitySeconds`. */
+  receive(opts: { max: number; waitSeconds: number; visibilitySeconds: number }): Promise<ReceivedMessage[]>;
+  /** Keep a message hidden for `seconds` more from now (heartbeat). */
+  extend(receipt: string, seconds: number): Promise<void>;
+  /** Make a message visible again after `delaySeconds` (0 = now). */
+  release(receipt: string, delaySeconds?: number): Promise<void>;
+  delete(receipt: string): Promise<void>;
+  depth(): Promise<QueueDepth>;
+  /** Task numbers of the messages that reached the dead-letter queue. */
+  deadLetters(): Promise<number[]>;
+  /** Drop every message (cancel). */
+  purge(): Promise<void>;
+}
+
+export interface QueueProvider {
+  /** Create the queue pair if missing (idempotent) and return it. */
+  ensure(job: string, instanceType: string, opts: QueueOptions): Promise<TaskQueue>;
+  /** Open an existing queue (the agent's side). */
+  open(job: string, instanceType: string): Promise<TaskQueue>;
+  /** Delete the queue pair (clean). Missing queues are not an error. */
+  remove(job: string, instanceType: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// StatusStore
+
+/** What a worker learns when it tries to claim a task it received. */
+export type ClaimResult =
+  /** The task is ours: state RUNNING, attempts incremented, lease held. */
+  | { kind: 'claimed'; task: TaskRecord; job: JobRecord }
+  /** Another worker holds a live lease: hide the message until about `leaseUntil`. */
+  | { kind: 'leased'; leaseUntil: number }
+  /** The task is already final (duplicate delivery): delete the message. */
+  | { kind: 'done'; state: TaskState }
+  /** The task's workers were lost too often; it is now FAILED: delete the message. */
+  | { kind: 'exhausted'; task: TaskRecord }
+  /** No such task (a stray message): delete it. */
+  | { kind: 'missing' };
+
+export type HeartbeatResult = 'ok' | 'lost' | 'cancel';
+
+export type TaskOutcome =
+  | {
+      kind: 'succeeded';
+      exitCode: number;
+      resultKey?: string;
+      logKey?: string;
+      outputKeys?: string[];
+      error?: string;
+    }
+  | {
+      kind: 'failed';
+      exitCode?: number;
+      signal?: string;
+      error: string;
+      stderrTail?: string;
+      logKey?: string;
+      /** false: do not retry whatever attempts remain. */
+      retryable: boolean;
+    }
+  /** Given back unrun or interrupted (SIGTERM, Spot): not charged as an attempt. */
+  | { kind: 'released'; reason: string }
+  | { kind: 'cancelled'; logKey?: string };
+
+/** The state a task ended in after `complete`, or 'lost' if the lease was no longer ours. */
+export type CompleteResult = { kind: 'recorded'; state: TaskState } | { kind: 'lost' };
+
+export interface StatusStore {
+  /**
+   * Record a job and its tasks (QUEUED). Idempotent: re-running a submit that stopped half way
+   * creates only the missing tasks and never counts a task twice.
+   */
+  createJob(spec: JobSpec, tasks: readonly NewTask[]): Promise<{ created: number; existing: number }>;
+  getJob(name: string): Promise<JobRecord | undefined>;
+  /** All jobs, newest first. */
+  listJobs(): Promise<JobRecord[]>;
+  getTask(job: string, task: number): Promise<TaskRecord | undefined>;
+  listTasks(job: string, opts?: { states?: readonly TaskState[] }): Promise<TaskRecord[]>;
+  /** Conditional take-over of a task by `instance` with a lease of `leaseMs`. */
+  claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult>;
+  /** Renew the lease; says whether it is still ours and whether a cancel was asked for. */
+  heartbeat(job: string, task: number, instance: string, leaseMs: number): Promise<HeartbeatResult>;
+  /** Record the outcome of the attempt held by `instance`. Retries are decided here. */
+  complete(job: string, task: number, instance: string, outcome: TaskOutcome): Promise<CompleteResult>;
+  /** Set a progress tag on a task (`gq-agent tag`). */
+  setTag(job: string, task: number, key: string, value: string): Promise<void>;
+  /** Cancel: QUEUED → CANCELLED now; RUNNING tasks are asked to stop (or cancelled if their worker is gone). */
+  cancel(job: string): Promise<{ cancelled: number; stopping: number }>;
+  /** FAILED → QUEUED with attempts reset; returns the task numbers, in order. */
+  resubmitFailed(job: string): Promise<NewTask[]>;
+  putInstance(rec: InstanceRecord): Promise<void>;
+  listInstances(job: string): Promise<InstanceRecord[]>;
+  /** Remove everything recorded about a job (used by clean with --purge). */
+  deleteJob(job: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ArtifactStore
+
+export interface ArtifactStore {
+  exists(key: string): Promise<boolean>;
+  putFile(key: string, file: string): Promise<void>;
+  putBytes(key: string, body: Uint8Array | string): Promise<void>;
+  /** Download to `file`, creating its folder. */
+  getFile(key: string, file: string): Promise<void>;
+  getBytes(key: string): Promise<Buffer>;
+  /** Keys under a prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+  deletePrefix(prefix: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet
+
+export interface FleetInstance {
+  id: string;
+  /** Backend-specific life cycle state (e.g. InService, Terminating, running). */
+  state: string;
+  protected: boolean;
+}
+
+export interface FleetGroup {
+  instanceType: string;
+  desired: number;
+  max: number;
+  instances: FleetInstance[];
+}
+
+export interface Fleet {
+  /**
+   * Make (job, instance type) have `desired` workers (clamped to the group's maximum), creating
+   * the group if needed. Never lowers capacity below the workers that are busy.
+   */
+  ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup>;
+  describe(job: string): Promise<FleetGroup[]>;
+  /** Scale-in protection for a busy worker. */
+  protect(job: string, instanceType: string, instance: string, on: boolean): Promise<void>;
+  /** The worker leaves the fleet and the desired capacity goes down by one. */
+  terminateSelf(job: string, instanceType: string, instance: string): Promise<void>;
+  /** Set every group of the job to 0 (cancel). */
+  stop(job: string): Promise<void>;
+  /** Delete the job's groups and launch configuration (clean). */
+  remove(job: string): Promise<void>;
+}
+
+/** The four ports of one backend. */
+export interface Backend {
+  readonly name: 'local' | 'aws';
+  readonly queues: QueueProvider;
+  readonly status: StatusStore;
+  readonly artifacts: ArtifactStore;
+  readonly fleet: Fleet;
+  close(): Promise<void>;
+}
