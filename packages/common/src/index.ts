@@ -8,3 +8,5 @@ export * from './job/model.js';
 export * from './config/schema.js';
 export * from './config/load.js';
 export * from './job/transitions.js';
+export * from './job/jobfile.js';
+export * from './job/names.js';

@@ -1,0 +1,209 @@
+/**
+ * The worker's life: prepare (code, licence, install) → loop (receive → claim → run) → leave
+ * (after the queue stayed empty for the idle period, on SIGTERM, or on a Spot interruption).
+ * Written once against the four ports; the local backend and EC2 run exactly this.
+ */
+import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord } from '@gq/common';
+import type { AgentDeps } from './deps.js';
+import { runInstall } from './install.js';
+import { runTask, type TaskRun } from './task.js';
+import { unpackCode } from './workspace.js';
+
+export interface AgentControl {
+  /** First SIGTERM: take no more work, let the running task finish. */
+  drain(): void;
+  /** Second SIGTERM or Spot notice: stop the running task and give it back. */
+  interrupt(reason: 'release' | 'shutdown'): void;
+}
+
+export interface AgentResult {
+  exitCode: number;
+  tasksRun: number;
+  reason: 'idle' | 'drained' | 'interrupted' | 'install-failed' | 'job-missing';
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+export class Agent implements AgentControl {
+  private draining = false;
+  private interrupted: 'release' | 'shutdown' | undefined;
+  private current: TaskRun | undefined;
+  private readonly wake = new AbortController();
+  private instanceState: InstanceState = 'BOOTING';
+
+  constructor(private readonly d: AgentDeps) {}
+
+  drain(): void {
+    this.draining = true;
+    this.wake.abort();
+  }
+
+  interrupt(reason: 'release' | 'shutdown'): void {
+    this.draining = true;
+    this.interrupted = reason;
+    this.current?.stop(reason);
+    this.wake.abort();
+  }
+
+  private async setState(state: InstanceState, extra: { detail?: string; installLogKey?: string } = {}): Promise<void> {
+    this.instanceState = state;
+    await this.d.backend.status
+      .putInstance({
+        job: this.d.job,
+        instance: this.d.instance,
+        instanceType: this.d.instanceType,
+        state,
+        heartbeatAt: nowIso(),
+        pid: process.pid,
+        ...extra,
+      })
+      .catch((e: unknown) => this.d.log.warn({ err: e }, 'could not record instance state'));
+  }
+
+  async run(): Promise<AgentResult> {
+    const { d } = this;
+    const job = await d.backend.status.getJob(d.job);
+    if (!job) {
+      d.log.error('job not found in the status store');
+      return { exitCode: 2, tasksRun: 0, reason: 'job-missing' };
+    }
+    await this.setState('INSTALLING');
+    const prepared = await this.prepare(job);
+    if (!prepared) {
+      await this.leave();
+      return { exitCode: 3, tasksRun: 0, reason: 'install-failed' };
+    }
+    await this.setState('READY');
+    const tasksRun = await this.loop(job);
+    const reason = this.interrupted ? 'interrupted' : this.draining ? 'drained' : 'idle';
+    await this.leave();
+    return { exitCode: 0, tasksRun, reason };
+  }
+
+  /** Code, licence, install. false when the install failed (recorded with its log). */
+  private async prepare(job: JobRecord): Promise<boolean> {
+    const { d } = this;
+    await unpackCode(d.ws, d.backend.artifacts, job.codeKey);
+    if (job.licenseKey) {
+      const text = (await d.backend.artifacts.getBytes(job.licenseKey)).toString('utf8');
+      registerSecret(text);
+      mkdirSync(d.ws.secret, { recursive: true, mode: 0o700 });
+      const file = join(d.ws.secret, 'gurobi.lic');
+      writeFileSync(file, text, { mode: 0o600 });
+      chmodSync(file, 0o600);
+      d.licenseFile = file;
+    }
+    if (!job.installKey) return true;
+    const script = (await d.backend.artifacts.getBytes(job.installKey)).toString('utf8');
+    const logFile = join(d.ws.logs, 'install.log');
+    const env: NodeJS.ProcessEnv = { ...d.baseEnv, ...(job.env ?? {}), PATH: `${d.ws.bin}:${d.baseEnv.PATH ?? ''}` };
+    if (d.licenseFile) env.GRB_LICENSE_FILE = d.licenseFile;
+    const r = await runInstall({
+      script,
+      cwd: d.ws.root,
+      env,
+      logFile,
+      timeoutSeconds: job.installTimeoutSeconds,
+      attempts: job.installAttempts,
+      shouldStop: () => this.draining,
+      onAttempt: (n) => d.log.info({ attempt: n }, 'running install script'),
+    });
+    const installLogKey = keys.instanceLog(job.name, d.instance, 'install.log');
+    await d.backend.artifacts.putFile(installLogKey, logFile).catch((e: unknown) => d.log.warn({ err: e }, 'install log upload failed'));
+    if (!r.ok) {
+      d.log.error({ attempts: r.attempts, reason: r.reason }, 'install failed; this worker takes no task');
+      await this.setState('INSTALL_FAILED', { detail: `${r.reason} (after ${r.attempts} attempts)`, installLogKey });
+      return false;
+    }
+    await this.setState('READY', { installLogKey });
+    return true;
+  }
+
+  private async loop(job: JobRecord): Promise<number> {
+    const { d } = this;
+    let tasksRun = 0;
+    let idleSince = Date.now();
+    let failures = 0;
+    while (!this.draining) {
+      const idleLeft = job.idleSeconds * 1000 - (Date.now() - idleSince);
+      if (idleLeft <= 0) {
+        const depth = await d.queue.depth().catch(() => undefined);
+        if (!depth || depth.visible === 0) break;
+        idleSince = Date.now();
+        continue;
+      }
+      let msgs;
+      try {
+        msgs = await d.queue.receive({
+          max: 1,
+          waitSeconds: Math.max(1, Math.min(20, Math.ceil(idleLeft / 1000))),
+          visibilitySeconds: job.visibilitySeconds,
+        });
+        failures = 0;
+      } catch (e) {
+        // A failed receive is "nothing found" after a pause that grows, never a hot spin.
+        failures++;
+        const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
+        d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'receive failed; backing off');
+        await sleep(wait, this.wake.signal);
+        idleSince = Date.now();
+        continue;
+      }
+      if (msgs.length === 0 && this.instanceState === 'BUSY') await this.setState('IDLE');
+      for (const m of msgs) {
+        if (this.draining) {
+          await d.queue.release(m.receipt).catch(() => undefined);
+          continue;
+        }
+        if (await this.handle(job, m.task, m.receipt)) {
+          tasksRun++;
+        }
+        idleSince = Date.now();
+      }
+    }
+    return tasksRun;
+  }
+
+  /** true when the task was run here. */
+  private async handle(job: JobRecord, taskNo: number, receipt: string): Promise<boolean> {
+    const { d } = this;
+    const claim = await d.backend.status.claim(job.name, taskNo, d.instance, job.visibilitySeconds * 1000);
+    switch (claim.kind) {
+      case 'missing':
+      case 'done':
+      case 'exhausted':
+        await d.queue.delete(receipt);
+        return false;
+      case 'leased': {
+        // A duplicate delivery while the holder is alive: hide it again, never run it twice.
+        const secs = Math.ceil((claim.leaseUntil - Date.now()) / 1000) + job.visibilitySeconds;
+        await d.queue.extend(receipt, Math.min(43_200, Math.max(1, secs)));
+        return false;
+      }
+      case 'claimed':
+        break;
+    }
+    if (this.instanceState !== 'BUSY') await this.setState('BUSY', { detail: `task ${taskNo}` });
+    await d.backend.fleet.protect(job.name, d.instanceType, d.instance, true).catch(() => undefined);
+    const run = runTask(d, claim.job, claim.task, receipt);
+    this.current = run;
+    if (this.interrupted) run.stop(this.interrupted);
+    try {
+      await run.done;
+    } finally {
+      this.current = undefined;
+    }
+    await d.backend.fleet.protect(job.name, d.instanceType, d.instance, false).catch(() => undefined);
+    return true;
+  }
+
+  private async leave(): Promise<void> {
+    const { d } = this;
+    if (this.instanceState !== 'INSTALL_FAILED') await this.setState('STOPPED');
+    await d.backend.fleet
+      .terminateSelf(d.job, d.instanceType, d.instance)
+      .catch((e: unknown) => d.log.warn({ err: e }, 'could not leave the fleet'));
+  }
+}

@@ -1,0 +1,11 @@
+/** The instance's own EC2 tags, for progress seen in the EC2 console (best effort). */
+import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+
+export async function tagInstance(region: string, instance: string, key: string, value: string): Promise<void> {
+  const ec2 = new EC2Client({ region, retryMode: 'adaptive' });
+  try {
+    await ec2.send(new CreateTagsCommand({ Resources: [instance], Tags: [{ Key: key, Value: value }] }));
+  } finally {
+    ec2.destroy();
+  }
+}

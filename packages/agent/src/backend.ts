@@ -1,0 +1,31 @@
+/**
+ * Opens the backend the agent was started for. The local backend (SQLite, native module) and the
+ * AWS backend (SDK) are loaded only when used, so the EC2 bundle never needs the native module.
+ */
+import type { Backend } from '@gq/common';
+
+export type AgentContext =
+  | { backend: 'local'; home: string }
+  | { backend: 'aws'; region: string; bucket: string; table: string };
+
+export async function openBackend(ctx: AgentContext, agentCommand: readonly string[]): Promise<Backend> {
+  if (ctx.backend === 'local') {
+    const { openLocalBackend } = await import('@gq/common/local/index');
+    return openLocalBackend({ home: ctx.home, agentCommand: [...agentCommand] });
+  }
+  const { openAwsBackend } = await import('@gq/common/aws/index');
+  return openAwsBackend({ region: ctx.region, bucket: ctx.bucket, table: ctx.table });
+}
+
+/** The context handed to tasks (for `gq-agent tag`): where the status store is, no secrets. */
+export function contextFromEnv(json: string | undefined): AgentContext | undefined {
+  if (!json) return undefined;
+  try {
+    const v = JSON.parse(json) as AgentContext;
+    if (v.backend === 'local' && typeof v.home === 'string') return v;
+    if (v.backend === 'aws' && typeof v.region === 'string' && typeof v.bucket === 'string' && typeof v.table === 'string') return v;
+  } catch {
+    /* fall through */
+  }
+  return undefined;
+}

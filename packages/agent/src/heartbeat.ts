@@ -1,0 +1,70 @@
+/**
+ * Keeps a running task ours: renews the status-store lease and the queue message's visibility at
+ * a third of the lease, and reports when the task was cancelled or the lease was lost.
+ */
+import type { Logger, StatusStore, TaskQueue } from '@gq/common';
+
+export type HeartbeatStop = 'cancel' | 'lost';
+
+export interface HeartbeatOptions {
+  status: StatusStore;
+  queue: TaskQueue;
+  job: string;
+  task: number;
+  instance: string;
+  receipt: string;
+  leaseSeconds: number;
+  log: Logger;
+  /** Called once when the task must stop (cancelled, or the lease is no longer ours). */
+  onStop(reason: HeartbeatStop): void;
+}
+
+export interface Heartbeat {
+  stop(): Promise<void>;
+}
+
+/** SQS keeps a message hidden for at most 12 hours after it was received. */
+const MAX_VISIBILITY = 43_200;
+
+export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
+  const everyMs = Math.max(200, (o.leaseSeconds * 1000) / 3);
+  let stopped = false;
+  let signalled = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  let failures = 0;
+
+  const beat = async (): Promise<void> => {
+    try {
+      const r = await o.status.heartbeat(o.job, o.task, o.instance, o.leaseSeconds * 1000);
+      if (r !== 'ok' && !signalled) {
+        signalled = true;
+        o.onStop(r);
+      }
+      if (r !== 'lost') {
+        // The message may have reached SQS's 12-hour limit; the status-store lease still
+        // protects the task (another receiver sees the live lease and hides the message again).
+        await o.queue.extend(o.receipt, Math.min(MAX_VISIBILITY, o.leaseSeconds)).catch((e: unknown) => {
+          o.log.debug({ err: e }, 'could not extend message visibility');
+        });
+      }
+      failures = 0;
+    } catch (e) {
+      failures++;
+      o.log.warn({ err: e, failures }, 'heartbeat failed; will try again');
+    }
+  };
+
+  const timer = setInterval(() => {
+    if (stopped) return;
+    inFlight = inFlight.then(beat);
+  }, everyMs);
+  timer.unref();
+
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Runs one shell command in its own process group, with a log file for combined output, a tail of
+ * stderr, a timeout, and a way to stop it (TERM, then KILL after a grace period).
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+
+export interface RunSpec {
+  command: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  logFile: string;
+  /** 0 = no timeout. */
+  timeoutSeconds: number;
+  /** Seconds between SIGTERM and SIGKILL when stopping. */
+  graceSeconds?: number;
+}
+
+export interface RunResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** Why we stopped it, when we did. */
+  stoppedFor?: string;
+  stderrTail: string;
+  durationMs: number;
+  /** The command could not be started at all. */
+  spawnError?: string;
+}
+
+export interface RunningProcess {
+  result: Promise<RunResult>;
+  stop(reason: string): void;
+  pid: number | undefined;
+}
+
+const TAIL_BYTES = 4096;
+
+export function runCommand(spec: RunSpec): RunningProcess {
+  const started = Date.now();
+  const log = createWriteStream(spec.logFile, { flags: 'a' });
+  const child = spawn('bash', ['-c', spec.command], {
+    cwd: spec.cwd,
+    env: spec.env,
+    detached: true, // own process group: stop() reaches everything the command started
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let tail = '';
+  let timedOut = false;
+  let stoppedFor: string | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+  let spawnError: string | undefined;
+
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log.write(chunk);
+    tail = (tail + chunk.toString('utf8')).slice(-TAIL_BYTES);
+  });
+
+  const killGroup = (sig: NodeJS.Signals) => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  const stop = (reason: string) => {
+    if (stoppedFor || child.exitCode !== null) return;
+    stoppedFor = reason;
+    killGroup('SIGTERM');
+    killTimer = setTimeout(() => killGroup('SIGKILL'), (spec.graceSeconds ?? 10) * 1000);
+    killTimer.unref();
+  };
+  const timeout =
+    spec.timeoutSeconds > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          stop(`timeout after ${spec.timeoutSeconds}s`);
+        }, spec.timeoutSeconds * 1000)
+      : undefined;
+
+  const result = new Promise<RunResult>((resolve) => {
+    child.on('error', (e) => {
+      spawnError = e.message;
+    });
+    child.on('close', (code, signal) => {
+      if (timeout) clearTimeout(timeout);
+      if (killTimer) clearTimeout(killTimer);
+      // Whatever the command left behind in its group goes too.
+      killGroup('SIGKILL');
+      log.end(() =>
+        resolve({
+          exitCode: code,
+          signal,
+          timedOut,
+          stoppedFor,
+          stderrTail: tail.split('\n').slice(-20).join('\n').trim(),
+          durationMs: Date.now() - started,
+          spawnError,
+        }),
+      );
+    });
+  });
+  return { result, stop, pid: child.pid };
+}

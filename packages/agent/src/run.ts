@@ -1,0 +1,139 @@
+/**
+ * `gq-agent run`: work out who and where this worker is, open the backend, run the Agent, handle
+ * signals (first: drain; second: stop and give the task back) and, on EC2, Spot interruptions.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, UserError, type Backend } from '@gq/common';
+import { Agent } from './agent.js';
+import { openBackend, type AgentContext } from './backend.js';
+import { workspaceAt, writeAgentWrapper } from './workspace.js';
+
+export interface WorkerArgs {
+  backend: 'local' | 'aws';
+  job: string;
+  instanceType?: string;
+  instance?: string;
+  home?: string;
+  region?: string;
+  bucket?: string;
+  table?: string;
+  workdir?: string;
+}
+
+/** How this very program is started again (for the tasks' `gq-agent` wrapper and local workers). */
+function selfCommand(): string[] {
+  return [process.execPath, process.argv[1]!];
+}
+
+interface Identity {
+  ctx: AgentContext;
+  instance: string;
+  instanceType: string;
+  workdir: string;
+  spotWatch?: () => Promise<boolean>;
+}
+
+async function identify(a: WorkerArgs): Promise<Identity> {
+  if (a.backend === 'local') {
+    if (!a.home) throw new UserError('--home is required with --backend local.');
+    const instance = a.instance ?? `local-${hostname()}-${process.pid}`;
+    if (!a.instanceType) throw new UserError('--instance-type is required with --backend local.');
+    return {
+      ctx: { backend: 'local', home: a.home },
+      instance,
+      instanceType: a.instanceType,
+      workdir: a.workdir ?? join(a.home, 'work', a.job, instance),
+    };
+  }
+  const { createImds } = await import('./aws/imds.js');
+  const imds = createImds();
+  const region = a.region ?? (await imds.region());
+  if (!a.bucket || !a.table) throw new UserError('--bucket and --table are required with --backend aws.');
+  // The SDK's default credential chain reads the instance role from the same metadata service.
+  process.env.AWS_REGION ??= region;
+  return {
+    ctx: { backend: 'aws', region, bucket: a.bucket, table: a.table },
+    instance: a.instance ?? (await imds.instanceId()),
+    instanceType: a.instanceType ?? (await imds.instanceType()),
+    workdir: a.workdir ?? join(process.env.HOME ?? '/root', 'gq', 'work'),
+    spotWatch: async () => (await imds.spotInstanceAction()) !== undefined,
+  };
+}
+
+export async function runWorker(a: WorkerArgs): Promise<number> {
+  const id = await identify(a);
+  const log = createLogger({ base: { job: a.job, instance: id.instance } });
+  let backend: Backend | undefined;
+  const cleanups: Array<() => void> = [];
+  try {
+    backend = await openBackend(id.ctx, selfCommand());
+    const queue = await backend.queues.open(a.job, id.instanceType);
+    const ws = workspaceAt(id.workdir);
+    writeAgentWrapper(ws, selfCommand());
+    const agent = new Agent({
+      backend,
+      queue,
+      ws,
+      job: a.job,
+      instance: id.instance,
+      instanceType: id.instanceType,
+      log,
+      baseEnv: { ...process.env },
+      contextJson: JSON.stringify(id.ctx),
+    });
+
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) {
+        log.info({ signal: sig }, 'stopping: no new tasks; the running task may finish');
+        agent.drain();
+      } else {
+        log.warn({ signal: sig }, 'stopping now: the running task is stopped and given back');
+        agent.interrupt('shutdown');
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    cleanups.push(() => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    });
+
+    if (id.spotWatch) {
+      const watch = id.spotWatch;
+      const timer = setInterval(() => {
+        watch().then(
+          (announced) => {
+            if (!announced) return;
+            log.warn('Spot interruption announced: releasing the running task');
+            clearInterval(timer);
+            agent.interrupt('release');
+          },
+          () => undefined,
+        );
+      }, 2000);
+      timer.unref();
+      cleanups.push(() => clearInterval(timer));
+    }
+
+    const r = await agent.run();
+    log.info({ tasksRun: r.tasksRun, reason: r.reason }, 'worker leaving');
+    if (id.ctx.backend === 'aws') await uploadBootLog(backend, a.job, id.instance);
+    return r.exitCode;
+  } finally {
+    for (const c of cleanups) c();
+    await backend?.close();
+    if (id.ctx.backend === 'local') rmSync(id.workdir, { recursive: true, force: true });
+  }
+}
+
+/** On EC2: the UserData log goes to the bucket so an instance can be debugged without SSH. */
+async function uploadBootLog(backend: Backend, job: string, instance: string): Promise<void> {
+  const file = join(process.env.HOME ?? '/root', 'gq', 'userdata.log');
+  if (!existsSync(file)) return;
+  const { keys } = await import('@gq/common');
+  await backend.artifacts.putFile(keys.instanceLog(job, instance, 'userdata.log'), file).catch(() => undefined);
+}

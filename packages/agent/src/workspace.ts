@@ -1,0 +1,58 @@
+/**
+ * The agent's folders on its machine:
+ *   <root>/code            the unpacked code bundle (never run in)
+ *   <root>/tasks/<t>-<a>   a fresh copy of code for task t, attempt a (removed afterwards)
+ *   <root>/logs            per-attempt logs, install log, agent log
+ *   <root>/bin/gq-agent    wrapper so that tasks can call `gq-agent tag`
+ *   <root>/secret          the licence, mode 0600
+ */
+import { chmodSync, cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import type { ArtifactStore } from '@gq/common';
+
+export interface Workspace {
+  root: string;
+  code: string;
+  logs: string;
+  bin: string;
+  secret: string;
+}
+
+export function workspaceAt(root: string): Workspace {
+  const ws = { root, code: join(root, 'code'), logs: join(root, 'logs'), bin: join(root, 'bin'), secret: join(root, 'secret') };
+  for (const d of [ws.root, ws.logs, ws.bin, join(root, 'tasks')]) mkdirSync(d, { recursive: true });
+  return ws;
+}
+
+/** Download and unpack the job's code bundle into ws.code (once per worker). */
+export async function unpackCode(ws: Workspace, artifacts: ArtifactStore, codeKey: string): Promise<void> {
+  const file = join(ws.root, 'bundle.tar.gz');
+  await artifacts.getFile(codeKey, file);
+  rmSync(ws.code, { recursive: true, force: true });
+  mkdirSync(ws.code, { recursive: true });
+  // tar refuses absolute paths and `..` entries by default (preservePaths: false).
+  await tar.x({ file, cwd: ws.code, strict: true });
+  rmSync(file, { force: true });
+}
+
+/** Write the `gq-agent` wrapper that tasks call for `gq-agent tag`. */
+export function writeAgentWrapper(ws: Workspace, agentCommand: readonly string[]): void {
+  const quoted = agentCommand.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const file = join(ws.bin, 'gq-agent');
+  writeFileSync(file, `#!/bin/sh\nexec ${quoted} "$@"\n`);
+  chmodSync(file, 0o755);
+}
+
+/** A fresh copy of the code folder for one attempt. */
+export function freshTaskDir(ws: Workspace, task: number, attempt: number): string {
+  const dir = join(ws.root, 'tasks', `${task}-${attempt}`);
+  rmSync(dir, { recursive: true, force: true });
+  if (existsSync(ws.code)) cpSync(ws.code, dir, { recursive: true, verbatimSymlinks: true });
+  else mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function removeTaskDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

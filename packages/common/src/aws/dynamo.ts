@@ -1,0 +1,752 @@
+/**
+ * StatusStore on one DynamoDB table (partition key `pk`, sort key `sk`, both strings).
+ *
+ *   pk=JOB#<job>  sk=JOB                 the job: `spec` (map), the five counters (numbers),
+ *                                        cancelRequested, createdAt, updatedAt
+ *   pk=JOB#<job>  sk=TASK#<0000042>      one task: the TaskRecord's fields as attributes
+ *   pk=JOB#<job>  sk=INST#<instance>     one worker: the InstanceRecord's fields
+ *   pk=JOBS       sk=<createdAt>#<job>   index of jobs (listJobs reads it newest first, no Scan)
+ *
+ * Every task change follows the pure decide* functions of job/transitions.ts: read the task (and
+ * the job), decide, then write only the attributes that changed, conditional on the version read,
+ * with the counter delta applied to the job item in the same TransactWriteItems. A lost race
+ * (condition failed, or a transaction conflict) re-reads and decides again, a bounded number of
+ * times. So the counters always equal a count of the task items by state.
+ *
+ * Tags: setTag updates only `tags.<key>` (condition: the task exists) and leaves `version` alone;
+ * the decided writes never write `tags` (they update changed attributes only, never a whole-item
+ * Put). Neither can undo the other: a tag set while a heartbeat or complete is in flight is kept,
+ * and the tag does not make that heartbeat or complete lose its version race.
+ */
+import {
+  ConditionalCheckFailedException,
+  TransactionCanceledException,
+  type CancellationReason,
+} from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import pLimit from 'p-limit';
+import { GqError, JobNotFoundError, UserError } from '../errors.js';
+import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../job/model.js';
+import { countKey, emptyCounts, TASK_STATES, type Counts, type CountKey, type TaskState } from '../job/states.js';
+import {
+  decideCancel,
+  decideClaim,
+  decideComplete,
+  decideHeartbeat,
+  decideResubmit,
+  newTaskRecord,
+  type Decision,
+} from '../job/transitions.js';
+import type { ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../ports.js';
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+export const JOBS_PK = 'JOBS';
+export const JOB_SK = 'JOB';
+export const jobPk = (job: string): string => `JOB#${job}`;
+export const taskSk = (task: number): string => `TASK#${String(task).padStart(7, '0')}`;
+export const instanceSk = (instance: string): string => `INST#${instance}`;
+export const jobsIndexSk = (createdAt: string, job: string): string => `${createdAt}#${job}`;
+const TASK_PREFIX = 'TASK#';
+const INST_PREFIX = 'INST#';
+
+const COUNT_KEYS: readonly CountKey[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+/** Attributes a decided write never touches: keys, identity, and tags (owned by setTag). */
+const FROZEN = new Set(['pk', 'sk', 'kind', 'job', 'task', 'tags']);
+
+type Item = Record<string, unknown>;
+
+// ---------------------------------------------------------------------------------------------
+// Errors as typed outcomes
+
+/** How a conditional write ended. */
+export type WriteOutcome = 'ok' | 'condition' | 'conflict';
+
+function reasonsOf(err: unknown): CancellationReason[] | undefined {
+  if (err instanceof TransactionCanceledException || (err as { name?: string })?.name === 'TransactionCanceledException') {
+    return (err as TransactionCanceledException).CancellationReasons ?? [];
+  }
+  return undefined;
+}
+
+/**
+ * The outcome of a failed conditional write, or undefined when the error is something else (to
+ * be thrown). Uses error names and cancellation reason codes, never message text.
+ */
+export function classifyWriteError(err: unknown): Exclude<WriteOutcome, 'ok'> | undefined {
+  if (err instanceof ConditionalCheckFailedException || (err as { name?: string })?.name === 'ConditionalCheckFailedException') {
+    return 'condition';
+  }
+  const reasons = reasonsOf(err);
+  if (!reasons) return undefined;
+  if (reasons.some((r) => r.Code === 'ConditionalCheckFailed')) return 'condition';
+  if (reasons.some((r) => r.Code === 'TransactionConflict')) return 'conflict';
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Full-jitter backoff before trying again after a transaction conflict. */
+const backoff = (attempt: number) => sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
+
+// ---------------------------------------------------------------------------------------------
+// Records ↔ items
+
+function taskItem(rec: TaskRecord): Item {
+  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rec };
+}
+
+function toTask(item: Item | undefined): TaskRecord | undefined {
+  if (!item) return undefined;
+  const { pk: _pk, sk: _sk, kind: _kind, ...rest } = item;
+  const t = rest as unknown as TaskRecord;
+  return { ...t, tags: (t.tags as Record<string, string> | undefined) ?? {} };
+}
+
+function toJob(item: Item | undefined): JobRecord | undefined {
+  if (!item) return undefined;
+  const counts = emptyCounts();
+  for (const k of COUNT_KEYS) counts[k] = Number(item[k] ?? 0);
+  return {
+    ...(item.spec as JobSpec),
+    counts,
+    cancelRequested: Boolean(item.cancelRequested),
+    updatedAt: String(item.updatedAt ?? (item.spec as JobSpec).createdAt),
+  };
+}
+
+function toInstance(item: Item): InstanceRecord {
+  const { pk: _pk, sk: _sk, kind: _kind, ...rest } = item;
+  return rest as unknown as InstanceRecord;
+}
+
+/** Rough DynamoDB size of an item (for the 4 MB transaction limit). */
+function approxSize(item: Item): number {
+  return Buffer.byteLength(JSON.stringify(item)) + 100;
+}
+
+/** An expression builder with placeholder names and values (safe for reserved words). */
+class Expr {
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, unknown> = {};
+  private n = 0;
+  name(attr: string): string {
+    const k = `#n${this.n++}`;
+    this.names[k] = attr;
+    return k;
+  }
+  value(v: unknown): string {
+    const k = `:v${this.n++}`;
+    this.values[k] = v;
+    return k;
+  }
+  params(): { ExpressionAttributeNames: Record<string, string>; ExpressionAttributeValues?: Record<string, unknown> } {
+    return {
+      ExpressionAttributeNames: this.names,
+      ...(Object.keys(this.values).length > 0 ? { ExpressionAttributeValues: this.values } : {}),
+    };
+  }
+}
+
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * UpdateItem parameters that turn `before` into `after` (changed attributes only; `tags` and keys
+ * are never written), conditional on `before.version`.
+ */
+export function taskUpdate(table: string, before: TaskRecord, after: TaskRecord) {
+  const e = new Expr();
+  const set: string[] = [];
+  const remove: string[] = [];
+  const b = before as unknown as Item;
+  const a = after as unknown as Item;
+  for (const attr of new Set([...Object.keys(b), ...Object.keys(a)])) {
+    if (FROZEN.has(attr)) continue;
+    const was = b[attr];
+    const now = a[attr];
+    if (same(was, now)) continue;
+    if (now === undefined) {
+      if (was !== undefined) remove.push(e.name(attr));
+    } else {
+      set.push(`${e.name(attr)} = ${e.value(now)}`);
+    }
+  }
+  const condition = `${e.name('version')} = ${e.value(before.version)}`;
+  const parts = [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : ''].filter(Boolean);
+  return {
+    TableName: table,
+    Key: { pk: jobPk(before.job), sk: taskSk(before.task) },
+    UpdateExpression: parts.join(' '),
+    ConditionExpression: condition,
+    ...e.params(),
+  };
+}
+
+/** UpdateItem parameters adding `delta` to the job's counters. */
+export function counterUpdate(table: string, job: string, delta: Partial<Counts>, now: number) {
+  const e = new Expr();
+  const add = Object.entries(delta)
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${e.name(k)} ${e.value(v)}`);
+  const set = `${e.name('updatedAt')} = ${e.value(new Date(now).toISOString())}`;
+  return {
+    TableName: table,
+    Key: { pk: jobPk(job), sk: JOB_SK },
+    UpdateExpression: `SET ${set}${add.length ? ` ADD ${add.join(', ')}` : ''}`,
+    ConditionExpression: `attribute_exists(${e.name('pk')})`,
+    ...e.params(),
+  };
+}
+
+function hasDelta(delta: Partial<Counts>): boolean {
+  return Object.values(delta).some((v) => v);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface DynamoStatusStoreOptions {
+  table: string;
+  /** Parallel writes in createJob / cancel / resubmit / deleteJob. Default 8. */
+  concurrency?: number;
+  /**
+   * Parallel task-creating transactions in createJob. They all add to the same job item, and
+   * DynamoDB cancels transactions that overlap on an item, so this stays small. Default 2.
+   */
+  createConcurrency?: number;
+  /** Times a lost race is re-read and decided again. Default 8. */
+  maxRaces?: number;
+  /** Clock (epoch ms); tests move it to expire leases. */
+  now?: () => number;
+}
+
+/** Tasks per createJob transaction (plus the job counter update = 100, the limit). */
+export const CREATE_CHUNK = 99;
+const MAX_TRANSACTION_BYTES = 3_500_000;
+
+export class DynamoStatusStore implements StatusStore {
+  readonly table: string;
+  private readonly concurrency: number;
+  private readonly createConcurrency: number;
+  private readonly maxRaces: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly ddb: DynamoDBDocumentClient,
+    opts: DynamoStatusStoreOptions,
+  ) {
+    this.table = opts.table;
+    this.concurrency = Math.max(1, opts.concurrency ?? 8);
+    this.createConcurrency = Math.max(1, opts.createConcurrency ?? 2);
+    this.maxRaces = Math.max(1, opts.maxRaces ?? 8);
+    this.now = opts.now ?? Date.now;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  private async get(pk: string, sk: string): Promise<Item | undefined> {
+    const out = await this.ddb.send(new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }));
+    return out.Item;
+  }
+
+  /** Query every page. */
+  private async queryAll(input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.ddb.send(new QueryCommand({ TableName: this.table, ...input, ExclusiveStartKey: start }));
+      items.push(...((out.Items ?? []) as Item[]));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** BatchGetItem (≤ 100 keys), consistent; unprocessed keys asked again a bounded number of times. */
+  private async batchGet(keys: Array<{ pk: string; sk: string }>): Promise<Item[]> {
+    const found: Item[] = [];
+    let pending: Array<Record<string, unknown>> = keys;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= this.maxRaces) throw new GqError(`DynamoDB left ${pending.length} key(s) unprocessed ${round} times`);
+      if (round > 0) await backoff(round);
+      const out = await this.ddb.send(
+        new BatchGetCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } } }),
+      );
+      found.push(...((out.Responses?.[this.table] ?? []) as Item[]));
+      pending = (out.UnprocessedKeys?.[this.table]?.Keys ?? []) as Array<Record<string, unknown>>;
+    }
+    return found;
+  }
+
+  /** The task and its job, in one request. */
+  private async readTaskAndJob(job: string, task: number): Promise<[TaskRecord | undefined, JobRecord | undefined]> {
+    const items = await this.batchGet([
+      { pk: jobPk(job), sk: taskSk(task) },
+      { pk: jobPk(job), sk: JOB_SK },
+    ]);
+    const t = items.find((i) => i.sk !== JOB_SK);
+    const j = items.find((i) => i.sk === JOB_SK);
+    return [toTask(t), toJob(j)];
+  }
+
+  async getJob(name: string): Promise<JobRecord | undefined> {
+    return toJob(await this.get(jobPk(name), JOB_SK));
+  }
+
+  async listJobs(): Promise<JobRecord[]> {
+    const index = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': JOBS_PK },
+      ScanIndexForward: false,
+    });
+    const names = index.map((i) => String(i.job));
+    const byName = new Map<string, JobRecord>();
+    for (let i = 0; i < names.length; i += 100) {
+      const items = await this.batchGet(names.slice(i, i + 100).map((n) => ({ pk: jobPk(n), sk: JOB_SK })));
+      for (const it of items) {
+        const j = toJob(it);
+        if (j) byName.set(j.name, j);
+      }
+    }
+    return names.map((n) => byName.get(n)).filter((j): j is JobRecord => j !== undefined);
+  }
+
+  async getTask(job: string, task: number): Promise<TaskRecord | undefined> {
+    return toTask(await this.get(jobPk(job), taskSk(task)));
+  }
+
+  async listTasks(job: string, opts: { states?: readonly TaskState[] } = {}): Promise<TaskRecord[]> {
+    const e = new Expr();
+    const pk = e.value(jobPk(job));
+    const prefix = e.value(TASK_PREFIX);
+    let filter: string | undefined;
+    if (opts.states) {
+      if (opts.states.length === 0) return [];
+      filter = `${e.name('state')} IN (${opts.states.map((s) => e.value(s)).join(', ')})`;
+    }
+    const items = await this.queryAll({
+      KeyConditionExpression: `pk = ${pk} AND begins_with(sk, ${prefix})`,
+      ...(filter ? { FilterExpression: filter } : {}),
+      ConsistentRead: true,
+      ...e.params(),
+    });
+    return items.map((i) => toTask(i)!).sort((a, b) => a.task - b.task);
+  }
+
+  /** Count the task items by state (one paginated Query); the counters must always equal it. */
+  async countTasksByState(job: string): Promise<Counts> {
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':pk': jobPk(job), ':p': TASK_PREFIX },
+      ExpressionAttributeNames: { '#s': 'state' },
+      ProjectionExpression: '#s',
+      ConsistentRead: true,
+    });
+    const counts = emptyCounts();
+    for (const i of items) {
+      const s = i.state as TaskState;
+      if (TASK_STATES.includes(s)) counts[countKey(s)]++;
+    }
+    return counts;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Decided writes
+
+  /** Write a decision conditionally on the version read, with its counter delta, atomically. */
+  private async writeDecision(before: TaskRecord, write: TaskRecord, delta: Partial<Counts>): Promise<WriteOutcome> {
+    const now = this.now();
+    const update = taskUpdate(this.table, before, write);
+    try {
+      if (hasDelta(delta)) {
+        await this.ddb.send(
+          new TransactWriteCommand({
+            TransactItems: [{ Update: update }, { Update: counterUpdate(this.table, before.job, delta, now) }],
+          }),
+        );
+      } else {
+        await this.ddb.send(new UpdateCommand(update));
+      }
+      return 'ok';
+    } catch (err) {
+      const outcome = classifyWriteError(err);
+      if (!outcome) throw err;
+      return outcome;
+    }
+  }
+
+  /**
+   * Read, decide, write conditionally; on a lost race read and decide again (bounded). Returns
+   * the decision's result (the one that was written, or the one that needed no write).
+   */
+  private async decideAndWrite<R>(
+    what: string,
+    read: () => Promise<TaskRecord | undefined>,
+    decide: (task: TaskRecord | undefined, now: number) => Decision<R> | Promise<Decision<R>>,
+  ): Promise<R> {
+    for (let attempt = 0; attempt < this.maxRaces; attempt++) {
+      const task = await read();
+      const d = await decide(task, this.now());
+      if (!d.write || !task) return d.result;
+      const outcome = await this.writeDecision(task, d.write, d.delta);
+      if (outcome === 'ok') return d.result;
+      if (outcome === 'conflict') await backoff(attempt);
+    }
+    throw new GqError(`${what}: lost the race ${this.maxRaces} times in a row`);
+  }
+
+  async claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult> {
+    let jobRec: JobRecord | undefined;
+    return this.decideAndWrite(
+      `claim ${job}/${task}`,
+      async () => {
+        const [t, j] = await this.readTaskAndJob(job, task);
+        jobRec = j;
+        return t;
+      },
+      (t, now) => (jobRec ? decideClaim(t, jobRec, instance, now, leaseMs) : { delta: {}, result: { kind: 'missing' } }),
+    );
+  }
+
+  async heartbeat(job: string, task: number, instance: string, leaseMs: number): Promise<HeartbeatResult> {
+    let jobRec: JobRecord | undefined;
+    return this.decideAndWrite(
+      `heartbeat ${job}/${task}`,
+      async () => {
+        const [t, j] = await this.readTaskAndJob(job, task);
+        jobRec = j;
+        return t;
+      },
+      (t, now) => decideHeartbeat(t, jobRec, instance, now, leaseMs),
+    );
+  }
+
+  async complete(job: string, task: number, instance: string, outcome: TaskOutcome): Promise<CompleteResult> {
+    let jobRec: JobRecord | undefined;
+    return this.decideAndWrite(
+      `complete ${job}/${task}`,
+      async () => {
+        const [t, j] = await this.readTaskAndJob(job, task);
+        jobRec = j;
+        return t;
+      },
+      (t, now) => (jobRec ? decideComplete(t, jobRec, instance, outcome, now) : { delta: {}, result: { kind: 'lost' } }),
+    );
+  }
+
+  /**
+   * Sets `tags.<key>` only (no version bump, no other attribute): see the module comment.
+   * A missing task is a UserError.
+   */
+  async setTag(job: string, task: number, key: string, value: string): Promise<void> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: jobPk(job), sk: taskSk(task) },
+          UpdateExpression: 'SET #tags.#k = :v',
+          ConditionExpression: 'attribute_exists(#tags)',
+          ExpressionAttributeNames: { '#tags': 'tags', '#k': key },
+          ExpressionAttributeValues: { ':v': value },
+        }),
+      );
+    } catch (err) {
+      if (classifyWriteError(err) === 'condition') throw new UserError(`No task ${task} in job "${job}".`);
+      throw err;
+    }
+  }
+
+  async cancel(job: string): Promise<{ cancelled: number; stopping: number }> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: jobPk(job), sk: JOB_SK },
+          UpdateExpression: 'SET cancelRequested = :t, updatedAt = :now',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':t': true, ':now': new Date(this.now()).toISOString() },
+        }),
+      );
+    } catch (err) {
+      if (classifyWriteError(err) === 'condition') throw new JobNotFoundError(job);
+      throw err;
+    }
+    const open = await this.listTasks(job, { states: ['QUEUED', 'RUNNING'] });
+    const limit = pLimit(this.concurrency);
+    let cancelled = 0;
+    let stopping = 0;
+    await Promise.all(
+      open.map((first) =>
+        limit(async () => {
+          let read: TaskRecord | undefined = first;
+          const r = await this.decideAndWrite(
+            `cancel ${job}/${first.task}`,
+            async () => {
+              const t = read ?? (await this.getTask(job, first.task));
+              read = undefined; // a lost race reads again
+              return t;
+            },
+            (t, now) => (t ? decideCancel(t, now) : { delta: {}, result: 'none' as const }),
+          );
+          if (r === 'cancelled') cancelled++;
+          else if (r === 'stopping') stopping++;
+        }),
+      ),
+    );
+    return { cancelled, stopping };
+  }
+
+  async resubmitFailed(job: string): Promise<NewTask[]> {
+    const failed = await this.listTasks(job, { states: ['FAILED'] });
+    const limit = pLimit(this.concurrency);
+    const again: NewTask[] = [];
+    await Promise.all(
+      failed.map((first) =>
+        limit(async () => {
+          let read: TaskRecord | undefined = first;
+          let rec: TaskRecord | undefined;
+          const ok = await this.decideAndWrite(
+            `resubmit ${job}/${first.task}`,
+            async () => {
+              const t = read ?? (await this.getTask(job, first.task));
+              read = undefined;
+              rec = t;
+              return t;
+            },
+            (t, now) => (t ? decideResubmit(t, now) : { delta: {}, result: false }),
+          );
+          if (ok && rec) again.push({ task: rec.task, instanceType: rec.instanceType, command: rec.command });
+        }),
+      ),
+    );
+    return again.sort((a, b) => a.task - b.task);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // createJob
+
+  async createJob(spec: JobSpec, tasks: readonly NewTask[]): Promise<{ created: number; existing: number }> {
+    const seen = new Set<number>();
+    for (const t of tasks) {
+      if (!Number.isInteger(t.task) || t.task < 1) throw new GqError(`invalid task number ${t.task}`);
+      if (seen.has(t.task)) throw new GqError(`task ${t.task} appears twice in job ${spec.name}`);
+      seen.add(t.task);
+    }
+    const now = this.now();
+    const fresh = await this.putJob(spec, now);
+
+    let todo: readonly NewTask[] = tasks;
+    let existing = 0;
+    if (!fresh) {
+      // A re-run: skip what is there already (the conditional puts below still guard races).
+      const have = await this.queryAll({
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+        ExpressionAttributeValues: { ':pk': jobPk(spec.name), ':p': TASK_PREFIX },
+        ProjectionExpression: 'sk',
+        ConsistentRead: true,
+      });
+      const haveSk = new Set(have.map((i) => String(i.sk)));
+      todo = tasks.filter((t) => !haveSk.has(taskSk(t.task)));
+      existing = tasks.length - todo.length;
+    }
+
+    const chunks: Item[][] = [];
+    let chunk: Item[] = [];
+    let bytes = 0;
+    for (const t of todo) {
+      const item = taskItem(newTaskRecord(spec.name, t, now));
+      const size = approxSize(item);
+      if (chunk.length >= CREATE_CHUNK || (chunk.length > 0 && bytes + size > MAX_TRANSACTION_BYTES)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(item);
+      bytes += size;
+    }
+    if (chunk.length) chunks.push(chunk);
+
+    const limit = pLimit(this.createConcurrency);
+    const results = await Promise.all(chunks.map((c) => limit(() => this.createChunk(spec.name, c))));
+    let created = 0;
+    for (const r of results) {
+      created += r.created;
+      existing += r.existing;
+    }
+    return { created, existing };
+  }
+
+  /** Put the job item and its index entry; false when the job was there already (same job). */
+  private async putJob(spec: JobSpec, now: number): Promise<boolean> {
+    const item: Item = {
+      pk: jobPk(spec.name),
+      sk: JOB_SK,
+      kind: 'job',
+      job: spec.name,
+      spec,
+      ...emptyCounts(),
+      cancelRequested: false,
+      createdAt: spec.createdAt,
+      updatedAt: new Date(now).toISOString(),
+    };
+    try {
+      await this.ddb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+            {
+              Put: {
+                TableName: this.table,
+                Item: { pk: JOBS_PK, sk: jobsIndexSk(spec.createdAt, spec.name), kind: 'jobs-index', job: spec.name, createdAt: spec.createdAt },
+              },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (classifyWriteError(err) !== 'condition') throw err;
+    }
+    const old = await this.getJob(spec.name);
+    if (!old) throw new GqError(`job ${spec.name} exists and does not exist (deleted while submitting?)`);
+    if (old.codeKey !== spec.codeKey || old.total !== spec.total) {
+      throw new UserError(`Job "${spec.name}" already exists.`, {
+        hint: 'Choose another job name, or clean the old job first (`gq clean`).',
+        details: [
+          `existing: ${old.total} tasks, code ${old.codeKey}, submitted ${old.createdAt}`,
+          `new:      ${spec.total} tasks, code ${spec.codeKey}`,
+        ],
+      });
+    }
+    return false;
+  }
+
+  /**
+   * One transaction: conditional puts of the chunk's tasks + ADD queued by their number. When some
+   * task exists already (a concurrent or earlier submit), each task goes alone, paired with its +1.
+   */
+  private async createChunk(job: string, items: Item[]): Promise<{ created: number; existing: number }> {
+    const put = (item: Item) => ({
+      Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' },
+    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.ddb.send(
+          new TransactWriteCommand({
+            TransactItems: [...items.map(put), { Update: counterUpdate(this.table, job, { queued: items.length }, this.now()) }],
+          }),
+        );
+        return { created: items.length, existing: 0 };
+      } catch (err) {
+        const outcome = classifyWriteError(err);
+        if (outcome === 'conflict' && attempt + 1 < this.maxRaces) {
+          await backoff(attempt);
+          continue;
+        }
+        const reasons = reasonsOf(err) ?? [];
+        // Only a task's condition can fall back item by item; a missing job item cannot.
+        const jobGone = reasons[items.length]?.Code === 'ConditionalCheckFailed';
+        if (outcome !== 'condition' || jobGone) {
+          if (jobGone) throw new GqError(`job ${job} was deleted while its tasks were being created`, { cause: err });
+          throw err;
+        }
+        break;
+      }
+    }
+    let created = 0;
+    let existing = 0;
+    const limit = pLimit(this.concurrency);
+    await Promise.all(
+      items.map((item) =>
+        limit(async () => {
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await this.ddb.send(
+                new TransactWriteCommand({
+                  TransactItems: [put(item), { Update: counterUpdate(this.table, job, { queued: 1 }, this.now()) }],
+                }),
+              );
+              created++;
+              return;
+            } catch (err) {
+              const outcome = classifyWriteError(err);
+              if (outcome === 'condition' && reasonsOf(err)?.[0]?.Code === 'ConditionalCheckFailed') {
+                existing++;
+                return;
+              }
+              if (outcome === 'conflict' && attempt + 1 < this.maxRaces) {
+                await backoff(attempt);
+                continue;
+              }
+              throw err;
+            }
+          }
+        }),
+      ),
+    );
+    return { created, existing };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Instances and deletion
+
+  async putInstance(rec: InstanceRecord): Promise<void> {
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { pk: jobPk(rec.job), sk: instanceSk(rec.instance), kind: 'instance', ...rec },
+      }),
+    );
+  }
+
+  async listInstances(job: string): Promise<InstanceRecord[]> {
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':pk': jobPk(job), ':p': INST_PREFIX },
+      ConsistentRead: true,
+    });
+    return items.map(toInstance).sort((a, b) => a.instance.localeCompare(b.instance));
+  }
+
+  /** Tasks and instances first, then the job item and its index entry (so a stopped delete can be re-run). */
+  async deleteJob(job: string): Promise<void> {
+    const jobItem = await this.get(jobPk(job), JOB_SK);
+    const keys = (
+      await this.queryAll({
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': jobPk(job) },
+        ProjectionExpression: 'pk, sk',
+      })
+    ).filter((k) => k.sk !== JOB_SK);
+    const limit = pLimit(this.concurrency);
+    const batches: Item[][] = [];
+    for (let i = 0; i < keys.length; i += 25) batches.push(keys.slice(i, i + 25));
+    await Promise.all(batches.map((b) => limit(() => this.batchDelete(b))));
+    const last: Item[] = [{ pk: jobPk(job), sk: JOB_SK }];
+    if (jobItem?.createdAt) last.push({ pk: JOBS_PK, sk: jobsIndexSk(String(jobItem.createdAt), job) });
+    await this.batchDelete(last);
+  }
+
+  private async batchDelete(keys: Item[]): Promise<void> {
+    let pending: Array<Record<string, unknown>> = keys.map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } }));
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= this.maxRaces) throw new GqError(`DynamoDB left ${pending.length} delete(s) unprocessed ${round} times`);
+      if (round > 0) await backoff(round);
+      const out = await this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.table]: pending } }));
+      pending = (out.UnprocessedItems?.[this.table] ?? []) as Array<Record<string, unknown>>;
+    }
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * Fleet on EC2 Auto Scaling: one group and one launch template per (job, instance type), both
+ * named gq-<job>-<type> and tagged gq:job / gq:instance-type.
+ *
+ * The launch template is created once and never given new versions (moto answers HTTP 500 for a
+ * group on a template version ≥ 2; and a job's launch settings are fixed at submit anyway).
+ * The desired capacity is clamped by gq itself to [busy workers, MaxSize] (see scaling.ts).
+ */
+import {
+  CreateAutoScalingGroupCommand,
+  DeleteAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+  SetDesiredCapacityCommand,
+  SetInstanceProtectionCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+  UpdateAutoScalingGroupCommand,
+  type AutoScalingClient,
+  type AutoScalingGroup,
+  type Tag as AsgTag,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  CreateLaunchTemplateCommand,
+  DeleteLaunchTemplateCommand,
+  DescribeImagesCommand,
+  DescribeLaunchTemplatesCommand,
+  type EC2Client,
+  type LaunchTemplate,
+  type _InstanceType,
+  type Tag as Ec2Tag,
+} from '@aws-sdk/client-ec2';
+import { GqError, UserError } from '../errors.js';
+import type { JobRecord } from '../job/model.js';
+import type { Fleet, FleetGroup, FleetInstance } from '../ports.js';
+import { groupName, JOB_TAG, launchTemplateName, TYPE_TAG } from './names.js';
+import { clampDesired } from './scaling.js';
+
+/** How workers of (job, instance type) are launched; fixed when the group is created. */
+export interface LaunchSpec {
+  imageId: string;
+  /** Instance profile (role) of the workers. */
+  instanceProfileArn?: string;
+  securityGroupIds?: string[];
+  /** Subnets of the group (one per AZ); absent = the default VPC's subnets. */
+  subnetIds?: string[];
+  /** Plain text; base64-encoded here. */
+  userData: string;
+  /** The group's MaxSize. */
+  maxInstances: number;
+  /** Spot instances (mixed instances policy, 0 % on demand). */
+  spot?: boolean;
+  /** Extra tags for the template, the group and the instances. */
+  tags: Record<string, string>;
+  /** Root volume size in GiB (default and minimum: the AMI's). */
+  rootVolumeGb?: number;
+  /** Root device of the AMI; looked up with DescribeImages when absent. */
+  rootDeviceName?: string;
+}
+
+export interface AsgFleetOptions {
+  autoscaling: AutoScalingClient;
+  ec2: EC2Client;
+  /** Needed to create groups (the submitting side); agents only protect and terminate. */
+  launchSpec?: (job: JobRecord, instanceType: string) => Promise<LaunchSpec>;
+}
+
+function hasName(err: unknown, ...names: string[]): boolean {
+  const e = err as { name?: string; Code?: string };
+  return typeof err === 'object' && err !== null && (names.includes(e.name ?? '') || names.includes(e.Code ?? ''));
+}
+
+const TERMINATING = /^(Terminating|Terminated)/;
+/** Root volume size when neither the spec nor the AMI says (GiB). */
+const DEFAULT_ROOT_GB = 8;
+
+function tagValue(tags: readonly { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
+  return tags?.find((t) => t.Key === key)?.Value;
+}
+
+function toGroup(g: AutoScalingGroup): FleetGroup {
+  const instances: FleetInstance[] = (g.Instances ?? []).map((i) => ({
+    id: i.InstanceId ?? '',
+    state: i.LifecycleState ?? 'unknown',
+    protected: Boolean(i.ProtectedFromScaleIn),
+  }));
+  return {
+    instanceType: tagValue(g.Tags, TYPE_TAG) ?? g.AutoScalingGroupName ?? '',
+    desired: g.DesiredCapacity ?? 0,
+    max: g.MaxSize ?? 0,
+    instances: instances.sort((a, b) => a.id.localeCompare(b.id)),
+  };
+}
+
+/** Workers that are busy: protected from scale-in and not on their way out. */
+export function busyCount(g: AutoScalingGroup): number {
+  return (g.Instances ?? []).filter((i) => i.ProtectedFromScaleIn && !TERMINATING.test(i.LifecycleState ?? '')).length;
+}
+
+export class AsgFleet implements Fleet {
+  private readonly autoscaling: AutoScalingClient;
+  private readonly ec2: EC2Client;
+  private readonly launchSpec: AsgFleetOptions['launchSpec'];
+
+  constructor(opts: AsgFleetOptions) {
+    this.autoscaling = opts.autoscaling;
+    this.ec2 = opts.ec2;
+    this.launchSpec = opts.launchSpec;
+  }
+
+  private async group(name: string): Promise<AutoScalingGroup | undefined> {
+    const out = await this.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }));
+    return out.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === name);
+  }
+
+  /** The job's groups (by tag), whatever their instance types. */
+  private async groups(job: string): Promise<AutoScalingGroup[]> {
+    const found: AutoScalingGroup[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.autoscaling.send(
+        new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${JOB_TAG}`, Values: [job] }], NextToken: token }),
+      );
+      for (const g of out.AutoScalingGroups ?? []) if (tagValue(g.Tags, JOB_TAG) === job) found.push(g);
+      token = out.NextToken;
+    } while (token);
+    return found.sort((a, b) => (a.AutoScalingGroupName ?? '').localeCompare(b.AutoScalingGroupName ?? ''));
+  }
+
+  private async templates(job: string): Promise<LaunchTemplate[]> {
+    const found: LaunchTemplate[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.ec2.send(
+        new DescribeLaunchTemplatesCommand({ Filters: [{ Name: `tag:${JOB_TAG}`, Values: [job] }], NextToken: token }),
+      );
+      found.push(...(out.LaunchTemplates ?? []));
+      token = out.NextToken;
+    } while (token);
+    return found;
+  }
+
+  private async templateExists(name: string): Promise<boolean> {
+    try {
+      const out = await this.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] }));
+      return (out.LaunchTemplates ?? []).length > 0;
+    } catch (err) {
+      if (hasName(err, 'InvalidLaunchTemplateName.NotFoundException', 'InvalidLaunchTemplateId.NotFound')) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * The root device of the AMI and its size: an explicit size at least as large as the AMI's
+   * snapshot (moto, unlike EC2, refuses a block device mapping without a size).
+   */
+  private async rootDisk(spec: LaunchSpec): Promise<{ device: string; sizeGb: number }> {
+    if (spec.rootDeviceName && spec.rootVolumeGb) return { device: spec.rootDeviceName, sizeGb: spec.rootVolumeGb };
+    const out = await this.ec2.send(new DescribeImagesCommand({ ImageIds: [spec.imageId] }));
+    const image = out.Images?.[0];
+    if (!image) throw new UserError(`AMI ${spec.imageId} was not found.`, { hint: 'Check the ami setting and the region.' });
+    const device = spec.rootDeviceName ?? image.RootDeviceName ?? '/dev/xvda';
+    const imageGb = image.BlockDeviceMappings?.find((m) => m.DeviceName === device)?.Ebs?.VolumeSize ?? DEFAULT_ROOT_GB;
+    return { device, sizeGb: Math.max(imageGb, spec.rootVolumeGb ?? 0) };
+  }
+
+  /** Create the launch template if missing (an existing one is reused as it is, never versioned). */
+  private async ensureTemplate(job: string, instanceType: string, spec: LaunchSpec): Promise<string> {
+    const name = launchTemplateName(job, instanceType);
+    if (await this.templateExists(name)) return name;
+    const baseTags: Record<string, string> = { ...spec.tags, [JOB_TAG]: job, [TYPE_TAG]: instanceType };
+    const ec2Tags = (extra: Record<string, string> = {}): Ec2Tag[] =>
+      Object.entries({ ...baseTags, ...extra }).map(([Key, Value]) => ({ Key, Value }));
+    const root = await this.rootDisk(spec);
+    try {
+      await this.ec2.send(
+        new CreateLaunchTemplateCommand({
+          LaunchTemplateName: name,
+          VersionDescription: `gq job ${job} (${instanceType})`,
+          LaunchTemplateData: {
+            ImageId: spec.imageId,
+            InstanceType: instanceType as _InstanceType,
+            UserData: Buffer.from(spec.userData, 'utf8').toString('base64'),
+            ...(spec.instanceProfileArn ? { IamInstanceProfile: { Arn: spec.instanceProfileArn } } : {}),
+            ...(spec.securityGroupIds?.length ? { SecurityGroupIds: spec.securityGroupIds } : {}),
+            MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled', InstanceMetadataTags: 'disabled' },
+            InstanceInitiatedShutdownBehavior: 'terminate',
+            BlockDeviceMappings: [
+              {
+                DeviceName: root.device,
+                Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: 'gp3', VolumeSize: root.sizeGb },
+              },
+            ],
+            TagSpecifications: [
+              { ResourceType: 'instance', Tags: ec2Tags({ Name: groupName(job, instanceType) }) },
+              { ResourceType: 'volume', Tags: ec2Tags() },
+            ],
+          },
+          TagSpecifications: [{ ResourceType: 'launch-template', Tags: ec2Tags() }],
+        }),
+      );
+    } catch (err) {
+      // Created meanwhile by another submitter: use it.
+      if (!hasName(err, 'InvalidLaunchTemplateName.AlreadyExistsException')) throw err;
+    }
+    return name;
+  }
+
+  private async createGroup(job: JobRecord, instanceType: string, desired: number): Promise<void> {
+    if (!this.launchSpec) {
+      throw new GqError(`no launch settings to create the fleet of ${job.name} (${instanceType})`);
+    }
+    const spec = await this.launchSpec(job, instanceType);
+    const template = await this.ensureTemplate(job.name, instanceType, spec);
+    const max = Math.max(0, Math.floor(spec.maxInstances));
+    const name = groupName(job.name, instanceType);
+    const tags: AsgTag[] = Object.entries({
+      ...spec.tags,
+      [JOB_TAG]: job.name,
+      [TYPE_TAG]: instanceType,
+      Name: name,
+    }).map(([Key, Value]) => ({ Key, Value, PropagateAtLaunch: true, ResourceId: name, ResourceType: 'auto-scaling-group' }));
+    const templateSpec = { LaunchTemplateName: template, Version: '$Latest' };
+    try {
+      await this.autoscaling.send(
+        new CreateAutoScalingGroupCommand({
+          AutoScalingGroupName: name,
+          MinSize: 0,
+          MaxSize: max,
+          DesiredCapacity: clampDesired(desired, max, 0),
+          ...(spec.spot
+            ? {
+                MixedInstancesPolicy: {
+                  LaunchTemplate: { LaunchTemplateSpecification: templateSpec },
+                  InstancesDistribution: {
+                    OnDemandBaseCapacity: 0,
+                    OnDemandPercentageAboveBaseCapacity: 0,
+                    SpotAllocationStrategy: 'price-capacity-optimized',
+                  },
+                },
+              }
+            : { LaunchTemplate: templateSpec }),
+          ...(spec.subnetIds?.length ? { VPCZoneIdentifier: spec.subnetIds.join(',') } : {}),
+          NewInstancesProtectedFromScaleIn: false,
+          // A worker that fails its health check is replaced, but gq workers leave on their own.
+          HealthCheckType: 'EC2',
+          HealthCheckGracePeriod: 300,
+          Tags: tags,
+        }),
+      );
+    } catch (err) {
+      // Created meanwhile by another submitter: adjust it below like any existing group.
+      if (!hasName(err, 'AlreadyExistsFault', 'AlreadyExists')) throw err;
+    }
+  }
+
+  async ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup> {
+    const name = groupName(job.name, instanceType);
+    let g = await this.group(name);
+    if (!g) {
+      await this.createGroup(job, instanceType, desired);
+      g = await this.group(name);
+      if (!g) throw new GqError(`Auto Scaling group ${name} was created but cannot be described`);
+    }
+    const want = clampDesired(desired, g.MaxSize ?? 0, busyCount(g));
+    if (want !== g.DesiredCapacity) {
+      await this.autoscaling.send(
+        new SetDesiredCapacityCommand({ AutoScalingGroupName: name, DesiredCapacity: want, HonorCooldown: false }),
+      );
+      g = (await this.group(name)) ?? { ...g, DesiredCapacity: want };
+    }
+    return toGroup(g);
+  }
+
+  async describe(job: string): Promise<FleetGroup[]> {
+    return (await this.groups(job)).map(toGroup);
+  }
+
+  async protect(job: string, instanceType: string, instance: string, on: boolean): Promise<void> {
+    await this.autoscaling.send(
+      new SetInstanceProtectionCommand({
+        AutoScalingGroupName: groupName(job, instanceType),
+        InstanceIds: [instance],
+        ProtectedFromScaleIn: on,
+      }),
+    );
+  }
+
+  /**
+   * Leave the group and lower its desired capacity by one, so that no replacement is launched.
+   * When the desired capacity is already at the minimum (after `stop`), lowering it would break the
+   * group's minimum: the instance then leaves without the decrement (nothing replaces it anyway).
+   */
+  async terminateSelf(job: string, instanceType: string, instance: string): Promise<void> {
+    const g = await this.group(groupName(job, instanceType));
+    const decrement = !g || (g.DesiredCapacity ?? 0) > (g.MinSize ?? 0);
+    await this.autoscaling.send(
+      new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: instance, ShouldDecrementDesiredCapacity: decrement }),
+    );
+  }
+
+  async stop(job: string): Promise<void> {
+    for (const g of await this.groups(job)) {
+      await this.autoscaling.send(
+        new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: g.AutoScalingGroupName, MinSize: 0, DesiredCapacity: 0 }),
+      );
+    }
+  }
+
+  async remove(job: string): Promise<void> {
+    for (const g of await this.groups(job)) {
+      try {
+        await this.autoscaling.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: g.AutoScalingGroupName, ForceDelete: true }));
+      } catch (err) {
+        // Gone meanwhile is fine; anything else is not.
+        if (await this.group(g.AutoScalingGroupName ?? '')) throw err;
+      }
+    }
+    for (const t of await this.templates(job)) {
+      try {
+        await this.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: t.LaunchTemplateId }));
+      } catch (err) {
+        if (!hasName(err, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException')) throw err;
+      }
+    }
+  }
+}

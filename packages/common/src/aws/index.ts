@@ -1,0 +1,71 @@
+/**
+ * The AWS backend: SQS queues, a DynamoDB status table, an S3 bucket and EC2 Auto Scaling groups.
+ * The table and the bucket are shared by every job (created by the CloudFormation stack); queues,
+ * groups and launch templates are per job.
+ */
+import type { Backend } from '../ports.js';
+import { makeAwsClients, type AwsClientOptions, type AwsClients } from './clients.js';
+import { DynamoStatusStore, type DynamoStatusStoreOptions } from './dynamo.js';
+import { AsgFleet, type LaunchSpec } from './fleet.js';
+import { S3ArtifactStore } from './s3.js';
+import { SqsQueueProvider, type SqsQueueProviderOptions } from './sqs.js';
+import type { JobRecord } from '../job/model.js';
+
+export * from './clients.js';
+export * from './names.js';
+export * from './scaling.js';
+export * from './sqs.js';
+export * from './dynamo.js';
+export * from './s3.js';
+export * from './fleet.js';
+
+export interface AwsBackendOptions {
+  region: string;
+  bucket: string;
+  table: string;
+  /** Key prefix inside the bucket. */
+  prefix?: string;
+  /** Endpoint override (moto); otherwise the SDK's own resolution (AWS_ENDPOINT_URL honoured). */
+  endpoint?: string;
+  profile?: string;
+  credentials?: AwsClientOptions['credentials'];
+  middleware?: AwsClientOptions['middleware'];
+  /** Ready-made clients (then endpoint/profile/credentials/middleware are not used, and close leaves them open). */
+  clients?: AwsClients;
+  launchSpec?: (job: JobRecord, instanceType: string) => Promise<LaunchSpec>;
+  queue?: SqsQueueProviderOptions;
+  status?: Omit<DynamoStatusStoreOptions, 'table'>;
+}
+
+export interface AwsBackend extends Backend {
+  readonly name: 'aws';
+  readonly clients: AwsClients;
+  readonly queues: SqsQueueProvider;
+  readonly status: DynamoStatusStore;
+  readonly artifacts: S3ArtifactStore;
+  readonly fleet: AsgFleet;
+}
+
+export function openAwsBackend(opts: AwsBackendOptions): AwsBackend {
+  const owned = !opts.clients;
+  const clients =
+    opts.clients ??
+    makeAwsClients({
+      region: opts.region,
+      endpoint: opts.endpoint,
+      profile: opts.profile,
+      credentials: opts.credentials,
+      middleware: opts.middleware,
+    });
+  return {
+    name: 'aws',
+    clients,
+    queues: new SqsQueueProvider(clients.sqs, opts.queue),
+    status: new DynamoStatusStore(clients.ddb, { ...opts.status, table: opts.table }),
+    artifacts: new S3ArtifactStore(clients.s3, { bucket: opts.bucket, prefix: opts.prefix }),
+    fleet: new AsgFleet({ autoscaling: clients.autoscaling, ec2: clients.ec2, launchSpec: opts.launchSpec }),
+    async close() {
+      if (owned) clients.destroy();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Names of the per-job AWS resources (pure). Job names are at most 40 characters of lower-case
+ * letters, digits and hyphens; instance types look like "c5.2xlarge" or "u-6tb1.metal".
+ *
+ *   queue            gq-<job>-<type with . → _>          (SQS: ≤ 80 of [A-Za-z0-9_-])
+ *   dead letters     gq-<job>-<type with . → _>-dlq
+ *   ASG / template   gq-<job>-<type>                     (ASG ≤ 255, template ≤ 128 of [A-Za-z0-9().\-/_])
+ *
+ * A name that would pass a limit keeps its head and ends in a short hash of the whole name.
+ */
+import { createHash } from 'node:crypto';
+import { GqError } from '../errors.js';
+
+export const NAME_PREFIX = 'gq';
+/** Tag carried by every resource of a job. */
+export const JOB_TAG = 'gq:job';
+/** Tag carrying the instance type of an ASG / launch template. */
+export const TYPE_TAG = 'gq:instance-type';
+
+const JOB_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
+const SQS_MAX = 80;
+const DLQ_SUFFIX = '-dlq';
+const TEMPLATE_MAX = 128;
+const ASG_MAX = 255;
+
+export function isValidJobName(job: string): boolean {
+  return JOB_RE.test(job);
+}
+
+function checkJob(job: string): void {
+  if (!isValidJobName(job)) throw new GqError(`invalid job name "${job}" (1-40 of a-z, 0-9, -)`);
+}
+
+function fit(name: string, max: number): string {
+  if (name.length <= max) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.slice(0, max - hash.length - 1)}-${hash}`;
+}
+
+function cleanType(type: string, allowed: RegExp): string {
+  if (!type) throw new GqError('empty instance type');
+  return type.replace(allowed, '_');
+}
+
+/** Main queue of (job, instance type). */
+export function queueName(job: string, instanceType: string): string {
+  checkJob(job);
+  const type = cleanType(instanceType.replace(/\./g, '_'), /[^A-Za-z0-9_-]/g);
+  return fit(`${NAME_PREFIX}-${job}-${type}`, SQS_MAX - DLQ_SUFFIX.length);
+}
+
+/** Dead-letter queue of (job, instance type). */
+export function deadLetterQueueName(job: string, instanceType: string): string {
+  return queueName(job, instanceType) + DLQ_SUFFIX;
+}
+
+/** Auto Scaling group of (job, instance type). */
+export function groupName(job: string, instanceType: string): string {
+  checkJob(job);
+  return fit(`${NAME_PREFIX}-${job}-${cleanType(instanceType, /[^A-Za-z0-9().\-/_]/g)}`, Math.min(ASG_MAX, TEMPLATE_MAX));
+}
+
+/** Launch template of (job, instance type): the same name as the group. */
+export function launchTemplateName(job: string, instanceType: string): string {
+  return groupName(job, instanceType);
+}

@@ -1,0 +1,176 @@
+/**
+ * ArtifactStore on S3: one bucket, optional key prefix. Objects are written with server-side
+ * encryption; large files go up in parts (lib-storage `Upload`).
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  type S3Client,
+  type ServerSideEncryption,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { GqError } from '../errors.js';
+// Backend-neutral errors and key rules (defined with the local backend; plain modules, no SQLite).
+import { ArtifactNotFoundError } from '../local/errors.js';
+import { checkKey } from '../local/artifacts.js';
+import type { ArtifactStore } from '../ports.js';
+
+export interface S3ArtifactStoreOptions {
+  bucket: string;
+  /** Prepended to every key ("" by default); a trailing "/" is added when missing. */
+  prefix?: string;
+  /** Server-side encryption of new objects. Default AES256 (SSE-S3); 'bucket' = the bucket default. */
+  sse?: ServerSideEncryption | 'bucket';
+  /** Multipart part size in bytes (≥ 5 MiB). Default 8 MiB. */
+  partSize?: number;
+  /** Parts uploaded at once per file. Default 4. */
+  queueSize?: number;
+}
+
+
+function isNotFound(err: unknown): boolean {
+  if (err instanceof NoSuchKey || err instanceof NotFound) return true;
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+}
+
+const MIB = 1024 * 1024;
+
+export class S3ArtifactStore implements ArtifactStore {
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly sse: ServerSideEncryption | undefined;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+
+  constructor(
+    private readonly s3: S3Client,
+    opts: S3ArtifactStoreOptions,
+  ) {
+    this.bucket = opts.bucket;
+    const p = opts.prefix ?? '';
+    this.prefix = p === '' || p.endsWith('/') ? p : `${p}/`;
+    this.sse = opts.sse === 'bucket' ? undefined : (opts.sse ?? 'AES256');
+    this.partSize = Math.max(5 * MIB, opts.partSize ?? 8 * MIB);
+    this.queueSize = Math.max(1, opts.queueSize ?? 4);
+  }
+
+  /** The S3 key of an artifact key (checked like the local backend checks it). */
+  private key(key: string, opts: { prefix?: boolean } = {}): string {
+    checkKey(key, opts);
+    return this.prefix + key;
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    const { size } = await stat(file);
+    if (size < this.partSize) {
+      // One request; the body is a stream of known length.
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(key),
+          Body: createReadStream(file),
+          ContentLength: size,
+          ServerSideEncryption: this.sse,
+        }),
+      );
+      return;
+    }
+    const upload = new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: this.key(key), Body: createReadStream(file), ServerSideEncryption: this.sse },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    await upload.done();
+  }
+
+  async putBytes(key: string, body: Uint8Array | string): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: body, ServerSideEncryption: this.sse }),
+    );
+  }
+
+  private async get(key: string) {
+    try {
+      return await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+    } catch (err) {
+      if (isNotFound(err)) throw new ArtifactNotFoundError(key);
+      throw err;
+    }
+  }
+
+  /** Streams to a temporary file next to `file`, then renames it (no half-written file is ever seen). */
+  async getFile(key: string, file: string): Promise<void> {
+    await mkdir(dirname(file), { recursive: true });
+    const out = await this.get(key);
+    const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.part`);
+    try {
+      await pipeline(out.Body as Readable, createWriteStream(tmp));
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    const out = await this.get(key);
+    return Buffer.from(await out.Body!.transformToByteArray());
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.s3.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.key(prefix, { prefix: true }), ContinuationToken: token }),
+      );
+      for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key.slice(this.prefix.length));
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    // An empty prefix would empty the whole store: never what a caller means.
+    if (prefix === '') throw new GqError('deletePrefix needs a non-empty prefix');
+    const keys = await this.list(prefix);
+    for (let i = 0; i < keys.length; i += 1000) {
+      const chunk = keys.slice(i, i + 1000);
+      const out = await this.s3.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: chunk.map((k) => ({ Key: this.prefix + k })), Quiet: true },
+        }),
+      );
+      const errors = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (errors.length > 0) {
+        const e = errors[0]!;
+        throw new GqError(`could not delete ${errors.length} object(s) under ${prefix}: ${e.Key}: ${e.Code}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,362 @@
+/**
+ * TaskQueue on SQS: one standard queue per (job, instance type) with its dead-letter queue.
+ *
+ * Message body: {"job": "<job>", "task": <n>}. The command itself lives in the status store.
+ * SQS is at-least-once (moto even delivers one message twice under concurrent receives): the
+ * status store's conditional claim is what makes a task run once.
+ */
+import {
+  ChangeMessageVisibilityBatchCommand,
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  PurgeQueueCommand,
+  QueueDoesNotExist,
+  QueueNameExists,
+  PurgeQueueInProgress,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SetQueueAttributesCommand,
+  type QueueAttributeName,
+  type SQSClient,
+  type SendMessageBatchRequestEntry,
+} from '@aws-sdk/client-sqs';
+import pLimit from 'p-limit';
+import { GqError } from '../errors.js';
+// Backend-neutral errors (defined with the local backend; no SQLite in that module).
+import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
+import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
+import { deadLetterQueueName, JOB_TAG, queueName, TYPE_TAG } from './names.js';
+
+/** SQS limits. */
+export const SQS_MAX_BATCH = 10;
+export const SQS_MAX_WAIT_SECONDS = 20;
+export const SQS_MAX_VISIBILITY_SECONDS = 43_200;
+const RETENTION_SECONDS = 1_209_600; // 14 days, the maximum
+
+export interface SqsQueueProviderOptions {
+  /** SendMessageBatch calls in flight at once per `send`. Default 8. */
+  sendConcurrency?: number;
+  /** Rounds of re-sending the entries a batch reported as failed. Default 5. */
+  maxBatchRounds?: number;
+  /** Messages `deadLetters` looks at, at most. Default 1,000. */
+  maxDeadLetterPeek?: number;
+  /** Extra tags for the queues. */
+  tags?: Record<string, string>;
+}
+
+function isName(err: unknown, ...names: string[]): boolean {
+  return typeof err === 'object' && err !== null && names.includes((err as { name?: string }).name ?? '');
+}
+
+const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, Math.round(n)));
+
+export function encodeBody(job: string, task: number): string {
+  return JSON.stringify({ job, task });
+}
+
+/** The task number of a message body of `job`, or undefined for a stray message. */
+export function decodeBody(job: string, body: string | undefined): number | undefined {
+  if (!body) return undefined;
+  try {
+    const v = JSON.parse(body) as { job?: unknown; task?: unknown };
+    if (v.job !== job || typeof v.task !== 'number' || !Number.isInteger(v.task) || v.task < 1) return undefined;
+    return v.task;
+  } catch {
+    return undefined;
+  }
+}
+
+export class SqsQueue implements TaskQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    readonly job: string,
+    readonly instanceType: string,
+    readonly url: string,
+    private readonly dlqUrl: () => Promise<string | undefined>,
+    private readonly opts: Required<Omit<SqsQueueProviderOptions, 'tags'>>,
+  ) {}
+
+  async send(tasks: readonly number[]): Promise<void> {
+    const limit = pLimit(this.opts.sendConcurrency);
+    const batches: number[][] = [];
+    for (let i = 0; i < tasks.length; i += SQS_MAX_BATCH) batches.push(tasks.slice(i, i + SQS_MAX_BATCH));
+    await Promise.all(batches.map((b) => limit(() => this.sendBatch(b))));
+  }
+
+  /**
+   * One SendMessageBatch, then again with only the entries it reported as failed (the batch API's
+   * per-entry result, not a transport error: those the SDK retries itself). Bounded rounds;
+   * sender faults are not re-sent.
+   */
+  private async sendBatch(tasks: readonly number[]): Promise<void> {
+    let entries: SendMessageBatchRequestEntry[] = tasks.map((t, i) => ({ Id: String(i), MessageBody: encodeBody(this.job, t) }));
+    for (let round = 1; entries.length > 0; round++) {
+      const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.url, Entries: entries }));
+      const failed = out.Failed ?? [];
+      if (failed.length === 0) return;
+      const fatal = failed.filter((f) => f.SenderFault);
+      if (fatal.length > 0 || round >= this.opts.maxBatchRounds) {
+        const f = fatal[0] ?? failed[0]!;
+        throw new GqError(
+          `SQS refused ${failed.length} message(s) for job ${this.job} (${this.instanceType}): ${f.Code}${f.Message ? ` ${f.Message}` : ''}`,
+        );
+      }
+      const ids = new Set(failed.map((f) => f.Id));
+      entries = entries.filter((e) => ids.has(e.Id));
+      await new Promise((r) => setTimeout(r, 100 * 2 ** round));
+    }
+  }
+
+  async receive(opts: { max: number; waitSeconds: number; visibilitySeconds: number }): Promise<ReceivedMessage[]> {
+    const out = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.url,
+        MaxNumberOfMessages: clamp(opts.max, 1, SQS_MAX_BATCH),
+        WaitTimeSeconds: clamp(opts.waitSeconds, 0, SQS_MAX_WAIT_SECONDS),
+        VisibilityTimeout: clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS),
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      }),
+    );
+    const result: ReceivedMessage[] = [];
+    for (const m of out.Messages ?? []) {
+      if (!m.ReceiptHandle) continue;
+      const task = decodeBody(this.job, m.Body);
+      if (task === undefined) {
+        // Not a gq message of this job: drop it rather than let it cycle to the dead letters.
+        await this.delete(m.ReceiptHandle);
+        continue;
+      }
+      result.push({ task, receipt: m.ReceiptHandle, receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) });
+    }
+    return result;
+  }
+
+  /** A receipt that is no longer the message's current delivery throws ReceiptInvalidError. */
+  async extend(receipt: string, seconds: number): Promise<void> {
+    try {
+      await this.sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: this.url,
+          ReceiptHandle: receipt,
+          VisibilityTimeout: clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS),
+        }),
+      );
+    } catch (err) {
+      if (isStaleReceipt(err)) throw new ReceiptInvalidError(receipt);
+      throw err;
+    }
+  }
+
+  async release(receipt: string, delaySeconds = 0): Promise<void> {
+    await this.extend(receipt, delaySeconds);
+  }
+
+  /** A stale receipt is ignored (as SQS itself does for most of them). */
+  async delete(receipt: string): Promise<void> {
+    try {
+      await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.url, ReceiptHandle: receipt }));
+    } catch (err) {
+      if (!isStaleReceipt(err)) throw err;
+    }
+  }
+
+  async depth(): Promise<QueueDepth> {
+    return depthOf(this.sqs, this.url);
+  }
+
+  /**
+   * Task numbers of the messages in the dead-letter queue, sorted, without removing them.
+   *
+   * SQS has no true peek, and a receive with visibility 0 returns a random sample each time, so
+   * this receives with a short visibility (30 s) until the queue yields nothing new (bounded by
+   * `maxDeadLetterPeek` messages and by the queue's approximate size), then makes every message
+   * it saw visible again. A second caller during those 30 s sees fewer messages; a dead-letter
+   * queue holding more than `maxDeadLetterPeek` messages is reported partially (use `depth` of
+   * the dead-letter queue for the count). The status store, not this list, is the authority on
+   * which tasks failed.
+   */
+  async deadLetters(): Promise<number[]> {
+    const url = await this.dlqUrl();
+    if (!url) return [];
+    const approx = await depthOf(this.sqs, url);
+    const expected = Math.min(approx.visible + approx.inFlight + approx.delayed, this.opts.maxDeadLetterPeek);
+    if (expected === 0) return [];
+    const tasks = new Set<number>();
+    const receipts: string[] = [];
+    let seen = 0;
+    let emptyRounds = 0;
+    const maxRounds = Math.ceil(this.opts.maxDeadLetterPeek / SQS_MAX_BATCH) + 5;
+    for (let round = 0; round < maxRounds && seen < expected && emptyRounds < 2; round++) {
+      const out = await this.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: SQS_MAX_BATCH, WaitTimeSeconds: 1, VisibilityTimeout: 30 }),
+      );
+      const msgs = out.Messages ?? [];
+      if (msgs.length === 0) emptyRounds++;
+      for (const m of msgs) {
+        seen++;
+        if (m.ReceiptHandle) receipts.push(m.ReceiptHandle);
+        const t = decodeBody(this.job, m.Body);
+        if (t !== undefined) tasks.add(t);
+      }
+    }
+    // Put them back at once (best effort: they reappear after 30 s anyway).
+    for (let i = 0; i < receipts.length; i += SQS_MAX_BATCH) {
+      const chunk = receipts.slice(i, i + SQS_MAX_BATCH);
+      await this.sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: url,
+          Entries: chunk.map((r, j) => ({ Id: String(j), ReceiptHandle: r, VisibilityTimeout: 0 })),
+        }),
+      );
+    }
+    return [...tasks].sort((a, b) => a - b);
+  }
+
+  /**
+   * Drop every message. SQS allows one PurgeQueue per queue per 60 s; a purge already in
+   * progress drops the same messages, so PurgeQueueInProgress counts as done.
+   */
+  async purge(): Promise<void> {
+    try {
+      await this.sqs.send(new PurgeQueueCommand({ QueueUrl: this.url }));
+    } catch (err) {
+      if (err instanceof PurgeQueueInProgress || isName(err, 'PurgeQueueInProgress')) return;
+      throw err;
+    }
+  }
+
+  /** Depth of the dead-letter queue (0 when it does not exist). */
+  async deadLetterDepth(): Promise<QueueDepth> {
+    const url = await this.dlqUrl();
+    return url ? depthOf(this.sqs, url) : { visible: 0, inFlight: 0, delayed: 0 };
+  }
+}
+
+async function depthOf(sqs: SQSClient, url: string): Promise<QueueDepth> {
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
+  );
+  const a = out.Attributes ?? {};
+  return {
+    visible: Number(a.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0),
+    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
+  };
+}
+
+/**
+ * SQS's answers to a receipt that is not the current delivery: ReceiptHandleIsInvalid (malformed
+ * or unknown), MessageNotInflight (visible again), InvalidParameterValue (expired handle; SQS has
+ * no more specific code for it).
+ */
+function isStaleReceipt(err: unknown): boolean {
+  return isName(err, 'ReceiptHandleIsInvalid', 'MessageNotInflight', 'InvalidParameterValue', 'AWS.SimpleQueueService.MessageNotInflight');
+}
+
+function isMissingQueue(err: unknown): boolean {
+  return err instanceof QueueDoesNotExist || isName(err, 'QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue');
+}
+
+export class SqsQueueProvider implements QueueProvider {
+  private readonly urls = new Map<string, Promise<string | undefined>>();
+  private readonly opts: Required<Omit<SqsQueueProviderOptions, 'tags'>>;
+  private readonly tags: Record<string, string>;
+
+  constructor(
+    private readonly sqs: SQSClient,
+    options: SqsQueueProviderOptions = {},
+  ) {
+    this.opts = {
+      sendConcurrency: options.sendConcurrency ?? 8,
+      maxBatchRounds: options.maxBatchRounds ?? 5,
+      maxDeadLetterPeek: options.maxDeadLetterPeek ?? 1000,
+    };
+    this.tags = options.tags ?? {};
+  }
+
+  /** Queue URL by name, cached; undefined when the queue does not exist (not cached). */
+  private url(name: string): Promise<string | undefined> {
+    let p = this.urls.get(name);
+    if (!p) {
+      p = this.sqs.send(new GetQueueUrlCommand({ QueueName: name })).then(
+        (o) => o.QueueUrl,
+        (err: unknown) => {
+          if (isMissingQueue(err)) return undefined;
+          throw err;
+        },
+      );
+      p.then(
+        (u) => u === undefined && this.urls.delete(name),
+        () => this.urls.delete(name),
+      );
+      this.urls.set(name, p);
+    }
+    return p;
+  }
+
+  /** CreateQueue, idempotent; a queue that exists with other attributes gets them set. */
+  private async createQueue(name: string, attributes: Partial<Record<QueueAttributeName, string>>, tags: Record<string, string>): Promise<string> {
+    try {
+      const out = await this.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes, tags }));
+      if (!out.QueueUrl) throw new GqError(`CreateQueue ${name} returned no URL`);
+      this.urls.set(name, Promise.resolve(out.QueueUrl));
+      return out.QueueUrl;
+    } catch (err) {
+      if (!(err instanceof QueueNameExists || isName(err, 'QueueNameExists', 'QueueAlreadyExists'))) throw err;
+      const url = await this.url(name);
+      if (!url) throw new GqError(`queue ${name} exists and does not exist`, { cause: err });
+      await this.sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: attributes }));
+      return url;
+    }
+  }
+
+  private make(job: string, instanceType: string, url: string): SqsQueue {
+    const dlqName = deadLetterQueueName(job, instanceType);
+    return new SqsQueue(this.sqs, job, instanceType, url, () => this.url(dlqName), this.opts);
+  }
+
+  async ensure(job: string, instanceType: string, opts: QueueOptions): Promise<SqsQueue> {
+    const tags = { ...this.tags, [JOB_TAG]: job, [TYPE_TAG]: instanceType };
+    const common = { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: String(RETENTION_SECONDS) };
+    const dlqUrl = await this.createQueue(deadLetterQueueName(job, instanceType), common, tags);
+    const arn = (await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes
+      ?.QueueArn;
+    if (!arn) throw new GqError(`no ARN for the dead-letter queue of ${job} (${instanceType})`);
+    const url = await this.createQueue(
+      queueName(job, instanceType),
+      {
+        ...common,
+        VisibilityTimeout: String(clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS)),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: clamp(opts.maxReceiveCount, 1, 1000) }),
+      },
+      tags,
+    );
+    return this.make(job, instanceType, url);
+  }
+
+  async open(job: string, instanceType: string): Promise<SqsQueue> {
+    const url = await this.url(queueName(job, instanceType));
+    if (!url) throw new QueueNotFoundError(job, instanceType);
+    return this.make(job, instanceType, url);
+  }
+
+  async remove(job: string, instanceType: string): Promise<void> {
+    for (const name of [queueName(job, instanceType), deadLetterQueueName(job, instanceType)]) {
+      const url = await this.url(name);
+      this.urls.delete(name);
+      if (!url) continue;
+      try {
+        await this.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+      } catch (err) {
+        if (!isMissingQueue(err)) throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * ArtifactStore over the folder `<home>/artifacts/`: a key is a relative "/"-separated path.
+ * Keys that could escape the folder are refused. Writes go to a temporary file under
+ * `<home>/tmp/` (same file system) and are renamed into place, so a reader sees the old file or
+ * the new one, never half of one.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { ArtifactStore } from '../ports.js';
+import { ArtifactKeyError, ArtifactNotFoundError } from './errors.js';
+
+const MAX_KEY_LENGTH = 1024;
+
+/** Check one key; throws ArtifactKeyError. `prefix` allows "" and a trailing "/". */
+export function checkKey(key: string, opts: { prefix?: boolean } = {}): void {
+  if (typeof key !== 'string') throw new ArtifactKeyError(String(key), 'not a string');
+  if (key === '') {
+    if (opts.prefix) return;
+    throw new ArtifactKeyError(key, 'empty');
+  }
+  if (key.length > MAX_KEY_LENGTH) throw new ArtifactKeyError(key, `longer than ${MAX_KEY_LENGTH} characters`);
+  if (key.includes('\\')) throw new ArtifactKeyError(key, 'contains a backslash');
+  if (key.includes('\0')) throw new ArtifactKeyError(key, 'contains a NUL character');
+  if (key.startsWith('/')) throw new ArtifactKeyError(key, 'absolute');
+  if (/^[A-Za-z]:/.test(key)) throw new ArtifactKeyError(key, 'has a drive letter');
+  const segments = key.split('/');
+  if (opts.prefix && key.endsWith('/')) segments.pop();
+  for (const s of segments) {
+    if (s === '') throw new ArtifactKeyError(key, 'has an empty segment');
+    if (s === '.' || s === '..') throw new ArtifactKeyError(key, `has a "${s}" segment`);
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+export class LocalArtifactStore implements ArtifactStore {
+  readonly root: string;
+  private readonly tmp: string;
+
+  constructor(home: string) {
+    this.root = join(home, 'artifacts');
+    this.tmp = join(home, 'tmp');
+  }
+
+  /** The file that holds `key`. */
+  pathOf(key: string): string {
+    checkKey(key);
+    return join(this.root, ...key.split('/'));
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(key))).isFile();
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    const target = this.pathOf(key);
+    await this.atomically(target, (tmp) => copyFile(file, tmp));
+  }
+
+  async putBytes(key: string, body: Uint8Array | string): Promise<void> {
+    const target = this.pathOf(key);
+    await this.atomically(target, (tmp) => writeFile(tmp, body));
+  }
+
+  async getFile(key: string, file: string): Promise<void> {
+    const source = this.pathOf(key);
+    await mkdir(dirname(file), { recursive: true });
+    // Copy through a temporary neighbour of `file`, so that `file` too appears whole.
+    const tmp = `${file}.gq-tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      await pipeline(createReadStream(source), createWriteStream(tmp));
+      await rename(tmp, file);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      if (isNotFound(e) && !(await this.exists(key))) throw new ArtifactNotFoundError(key);
+      throw e;
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (e) {
+      if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') throw new ArtifactNotFoundError(key);
+      throw e;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    checkKey(prefix, { prefix: true });
+    // Walk the deepest folder the prefix names, then filter by plain string prefix (as S3 does).
+    const slash = prefix.lastIndexOf('/');
+    const base = slash < 0 ? '' : prefix.slice(0, slash);
+    const out: string[] = [];
+    await this.walk(base, out);
+    return out.filter((k) => k.startsWith(prefix)).sort();
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    checkKey(prefix, { prefix: true });
+    if (prefix === '' || prefix.endsWith('/')) {
+      // A whole folder (or everything).
+      const dir = prefix === '' ? this.root : join(this.root, ...prefix.slice(0, -1).split('/'));
+      await rm(dir, { recursive: true, force: true });
+      await this.prune(dirname(dir));
+      return;
+    }
+    for (const key of await this.list(prefix)) {
+      const file = this.pathOf(key);
+      await unlink(file).catch((e) => {
+        if (!isNotFound(e)) throw e;
+      });
+      await this.prune(dirname(file));
+    }
+  }
+
+  private async walk(rel: string, out: string[]): Promise<void> {
+    const dir = rel === '' ? this.root : join(this.root, ...rel.split('/'));
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (e) {
+      if (isNotFound(e)) return;
+      throw e;
+    }
+    for (const ent of entries) {
+      const key = rel === '' ? ent.name : `${rel}/${ent.name}`;
+      if (ent.isDirectory()) await this.walk(key, out);
+      else if (ent.isFile()) out.push(key);
+    }
+  }
+
+  /** Remove empty folders from `dir` up to (not including) the root. */
+  private async prune(dir: string): Promise<void> {
+    let d = dir;
+    while (d.startsWith(this.root + sep)) {
+      try {
+        await rmdir(d);
+      } catch {
+        return; // not empty, or gone
+      }
+      d = dirname(d);
+    }
+  }
+
+  private async atomically(target: string, write: (tmp: string) => Promise<void>): Promise<void> {
+    await mkdir(this.tmp, { recursive: true });
+    const tmp = join(this.tmp, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    try {
+      await write(tmp);
+      await mkdir(dirname(target), { recursive: true });
+      await rename(tmp, target);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The local backend's single SQLite file, `<home>/gq.db`. Every process (each worker, the CLI)
+ * opens its own connection. WAL lets `gq status` read while workers write; `busy_timeout` makes a
+ * writer wait for the lock instead of failing with SQLITE_BUSY; every read-modify-write runs in a
+ * `BEGIN IMMEDIATE` transaction so that it takes the write lock before it reads.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { GqError } from '../errors.js';
+
+export type Db = Database.Database;
+
+/** Bump with a new entry in MIGRATIONS when the schema changes. */
+export const SCHEMA_VERSION = 1;
+
+const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
+
+/** MIGRATIONS[i] takes the schema from version i to i + 1. Each must be idempotent. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE IF NOT EXISTS jobs (
+    name             TEXT PRIMARY KEY,
+    spec             TEXT NOT NULL,              -- JobSpec as JSON (fixed at submit)
+    created_at       TEXT NOT NULL,              -- spec.createdAt, for newest-first listing
+    queued           INTEGER NOT NULL DEFAULT 0,
+    running          INTEGER NOT NULL DEFAULT 0,
+    succeeded        INTEGER NOT NULL DEFAULT 0,
+    failed           INTEGER NOT NULL DEFAULT 0,
+    cancelled        INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    updated_at       TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+
+  CREATE TABLE IF NOT EXISTS tasks (
+    job           TEXT NOT NULL,
+    task          INTEGER NOT NULL,
+    instance_type TEXT NOT NULL,
+    command       TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    record        TEXT NOT NULL,                 -- the other TaskRecord fields as JSON
+    PRIMARY KEY (job, task)
+  );
+  CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job, state);
+
+  CREATE TABLE IF NOT EXISTS instances (
+    job      TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    record   TEXT NOT NULL,                      -- InstanceRecord as JSON
+    PRIMARY KEY (job, instance)
+  );
+
+  CREATE TABLE IF NOT EXISTS queues (
+    id                 INTEGER PRIMARY KEY,
+    job                TEXT NOT NULL,
+    instance_type      TEXT NOT NULL,
+    visibility_seconds REAL NOT NULL,
+    max_receive_count  INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    UNIQUE (job, instance_type)
+  );
+
+  CREATE TABLE IF NOT EXISTS messages (
+    id                INTEGER PRIMARY KEY,
+    queue             INTEGER NOT NULL,
+    task              INTEGER NOT NULL,
+    visible_at        INTEGER NOT NULL,          -- epoch ms; hidden while > now
+    receive_count     INTEGER NOT NULL DEFAULT 0,
+    receipt           TEXT,                      -- handle of the current delivery, NULL if never received
+    received_at       INTEGER,                   -- epoch ms of the current delivery (12-hour cap)
+    first_received_at INTEGER,
+    dead              INTEGER NOT NULL DEFAULT 0, -- 1 = in the dead-letter queue
+    sent_at           INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, dead, visible_at);
+  `,
+];
+
+export interface OpenDbOptions {
+  /** How long a writer waits for the lock before SQLITE_BUSY (default 30 s). */
+  busyTimeoutMs?: number;
+}
+
+export function dbPath(home: string): string {
+  return join(home, 'gq.db');
+}
+
+/** Open (creating if needed) `<home>/gq.db` with WAL, busy_timeout and the current schema. */
+export function openDb(home: string, opts: OpenDbOptions = {}): Db {
+  mkdirSync(home, { recursive: true });
+  const timeout = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const db = new Database(dbPath(home), { timeout });
+  try {
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(timeout))}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    migrate(db);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  return db;
+}
+
+/** Bring the schema up to SCHEMA_VERSION; safe when several processes open the file at once. */
+export function migrate(db: Db): void {
+  const current = () => db.pragma('user_version', { simple: true }) as number;
+  if (current() === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    const v = current();
+    if (v > SCHEMA_VERSION) {
+      throw new GqError(
+        `${db.name} has schema version ${v}, newer than this gq understands (${SCHEMA_VERSION}); upgrade gq.`,
+      );
+    }
+    for (let i = v; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]!);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+export function schemaVersion(db: Db): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}

@@ -1,0 +1,72 @@
+/** The embedded local backend: SQLite for the queue and the status, a folder for artifacts, processes for the fleet. */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../ports.js';
+import { openDb, type OpenDbOptions } from './db.js';
+import { LocalQueueProvider } from './queue.js';
+import { LocalStatusStore } from './status.js';
+import { LocalArtifactStore } from './artifacts.js';
+import { LocalFleet } from './fleet.js';
+
+export { openDb, migrate, dbPath, schemaVersion, SCHEMA_VERSION, type Db, type OpenDbOptions } from './db.js';
+export { LocalQueueProvider, LocalTaskQueue, MAX_VISIBILITY_SECONDS, MAX_RECEIVE_BATCH, MAX_WAIT_SECONDS, type LocalQueueOptions } from './queue.js';
+export { LocalStatusStore, countTasksByState, type LocalStatusOptions } from './status.js';
+export { LocalArtifactStore, checkKey } from './artifacts.js';
+export { LocalFleet, MAX_LOCAL_WORKERS, type LocalFleetOptions } from './fleet.js';
+export { processAlive } from './procs.js';
+export {
+  ReceiptInvalidError,
+  QueueNotFoundError,
+  ArtifactKeyError,
+  ArtifactNotFoundError,
+  ConcurrentUpdateError,
+} from './errors.js';
+
+export interface LocalBackendOptions {
+  /** The data folder (gq.db, artifacts/, logs/). */
+  home: string;
+  /** How to start a worker; default: this Node with the workspace's packages/agent/bin/gq-agent.js. */
+  agentCommand?: readonly string[];
+  /** Cap on workers per (job, instance type), at most 256. */
+  maxWorkers?: number;
+  db?: OpenDbOptions;
+  /** Clock for the queue and the status store (tests). */
+  clock?: () => number;
+}
+
+export interface LocalBackend extends Backend {
+  readonly name: 'local';
+  readonly home: string;
+  readonly queues: LocalQueueProvider;
+  readonly status: LocalStatusStore;
+  readonly artifacts: LocalArtifactStore;
+  readonly fleet: LocalFleet;
+}
+
+/** The agent next to this package in the workspace (packages/agent/bin/gq-agent.js), if there. */
+export function defaultAgentCommand(): string[] {
+  const bin = fileURLToPath(new URL('../../../agent/bin/gq-agent.js', import.meta.url));
+  return existsSync(bin) ? [process.execPath, bin] : [];
+}
+
+export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
+  const db = openDb(opts.home, opts.db);
+  const clock = opts.clock;
+  const status = new LocalStatusStore(db, { clock });
+  return {
+    name: 'local',
+    home: opts.home,
+    queues: new LocalQueueProvider(db, { clock }),
+    status,
+    artifacts: new LocalArtifactStore(opts.home),
+    fleet: new LocalFleet({
+      home: opts.home,
+      agentCommand: opts.agentCommand ?? defaultAgentCommand(),
+      status,
+      maxWorkers: opts.maxWorkers,
+    }),
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,263 @@
+/**
+ * TaskQueue on SQLite, behaving like an SQS standard queue with a redrive policy:
+ *  - `receive` hides up to `max` (≤ 10) visible messages for the visibility timeout, in one
+ *    BEGIN IMMEDIATE transaction, so two receivers never get the same delivery;
+ *  - each delivery gets a fresh receipt handle; an older one is stale: `delete` ignores it,
+ *    `extend` / `release` (SQS ChangeMessageVisibility) throw ReceiptInvalidError;
+ *  - a message received more than `maxReceiveCount` times goes to the dead-letter queue on the
+ *    receive that would exceed the count, instead of being delivered;
+ *  - a delivery can stay hidden at most 12 hours from its receive; longer extensions are clamped;
+ *  - long poll: when nothing is visible, a cheap read-only probe runs every `pollMs` until
+ *    `waitSeconds` (≤ 20, as in SQS) have passed (the write lock is only taken when something is
+ *    visible);
+ *  - no message delay on send (so `depth().delayed` is always 0) and no retention limit.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Statement, Transaction } from 'better-sqlite3';
+import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
+import { UserError } from '../errors.js';
+import { sleep } from '../time.js';
+import type { Db } from './db.js';
+import { QueueNotFoundError, ReceiptInvalidError } from './errors.js';
+
+/** SQS limits. */
+export const MAX_VISIBILITY_SECONDS = 12 * 3600;
+export const MAX_RECEIVE_BATCH = 10;
+export const MAX_WAIT_SECONDS = 20;
+const MAX_VISIBILITY_MS = MAX_VISIBILITY_SECONDS * 1000;
+
+export interface LocalQueueOptions {
+  /** Clock for message times (tests). Long-poll waits always use real time. */
+  clock?: () => number;
+  /** Long-poll probe interval, ms (default 50). */
+  pollMs?: number;
+}
+
+interface QueueRow {
+  id: number;
+  visibility_seconds: number;
+  max_receive_count: number;
+}
+
+interface MessageRow {
+  id: number;
+  task: number;
+  receive_count: number;
+  first_received_at: number | null;
+}
+
+const seconds = (what: string, v: number, max: number): number => {
+  if (!Number.isFinite(v) || v < 0) throw new UserError(`${what} must be a number of seconds ≥ 0, got ${v}.`);
+  return Math.min(v, max);
+};
+
+function newReceipt(id: number): string {
+  return `${id}.${randomBytes(12).toString('base64url')}`;
+}
+
+function parseReceipt(receipt: string): number {
+  const dot = typeof receipt === 'string' ? receipt.indexOf('.') : -1;
+  const id = dot > 0 ? Number(receipt.slice(0, dot)) : NaN;
+  if (!Number.isSafeInteger(id) || id <= 0) throw new ReceiptInvalidError(String(receipt), 'is malformed');
+  return id;
+}
+
+/** The statements every queue shares; prepared once per connection. */
+class Statements {
+  readonly queueById: Statement<[number], QueueRow>;
+  readonly queueByName: Statement<[string, string], QueueRow>;
+  readonly upsertQueue: Statement<[string, string, number, number, number]>;
+  readonly deleteQueue: Statement<[number]>;
+  readonly deleteQueueMessages: Statement<[number]>;
+  readonly insert: Statement<[number, number, number, number]>;
+  readonly anyVisible: Statement<[number, number], { one: number }>;
+  readonly visible: Statement<[number, number, number], MessageRow>;
+  readonly deliver: Statement<[number, number, string, number, number, number]>;
+  readonly kill: Statement<[number]>;
+  readonly extend: Statement<[number, number, string]>;
+  readonly release: Statement<[number, number, string]>;
+  readonly del: Statement<[number, string]>;
+  readonly depth: Statement<[number, number, number, number], { visible: number | null; inFlight: number | null; delayed: number | null }>;
+  readonly dead: Statement<[number], { task: number }>;
+  readonly purge: Statement<[number]>;
+
+  constructor(db: Db) {
+    this.queueById = db.prepare('SELECT id, visibility_seconds, max_receive_count FROM queues WHERE id = ?');
+    this.queueByName = db.prepare(
+      'SELECT id, visibility_seconds, max_receive_count FROM queues WHERE job = ? AND instance_type = ?',
+    );
+    this.upsertQueue = db.prepare(
+      `INSERT INTO queues (job, instance_type, visibility_seconds, max_receive_count, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (job, instance_type) DO UPDATE SET
+         visibility_seconds = excluded.visibility_seconds, max_receive_count = excluded.max_receive_count`,
+    );
+    this.deleteQueue = db.prepare('DELETE FROM queues WHERE id = ?');
+    this.deleteQueueMessages = db.prepare('DELETE FROM messages WHERE queue = ?');
+    this.insert = db.prepare('INSERT INTO messages (queue, task, visible_at, sent_at) VALUES (?, ?, ?, ?)');
+    this.anyVisible = db.prepare(
+      'SELECT 1 AS one FROM messages WHERE queue = ? AND dead = 0 AND visible_at <= ? LIMIT 1',
+    );
+    this.visible = db.prepare(
+      `SELECT id, task, receive_count, first_received_at FROM messages
+       WHERE queue = ? AND dead = 0 AND visible_at <= ? ORDER BY visible_at, id LIMIT ?`,
+    );
+    this.deliver = db.prepare(
+      `UPDATE messages SET visible_at = ?, receive_count = ?, receipt = ?, received_at = ?, first_received_at = ?
+       WHERE id = ?`,
+    );
+    this.kill = db.prepare('UPDATE messages SET dead = 1, receipt = NULL WHERE id = ?');
+    this.extend = db.prepare(
+      `UPDATE messages SET visible_at = MIN(?, received_at + ${MAX_VISIBILITY_MS})
+       WHERE id = ? AND receipt = ? AND dead = 0`,
+    );
+    this.release = this.extend;
+    this.del = db.prepare('DELETE FROM messages WHERE id = ? AND receipt = ? AND dead = 0');
+    this.depth = db.prepare(
+      `SELECT
+         SUM(visible_at <= ?) AS visible,
+         SUM(visible_at > ? AND receipt IS NOT NULL) AS inFlight,
+         SUM(visible_at > ? AND receipt IS NULL) AS delayed
+       FROM messages WHERE queue = ? AND dead = 0`,
+    );
+    this.dead = db.prepare('SELECT task FROM messages WHERE queue = ? AND dead = 1 ORDER BY task, id');
+    this.purge = db.prepare('DELETE FROM messages WHERE queue = ? AND dead = 0');
+  }
+}
+
+export class LocalQueueProvider implements QueueProvider {
+  private readonly st: Statements;
+  private readonly clock: () => number;
+  private readonly pollMs: number;
+  private readonly removeTx: Transaction<(id: number) => void>;
+
+  constructor(
+    private readonly db: Db,
+    opts: LocalQueueOptions = {},
+  ) {
+    this.st = new Statements(db);
+    this.clock = opts.clock ?? Date.now;
+    this.pollMs = opts.pollMs ?? 50;
+    this.removeTx = db.transaction((id: number) => {
+      this.st.deleteQueueMessages.run(id);
+      this.st.deleteQueue.run(id);
+    });
+  }
+
+  async ensure(job: string, instanceType: string, opts: QueueOptions): Promise<TaskQueue> {
+    const vis = seconds('visibilitySeconds', opts.visibilitySeconds, MAX_VISIBILITY_SECONDS);
+    if (!Number.isInteger(opts.maxReceiveCount) || opts.maxReceiveCount < 1) {
+      throw new UserError(`maxReceiveCount must be an integer ≥ 1, got ${opts.maxReceiveCount}.`);
+    }
+    this.st.upsertQueue.run(job, instanceType, vis, opts.maxReceiveCount, this.clock());
+    return this.open(job, instanceType);
+  }
+
+  async open(job: string, instanceType: string): Promise<LocalTaskQueue> {
+    const row = this.st.queueByName.get(job, instanceType);
+    if (!row) throw new QueueNotFoundError(job, instanceType);
+    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs);
+  }
+
+  async remove(job: string, instanceType: string): Promise<void> {
+    const row = this.st.queueByName.get(job, instanceType);
+    if (row) this.removeTx.immediate(row.id);
+  }
+}
+
+export class LocalTaskQueue implements TaskQueue {
+  private readonly sendTx: Transaction<(tasks: readonly number[], now: number) => void>;
+  private readonly receiveTx: Transaction<(max: number, visibilityMs: number, now: number) => ReceivedMessage[]>;
+
+  /** Use LocalQueueProvider.ensure / open. */
+  constructor(
+    private readonly db: Db,
+    private readonly st: Statements,
+    private readonly queueId: number,
+    readonly job: string,
+    readonly instanceType: string,
+    private readonly clock: () => number,
+    private readonly pollMs: number,
+  ) {
+    this.sendTx = db.transaction((tasks: readonly number[], now: number) => {
+      if (!st.queueById.get(queueId)) throw new QueueNotFoundError(job, instanceType);
+      for (const t of tasks) st.insert.run(queueId, t, now, now);
+    });
+    this.receiveTx = db.transaction((max: number, visibilityMs: number, now: number) => {
+      const q = st.queueById.get(queueId);
+      if (!q) return [];
+      const out: ReceivedMessage[] = [];
+      // Dead-lettering frees slots, so look again until the batch is full or nothing is visible.
+      while (out.length < max) {
+        const rows = st.visible.all(queueId, now, max - out.length);
+        if (rows.length === 0) break;
+        for (const r of rows) {
+          const receiveCount = r.receive_count + 1;
+          if (receiveCount > q.max_receive_count) {
+            st.kill.run(r.id);
+            continue;
+          }
+          const receipt = newReceipt(r.id);
+          st.deliver.run(now + visibilityMs, receiveCount, receipt, now, r.first_received_at ?? now, r.id);
+          out.push({ task: r.task, receipt, receiveCount });
+        }
+      }
+      return out;
+    });
+  }
+
+  async send(tasks: readonly number[]): Promise<void> {
+    for (const t of tasks) {
+      if (!Number.isSafeInteger(t)) throw new UserError(`Task numbers must be integers, got ${t}.`);
+    }
+    // One transaction: a send is all or nothing (100,000 rows take well under a second).
+    if (tasks.length > 0) this.sendTx.immediate(tasks, this.clock());
+  }
+
+  async receive(opts: { max: number; waitSeconds: number; visibilitySeconds: number }): Promise<ReceivedMessage[]> {
+    const max = Math.max(1, Math.min(MAX_RECEIVE_BATCH, Math.floor(opts.max)));
+    const visibilityMs = Math.round(seconds('visibilitySeconds', opts.visibilitySeconds, MAX_VISIBILITY_SECONDS) * 1000);
+    const deadline = Date.now() + Math.max(0, Math.min(MAX_WAIT_SECONDS, opts.waitSeconds)) * 1000;
+    for (;;) {
+      if (!this.db.open) return [];
+      const now = this.clock();
+      if (this.st.anyVisible.get(this.queueId, now)) {
+        const got = this.receiveTx.immediate(max, visibilityMs, now);
+        if (got.length > 0) return got;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return [];
+      await sleep(Math.min(this.pollMs, left));
+    }
+  }
+
+  async extend(receipt: string, secondsFromNow: number): Promise<void> {
+    const id = parseReceipt(receipt);
+    const ms = Math.round(seconds('seconds', secondsFromNow, MAX_VISIBILITY_SECONDS) * 1000);
+    if (this.st.extend.run(this.clock() + ms, id, receipt).changes !== 1) throw new ReceiptInvalidError(receipt);
+  }
+
+  async release(receipt: string, delaySeconds = 0): Promise<void> {
+    const id = parseReceipt(receipt);
+    const ms = Math.round(seconds('delaySeconds', delaySeconds, MAX_VISIBILITY_SECONDS) * 1000);
+    if (this.st.release.run(this.clock() + ms, id, receipt).changes !== 1) throw new ReceiptInvalidError(receipt);
+  }
+
+  async delete(receipt: string): Promise<void> {
+    // As in SQS, deleting with a stale receipt succeeds without deleting anything.
+    this.st.del.run(parseReceipt(receipt), receipt);
+  }
+
+  async depth(): Promise<QueueDepth> {
+    const now = this.clock();
+    const r = this.st.depth.get(now, now, now, this.queueId);
+    return { visible: r?.visible ?? 0, inFlight: r?.inFlight ?? 0, delayed: r?.delayed ?? 0 };
+  }
+
+  async deadLetters(): Promise<number[]> {
+    return this.st.dead.all(this.queueId).map((r) => r.task);
+  }
+
+  async purge(): Promise<void> {
+    this.st.purge.run(this.queueId);
+  }
+}

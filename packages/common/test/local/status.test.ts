@@ -1,0 +1,133 @@
+/** Local-only status store behaviour: schema, big submits, counters under several connections. */
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  LocalStatusStore,
+  SCHEMA_VERSION,
+  countTasksByState,
+  openDb,
+  schemaVersion,
+  type Db,
+} from '../../src/local/index.js';
+import { JobNotFoundError, UserError } from '../../src/errors.js';
+import { makeSpec, makeTasks } from '../contract/status.contract.js';
+import { tempHome } from './helpers.js';
+
+const dir = tempHome('status');
+const dbs: Db[] = [];
+function connect(): Db {
+  const db = openDb(dir.home);
+  dbs.push(db);
+  return db;
+}
+afterAll(() => {
+  for (const db of dbs) if (db.open) db.close();
+  dir.remove();
+});
+
+let n = 0;
+const job = (tag: string) => `s-${tag}-${++n}`;
+
+describe('local database', () => {
+  it('is WAL with a busy timeout and the current schema; opening again is harmless', () => {
+    const a = connect();
+    const b = connect();
+    expect(a.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(b.pragma('busy_timeout', { simple: true })).toBeGreaterThanOrEqual(1000);
+    expect(a.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    expect(schemaVersion(b)).toBe(SCHEMA_VERSION);
+  });
+
+  it('refuses a database from a newer gq', () => {
+    const other = tempHome('newer');
+    try {
+      const db = openDb(other.home);
+      db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+      db.close();
+      expect(() => openDb(other.home)).toThrow(/newer/);
+    } finally {
+      other.remove();
+    }
+  });
+});
+
+describe('LocalStatusStore', () => {
+  it('createJob of 100,000 tasks is fast and counted exactly', async () => {
+    const st = new LocalStatusStore(connect());
+    const name = job('big');
+    const tasks = makeTasks(100_000);
+    let t0 = performance.now();
+    expect(await st.createJob(makeSpec(name, 100_000), tasks)).toEqual({ created: 100_000, existing: 0 });
+    const firstMs = performance.now() - t0;
+    t0 = performance.now();
+    expect(await st.createJob(makeSpec(name, 100_000), tasks)).toEqual({ created: 0, existing: 100_000 });
+    const againMs = performance.now() - t0;
+    t0 = performance.now();
+    const cancel = await st.cancel(name);
+    const cancelMs = performance.now() - t0;
+    console.log(`createJob 100k: ${firstMs.toFixed(0)} ms, again ${againMs.toFixed(0)} ms; cancel 100k: ${cancelMs.toFixed(0)} ms`);
+    expect(cancel).toEqual({ cancelled: 100_000, stopping: 0 });
+    expect((await st.getJob(name))!.counts.cancelled).toBe(100_000);
+    expect(st.countTasksByState(name)).toEqual((await st.getJob(name))!.counts);
+    expect(firstMs).toBeLessThan(10_000);
+    await st.deleteJob(name);
+  });
+
+  it('typed errors: cancel / resubmit of an unknown job, tag of an unknown task', async () => {
+    const st = new LocalStatusStore(connect());
+    await expect(st.cancel('ghost')).rejects.toBeInstanceOf(JobNotFoundError);
+    await expect(st.resubmitFailed('ghost')).rejects.toBeInstanceOf(JobNotFoundError);
+    const name = job('tag');
+    await st.createJob(makeSpec(name, 1), makeTasks(1));
+    await expect(st.setTag(name, 2, 'k', 'v')).rejects.toBeInstanceOf(UserError);
+  });
+
+  it('keeps the whole spec and hands the claimed job back with its counters updated', async () => {
+    const st = new LocalStatusStore(connect());
+    const name = job('spec');
+    const spec = makeSpec(name, 2, { env: { A: '1' }, outputs: ['out/x'], installKey: `jobs/${name}/install.sh` });
+    await st.createJob(spec, makeTasks(2));
+    const rec = await st.getJob(name);
+    expect(rec).toMatchObject(spec);
+    const c = await st.claim(name, 1, 'i-a', 60_000);
+    expect(c.kind === 'claimed' && c.job.counts).toEqual({ queued: 1, running: 1, succeeded: 0, failed: 0, cancelled: 0 });
+  });
+
+  it('two connections (two processes) see each other and never double-claim', async () => {
+    const a = new LocalStatusStore(connect());
+    const b = new LocalStatusStore(connect());
+    const name = job('two');
+    await a.createJob(makeSpec(name, 200), makeTasks(200));
+    const wins: string[] = [];
+    await Promise.all(
+      [a, b].map(async (st, i) => {
+        for (let t = 1; t <= 200; t++) {
+          const r = await st.claim(name, t, `i-${i}`, 60_000);
+          if (r.kind === 'claimed') {
+            wins.push(`${t}`);
+            await st.complete(name, t, `i-${i}`, { kind: 'succeeded', exitCode: 0 });
+          }
+          await new Promise((r) => setImmediate(r));
+        }
+      }),
+    );
+    expect(wins).toHaveLength(200);
+    expect(new Set(wins).size).toBe(200);
+    expect((await b.getJob(name))!.counts).toMatchObject({ succeeded: 200, running: 0, queued: 0 });
+    expect(countTasksByState(connect(), name)).toEqual((await a.getJob(name))!.counts);
+  });
+
+  it('leases follow the injected clock', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const st = new LocalStatusStore(connect(), { clock: () => clock.now });
+    const name = job('clock');
+    await st.createJob(makeSpec(name, 1, { maxAttempts: 2 }), makeTasks(1));
+    await st.claim(name, 1, 'i-a', 10_000);
+    clock.now += 9_999;
+    expect((await st.claim(name, 1, 'i-b', 10_000)).kind).toBe('leased');
+    clock.now += 1;
+    expect(await st.claim(name, 1, 'i-b', 10_000)).toMatchObject({ kind: 'claimed', task: { attempts: 2 } });
+    clock.now += 10_000;
+    expect(await st.claim(name, 1, 'i-c', 10_000)).toMatchObject({ kind: 'exhausted' });
+    expect(st.countTasksByState(name)).toEqual({ queued: 0, running: 0, succeeded: 0, failed: 1, cancelled: 0 });
+  });
+});

@@ -1,0 +1,54 @@
+/**
+ * The AWS backend as the CLI opens it: clients from the standard credential chain, the shared
+ * resources from the gq stack's outputs, and a launch spec (AMI, UserData, role, security group)
+ * for the groups that submit creates.
+ */
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { UserError, type Backend, type Config, type JobRecord } from '@gq/common';
+import { makeAwsClients, openAwsBackend, type LaunchSpec } from '@gq/common/aws/index';
+import { readStackOutputs } from './stack.js';
+import { renderUserData } from '../userdata.js';
+import { amiSettingFor, resolveAmi } from './ami.js';
+import { describeTypes } from './instance-types.js';
+import { ensureAgentUploaded, type AgentBundle } from './agent-bundle.js';
+
+export async function openAwsCliBackend(config: Config): Promise<Backend> {
+  const region = config.region;
+  if (!region) throw new UserError('No AWS region set.', { hint: 'Pass --region, set AWS_REGION, or put "region" in the config file.' });
+  const clients = makeAwsClients({ region, profile: config.profile });
+  const cfn = new CloudFormationClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
+  const outputs = await readStackOutputs({ cfn, stackName: config.stack }).finally(() => cfn.destroy());
+  let agent: AgentBundle | undefined;
+  const backend = openAwsBackend({
+    region,
+    bucket: outputs.bucket,
+    table: outputs.table,
+    clients,
+    launchSpec: async (job: JobRecord, instanceType: string): Promise<LaunchSpec> => {
+      agent ??= await ensureAgentUploaded(backend.artifacts);
+      const { known } = await describeTypes(clients.ec2, [instanceType]);
+      const arch = known[0]?.architectures.includes('arm64') && !known[0]?.architectures.includes('x86_64') ? 'arm64' : 'x86_64';
+      const ami = await resolveAmi(clients.ec2, amiSettingFor(config.ami, instanceType), arch);
+      return {
+        imageId: ami.imageId,
+        rootDeviceName: ami.rootDeviceName,
+        instanceProfileArn: outputs.instanceProfileArn,
+        securityGroupIds: outputs.securityGroupId ? [outputs.securityGroupId] : undefined,
+        userData: renderUserData({
+          region,
+          bucket: outputs.bucket,
+          table: outputs.table,
+          job: job.name,
+          instanceType,
+          agentKey: agent.key,
+          agentSha256: agent.sha256,
+          nodeVersion: process.versions.node,
+        }),
+        maxInstances: config.maxInstances,
+        spot: config.spot,
+        tags: { 'gq:job': job.name },
+      };
+    },
+  });
+  return backend;
+}

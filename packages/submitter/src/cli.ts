@@ -1,0 +1,194 @@
+/**
+ * gq: the command line. This file only wires yargs to the command modules, maps flags to the
+ * configuration, and exits in one place. A UserError prints its message and hint (exit 1);
+ * anything else is a bug and prints its stack (exit 70).
+ */
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { createLogger, loadConfig, redactText, UserError } from '@gq/common';
+import { JOB_NAME_RULES } from '@gq/common';
+import { stdio, type CommandContext } from './context.js';
+import { runSubmit } from './commands/submit.js';
+import { runStatus } from './commands/status.js';
+import { runResults } from './commands/results.js';
+import { runLogs } from './commands/logs.js';
+import { runCancel } from './commands/cancel.js';
+import { runRetry } from './commands/retry.js';
+import { runClean } from './commands/clean.js';
+
+/** Flags that are settings (same names as the config keys, kebab-case on the command line). */
+const SETTING_FLAGS = {
+  backend: { choices: ['local', 'aws'] as const, describe: 'Where to run: local (this machine) or aws (env GQ_BACKEND)' },
+  workers: { type: 'number', describe: 'Local backend: worker processes (default: number of CPUs)' },
+  retries: { type: 'number', describe: 'Extra attempts for a failed task (default 2)' },
+  timeout: { type: 'string', describe: 'Per-task timeout, e.g. 90s, 30m, 2h (default: none)' },
+  idle: { type: 'string', describe: 'A worker leaves after the queue is empty this long' },
+  visibility: { type: 'string', describe: 'Task lease / message visibility, renewed while running (default 5m)' },
+  'install-timeout': { type: 'string', describe: 'Timeout of one install attempt (default 30m)' },
+  'install-retries': { type: 'number', describe: 'Extra install attempts (default 2)' },
+  'max-instances': { type: 'number', describe: 'AWS: instances per instance type at most (default 20)' },
+  region: { type: 'string', describe: 'AWS region (default: AWS_REGION / profile)' },
+  stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
+  spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
+} as const;
+
+function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
+  return {
+    backend: a.backend,
+    workers: a.workers,
+    retries: a.retries,
+    timeout: a.timeout,
+    idle: a.idle,
+    visibility: a.visibility,
+    installTimeout: a['install-timeout'],
+    installRetries: a['install-retries'],
+    maxInstances: a['max-instances'],
+    region: a.region,
+    stack: a.stack,
+    spot: a.spot,
+  };
+}
+
+function context(a: Record<string, unknown>): CommandContext {
+  const log = createLogger({ level: a.verbose ? 'debug' : 'warn' });
+  return { config: loadConfig(settingsFrom(a)), log, io: stdio };
+}
+
+type Handler = (ctx: CommandContext, a: Record<string, unknown>) => Promise<number>;
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const run = (h: Handler) => async (a: Record<string, unknown>) => {
+    code = await h(context(a), a);
+  };
+  const settings = <T>(y: Argv<T>) => y.options(SETTING_FLAGS);
+
+  await yargs(argv)
+    .scriptName('gq')
+    .strict(true)
+    .usage('$0 <command> [options]\n\nRun a CSV of shell commands on this machine or on a self-scaling EC2 fleet.')
+    .option('verbose', { type: 'boolean', global: true, describe: 'Debug logs on stderr' })
+    .command(
+      'submit <jobfile>',
+      'Validate a job file, upload the code and start the job',
+      (y) =>
+        settings(y)
+          .positional('jobfile', { type: 'string', demandOption: true, describe: 'CSV with header instance_type,command' })
+          .option('name', { type: 'string', describe: `Job name (${JOB_NAME_RULES}); default: from the file name` })
+          .option('code', { type: 'string', describe: 'Code folder copied for every task (default: .)' })
+          .option('install', { type: 'string', describe: 'Install script run once per worker before its first task' })
+          .option('results', { type: 'string', describe: 'Results CSV written by each task, relative to the code folder (default results.csv)' })
+          .option('input', { type: 'string', array: true, describe: 'Extra folder LOCAL=REMOTE placed in the code folder (repeatable)' })
+          .option('output', { type: 'string', array: true, describe: 'Extra output file or folder to keep, relative to the code folder (repeatable)' })
+          .option('license', { type: 'string', describe: 'Gurobi licence file, stored encrypted, given to tasks as GRB_LICENSE_FILE' })
+          .option('wait', { type: 'boolean', describe: 'Follow the job to its end; exit 1 if a task failed' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .example('$0 submit config/jobdetails.csv --code config/example --install config/example/INSTALL.sh --wait', 'Run the example job here'),
+      run((ctx, a) =>
+        runSubmit(ctx, {
+          jobfile: String(a.jobfile),
+          name: a.name as string | undefined,
+          code: a.code as string | undefined,
+          install: a.install as string | undefined,
+          results: a.results as string | undefined,
+          input: a.input as string[] | undefined,
+          output: a.output as string[] | undefined,
+          license: a.license as string | undefined,
+          wait: a.wait as boolean | undefined,
+          json: a.json as boolean | undefined,
+        }),
+      ),
+    )
+    .command(
+      'status [name]',
+      'All jobs, or one job in detail',
+      (y) =>
+        settings(y)
+          .positional('name', { type: 'string' })
+          .option('json', { type: 'boolean' })
+          .option('watch', { type: 'boolean', describe: 'Refresh every 2 s until the job ends' })
+          .option('tasks', { type: 'boolean', describe: 'Include every task (reads them all)' }),
+      run((ctx, a) => runStatus(ctx, { name: a.name as string | undefined, json: !!a.json, watch: !!a.watch, tasks: !!a.tasks })),
+    )
+    .command(
+      'results <name>',
+      'Download results, outputs and logs; write the merged results.csv',
+      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'Folder (default results/<name>)' }).option('json', { type: 'boolean' }),
+      run((ctx, a) => runResults(ctx, { name: String(a.name), out: a.out as string | undefined, json: !!a.json })),
+    )
+    .command(
+      'logs <name> [task]',
+      "Print a task's output, or a worker's install log",
+      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).positional('task', { type: 'number' }).option('instance', { type: 'string', describe: 'Worker id (see gq status)' }),
+      run((ctx, a) => runLogs(ctx, { name: String(a.name), task: a.task as number | undefined, instance: a.instance as string | undefined })),
+    )
+    .command(
+      'cancel <name>',
+      'Stop a job: queued tasks never start, running ones are stopped',
+      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }),
+      run((ctx, a) => runCancel(ctx, { name: String(a.name), json: !!a.json })),
+    )
+    .command(
+      'retry <name>',
+      'Run the failed tasks of a job again',
+      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('failed', { type: 'boolean', describe: 'Rerun the FAILED tasks' }).option('wait', { type: 'boolean' }).option('json', { type: 'boolean' }),
+      run((ctx, a) => runRetry(ctx, { name: String(a.name), failed: !!a.failed, wait: !!a.wait, json: !!a.json })),
+    )
+    .command(
+      'clean <name>',
+      "Remove a finished job's queues and workers; keep its results",
+      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('force', { type: 'boolean' }),
+      run((ctx, a) => runClean(ctx, { name: String(a.name), force: !!a.force })),
+    )
+    .command(
+      'setup',
+      'AWS: create or update the shared resources (CloudFormation stack)',
+      (y) => settings(y).option('vpc-id', { type: 'string', describe: 'VPC for the security group (default: the default VPC)' }),
+      run(async (ctx, a) => {
+        const { runSetup } = await import('./commands/setup.js');
+        return runSetup(ctx, { stack: ctx.config.stack, region: requireRegion(ctx), vpcId: a['vpc-id'] as string | undefined });
+      }),
+    )
+    .command(
+      'doctor',
+      'AWS: check credentials, region, stack, AMI and quotas, and say what to fix',
+      (y) => settings(y),
+      run(async (ctx) => {
+        const { runDoctor } = await import('./commands/doctor.js');
+        return runDoctor(ctx, { stack: ctx.config.stack, region: ctx.config.region } as never);
+      }),
+    )
+    .demandCommand(1, 'Name a command.')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UserError(msg, { hint: 'Run gq --help, or gq <command> --help.' });
+    })
+    .parseAsync();
+  return code;
+}
+
+function requireRegion(ctx: CommandContext): string {
+  if (!ctx.config.region) throw new UserError('No AWS region set.', { hint: 'Pass --region, or set AWS_REGION (e.g. us-east-1).' });
+  return ctx.config.region;
+}
+
+export function printError(e: unknown): number {
+  if (e instanceof UserError) {
+    process.stderr.write(redactText(`gq: ${e.message}\n`));
+    for (const d of e.details) process.stderr.write(redactText(`  ${d}\n`));
+    if (e.hint) process.stderr.write(redactText(`hint: ${e.hint}\n`));
+    return 1;
+  }
+  process.stderr.write(redactText(`gq: internal error (a bug; please report it)\n${(e as Error)?.stack ?? String(e)}\n`));
+  return 70;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => process.exit(code),
+  (e: unknown) => process.exit(printError(e)),
+);

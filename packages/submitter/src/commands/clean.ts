@@ -1,0 +1,23 @@
+/** gq clean NAME: remove the job's queues and workers (groups, launch templates); keep its results. */
+import { JobNotFoundError, UserError } from '@gq/common';
+import type { CommandContext } from '../context.js';
+import { openCliBackend } from '../backend.js';
+
+export async function runClean(ctx: CommandContext, a: { name: string; force?: boolean }): Promise<number> {
+  const backend = await openCliBackend(ctx.config);
+  try {
+    const job = await backend.status.getJob(a.name);
+    if (!job) throw new JobNotFoundError(a.name);
+    if (job.counts.queued + job.counts.running > 0 && !a.force) {
+      throw new UserError(`Job ${a.name} still has ${job.counts.queued} queued and ${job.counts.running} running tasks.`, {
+        hint: `Cancel it first (gq cancel ${a.name}), or add --force.`,
+      });
+    }
+    await backend.fleet.remove(a.name);
+    for (const type of Object.keys(job.instanceTypes)) await backend.queues.remove(a.name, type);
+    ctx.io.out(`Removed the queues and workers of ${a.name}; its status and results are kept (gq results ${a.name}).`);
+    return 0;
+  } finally {
+    await backend.close();
+  }
+}

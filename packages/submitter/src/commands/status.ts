@@ -1,0 +1,160 @@
+/**
+ * gq status [NAME]: all jobs, or one job's counts, workers, progress tags and failures. For one
+ * job it reads the job record and the instance records, and only the running tasks that the
+ * instances name: a constant number of reads whatever the size of the job. Task detail (--tasks)
+ * and the list of failures are read only when asked for or when there are failures.
+ */
+import { JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import type { CommandContext } from '../context.js';
+import { openCliBackend } from '../backend.js';
+import { reconcile } from '../workers.js';
+
+export interface StatusArgs {
+  name?: string;
+  json?: boolean;
+  watch?: boolean;
+  tasks?: boolean;
+}
+
+const MAX_FAILURES_SHOWN = 10;
+
+function taskJson(t: TaskRecord) {
+  return {
+    task: t.task,
+    instanceType: t.instanceType,
+    command: t.command,
+    state: t.state,
+    attempts: t.attempts,
+    instance: t.instance,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    error: t.error,
+    stderrTail: t.stderrTail,
+    tags: t.tags,
+    startedAt: t.startedAt,
+    finishedAt: t.finishedAt,
+  };
+}
+
+async function runningTasks(backend: Backend, job: JobRecord, instances: InstanceRecord[]): Promise<TaskRecord[]> {
+  const nums = new Set<number>();
+  for (const i of instances) {
+    const m = i.state === 'BUSY' ? /task (\d+)/.exec(i.detail ?? '') : null;
+    if (m) nums.add(Number(m[1]));
+  }
+  const out: TaskRecord[] = [];
+  for (const n of [...nums].sort((a, b) => a - b)) {
+    const t = await backend.status.getTask(job.name, n);
+    if (t && t.state === 'RUNNING') out.push(t);
+  }
+  return out;
+}
+
+export async function statusJson(backend: Backend, job: JobRecord, withTasks: boolean) {
+  const instances = await backend.status.listInstances(job.name);
+  const running = await runningTasks(backend, job, instances);
+  const failures = job.counts.failed > 0 ? (await backend.status.listTasks(job.name, { states: ['FAILED'] })) : [];
+  const tasks = withTasks ? await backend.status.listTasks(job.name) : undefined;
+  const perType: Record<string, { total: number; counts?: Record<string, number> }> = {};
+  for (const [type, total] of Object.entries(job.instanceTypes)) perType[type] = { total };
+  if (tasks) {
+    for (const t of tasks) {
+      const c = (perType[t.instanceType]!.counts ??= { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+      c[t.state.toLowerCase()]!++;
+    }
+  }
+  return {
+    name: job.name,
+    backend: job.backend,
+    createdAt: job.createdAt,
+    total: job.total,
+    counts: job.counts,
+    cancelRequested: job.cancelRequested,
+    instanceTypes: perType,
+    instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
+    running: running.map((t) => ({ task: t.task, instance: t.instance, attempts: t.attempts, tags: t.tags })),
+    failures: failures.map((t) => ({ task: t.task, exitCode: t.exitCode, signal: t.signal, error: t.error, attempts: t.attempts, stderrTail: t.stderrTail })),
+    ...(tasks ? { tasks: tasks.map(taskJson) } : {}),
+  };
+}
+
+type StatusJson = Awaited<ReturnType<typeof statusJson>>;
+
+function renderJob(s: StatusJson): string[] {
+  const c = s.counts;
+  const done = c.succeeded + c.failed + c.cancelled;
+  const lines = [
+    `Job ${s.name} (${s.backend}, submitted ${s.createdAt})${s.cancelRequested ? ' — CANCELLED' : ''}`,
+    `  ${done}/${s.total} done: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled; ${c.running} running, ${c.queued} queued`,
+    '  Instance types:',
+  ];
+  for (const [type, v] of Object.entries(s.instanceTypes)) {
+    const n = s.instances.filter((i) => i.instanceType === type && i.state !== 'STOPPED').length;
+    const detail = v.counts ? ` (${Object.entries(v.counts).filter(([, x]) => x).map(([k, x]) => `${x} ${k}`).join(', ')})` : '';
+    lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active`);
+  }
+  const failedInstall = s.instances.filter((i) => i.state === 'INSTALL_FAILED');
+  for (const i of failedInstall) {
+    lines.push(`  Install failed on ${i.instance} (${i.instanceType}): ${i.detail ?? 'see its install log'}`);
+    lines.push(`    read the install log with: gq logs ${s.name} --instance ${i.instance}`);
+  }
+  if (s.running.length) {
+    lines.push('  Running:');
+    for (const t of s.running) {
+      const tags = Object.entries(t.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+      lines.push(`    task ${t.task} on ${t.instance ?? '?'} (attempt ${t.attempts})${tags ? `  ${tags}` : ''}`);
+    }
+  }
+  if (s.failures.length) {
+    lines.push('  Failed:');
+    for (const f of s.failures.slice(0, MAX_FAILURES_SHOWN)) {
+      const code = f.exitCode !== undefined ? `exit code ${f.exitCode}` : f.signal ? `signal ${f.signal}` : 'no exit code';
+      lines.push(`    task ${f.task}: ${code} after ${f.attempts} attempt(s): ${f.error ?? ''}`);
+      const tail = (f.stderrTail ?? '').split('\n').filter(Boolean).slice(-2);
+      for (const l of tail) lines.push(`      | ${l}`);
+    }
+    if (s.failures.length > MAX_FAILURES_SHOWN) lines.push(`    ... and ${s.failures.length - MAX_FAILURES_SHOWN} more (gq status ${s.name} --tasks --json)`);
+    lines.push(`  Logs: gq logs ${s.name} TASK    Rerun failed: gq retry ${s.name} --failed`);
+  }
+  return lines;
+}
+
+function renderList(jobs: JobRecord[]): string[] {
+  if (!jobs.length) return ['No jobs yet. Submit one with: gq submit jobdetails.csv --code DIR'];
+  const rows = [['NAME', 'BACKEND', 'SUBMITTED', 'TOTAL', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']];
+  for (const j of jobs) {
+    const c = j.counts;
+    rows.push([j.name, j.backend, j.createdAt.slice(0, 19).replace('T', ' '), j.total, c.queued, c.running, c.succeeded, c.failed, c.cancelled].map(String));
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<number> {
+  const backend = await openCliBackend(ctx.config);
+  try {
+    for (;;) {
+      if (!a.name) {
+        const jobs = await backend.status.listJobs();
+        if (a.json) ctx.io.out(JSON.stringify(jobs.map((j) => ({ name: j.name, backend: j.backend, createdAt: j.createdAt, total: j.total, counts: j.counts }))));
+        else for (const l of renderList(jobs)) ctx.io.out(l);
+        if (!a.watch) return 0;
+      } else {
+        const job = await backend.status.getJob(a.name);
+        if (!job) throw new JobNotFoundError(a.name);
+        await reconcile(ctx, backend, job);
+        const s = await statusJson(backend, job, !!a.tasks);
+        if (a.json) ctx.io.out(JSON.stringify(s));
+        else {
+          if (a.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+          for (const l of renderJob(s)) ctx.io.out(l);
+          if (a.tasks) for (const t of s.tasks ?? []) ctx.io.out(`    ${t.task}\t${t.state}\t${t.instanceType}\t${t.command}`);
+        }
+        if (!a.watch || job.counts.queued + job.counts.running === 0) return 0;
+      }
+      await sleep(2000);
+    }
+  } finally {
+    await backend.close();
+  }
+}

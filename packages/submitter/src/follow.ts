@@ -1,0 +1,69 @@
+/** `--wait`: follow a job to its end with a progress bar; exit 1 if any task failed. */
+import cliProgress from 'cli-progress';
+import { sleep, UserError, type Backend, type JobRecord } from '@gq/common';
+import type { CommandContext } from './context.js';
+import { reconcile } from './workers.js';
+import { statusJson } from './commands/status.js';
+
+export async function followJob(ctx: CommandContext, backend: Backend, name: string, o: { json?: boolean; pollMs?: number }): Promise<number> {
+  const tty = process.stderr.isTTY && !o.json;
+  const bar = tty
+    ? new cliProgress.SingleBar(
+        { format: ' {bar} {percentage}% | {value}/{total} done | {running} running | {failed} failed', hideCursor: true, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  let lastLine = '';
+  let lastReconcile = Date.now();
+  let started = false;
+  for (;;) {
+    const job = await backend.status.getJob(name);
+    if (!job) throw new Error(`job ${name} disappeared while waiting`);
+    const c = job.counts;
+    const done = c.succeeded + c.failed + c.cancelled;
+    if (bar) {
+      if (!started) bar.start(job.total, done, { running: c.running, failed: c.failed });
+      bar.update(done, { running: c.running, failed: c.failed });
+    } else if (!o.json) {
+      const line = `${name}: ${done}/${job.total} done (${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled), ${c.running} running, ${c.queued} queued`;
+      if (line !== lastLine) ctx.io.err(line);
+      lastLine = line;
+    }
+    started = true;
+    if (c.queued + c.running === 0) {
+      bar?.stop();
+      if (o.json) ctx.io.out(JSON.stringify(await statusJson(backend, job, false)));
+      else {
+        ctx.io.err(`Job ${name} finished: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled.`);
+        if (c.failed) ctx.io.err(`See why with: gq status ${name}   Rerun the failed ones with: gq retry ${name} --failed`);
+        ctx.io.err(`Get the results with: gq results ${name}`);
+      }
+      return c.failed > 0 ? 1 : 0;
+    }
+    if (Date.now() - lastReconcile > 3000) {
+      lastReconcile = Date.now();
+      const restarted = await reconcile(ctx, backend, job);
+      if (restarted.length) ctx.log.info({ types: restarted }, 'restarted workers for pending tasks');
+      const stuck = await installStuck(backend, job);
+      if (stuck.length) {
+        bar?.stop();
+        throw new UserError(`The install script failed on every worker of ${stuck.join(', ')}; ${c.queued} task(s) cannot start.`, {
+          details: (await backend.status.listInstances(name)).filter((i) => i.state === 'INSTALL_FAILED').slice(0, 5).map((i) => `${i.instance}: ${i.detail ?? ''}`),
+          hint: `Read the install log with gq logs ${name} --instance ID, fix the script, then gq cancel ${name} and submit again.`,
+        });
+      }
+    }
+    await sleep(o.pollMs ?? 300);
+  }
+}
+
+/** Instance types whose workers all failed their install and none is left to run the queue. */
+async function installStuck(backend: Backend, job: JobRecord): Promise<string[]> {
+  const instances = await backend.status.listInstances(job.name);
+  const out: string[] = [];
+  for (const type of Object.keys(job.instanceTypes)) {
+    const mine = instances.filter((i) => i.instanceType === type);
+    if (mine.length && mine.every((i) => i.state === 'INSTALL_FAILED' || i.state === 'STOPPED') && mine.some((i) => i.state === 'INSTALL_FAILED')) out.push(type);
+  }
+  return out;
+}

@@ -1,0 +1,40 @@
+/** Scaling arithmetic (pure). */
+
+/** Instances wanted for `pending` tasks: min(max, ceil(pending / slots)), never negative. */
+export function desiredInstances(pending: number, maxInstances: number, slotsPerInstance = 1): number {
+  if (pending <= 0) return 0;
+  return Math.max(0, Math.min(maxInstances, Math.ceil(pending / Math.max(1, slotsPerInstance))));
+}
+
+/**
+ * Local workers per instance type: `workers` shared in proportion to each type's pending tasks
+ * (largest remainder), at least one per type with work, never more than its tasks.
+ */
+export function splitWorkers(pending: Record<string, number>, workers: number): Record<string, number> {
+  const types = Object.keys(pending).filter((t) => (pending[t] ?? 0) > 0).sort();
+  const out: Record<string, number> = {};
+  if (!types.length) return out;
+  // One each first, then the rest by largest remainder of the proportional share.
+  for (const t of types) out[t] = 1;
+  let left = Math.max(0, workers - types.length);
+  const room = (t: string) => pending[t]! - out[t]!;
+  while (left > 0) {
+    const open = types.filter((t) => room(t) > 0);
+    if (!open.length) break;
+    const total = open.reduce((s, t) => s + room(t), 0);
+    const shares = open.map((t) => ({ t, exact: (left * room(t)) / total }));
+    let given = 0;
+    for (const { t, exact } of shares) {
+      const n = Math.min(room(t), Math.floor(exact));
+      out[t]! += n;
+      given += n;
+    }
+    if (given === 0) {
+      shares.sort((a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || a.t.localeCompare(b.t));
+      out[shares[0]!.t]!++;
+      given = 1;
+    }
+    left -= given;
+  }
+  return out;
+}

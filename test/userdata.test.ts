@@ -1,0 +1,440 @@
+/**
+ * The worker UserData (packages/submitter/src/userdata.ts): size, no secrets, bash syntax, the
+ * embedded S3 bootstrap against moto and the IMDS emulator, and whole runs of the script as a
+ * local process (agent stub, node already present or installed from a checked tarball).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  bootstrapSource,
+  checkUserData,
+  renderUserData,
+  userDataLimitBytes,
+  type UserDataParams,
+} from '../packages/submitter/src/userdata.js';
+import { startImds, type ImdsEmulator } from './support/imds.js';
+import { motoAvailable, startMoto, warnSkipped, type Moto } from './support/moto.js';
+
+const REGION = 'us-east-1';
+/** Unique per run: moto may be shared with other test files (AWS_ENDPOINT_URL). */
+const BUCKET = `gq-userdata-${randomBytes(4).toString('hex')}`;
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+// ---------------------------------------------------------------------------------------------
+
+const params: UserDataParams = {
+  region: REGION,
+  bucket: BUCKET,
+  table: 'gq-status',
+  job: 'job-1',
+  instanceType: 'c5.large',
+  agentKey: 'agents/0.1.0/gq-agent.mjs',
+  agentSha256: 'a'.repeat(64),
+  nodeVersion: '20.19.5',
+  logLevel: 'info',
+};
+
+/** An agent stand-in: records how it was started, then exits with $STUB_EXIT (default 0). */
+const STUB_AGENT = `
+import { writeFileSync } from 'node:fs';
+writeFileSync(process.env.HOME + '/agent-ran.json', JSON.stringify({
+  argv: process.argv.slice(2), node: process.version, execPath: process.execPath,
+  env: Object.keys(process.env).sort(), logLevel: process.env.GQ_LOG_LEVEL ?? null,
+}));
+process.exit(Number(process.env.STUB_EXIT ?? 0));
+`;
+
+const withMoto = motoAvailable() ? describe : describe.skip;
+if (!motoAvailable()) warnSkipped('test/userdata.test.ts: the S3 bootstrap and whole UserData runs');
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(process.env.GQ_TEST_ROOT ?? tmpdir(), 'userdata-'));
+});
+
+describe('renderUserData', () => {
+  it('is a bash script well under the 16 KB EC2 limit', () => {
+    const text = renderUserData(params);
+    const check = checkUserData(text);
+    expect(check.problems).toEqual([]);
+    expect(check.ok).toBe(true);
+    expect(userDataLimitBytes).toBe(16_384);
+    expect(check.bytes).toBe(Buffer.byteLength(text));
+    expect(check.bytes).toBeLessThan(12 * 1024); // leave room for growth
+    expect(text).toContain('\nset -euo pipefail\n');
+    expect(text).toContain('$GQ_ROOT/userdata.log');
+    console.log(`UserData: ${check.bytes} bytes (${Math.ceil(check.bytes / 3) * 4} in base64)`);
+  });
+
+  it('passes bash -n', () => {
+    const dir = mkdtempSync(join(work, 'syntax-'));
+    const file = join(dir, 'userdata.sh');
+    writeFileSync(file, renderUserData({ ...params, job: `it's "$(odd)" \`job\`` }));
+    const r = spawnSync('bash', ['-n', file], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('holds no secrets, whatever extra fields it is handed', () => {
+    const licence = 'LICENSE-KEY-5f1c9e2a-gurobi-secret';
+    const accessKey = 'AKIAIOSFODNN7EXAMPLE';
+    const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+    const text = renderUserData({
+      ...params,
+      // Not part of the type: a caller passing them by mistake must not leak them.
+      ...({ license: licence, licenseKey: licence, accessKeyId: accessKey, secretAccessKey: secret } as object),
+    } as UserDataParams);
+    for (const s of [licence, accessKey, secret]) expect(text).not.toContain(s);
+    expect(text).not.toMatch(/\b(AKIA|ASIA)[A-Z0-9]{16}\b/);
+    expect(text).not.toContain('AWS_SECRET_ACCESS_KEY');
+    expect(text.toLowerCase()).not.toContain('aws_secret_access_key');
+    expect(text.toLowerCase()).not.toContain('aws_access_key_id');
+  });
+
+  it('checkUserData flags size and secret-looking content', () => {
+    const ok = '#!/bin/bash\necho hi\n';
+    expect(checkUserData(ok)).toEqual({ ok: true, bytes: ok.length, problems: [] });
+    expect(checkUserData(ok + 'x'.repeat(userDataLimitBytes)).problems[0]).toMatch(/less than 16384/);
+    expect(checkUserData(ok + 'export AWS_SECRET_ACCESS_KEY=x\n').ok).toBe(false);
+    expect(checkUserData(ok + 'K=AKIAIOSFODNN7EXAMPLE\n').ok).toBe(false);
+    expect(checkUserData(ok + 'LICENSE_KEY=abc\n').ok).toBe(false);
+    expect(checkUserData('echo no shebang\n').ok).toBe(false);
+  });
+
+  it('rejects malformed parameters and quotes the free-text ones', () => {
+    expect(() => renderUserData({ ...params, agentSha256: 'abc' })).toThrow(/agentSha256/);
+    expect(() => renderUserData({ ...params, region: 'us-east-1; rm -rf /' })).toThrow(/region/);
+    expect(() => renderUserData({ ...params, job: 'a\nb' })).toThrow(/job/);
+    expect(() => renderUserData({ ...params, nodeVersion: 'latest' })).toThrow(/nodeVersion/);
+    expect(() => renderUserData({ ...params, logLevel: 'loud' })).toThrow(/logLevel/);
+    const job = `x'; touch /tmp/gq-pwned; echo '$(id) \`id\` "$HOME"`;
+    const line = renderUserData({ ...params, job }).split('\n').find((l) => l.startsWith('GQ_JOB='))!;
+    const r = spawnSync('bash', ['-c', `${line}\nprintf %s "$GQ_JOB"`], { encoding: 'utf8' });
+    expect(r.stdout).toBe(job);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+withMoto('with moto', () => {
+  let moto: Moto;
+  let s3: S3Client;
+  let imds: ImdsEmulator;
+
+  beforeAll(async () => {
+    moto = (await startMoto())!;
+    s3 = new S3Client({
+      region: REGION,
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'agents/stub/gq-agent.mjs', Body: STUB_AGENT }));
+    imds = await startImds({ instanceId: 'i-0123456789abcdef0', instanceType: 'c5.large', region: REGION });
+  });
+
+  afterAll(async () => {
+    s3?.destroy();
+    await imds?.stop();
+    await moto?.stop();
+  });
+
+  function instanceEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: work,
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
+      ...extra,
+    };
+  }
+
+  function runBoot(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+    const dir = mkdtempSync(join(work, 'boot-'));
+    const file = join(dir, 'boot.mjs');
+    writeFileSync(file, bootstrapSource);
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+  }
+
+  describe('S3 bootstrap (boot.mjs)', () => {
+    it('downloads an object from moto with credentials from the metadata service', async () => {
+      const body = `console.log("agent ${Date.now()}");\n`;
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'agents/a b+c/gq-agent.mjs', Body: body }));
+      const out = join(mkdtempSync(join(work, 'get-')), 'gq-agent.mjs');
+      const before = imds.requests.length;
+      const r = await runBoot(['get', REGION, BUCKET, 'agents/a b+c/gq-agent.mjs', out, sha256(body)], instanceEnv());
+      expect(r.stderr).toContain('sha256 ok');
+      expect(r.code).toBe(0);
+      expect(readFileSync(out, 'utf8')).toBe(body);
+      const used = imds.requests.slice(before);
+      expect(used[0]).toMatchObject({ method: 'PUT', path: '/latest/api/token', status: 200 });
+      expect(used.filter((q) => q.method === 'GET').every((q) => q.token && q.status === 200)).toBe(true);
+      expect(used.map((q) => q.path)).toContain('/latest/meta-data/iam/security-credentials/gq-instance-role');
+    });
+
+    it('rejects a sha256 mismatch and leaves no file', async () => {
+      const out = join(mkdtempSync(join(work, 'bad-')), 'gq-agent.mjs');
+      const r = await runBoot(['get', REGION, BUCKET, 'agents/stub/gq-agent.mjs', out, 'b'.repeat(64)], instanceEnv());
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/sha256 mismatch/);
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(out + '.part')).toBe(false);
+    });
+
+    it('gives up at once on a missing object', async () => {
+      const out = join(mkdtempSync(join(work, 'missing-')), 'x');
+      const r = await runBoot(['get', REGION, BUCKET, 'agents/nope.mjs', out, 'c'.repeat(64)], instanceEnv());
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/404/);
+    });
+
+    it('uploads a file, putting the instance id in the key', async () => {
+      const file = join(mkdtempSync(join(work, 'put-')), 'userdata.log');
+      writeFileSync(file, 'boot log\n');
+      const r = await runBoot(['put', REGION, BUCKET, 'jobs/j/instances/{instance}/userdata.log', file], instanceEnv());
+      expect(r.code).toBe(0);
+      const got = await s3.send(
+        new GetObjectCommand({ Bucket: BUCKET, Key: 'jobs/j/instances/i-0123456789abcdef0/userdata.log' }),
+      );
+      expect(await got.Body!.transformToString()).toBe('boot log\n');
+    });
+
+    it('signs exactly like the SDK (SigV4) and retries a server error', async () => {
+      // Moto does not check signatures, so compare with the SDK's signer on a captured request.
+      const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = [];
+      const body = 'payload';
+      const server = createServer((req, res) => {
+        seen.push({ method: req.method!, url: req.url!, headers: req.headers });
+        req.resume();
+        if (seen.length === 1) {
+          res.writeHead(500).end('try again');
+        } else {
+          res.writeHead(200, { 'content-length': body.length }).end(body);
+        }
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const out = join(mkdtempSync(join(work, 'sig-')), 'obj');
+        const started = Date.now();
+        const r = await runBoot(
+          ['get', REGION, BUCKET, 'k/obj.mjs', out, sha256(body)],
+          instanceEnv({ AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` }),
+        );
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).toMatch(/retry 1/);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(900); // backed off
+        expect(seen).toHaveLength(2);
+        const req = seen[1]!;
+        expect(req.url).toBe(`/${BUCKET}/k/obj.mjs`);
+
+        const credsRes = await fetch(`${imds.endpoint}/latest/api/token`, {
+          method: 'PUT',
+          headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' },
+        });
+        const token = await credsRes.text();
+        const c = (await (
+          await fetch(`${imds.endpoint}/latest/meta-data/iam/security-credentials/gq-instance-role`, {
+            headers: { 'x-aws-ec2-metadata-token': token },
+          })
+        ).json()) as { AccessKeyId: string; SecretAccessKey: string; Token: string };
+
+        type Data = string | ArrayBuffer | ArrayBufferView;
+        const bytes = (d: Data) =>
+          typeof d === 'string'
+            ? Buffer.from(d)
+            : ArrayBuffer.isView(d)
+              ? Buffer.from(d.buffer, d.byteOffset, d.byteLength)
+              : Buffer.from(d);
+        class Sha256 {
+          private h;
+          constructor(secret?: Data) {
+            this.h = secret ? createHmac('sha256', bytes(secret)) : createHash('sha256');
+          }
+          update(d: Data) {
+            this.h.update(bytes(d));
+          }
+          async digest() {
+            return new Uint8Array(this.h.digest());
+          }
+          reset() {}
+        }
+        const signer = new SignatureV4({
+          service: 's3',
+          region: REGION,
+          credentials: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.Token },
+          sha256: Sha256,
+          uriEscapePath: false,
+          applyChecksum: false,
+        });
+        const amzDate = String(req.headers['x-amz-date']);
+        const signingDate = new Date(
+          `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+        );
+        const signed = await signer.sign(
+          {
+            method: 'GET',
+            protocol: 'http:',
+            hostname: '127.0.0.1',
+            port,
+            path: req.url!,
+            query: {},
+            headers: {
+              host: `127.0.0.1:${port}`,
+              'x-amz-content-sha256': String(req.headers['x-amz-content-sha256']),
+            },
+          },
+          { signingDate },
+        );
+        expect(req.headers['x-amz-security-token']).toBe(c.Token);
+        expect(req.headers.authorization).toBe(signed.headers.authorization);
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    });
+  });
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** A folder of stand-ins put first on PATH: they record their calls and fail. */
+  function guardBin(dir: string, names: string[]): { dir: string; calls(): string[] } {
+    mkdirSync(dir, { recursive: true });
+    const log = join(dir, 'calls.log');
+    for (const name of names) {
+      writeFileSync(join(dir, name), `#!/bin/sh\necho "${name} $*" >> '${log}'\nexit 1\n`);
+      chmodSync(join(dir, name), 0o755);
+    }
+    return { dir, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
+  }
+
+  function runUserData(text: string, home: string, env: Record<string, string>): Promise<number | null> {
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, 'userdata.sh'), text);
+    return new Promise((resolve) => {
+      const child = spawn('bash', [join(home, 'userdata.sh')], { cwd: home, env, stdio: 'ignore' });
+      child.on('close', (code) => resolve(code));
+    });
+  }
+
+  describe('UserData run as a local process', () => {
+    const stubParams = () => ({ ...params, job: 'job-run', agentKey: 'agents/stub/gq-agent.mjs', agentSha256: sha256(STUB_AGENT) });
+
+    it('uses the node on PATH, fetches and runs the agent, never powers off', async () => {
+      const home = join(work, 'run-ok');
+      const guard = guardBin(join(work, 'guard-ok'), ['shutdown', 'poweroff', 'halt', 'reboot', 'curl', 'wget']);
+      const env = { ...instanceEnv(), HOME: home, PATH: `${guard.dir}:${process.env.PATH}` };
+      const code = await runUserData(renderUserData(stubParams()), home, env);
+      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
+      expect(code, log).toBe(0);
+      expect(guard.calls()).toEqual([]); // no shutdown, and no download of node
+      expect(log).toMatch(/using node v\d+/);
+      expect(log).toMatch(/gq-agent exited with status 0/);
+      expect(log).toMatch(/not on real EC2/);
+      const ran = JSON.parse(readFileSync(join(home, 'agent-ran.json'), 'utf8')) as { argv: string[]; logLevel: string };
+      expect(ran.argv).toEqual([
+        'run', '--backend', 'aws', '--region', REGION, '--bucket', BUCKET, '--table', 'gq-status',
+        '--job', 'job-run', '--instance-type', 'c5.large',
+      ]);
+      expect(ran.logLevel).toBe('info');
+    });
+
+    it('reports a failed agent: exit status kept, userdata.log uploaded, still no power-off', async () => {
+      const home = join(work, 'run-fail');
+      const guard = guardBin(join(work, 'guard-fail'), ['shutdown', 'poweroff', 'halt', 'reboot']);
+      const env = { ...instanceEnv(), HOME: home, PATH: `${guard.dir}:${process.env.PATH}`, STUB_EXIT: '7' };
+      const code = await runUserData(renderUserData(stubParams()), home, env);
+      expect(code).toBe(7);
+      expect(guard.calls()).toEqual([]);
+      const got = await s3.send(
+        new GetObjectCommand({ Bucket: BUCKET, Key: 'jobs/job-run/instances/i-0123456789abcdef0/userdata.log' }),
+      );
+      expect(await got.Body!.transformToString()).toMatch(/gq-agent exited with status 7/);
+    });
+
+    it('does not run the agent when its sha256 does not match', async () => {
+      const home = join(work, 'run-badsha');
+      const code = await runUserData(renderUserData({ ...stubParams(), agentSha256: 'd'.repeat(64) }), home, {
+        ...instanceEnv(),
+        HOME: home,
+      });
+      expect(code).toBe(3);
+      expect(existsSync(join(home, 'agent-ran.json'))).toBe(false);
+      expect(readFileSync(join(home, 'gq', 'userdata.log'), 'utf8')).toMatch(/sha256 mismatch/);
+    });
+
+    /** PATH with an old `node` first and a `curl` that serves nodejs.org from `site`. */
+    function oldNodeWorld(name: string, tamper: boolean) {
+      const version = 'v20.99.0';
+      const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+      const dist = `node-${version}-linux-${arch}`;
+      const root = join(work, name);
+      const site = join(root, 'site');
+      const bin = join(root, 'bin');
+      mkdirSync(join(site, dist, 'bin'), { recursive: true });
+      mkdirSync(bin, { recursive: true });
+      // The "downloaded" node is a wrapper around the node running this test.
+      writeFileSync(join(site, dist, 'bin', 'node'), `#!/bin/sh\nexec '${process.execPath}' "$@"\n`);
+      chmodSync(join(site, dist, 'bin', 'node'), 0o755);
+      const tar = spawnSync('tar', ['-czf', join(site, `${dist}.tar.gz`), '-C', site, dist]);
+      expect(tar.status).toBe(0);
+      const sum = tamper ? 'e'.repeat(64) : sha256(readFileSync(join(site, `${dist}.tar.gz`)));
+      writeFileSync(
+        join(site, 'SHASUMS256.txt'),
+        `${'0'.repeat(64)}  node-${version}-linux-s390x.tar.gz\n${sum}  ${dist}.tar.gz\n${'1'.repeat(64)}  ${dist}.tar.xz\n`,
+      );
+      writeFileSync(join(bin, 'node'), '#!/bin/sh\necho v18.20.0\n');
+      writeFileSync(
+        join(bin, 'curl'),
+        `#!/bin/bash\necho "curl $*" >> '${root}/curl.log'\nout=""; url=""\n` +
+          `while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; -*) shift;; *) url="$1"; shift;; esac; done\n` +
+          `case "$url" in https://nodejs.org/dist/${version}/*) cp "${site}/$(basename "$url")" "$out";; *) exit 22;; esac\n`,
+      );
+      for (const f of ['node', 'curl']) chmodSync(join(bin, f), 0o755);
+      return { version, dist, bin, curlLog: () => readFileSync(join(root, 'curl.log'), 'utf8') };
+    }
+
+    it('installs node from a checked tarball when the node on PATH is too old', async () => {
+      const world = oldNodeWorld('old-node', false);
+      const home = join(work, 'run-install');
+      const code = await runUserData(
+        renderUserData({ ...stubParams(), nodeVersion: world.version }),
+        home,
+        { ...instanceEnv(), HOME: home, PATH: `${world.bin}:${process.env.PATH}` },
+      );
+      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
+      expect(code, log).toBe(0);
+      expect(log).toMatch(/node v18\.20\.0 on PATH is too old/);
+      expect(world.curlLog()).toContain(`https://nodejs.org/dist/${world.version}/SHASUMS256.txt`);
+      expect(world.curlLog()).toContain(`https://nodejs.org/dist/${world.version}/${world.dist}.tar.gz`);
+      expect(existsSync(join(home, 'gq', 'node', 'bin', 'node'))).toBe(true);
+      expect(existsSync(join(home, 'agent-ran.json'))).toBe(true);
+    });
+
+    it('refuses a node tarball whose sha256 is not the published one', async () => {
+      const world = oldNodeWorld('old-node-tampered', true);
+      const home = join(work, 'run-install-bad');
+      const code = await runUserData(
+        renderUserData({ ...stubParams(), nodeVersion: world.version }),
+        home,
+        { ...instanceEnv(), HOME: home, PATH: `${world.bin}:${process.env.PATH}` },
+      );
+      expect(code).not.toBe(0);
+      expect(readFileSync(join(home, 'gq', 'userdata.log'), 'utf8')).toMatch(/does not match SHASUMS256/);
+      expect(existsSync(join(home, 'agent-ran.json'))).toBe(false);
+    });
+  });
+});
