@@ -1,23 +1,39 @@
 /**
  * moto for one test file: never real AWS.
  *
- *   const moto = await startMoto();            // in beforeAll
- *   const d = moto ? describe : describe.skip;  // and warn loudly (skipWarning) when undefined
- *   await moto?.stop();                          // in afterAll
+ *   const available = motoAvailable();                 // at collection time
+ *   if (!available) warnSkipped('my.test.ts (what is skipped)');
+ *   (available ? describe : describe.skip)('...', () => {
+ *     let moto: Moto;
+ *     beforeAll(async () => { moto = (await startMoto())!; await createSharedResources(moto.endpoint); });
+ *     afterAll(async () => { await moto?.stop(); });
+ *   });
  *
- * - AWS_ENDPOINT_URL set: that server is used (CI runs one moto for everything), never stopped here.
- * - else `moto_server` on PATH: started on a free port; killed on stop(), on process exit, and even
- *   when this process dies by SIGKILL (a shell in between waits on our stdin and kills moto on EOF).
- * - else undefined: the caller must skip its tests with `warnSkipped`.
+ * - AWS_ENDPOINT_URL set: that server is used as it is (e.g. one moto for a whole CI run), never
+ *   stopped here; an amazonaws.com endpoint is refused. A plain moto_server lacks the fidelity
+ *   fixes below, so the race tests may fail against it.
+ * - else `moto_server` on PATH: started on a free port, behind the fidelity wrapper below; killed
+ *   on stop(), on process exit, and even when this process dies by SIGKILL (a shell in between
+ *   reads our stdin and kills moto at EOF).
+ * - else undefined: the caller skips its tests, loudly (`warnSkipped`).
  *
- * In every case the SDK gets dummy credentials and us-east-1 through the environment.
+ * In every case the SDK gets dummy credentials and us-east-1 through the environment, and no
+ * profile or config file of the developer is read.
+ * Also here: `resetMoto` (POST /moto-api/reset), `motoClients`, `createSharedResources` (the
+ * table and the bucket as infra/gq.yaml makes them).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { CreateBucketCommand, PutBucketEncryptionCommand, PutPublicAccessBlockCommand } from '@aws-sdk/client-s3';
-import { CreateTableCommand, DescribeTableCommand, ResourceInUseException } from '@aws-sdk/client-dynamodb';
-import { makeAwsClients, type AwsClients } from '../../packages/common/src/aws/clients.js';
+import {
+  CreateBucketCommand,
+  PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketOwnershipControlsCommand,
+  PutPublicAccessBlockCommand,
+} from '@aws-sdk/client-s3';
+import { CreateTableCommand, DescribeTableCommand, ResourceInUseException, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { makeAwsClients, type AwsClientOptions, type AwsClients } from '../../packages/common/src/aws/clients.js';
 
 export interface Moto {
   endpoint: string;
@@ -77,10 +93,11 @@ function onPath(cmd: string): boolean {
  *    writes made meanwhile by other requests, and a conditional write checks and writes without a
  *    lock. Real DynamoDB is atomic per item and per transaction. Every other service stays
  *    concurrent (SQS long polls must not block sends).
- * 2. SQS stale receipt handles (a message received again since): moto accepts them for
- *    ChangeMessageVisibility and DeleteMessage, acting on the new delivery. SQS refuses the
- *    visibility change (InvalidParameterValue "Message does not exist or is not available for
- *    visibility timeout change") and lets the delete succeed without deleting the message.
+ * 2. SQS stale receipt handles (the message was received again since): moto accepts them for
+ *    ChangeMessageVisibility and changes the new delivery's timeout. SQS refuses with
+ *    InvalidParameterValue "Message does not exist or is not available for visibility timeout
+ *    change". (A stale DeleteMessage is left as moto does it: SQS documents that such a delete
+ *    succeeds and "might not" delete the message, so moto deleting it is within that.)
  *
  * If moto's internals change, the SQS patch reports itself on stderr and moto runs unpatched.
  */
@@ -100,12 +117,6 @@ try:
                 raise InvalidParameterValue("Value " + receipt_handle + " for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.")
         return _cmv(self, queue_name, receipt_handle, visibility_timeout)
     sqsm.SQSBackend.change_message_visibility = change_message_visibility
-    _dm = sqsm.Queue.delete_message
-    def delete_message(self, receipt_handle):
-        if any(_stale(m, receipt_handle) for m in self._messages):
-            return
-        return _dm(self, receipt_handle)
-    sqsm.Queue.delete_message = delete_message
 except Exception as e:
     print("gq: moto SQS receipt patch not applied:", repr(e), file=sys.stderr)
 app = DomainDispatcherApplication(create_backend_app)
@@ -201,6 +212,9 @@ async function launch(): Promise<Moto | undefined> {
 export async function startMoto(): Promise<Moto | undefined> {
   const external = process.env.AWS_ENDPOINT_URL;
   if (external) {
+    if (/amazonaws\.com|amazonaws\.com\.cn|api\.aws/i.test(external)) {
+      throw new Error(`AWS_ENDPOINT_URL=${external} is real AWS; gq's tests only run against moto`);
+    }
     setSdkEnv();
     return { endpoint: external.replace(/\/$/, ''), owned: false, stop: async () => {} };
   }
@@ -236,7 +250,7 @@ export async function resetMoto(endpoint: string): Promise<void> {
 }
 
 /** Clients for moto (dummy credentials, us-east-1). */
-export function motoClients(endpoint: string, middleware?: Parameters<typeof makeAwsClients>[0]['middleware']): AwsClients {
+export function motoClients(endpoint: string, middleware?: AwsClientOptions['middleware']): AwsClients {
   return makeAwsClients({
     region: REGION,
     endpoint,
@@ -253,8 +267,8 @@ export interface SharedResources {
 
 /**
  * The shared resources as the CloudFormation stack (infra/gq.yaml) makes them: the status table
- * (pk S / sk S, on demand, encrypted) and the artifact bucket (public access blocked, encrypted).
- * Idempotent.
+ * (pk S / sk S, on demand, encrypted, TTL on `expiresAt`) and the artifact bucket (public access
+ * blocked, SSE-KMS by default, bucket owner enforced, incomplete uploads aborted). Idempotent.
  */
 export async function createSharedResources(
   endpoint: string,
@@ -280,14 +294,37 @@ export async function createSharedResources(
         },
       }),
     );
+    // The stack names its own KMS key; moto's S3 takes the AWS managed one just as well.
     await c.s3.send(
       new PutBucketEncryptionCommand({
         Bucket: bucket,
         ServerSideEncryptionConfiguration: {
-          Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' }, BucketKeyEnabled: true }],
+          Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: true }],
         },
       }),
     );
+    await c.s3.send(
+      new PutBucketOwnershipControlsCommand({
+        Bucket: bucket,
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+      }),
+    );
+    await c.s3.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket: bucket,
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              ID: 'abort-incomplete-multipart-uploads',
+              Status: 'Enabled',
+              Filter: { Prefix: '' },
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+            },
+          ],
+        },
+      }),
+    );
+    let created = false;
     try {
       await c.dynamodb.send(
         new CreateTableCommand({
@@ -304,6 +341,7 @@ export async function createSharedResources(
           SSESpecification: { Enabled: true },
         }),
       );
+      created = true;
     } catch (err) {
       if (!(err instanceof ResourceInUseException)) throw err;
     }
@@ -311,6 +349,11 @@ export async function createSharedResources(
       const t = await c.dynamodb.send(new DescribeTableCommand({ TableName: table }));
       if (t.Table?.TableStatus === 'ACTIVE') break;
       await new Promise((r) => setTimeout(r, 100));
+    }
+    if (created) {
+      await c.dynamodb.send(
+        new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } }),
+      );
     }
   } finally {
     c.destroy();

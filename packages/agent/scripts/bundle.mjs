@@ -40,7 +40,8 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['better-sqlite3'],
+  // The local backend (and its native SQLite module) is loaded only for --backend local, never on EC2.
+  external: ['better-sqlite3', '@gq/common/local/*'],
   // Bundled CommonJS dependencies call require() (esbuild's __require looks for a free `require`)
   // and may read __filename / __dirname. Provide them as globals rather than top-level consts, so
   // that they can never clash with a bundled ES module's own top-level declarations. No hashbang

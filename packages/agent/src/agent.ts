@@ -32,6 +32,7 @@ export class Agent implements AgentControl {
   private current: TaskRun | undefined;
   private readonly wake = new AbortController();
   private instanceState: InstanceState = 'BOOTING';
+  private isProtected = false;
 
   constructor(private readonly d: AgentDeps) {}
 
@@ -151,7 +152,11 @@ export class Agent implements AgentControl {
         idleSince = Date.now();
         continue;
       }
-      if (msgs.length === 0 && this.instanceState === 'BUSY') await this.setState('IDLE');
+      if (msgs.length === 0) {
+        // Between back-to-back tasks the worker stays protected; it drops protection once idle.
+        await this.protect(job.name, false);
+        if (this.instanceState === 'BUSY') await this.setState('IDLE');
+      }
       for (const m of msgs) {
         if (this.draining) {
           await d.queue.release(m.receipt).catch(() => undefined);
@@ -186,7 +191,7 @@ export class Agent implements AgentControl {
         break;
     }
     if (this.instanceState !== 'BUSY') await this.setState('BUSY', { detail: `task ${taskNo}` });
-    await d.backend.fleet.protect(job.name, d.instanceType, d.instance, true).catch(() => undefined);
+    await this.protect(job.name, true);
     const run = runTask(d, claim.job, claim.task, receipt);
     this.current = run;
     if (this.interrupted) run.stop(this.interrupted);
@@ -195,8 +200,15 @@ export class Agent implements AgentControl {
     } finally {
       this.current = undefined;
     }
-    await d.backend.fleet.protect(job.name, d.instanceType, d.instance, false).catch(() => undefined);
     return true;
+  }
+
+  private async protect(job: string, on: boolean): Promise<void> {
+    if (this.isProtected === on) return;
+    this.isProtected = on;
+    await this.d.backend.fleet.protect(job, this.d.instanceType, this.d.instance, on).catch((e: unknown) => {
+      this.d.log.warn({ err: e, on }, 'could not change scale-in protection');
+    });
   }
 
   private async leave(): Promise<void> {

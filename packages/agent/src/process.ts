@@ -3,7 +3,7 @@
  * stderr, a timeout, and a way to stop it (TERM, then KILL after a grace period).
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 
 export interface RunSpec {
   command: string;
@@ -38,12 +38,13 @@ const TAIL_BYTES = 4096;
 
 export function runCommand(spec: RunSpec): RunningProcess {
   const started = Date.now();
-  const log = createWriteStream(spec.logFile, { flags: 'a' });
+  // stdout goes straight to the log file; stderr passes through us for its tail, into the same file.
+  const log = openSync(spec.logFile, 'a');
   const child = spawn('bash', ['-c', spec.command], {
     cwd: spec.cwd,
     env: spec.env,
     detached: true, // own process group: stop() reaches everything the command started
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', log, 'pipe'],
   });
   let tail = '';
   let timedOut = false;
@@ -51,9 +52,8 @@ export function runCommand(spec: RunSpec): RunningProcess {
   let killTimer: NodeJS.Timeout | undefined;
   let spawnError: string | undefined;
 
-  child.stdout?.pipe(log, { end: false });
   child.stderr?.on('data', (chunk: Buffer) => {
-    log.write(chunk);
+    writeSync(log, chunk);
     tail = (tail + chunk.toString('utf8')).slice(-TAIL_BYTES);
   });
 
@@ -81,26 +81,30 @@ export function runCommand(spec: RunSpec): RunningProcess {
       : undefined;
 
   const result = new Promise<RunResult>((resolve) => {
-    child.on('error', (e) => {
-      spawnError = e.message;
-    });
-    child.on('close', (code, signal) => {
+    let finished = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (finished) return;
+      finished = true;
       if (timeout) clearTimeout(timeout);
       if (killTimer) clearTimeout(killTimer);
       // Whatever the command left behind in its group goes too.
       killGroup('SIGKILL');
-      log.end(() =>
-        resolve({
-          exitCode: code,
-          signal,
-          timedOut,
-          stoppedFor,
-          stderrTail: tail.split('\n').slice(-20).join('\n').trim(),
-          durationMs: Date.now() - started,
-          spawnError,
-        }),
-      );
+      closeSync(log);
+      resolve({
+        exitCode: code,
+        signal,
+        timedOut,
+        stoppedFor,
+        stderrTail: tail.split('\n').slice(-20).join('\n').trim(),
+        durationMs: Date.now() - started,
+        spawnError,
+      });
+    };
+    child.on('error', (e) => {
+      spawnError = e.message;
+      if (child.pid === undefined) finish(null, null); // never started: no 'close' will follow
     });
+    child.on('close', finish);
   });
   return { result, stop, pid: child.pid };
 }

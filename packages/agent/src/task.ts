@@ -4,6 +4,7 @@
  * write and the status write before the delete, so a crash at any point leaves the task to run
  * again, never a SUCCEEDED task without its results.
  */
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENV, keys, type JobRecord, type Logger, type TaskOutcome, type TaskRecord } from '@gq/common';
 import type { AgentDeps } from './deps.js';
@@ -65,8 +66,10 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       removeTaskDir(dir);
       return;
     }
-    const logKey = keys.taskLog(job.name, task.task);
-    await d.backend.artifacts.putFile(logKey, logFile);
+    // A task that printed nothing has no log to keep.
+    const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;
+    if (logKey) await d.backend.artifacts.putFile(logKey, logFile);
+    rmSync(logFile, { force: true });
 
     let outcome: TaskOutcome;
     if (stopReason === 'cancel') outcome = { kind: 'cancelled', logKey };

@@ -216,6 +216,31 @@ function hasDelta(delta: Partial<Counts>): boolean {
   return Object.values(delta).some((v) => v);
 }
 
+/** Count a job's task items by state (paginated Query of the `state` attribute only). */
+export async function countTasksByState(ddb: DynamoDBDocumentClient, table: string, job: string): Promise<Counts> {
+  const counts = emptyCounts();
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await ddb.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+        ExpressionAttributeValues: { ':pk': jobPk(job), ':p': TASK_PREFIX },
+        ExpressionAttributeNames: { '#s': 'state' },
+        ProjectionExpression: '#s',
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const i of out.Items ?? []) {
+      const s = i.state as TaskState;
+      if (TASK_STATES.includes(s)) counts[countKey(s)]++;
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return counts;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 export interface DynamoStatusStoreOptions {
@@ -317,7 +342,7 @@ export class DynamoStatusStore implements StatusStore {
     for (let i = 0; i < names.length; i += 100) {
       const items = await this.batchGet(names.slice(i, i + 100).map((n) => ({ pk: jobPk(n), sk: JOB_SK })));
       for (const it of items) {
-        const j = toJob(it);
+        const j = it.spec ? toJob(it) : undefined;
         if (j) byName.set(j.name, j);
       }
     }
@@ -348,19 +373,7 @@ export class DynamoStatusStore implements StatusStore {
 
   /** Count the task items by state (one paginated Query); the counters must always equal it. */
   async countTasksByState(job: string): Promise<Counts> {
-    const items = await this.queryAll({
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-      ExpressionAttributeValues: { ':pk': jobPk(job), ':p': TASK_PREFIX },
-      ExpressionAttributeNames: { '#s': 'state' },
-      ProjectionExpression: '#s',
-      ConsistentRead: true,
-    });
-    const counts = emptyCounts();
-    for (const i of items) {
-      const s = i.state as TaskState;
-      if (TASK_STATES.includes(s)) counts[countKey(s)]++;
-    }
-    return counts;
+    return countTasksByState(this.ddb, this.table, job);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -485,54 +498,99 @@ export class DynamoStatusStore implements StatusStore {
       throw err;
     }
     const open = await this.listTasks(job, { states: ['QUEUED', 'RUNNING'] });
-    const limit = pLimit(this.concurrency);
-    let cancelled = 0;
-    let stopping = 0;
-    await Promise.all(
-      open.map((first) =>
-        limit(async () => {
-          let read: TaskRecord | undefined = first;
-          const r = await this.decideAndWrite(
-            `cancel ${job}/${first.task}`,
-            async () => {
-              const t = read ?? (await this.getTask(job, first.task));
-              read = undefined; // a lost race reads again
-              return t;
-            },
-            (t, now) => (t ? decideCancel(t, now) : { delta: {}, result: 'none' as const }),
-          );
-          if (r === 'cancelled') cancelled++;
-          else if (r === 'stopping') stopping++;
-        }),
-      ),
+    const results = await this.bulkDecide(`cancel ${job}`, open, (t, now) =>
+      t ? decideCancel(t, now) : { delta: {}, result: 'none' as const },
     );
-    return { cancelled, stopping };
+    return {
+      cancelled: results.filter((r) => r.result === 'cancelled').length,
+      stopping: results.filter((r) => r.result === 'stopping').length,
+    };
   }
 
   async resubmitFailed(job: string): Promise<NewTask[]> {
+    if (!(await this.get(jobPk(job), JOB_SK))) throw new JobNotFoundError(job);
     const failed = await this.listTasks(job, { states: ['FAILED'] });
-    const limit = pLimit(this.concurrency);
-    const again: NewTask[] = [];
-    await Promise.all(
-      failed.map((first) =>
-        limit(async () => {
-          let read: TaskRecord | undefined = first;
-          let rec: TaskRecord | undefined;
-          const ok = await this.decideAndWrite(
-            `resubmit ${job}/${first.task}`,
-            async () => {
-              const t = read ?? (await this.getTask(job, first.task));
-              read = undefined;
-              rec = t;
-              return t;
-            },
-            (t, now) => (t ? decideResubmit(t, now) : { delta: {}, result: false }),
-          );
-          if (ok && rec) again.push({ task: rec.task, instanceType: rec.instanceType, command: rec.command });
-        }),
-      ),
+    const results = await this.bulkDecide(`resubmit ${job}`, failed, (t, now) =>
+      t ? decideResubmit(t, now) : { delta: {}, result: false },
     );
-    return again.sort((a, b) => a.task - b.task);
+    return results
+      .filter((r) => r.result && r.task)
+      .map((r) => ({ task: r.task!.task, instanceType: r.task!.instanceType, command: r.task!.command }))
+      .sort((a, b) => a.task - b.task);
+  }
+
+  /**
+   * One decision per task of a job (cancel, resubmit), many tasks per transaction: up to 99 task
+   * updates (each conditional on its version) + one counter update with their summed delta. The
+   * job item is in every transaction, and DynamoDB cancels transactions that overlap on an item,
+   * so a few large transactions beat thousands of small ones. When a task changed since it was
+   * read, its chunk falls back to read-decide-write task by task.
+   */
+  private async bulkDecide<R>(
+    what: string,
+    tasks: readonly TaskRecord[],
+    decide: (t: TaskRecord | undefined, now: number) => Decision<R>,
+  ): Promise<Array<{ result: R; task: TaskRecord | undefined }>> {
+    const chunks: TaskRecord[][] = [];
+    for (let i = 0; i < tasks.length; i += CREATE_CHUNK) chunks.push(tasks.slice(i, i + CREATE_CHUNK));
+    const limit = pLimit(this.createConcurrency);
+    const done = await Promise.all(chunks.map((c) => limit(() => this.decideChunk(what, c, decide))));
+    return done.flat();
+  }
+
+  private async decideChunk<R>(
+    what: string,
+    chunk: readonly TaskRecord[],
+    decide: (t: TaskRecord | undefined, now: number) => Decision<R>,
+  ): Promise<Array<{ result: R; task: TaskRecord | undefined }>> {
+    for (let attempt = 0; attempt < this.maxRaces; attempt++) {
+      const now = this.now();
+      const decided = chunk.map((t) => ({ t, d: decide(t, now) }));
+      const writes = decided.filter((x) => x.d.write);
+      if (writes.length === 0) return decided.map((x) => ({ result: x.d.result, task: x.t }));
+      const delta = emptyCounts();
+      for (const { d } of writes) for (const [k, v] of Object.entries(d.delta)) delta[k as CountKey] += v ?? 0;
+      const job = chunk[0]!.job;
+      let outcome: WriteOutcome;
+      if (writes.length === 1) {
+        outcome = await this.writeDecision(writes[0]!.t, writes[0]!.d.write!, delta);
+      } else {
+        try {
+          await this.ddb.send(
+            new TransactWriteCommand({
+              TransactItems: [
+                ...writes.map((x) => ({ Update: taskUpdate(this.table, x.t, x.d.write!) })),
+                ...(hasDelta(delta) ? [{ Update: counterUpdate(this.table, job, delta, now) }] : []),
+              ],
+            }),
+          );
+          outcome = 'ok';
+        } catch (err) {
+          const o = classifyWriteError(err);
+          if (!o) throw err;
+          outcome = o;
+        }
+      }
+      if (outcome === 'ok') return decided.map((x) => ({ result: x.d.result, task: x.d.write ?? x.t }));
+      if (outcome === 'condition') break;
+      await backoff(attempt);
+    }
+    // Something changed under us: each task on its own, read again, decided again.
+    const out: Array<{ result: R; task: TaskRecord | undefined }> = [];
+    for (const first of chunk) {
+      let current: TaskRecord | undefined;
+      const result = await this.decideAndWrite(
+        `${what}/${first.task}`,
+        async () => (current = await this.getTask(first.job, first.task)),
+        (t, now) => {
+          const d = decide(t, now);
+          if (d.write) current = d.write;
+          return d;
+        },
+      );
+      out.push({ result, task: current });
+    }
+    return out;
   }
 
   // -------------------------------------------------------------------------------------------

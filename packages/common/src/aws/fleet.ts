@@ -286,15 +286,22 @@ export class AsgFleet implements Fleet {
 
   /**
    * Leave the group and lower its desired capacity by one, so that no replacement is launched.
-   * When the desired capacity is already at the minimum (after `stop`), lowering it would break the
-   * group's minimum: the instance then leaves without the decrement (nothing replaces it anyway).
+   * When the desired capacity is already at the group's minimum (after `stop`), EC2 Auto Scaling
+   * refuses the decrement (ValidationError): the instance then leaves without it (nothing
+   * replaces it at desired 0 anyway). One call normally, and no Describe: the agent's role may
+   * only protect and terminate.
    */
-  async terminateSelf(job: string, instanceType: string, instance: string): Promise<void> {
-    const g = await this.group(groupName(job, instanceType));
-    const decrement = !g || (g.DesiredCapacity ?? 0) > (g.MinSize ?? 0);
-    await this.autoscaling.send(
-      new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: instance, ShouldDecrementDesiredCapacity: decrement }),
-    );
+  async terminateSelf(_job: string, _instanceType: string, instance: string): Promise<void> {
+    try {
+      await this.autoscaling.send(
+        new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: instance, ShouldDecrementDesiredCapacity: true }),
+      );
+    } catch (err) {
+      if (!hasName(err, 'ValidationError')) throw err;
+      await this.autoscaling.send(
+        new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: instance, ShouldDecrementDesiredCapacity: false }),
+      );
+    }
   }
 
   async stop(job: string): Promise<void> {

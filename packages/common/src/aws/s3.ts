@@ -1,6 +1,6 @@
 /**
- * ArtifactStore on S3: one bucket, optional key prefix. Objects are written with server-side
- * encryption; large files go up in parts (lib-storage `Upload`).
+ * ArtifactStore on S3: one bucket, optional key prefix. Objects are encrypted by the bucket's
+ * default encryption (or as `sse` says); large files go up in parts (lib-storage `Upload`).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
@@ -30,7 +30,11 @@ export interface S3ArtifactStoreOptions {
   bucket: string;
   /** Prepended to every key ("" by default); a trailing "/" is added when missing. */
   prefix?: string;
-  /** Server-side encryption of new objects. Default AES256 (SSE-S3); 'bucket' = the bucket default. */
+  /**
+   * Server-side encryption requested per object. Default 'bucket': none is named, so the bucket's
+   * default encryption applies (gq's stack: SSE-KMS with its own key; naming AES256 here would
+   * quietly downgrade that to SSE-S3).
+   */
   sse?: ServerSideEncryption | 'bucket';
   /** Multipart part size in bytes (≥ 5 MiB). Default 8 MiB. */
   partSize?: number;
@@ -61,7 +65,7 @@ export class S3ArtifactStore implements ArtifactStore {
     this.bucket = opts.bucket;
     const p = opts.prefix ?? '';
     this.prefix = p === '' || p.endsWith('/') ? p : `${p}/`;
-    this.sse = opts.sse === 'bucket' ? undefined : (opts.sse ?? 'AES256');
+    this.sse = opts.sse === undefined || opts.sse === 'bucket' ? undefined : opts.sse;
     this.partSize = Math.max(5 * MIB, opts.partSize ?? 8 * MIB);
     this.queueSize = Math.max(1, opts.queueSize ?? 4);
   }

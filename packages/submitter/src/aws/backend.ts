@@ -4,6 +4,7 @@
  * for the groups that submit creates.
  */
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { DescribeSecurityGroupsCommand, DescribeSubnetsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { UserError, type Backend, type Config, type JobRecord } from '@gq/common';
 import { makeAwsClients, openAwsBackend, type LaunchSpec } from '@gq/common/aws/index';
 import { readStackOutputs } from './stack.js';
@@ -19,6 +20,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
   const cfn = new CloudFormationClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
   const outputs = await readStackOutputs({ cfn, stackName: config.stack }).finally(() => cfn.destroy());
   let agent: AgentBundle | undefined;
+  let subnets: string[] | undefined;
   const backend = openAwsBackend({
     region,
     bucket: outputs.bucket,
@@ -26,6 +28,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     clients,
     launchSpec: async (job: JobRecord, instanceType: string): Promise<LaunchSpec> => {
       agent ??= await ensureAgentUploaded(backend.artifacts);
+      subnets ??= await subnetsOf(clients.ec2, outputs.securityGroupId);
       const { known } = await describeTypes(clients.ec2, [instanceType]);
       const arch = known[0]?.architectures.includes('arm64') && !known[0]?.architectures.includes('x86_64') ? 'arm64' : 'x86_64';
       const ami = await resolveAmi(clients.ec2, amiSettingFor(config.ami, instanceType), arch);
@@ -44,6 +47,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
           agentSha256: agent.sha256,
           nodeVersion: process.versions.node,
         }),
+        subnetIds: subnets,
         maxInstances: config.maxInstances,
         spot: config.spot,
         tags: { 'gq:job': job.name },
@@ -51,4 +55,21 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     },
   });
   return backend;
+}
+
+/** The subnets of the security group's VPC (one group spans them all, across zones). */
+async function subnetsOf(ec2: EC2Client, securityGroupId: string | undefined): Promise<string[]> {
+  let vpc: string | undefined;
+  if (securityGroupId) {
+    const sg = await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [securityGroupId] }));
+    vpc = sg.SecurityGroups?.[0]?.VpcId;
+  }
+  const r = await ec2.send(
+    new DescribeSubnetsCommand({ Filters: vpc ? [{ Name: 'vpc-id', Values: [vpc] }] : [{ Name: 'default-for-az', Values: ['true'] }] }),
+  );
+  const ids = (r.Subnets ?? []).map((s) => s.SubnetId!).filter(Boolean).sort();
+  if (!ids.length) {
+    throw new UserError(`No subnets found in ${vpc ?? 'the default VPC'}.`, { hint: 'Run `gq setup --vpc-id VPC` with a VPC that has subnets.' });
+  }
+  return ids;
 }

@@ -30,8 +30,8 @@ export async function runLogs(ctx: CommandContext, a: LogsArgs): Promise<number>
     const task = await backend.status.getTask(a.name, a.task!);
     if (!task) throw new UserError(`Job ${a.name} has no task ${a.task}.`, { hint: `Tasks are numbered 1 to ${job.total}.` });
     if (!task.logKey) {
-      ctx.io.err(`Task ${a.task} has no log yet (${task.state}).`);
-      return task.state === 'QUEUED' || task.state === 'RUNNING' ? 0 : 1;
+      ctx.io.err(task.state === 'QUEUED' || task.state === 'RUNNING' ? `Task ${a.task} has no log yet (${task.state}).` : `Task ${a.task} (${task.state}) printed nothing.`);
+      return 0;
     }
     process.stdout.write(await backend.artifacts.getBytes(task.logKey));
     return 0;
