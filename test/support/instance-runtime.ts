@@ -51,6 +51,8 @@ export interface InstanceRuntimeOptions {
    * shared between test files (AWS_ENDPOINT_URL set): other files' groups are not ours to run.
    */
   groups?: (groupName: string) => boolean;
+  /** Fault tests only: extra variables such as GQ_TEST_FAULT for the instances' processes. */
+  faultEnv?: Record<string, string>;
 }
 
 export interface RuntimeInstance {
@@ -271,6 +273,8 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
           HOME: t.home,
           AWS_ENDPOINT_URL: opts.endpoint,
           AWS_EC2_METADATA_SERVICE_ENDPOINT: t.imds.endpoint,
+          // Fault tests only (GQ_TEST_FAULT); empty in every other test.
+          ...(opts.faultEnv ?? {}),
         },
       });
       t.pid = child.pid;

@@ -25,6 +25,7 @@ export interface AgentResult {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+const INSTANCE_HEARTBEAT_MS = 60_000;
 
 export class Agent implements AgentControl {
   private draining = false;
@@ -48,8 +49,12 @@ export class Agent implements AgentControl {
     this.wake.abort();
   }
 
+  private stateExtra: { detail?: string; installLogKey?: string } = {};
+
   private async setState(state: InstanceState, extra: { detail?: string; installLogKey?: string } = {}): Promise<void> {
     this.instanceState = state;
+    this.stateExtra = { ...this.stateExtra, ...extra };
+    if (state !== 'BUSY' && extra.detail === undefined) this.stateExtra.detail = undefined;
     await this.d.backend.status
       .putInstance({
         job: this.d.job,
@@ -58,7 +63,7 @@ export class Agent implements AgentControl {
         state,
         heartbeatAt: nowIso(),
         pid: process.pid,
-        ...extra,
+        ...this.stateExtra,
       })
       .catch((e: unknown) => this.d.log.warn({ err: e }, 'could not record instance state'));
   }
@@ -71,6 +76,17 @@ export class Agent implements AgentControl {
       return { exitCode: 2, tasksRun: 0, reason: 'job-missing' };
     }
     await this.setState('INSTALLING');
+    // The instance record's heartbeat: `gq status` shows when each worker was last seen.
+    const beat = setInterval(() => void this.setState(this.instanceState), INSTANCE_HEARTBEAT_MS);
+    beat.unref();
+    try {
+      return await this.runPrepared(job);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async runPrepared(job: JobRecord): Promise<AgentResult> {
     const prepared = await this.prepare(job);
     if (!prepared) {
       await this.leave();
@@ -190,7 +206,8 @@ export class Agent implements AgentControl {
       case 'claimed':
         break;
     }
-    if (this.instanceState !== 'BUSY') await this.setState('BUSY', { detail: `task ${taskNo}` });
+    // The instance record names its task: `gq status` reads the running tasks through it.
+    await this.setState('BUSY', { detail: `task ${taskNo}` });
     await this.protect(job.name, true);
     const run = runTask(d, claim.job, claim.task, receipt);
     this.current = run;

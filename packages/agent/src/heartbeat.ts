@@ -3,6 +3,7 @@
  * a third of the lease, and reports when the task was cancelled or the lease was lost.
  */
 import type { Logger, StatusStore, TaskQueue } from '@gq/common';
+import { skipStep } from './faults.js';
 
 export type HeartbeatStop = 'cancel' | 'lost';
 
@@ -40,7 +41,7 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
         signalled = true;
         o.onStop(r);
       }
-      if (r !== 'lost') {
+      if (r !== 'lost' && !skipStep('extend')) {
         // The message may have reached SQS's 12-hour limit; the status-store lease still
         // protects the task (another receiver sees the live lease and hides the message again).
         await o.queue.extend(o.receipt, Math.min(MAX_VISIBILITY, o.leaseSeconds)).catch((e: unknown) => {

@@ -6,6 +6,7 @@
 import { existsSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from './process.js';
+import { crashPoint } from './faults.js';
 
 export interface InstallOptions {
   script: string;
@@ -38,14 +39,16 @@ export async function runInstall(o: InstallOptions): Promise<InstallResult> {
     o.onAttempt?.(n);
     for (const f of readyFiles) rmSync(f, { force: true });
     appendFileSync(o.logFile, `\n===== gq: install attempt ${n} of ${o.attempts} (${new Date().toISOString()}) =====\n`);
-    const r = await runCommand({
+    const p = runCommand({
       command: `bash ./INSTALL.sh`,
       cwd: o.cwd,
       env: o.env,
       logFile: o.logFile,
       timeoutSeconds: o.timeoutSeconds,
       graceSeconds: 5,
-    }).result;
+    });
+    crashPoint('install');
+    const r = await p.result;
     const ready = readyFiles.some((f) => existsSync(f));
     if (r.exitCode === 0 || ready) {
       appendFileSync(o.logFile, `===== gq: install succeeded on attempt ${n} =====\n`);

@@ -12,6 +12,7 @@ import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
 import { uploadOutputs } from './uploads.js';
 import { freshTaskDir, removeTaskDir } from './workspace.js';
+import { crashPoint } from './faults.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -30,6 +31,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
   };
 
   const done = (async () => {
+    crashPoint('after-claim');
     const dir = freshTaskDir(d.ws, task.task, task.attempts);
     const logFile = join(d.ws.logs, `task-${task.task}-${task.attempts}.log`);
     const hb = startHeartbeat({
@@ -98,12 +100,14 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     }
     removeTaskDir(dir);
 
+    crashPoint('after-upload');
     const cr = await d.backend.status.complete(job.name, task.task, d.instance, outcome);
     if (cr.kind === 'lost') {
       log.warn('lease lost before the outcome was recorded; leaving the message to its new owner');
       return;
     }
     log.info({ state: cr.state, exitCode: r.exitCode }, 'task recorded');
+    crashPoint('after-record');
     if (cr.state === 'QUEUED') {
       // Retry (or released): visible again, after a short pause for a failed attempt.
       await d.queue.release(receipt, outcome.kind === 'failed' ? Math.min(30, 2 ** task.attempts) : 0);

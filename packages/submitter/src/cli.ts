@@ -143,19 +143,27 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'setup',
       'AWS: create or update the shared resources (CloudFormation stack)',
-      (y) => settings(y).option('vpc-id', { type: 'string', describe: 'VPC for the security group (default: the default VPC)' }),
+      (y) =>
+        settings(y)
+          .option('vpc-id', { type: 'string', describe: 'VPC for the security group (default: the default VPC)' })
+          .option('allow-http-egress', { type: 'boolean', describe: 'Also allow outbound HTTP (port 80), e.g. for apt mirrors' }),
       run(async (ctx, a) => {
         const { runSetup } = await import('./commands/setup.js');
-        return runSetup(ctx, { stack: ctx.config.stack, region: requireRegion(ctx), vpcId: a['vpc-id'] as string | undefined });
+        return runSetup(ctx, {
+          stack: ctx.config.stack,
+          region: requireRegion(ctx),
+          vpcId: a['vpc-id'] as string | undefined,
+          allowHttpEgress: a['allow-http-egress'] as boolean | undefined,
+        });
       }),
     )
     .command(
       'doctor',
       'AWS: check credentials, region, stack, AMI and quotas, and say what to fix',
-      (y) => settings(y),
-      run(async (ctx) => {
+      (y) => settings(y).option('instance-type', { type: 'string', describe: 'Instance type whose AMI to check (default m5.large)' }),
+      run(async (ctx, a) => {
         const { runDoctor } = await import('./commands/doctor.js');
-        return runDoctor(ctx, { stack: ctx.config.stack, region: ctx.config.region } as never);
+        return runDoctor(ctx, { stack: ctx.config.stack, region: ctx.config.region, instanceType: a['instance-type'] as string | undefined });
       }),
     )
     .demandCommand(1, 'Name a command.')

@@ -93,6 +93,15 @@ function renderJob(s: StatusJson): string[] {
     const detail = v.counts ? ` (${Object.entries(v.counts).filter(([, x]) => x).map(([k, x]) => `${x} ${k}`).join(', ')})` : '';
     lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active`);
   }
+  const active = s.instances.filter((i) => i.state !== 'STOPPED' && i.state !== 'INSTALL_FAILED');
+  if (active.length) {
+    lines.push('  Workers:');
+    for (const i of active.slice(0, 20)) {
+      const age = Math.max(0, Math.round((Date.now() - Date.parse(i.heartbeatAt)) / 1000));
+      lines.push(`    ${i.instance} (${i.instanceType}): ${i.state}${i.detail ? ` ${i.detail}` : ''}, seen ${age}s ago`);
+    }
+    if (active.length > 20) lines.push(`    ... and ${active.length - 20} more`);
+  }
   const failedInstall = s.instances.filter((i) => i.state === 'INSTALL_FAILED');
   for (const i of failedInstall) {
     lines.push(`  Install failed on ${i.instance} (${i.instanceType}): ${i.detail ?? 'see its install log'}`);
