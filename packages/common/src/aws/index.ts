@@ -30,8 +30,10 @@ export interface AwsBackendOptions {
   profile?: string;
   credentials?: AwsClientOptions['credentials'];
   middleware?: AwsClientOptions['middleware'];
-  /** Ready-made clients (then endpoint/profile/credentials/middleware are not used, and close leaves them open). */
+  /** Ready-made clients (then endpoint/profile/credentials/middleware are not used). */
   clients?: AwsClients;
+  /** Whether close() destroys the clients. Default: only when this function made them. */
+  ownsClients?: boolean;
   launchSpec?: (job: JobRecord, instanceType: string) => Promise<LaunchSpec>;
   queue?: SqsQueueProviderOptions;
   status?: Omit<DynamoStatusStoreOptions, 'table'>;
@@ -47,7 +49,7 @@ export interface AwsBackend extends Backend {
 }
 
 export function openAwsBackend(opts: AwsBackendOptions): AwsBackend {
-  const owned = !opts.clients;
+  const owned = opts.ownsClients ?? !opts.clients;
   const clients =
     opts.clients ??
     makeAwsClients({

@@ -25,7 +25,7 @@ import {
   type SendMessageBatchRequestEntry,
 } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
-import { GqError } from '../errors.js';
+import { GqError, UserError } from '../errors.js';
 // Backend-neutral errors (defined with the local backend; no SQLite in that module).
 import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
@@ -309,6 +309,12 @@ export class SqsQueueProvider implements QueueProvider {
       this.urls.set(name, Promise.resolve(out.QueueUrl));
       return out.QueueUrl;
     } catch (err) {
+      if (isName(err, 'QueueDeletedRecently')) {
+        throw new UserError(`The queue ${name} was deleted less than 60 seconds ago.`, {
+          hint: 'SQS does not allow a queue name to be used again for 60 seconds after deleting it: wait a minute and submit again.',
+          cause: err,
+        });
+      }
       if (!(err instanceof QueueNameExists || isName(err, 'QueueNameExists', 'QueueAlreadyExists'))) throw err;
       const url = await this.url(name);
       if (!url) throw new GqError(`queue ${name} exists and does not exist`, { cause: err });

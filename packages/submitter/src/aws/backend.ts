@@ -26,6 +26,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     bucket: outputs.bucket,
     table: outputs.table,
     clients,
+    ownsClients: true,
     launchSpec: async (job: JobRecord, instanceType: string): Promise<LaunchSpec> => {
       agent ??= await ensureAgentUploaded(backend.artifacts);
       subnets ??= await subnetsOf(clients.ec2, outputs.securityGroupId);

@@ -1,0 +1,256 @@
+/**
+ * DynamoStatusStore on moto, beyond the contract: counters under racing workers, re-run and
+ * concurrent submits, constant-cost `getJob`, and tags that survive concurrent writes.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
+import { DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
+import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
+import type { TaskRecord } from '../../src/job/model.js';
+import { makeSpec, makeTasks } from '../contract/status.contract.js';
+import { uniqueJob } from '../contract/util.js';
+import {
+  createSharedResources,
+  motoAvailable,
+  motoClients,
+  startMoto,
+  warnSkipped,
+  type Moto,
+} from '../../../../test/support/moto.js';
+
+const available = motoAvailable();
+if (!available) warnSkipped('packages/common/test/aws/dynamo.test.ts (DynamoStatusStore on moto)');
+
+(available ? describe : describe.skip)('DynamoStatusStore (moto)', () => {
+  let moto: Moto;
+  let clients: AwsClients;
+  let table: string;
+  let st: DynamoStatusStore;
+  const counter = createCallCounter();
+
+  // moto deep-copies a table for every transaction: one small table per test keeps that cheap.
+  let tables = 0;
+  async function freshTable(): Promise<void> {
+    const name = `gq-test-status-${++tables}-${randomBytes(3).toString('hex')}`;
+    ({ table } = await createSharedResources(moto.endpoint, { table: name }));
+    st = new DynamoStatusStore(clients.ddb, { table });
+  }
+
+  beforeAll(async () => {
+    moto = (await startMoto())!;
+    clients = motoClients(moto.endpoint, counter.install);
+  });
+  beforeEach(freshTable);
+  afterAll(async () => {
+    clients?.destroy();
+    await moto?.stop();
+  });
+
+  async function expectConsistent(job: string, expected?: Partial<Counts>): Promise<void> {
+    const rec = await st.getJob(job);
+    const counted = await st.countTasksByState(job);
+    expect(rec!.counts).toEqual(counted);
+    if (expected) expect(counted).toEqual({ ...emptyCounts(), ...expected });
+  }
+
+  it('4 workers racing for the same 20 tasks: each task claimed once, counters = items', async () => {
+    const job = uniqueJob('race4');
+    await st.createJob(makeSpec(job, 20), makeTasks(20));
+    const won = new Map<number, string>();
+    const results = await Promise.all(
+      ['w1', 'w2', 'w3', 'w4'].map(async (w) => {
+        // Each worker has its own store object (its own process, in real life) on the same clients.
+        const mine = new DynamoStatusStore(clients.ddb, { table });
+        const kinds: string[] = [];
+        for (let t = 1; t <= 20; t++) {
+          const r = await mine.claim(job, t, w, 60_000);
+          kinds.push(r.kind);
+          if (r.kind === 'claimed') {
+            expect(won.has(t)).toBe(false);
+            won.set(t, w);
+          }
+        }
+        return kinds;
+      }),
+    );
+    expect(won.size).toBe(20);
+    const all = results.flat();
+    expect(all.filter((k) => k === 'claimed')).toHaveLength(20);
+    expect(all.filter((k) => k === 'leased')).toHaveLength(60);
+    for (const t of await st.listTasks(job)) expect(t).toMatchObject({ state: 'RUNNING', attempts: 1, instance: won.get(t.task) });
+    await expectConsistent(job, { running: 20 });
+
+    // Then they race to finish: each worker completes what it won, and tries the others' too.
+    await Promise.all(
+      ['w1', 'w2', 'w3', 'w4'].map(async (w) => {
+        for (let t = 1; t <= 20; t++) {
+          const r = await st.complete(job, t, w, { kind: 'succeeded', exitCode: 0 });
+          expect(r.kind).toBe(won.get(t) === w ? 'recorded' : 'lost');
+        }
+      }),
+    );
+    await expectConsistent(job, { succeeded: 20 });
+  });
+
+  it('createJob re-run after a partial creation: 30 of 50, then all 50 → 50 tasks, queued 50', async () => {
+    const job = uniqueJob('partial');
+    const spec = makeSpec(job, 50);
+    expect(await st.createJob(spec, makeTasks(30))).toEqual({ created: 30, existing: 0 });
+    await expectConsistent(job, { queued: 30 });
+    expect(await st.createJob(spec, makeTasks(50))).toEqual({ created: 20, existing: 30 });
+    await expectConsistent(job, { queued: 50 });
+    expect((await st.listTasks(job)).map((t) => t.task)).toEqual(makeTasks(50).map((t) => t.task));
+  });
+
+  it('two concurrent submits of the same 250 tasks never count a task twice', async () => {
+    const job = uniqueJob('twice');
+    const spec = makeSpec(job, 250);
+    const other = new DynamoStatusStore(clients.ddb, { table, createConcurrency: 3 });
+    const [a, b] = await Promise.all([st.createJob(spec, makeTasks(250)), other.createJob(spec, makeTasks(250))]);
+    expect(a.created + b.created).toBe(250);
+    expect(a.created + a.existing).toBe(250);
+    expect(b.created + b.existing).toBe(250);
+    await expectConsistent(job, { queued: 250 });
+  });
+
+  it('a task written by someone else between check and write: the chunk falls back item by item', async () => {
+    const job = uniqueJob('fallback');
+    // Task 7 lands first (another submitter's chunk, say): the first 99-task transaction is cancelled.
+    await clients.ddb.send(
+      new PutCommand({ TableName: table, Item: { pk: jobPk(job), sk: taskSk(7), kind: 'task', job, task: 7, state: 'QUEUED', version: 0, tags: {} } }),
+    );
+    counter.reset();
+    expect(await st.createJob(makeSpec(job, 120), makeTasks(120))).toEqual({ created: 119, existing: 1 });
+    const c = counter.counts();
+    // putJob, the cancelled chunk, 99 two-item transactions, the second chunk.
+    expect(c['DynamoDB.TransactWriteItems']).toBe(1 + 1 + 99 + 1);
+    // Only what this submit created is counted (task 7 is the other submitter's to count).
+    expect((await st.getJob(job))!.counts.queued).toBe(119);
+    expect((await st.listTasks(job)).length).toBe(120);
+  });
+
+  // 1,000 by default. 10,000 shows the same in about 30 s (GQ_TEST_BIG_JOB=10000): moto copies the
+  // whole table in every transaction, so the cost grows with the square of the job size.
+  const BIG = Number(process.env.GQ_TEST_BIG_JOB ?? 1000);
+  it(`${BIG} tasks: createJob is 1 + ceil(${BIG} / 99) transactions; getJob is one GetItem, as for 10 tasks`, async () => {
+    const cost = async (n: number) => {
+      const job = uniqueJob(`size${n}`);
+      counter.reset();
+      await st.createJob(makeSpec(job, n), makeTasks(n));
+      const create = { ...counter.counts() };
+      counter.reset();
+      const rec = await st.getJob(job);
+      expect(rec!.counts.queued).toBe(n);
+      return { create, get: { ...counter.counts() }, job };
+    };
+    const small = await cost(10);
+    const big = await cost(BIG);
+    expect(small.get).toEqual({ 'DynamoDB.GetItem': 1 });
+    expect(big.get).toEqual(small.get);
+    // 1 for the job item + its index entry, ceil(n / 99) for the tasks; no reads.
+    expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 99) });
+    expect(small.create).toEqual({ 'DynamoDB.TransactWriteItems': 2 });
+    const idx = await clients.ddb.send(
+      new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': JOBS_PK } }),
+    );
+    expect(idx.Items!.map((i) => i.job).sort()).toEqual([small.job, big.job].sort());
+  });
+
+  it('a tag set while heartbeats and the completion race is never lost, and loses them no race', async () => {
+    const job = uniqueJob('tags');
+    await st.createJob(makeSpec(job, 1), makeTasks(1));
+    await st.claim(job, 1, 'i-a', 60_000);
+    // One worker heartbeats (one at a time, as the agent does) while tags pour in from its task.
+    const beats = (async () => {
+      const out: string[] = [];
+      for (let i = 0; i < 10; i++) out.push(await st.heartbeat(job, 1, 'i-a', 60_000));
+      return out;
+    })();
+    const tags = Array.from({ length: 10 }, (_, i) => st.setTag(job, 1, `k${i}`, `v${i}`));
+    const [beat] = await Promise.all([beats, ...tags]);
+    expect(beat).toEqual(Array(10).fill('ok'));
+    const [done] = await Promise.all([
+      st.complete(job, 1, 'i-a', { kind: 'succeeded', exitCode: 0 }),
+      st.setTag(job, 1, 'last', 'yes'),
+    ]);
+    expect(done).toEqual({ kind: 'recorded', state: 'SUCCEEDED' });
+    const t = (await st.getTask(job, 1))!;
+    expect(t.state).toBe('SUCCEEDED');
+    expect(t.tags).toEqual({ ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, `v${i}`])), last: 'yes' });
+    // Tags never bump the version: claim + 10 heartbeats + complete = 12.
+    expect(t.version).toBe(12);
+    await expect(st.setTag(job, 99, 'k', 'v')).rejects.toMatchObject({ name: 'UserError' });
+    // Keys with dots or odd characters are one map key, not a path.
+    await st.setTag(job, 1, 'a.b:c/d', 'x');
+    expect((await st.getTask(job, 1))!.tags['a.b:c/d']).toBe('x');
+  });
+
+  it('item layout: job, task and instance items share the job partition', async () => {
+    const job = uniqueJob('layout');
+    await st.createJob(makeSpec(job, 2), makeTasks(2));
+    await st.putInstance({ job, instance: 'i-1', instanceType: 'test.small', state: 'READY', heartbeatAt: new Date().toISOString() });
+    const out = await clients.ddb.send(
+      new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': jobPk(job) } }),
+    );
+    const items = out.Items!;
+    expect(items.map((i) => i.sk)).toEqual(['INST#i-1', 'JOB', 'TASK#0000001', 'TASK#0000002']);
+    const jobItem = items.find((i) => i.sk === 'JOB')!;
+    expect(jobItem).toMatchObject({ queued: 2, running: 0, succeeded: 0, failed: 0, cancelled: 0, cancelRequested: false });
+    expect(jobItem.spec).toMatchObject({ name: job, total: 2 });
+    const task = items.find((i) => i.sk === 'TASK#0000002')! as unknown as TaskRecord;
+    expect(task).toMatchObject({ job, task: 2, state: 'QUEUED', version: 0, tags: {} });
+  });
+
+  it('cancel and resubmit keep the counters equal to the items under concurrency', async () => {
+    const job = uniqueJob('cancel');
+    await st.createJob(makeSpec(job, 40, { maxAttempts: 1 }), makeTasks(40));
+    // 10 running, 10 failed, 20 queued; cancel races with workers claiming.
+    for (let t = 1; t <= 20; t++) await st.claim(job, t, 'i-a', 60_000);
+    for (let t = 11; t <= 20; t++) await st.complete(job, t, 'i-a', { kind: 'failed', error: 'x', retryable: true });
+    const [c] = await Promise.all([
+      st.cancel(job),
+      (async () => {
+        for (let t = 21; t <= 40; t++) await st.claim(job, t, 'i-b', 60_000);
+      })(),
+    ]);
+    const counts = (await st.getJob(job))!.counts;
+    await expectConsistent(job);
+    expect(counts.failed).toBe(10);
+    expect(c.cancelled + c.stopping).toBeGreaterThanOrEqual(10);
+    const listed = emptyCounts();
+    for (const t of await st.listTasks(job)) listed[countKey(t.state)]++;
+    expect(listed).toEqual(counts);
+    const back = await st.resubmitFailed(job);
+    expect(back.map((t) => t.task)).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+    await expectConsistent(job);
+    await expect(st.resubmitFailed(uniqueJob('ghost'))).rejects.toMatchObject({ name: 'JobNotFoundError' });
+  });
+
+  it('cancel of 200 queued tasks is a few large transactions, not 200', async () => {
+    const job = uniqueJob('bulk');
+    await st.createJob(makeSpec(job, 200), makeTasks(200));
+    counter.reset();
+    expect(await st.cancel(job)).toEqual({ cancelled: 200, stopping: 0 });
+    // 99 + 99 + 2 tasks, each transaction with the summed counter delta.
+    expect(counter.counts()).toEqual({ 'DynamoDB.UpdateItem': 1, 'DynamoDB.Query': 1, 'DynamoDB.TransactWriteItems': 3 });
+    await expectConsistent(job, { cancelled: 200 });
+  });
+
+  it('a task that changed after the cancel listed it: its chunk falls back task by task', async () => {
+    const job = uniqueJob('stale');
+    await st.createJob(makeSpec(job, 5), makeTasks(5));
+    const listed = await st.listTasks(job);
+    await st.claim(job, 3, 'i-a', 60_000); // after the listing
+    class StaleList extends DynamoStatusStore {
+      override async listTasks(): Promise<TaskRecord[]> {
+        return listed;
+      }
+    }
+    const stale = new StaleList(clients.ddb, { table });
+    expect(await stale.cancel(job)).toEqual({ cancelled: 4, stopping: 1 });
+    expect(await st.getTask(job, 3)).toMatchObject({ state: 'RUNNING', cancelRequested: true });
+    await expectConsistent(job, { cancelled: 4, running: 1 });
+  });
+});

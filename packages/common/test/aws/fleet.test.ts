@@ -1,0 +1,200 @@
+/** AsgFleet on moto: launch template + group creation, clamping, protection, self-termination, clean-up. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DescribeAutoScalingGroupsCommand,
+  SetDesiredCapacityCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeImagesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeSubnetsCommand,
+} from '@aws-sdk/client-ec2';
+import type { AwsClients } from '../../src/aws/clients.js';
+import { AsgFleet, type LaunchSpec } from '../../src/aws/fleet.js';
+import { groupName } from '../../src/aws/names.js';
+import type { JobRecord } from '../../src/job/model.js';
+import { emptyCounts } from '../../src/job/states.js';
+import { makeSpec } from '../contract/status.contract.js';
+import { uniqueJob } from '../contract/util.js';
+import { motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from '../../../../test/support/moto.js';
+
+const available = motoAvailable();
+if (!available) warnSkipped('packages/common/test/aws/fleet.test.ts (AsgFleet on moto)');
+
+const TYPE = 't3.micro';
+
+function jobRecord(name: string): JobRecord {
+  return { ...makeSpec(name, 10), backend: 'aws', counts: emptyCounts(), cancelRequested: false, updatedAt: new Date().toISOString() };
+}
+
+(available ? describe : describe.skip)('AsgFleet (moto)', () => {
+  let moto: Moto;
+  let clients: AwsClients;
+  let imageId: string;
+  let subnetIds: string[];
+  const specs: Array<{ job: string; type: string }> = [];
+
+  beforeAll(async () => {
+    moto = (await startMoto())!;
+    clients = motoClients(moto.endpoint);
+    imageId = (await clients.ec2.send(new DescribeImagesCommand({}))).Images![0]!.ImageId!;
+    subnetIds = (await clients.ec2.send(new DescribeSubnetsCommand({}))).Subnets!.slice(0, 2).map((s) => s.SubnetId!);
+  });
+  afterAll(async () => {
+    clients?.destroy();
+    await moto?.stop();
+  });
+
+  function fleet(over: Partial<LaunchSpec> = {}): AsgFleet {
+    return new AsgFleet({
+      autoscaling: clients.autoscaling,
+      ec2: clients.ec2,
+      launchSpec: async (job, type) => {
+        specs.push({ job: job.name, type });
+        return {
+          imageId,
+          instanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/gq-worker',
+          subnetIds,
+          userData: '#!/bin/bash\necho "gq agent"\n',
+          maxInstances: 3,
+          tags: { project: 'gq-test' },
+          ...over,
+        };
+      },
+    });
+  }
+
+  const group = async (name: string) =>
+    (await clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }))).AutoScalingGroups?.[0];
+
+  it('ensureCapacity creates the launch template and the group, clamped to MaxSize', async () => {
+    const job = uniqueJob('create');
+    const f = fleet();
+    const g = await f.ensureCapacity(jobRecord(job), TYPE, 5);
+    expect(g).toMatchObject({ instanceType: TYPE, desired: 3, max: 3 });
+    expect(g.instances).toHaveLength(3); // moto launches at once
+
+    const name = groupName(job, TYPE);
+    const lt = (await clients.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] }))).LaunchTemplates![0]!;
+    expect(lt.LatestVersionNumber).toBe(1);
+    expect(lt.Tags).toEqual(expect.arrayContaining([{ Key: 'gq:job', Value: job }, { Key: 'gq:instance-type', Value: TYPE }]));
+    const data = (await clients.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name }))).LaunchTemplateVersions![0]!
+      .LaunchTemplateData!;
+    expect(data).toMatchObject({
+      ImageId: imageId,
+      InstanceType: TYPE,
+      InstanceInitiatedShutdownBehavior: 'terminate',
+      MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+      IamInstanceProfile: { Arn: 'arn:aws:iam::123456789012:instance-profile/gq-worker' },
+    });
+    expect(Buffer.from(data.UserData!, 'base64').toString()).toBe('#!/bin/bash\necho "gq agent"\n');
+    expect(data.BlockDeviceMappings![0]!.Ebs).toMatchObject({ Encrypted: true, DeleteOnTermination: true });
+
+    const asg = (await group(name))!;
+    expect(asg).toMatchObject({ MinSize: 0, MaxSize: 3, DesiredCapacity: 3 });
+    expect(asg.LaunchTemplate).toMatchObject({ LaunchTemplateName: name, Version: '$Latest' });
+    expect(asg.VPCZoneIdentifier!.split(',').sort()).toEqual([...subnetIds].sort());
+    expect(asg.Tags!.map((t) => [t.Key, t.Value])).toEqual(
+      expect.arrayContaining([['gq:job', job], ['gq:instance-type', TYPE], ['project', 'gq-test']]),
+    );
+
+    // Again: no new template version, no second group; desired above max is clamped again.
+    const again = await f.ensureCapacity(jobRecord(job), TYPE, 50);
+    expect(again).toMatchObject({ desired: 3, max: 3 });
+    expect(specs.filter((s) => s.job === job)).toHaveLength(1); // launch settings asked once
+    await f.ensureCapacity(jobRecord(job), TYPE, 1);
+    expect((await group(name))!.DesiredCapacity).toBe(1);
+    await f.remove(job);
+  });
+
+  it('never scales below the busy (protected) workers; protect off lets it', async () => {
+    const job = uniqueJob('busy');
+    const f = fleet();
+    const g = await f.ensureCapacity(jobRecord(job), TYPE, 2);
+    const [a, b] = g.instances;
+    await f.protect(job, TYPE, a!.id, true);
+    await f.protect(job, TYPE, b!.id, true);
+    let now = await f.ensureCapacity(jobRecord(job), TYPE, 0);
+    expect(now.desired).toBe(2);
+    expect(now.instances.filter((i) => i.protected).map((i) => i.id).sort()).toEqual([a!.id, b!.id].sort());
+    await f.protect(job, TYPE, b!.id, false);
+    now = await f.ensureCapacity(jobRecord(job), TYPE, 0);
+    expect(now.desired).toBe(1);
+    await f.remove(job);
+  });
+
+  it('terminateSelf leaves the group and lowers desired by one; also when already at 0', async () => {
+    const job = uniqueJob('self');
+    const f = fleet();
+    const g = await f.ensureCapacity(jobRecord(job), TYPE, 3);
+    const victim = g.instances[0]!.id;
+    await f.protect(job, TYPE, victim, true); // a busy worker that finishes and leaves
+    await f.terminateSelf(job, TYPE, victim);
+    const asg = (await group(groupName(job, TYPE)))!;
+    expect(asg.DesiredCapacity).toBe(2);
+    expect(asg.Instances!.map((i) => i.InstanceId)).not.toContain(victim);
+
+    // After a stop (desired 0), the remaining workers still leave cleanly.
+    await f.stop(job);
+    const [d] = await f.describe(job);
+    expect(d!.desired).toBe(0);
+    for (const i of d!.instances) await f.terminateSelf(job, TYPE, i.id);
+    expect((await group(groupName(job, TYPE)))!.DesiredCapacity).toBe(0);
+    await f.remove(job);
+  });
+
+  it('describe lists the job’s groups only; stop sets them all to 0', async () => {
+    const job = uniqueJob('many');
+    const other = uniqueJob('many');
+    const f = fleet();
+    await f.ensureCapacity(jobRecord(job), 't3.micro', 1);
+    await f.ensureCapacity(jobRecord(job), 'c5.large', 2);
+    await f.ensureCapacity(jobRecord(other), 't3.micro', 1);
+    const groups = await f.describe(job);
+    expect(groups.map((g) => [g.instanceType, g.desired])).toEqual([
+      ['c5.large', 2],
+      ['t3.micro', 1],
+    ]);
+    await f.stop(job);
+    expect((await f.describe(job)).map((g) => g.desired)).toEqual([0, 0]);
+    expect((await f.describe(other)).map((g) => g.desired)).toEqual([1]);
+    await f.remove(job);
+    await f.remove(other);
+  });
+
+  it('spot uses a mixed instances policy with no on-demand share', async () => {
+    const job = uniqueJob('spot');
+    await fleet({ spot: true }).ensureCapacity(jobRecord(job), TYPE, 1);
+    const asg = (await group(groupName(job, TYPE)))!;
+    expect(asg.MixedInstancesPolicy?.InstancesDistribution).toMatchObject({
+      OnDemandBaseCapacity: 0,
+      OnDemandPercentageAboveBaseCapacity: 0,
+    });
+    expect(asg.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification?.LaunchTemplateName).toBe(groupName(job, TYPE));
+    await fleet().remove(job);
+  });
+
+  it('remove deletes groups and templates; removing again is fine; the agent side needs no launch settings', async () => {
+    const job = uniqueJob('remove');
+    const f = fleet();
+    const g = await f.ensureCapacity(jobRecord(job), TYPE, 1);
+    // An agent: no launchSpec, but it can protect itself and leave.
+    const agent = new AsgFleet({ autoscaling: clients.autoscaling, ec2: clients.ec2 });
+    await agent.protect(job, TYPE, g.instances[0]!.id, true);
+    await expect(agent.ensureCapacity(jobRecord(uniqueJob('none')), TYPE, 1)).rejects.toThrow(/no launch settings/);
+
+    await f.remove(job);
+    expect(await group(groupName(job, TYPE))).toBeUndefined();
+    const lts = await clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:gq:job', Values: [job] }] }));
+    expect(lts.LaunchTemplates ?? []).toEqual([]);
+    expect(await f.describe(job)).toEqual([]);
+    await f.remove(job);
+    // A group that someone scaled by hand past its maximum (moto allows it) is clamped back.
+    const j2 = uniqueJob('hand');
+    await f.ensureCapacity(jobRecord(j2), TYPE, 1);
+    await clients.autoscaling.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: groupName(j2, TYPE), DesiredCapacity: 7 }));
+    expect((await f.ensureCapacity(jobRecord(j2), TYPE, 9)).desired).toBe(3);
+    await f.remove(j2);
+  });
+});
