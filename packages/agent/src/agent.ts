@@ -25,6 +25,22 @@ export interface AgentResult {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+const MAX_VISIBILITY_S = 43_200;
+
+/**
+ * How long to hide a message whose task another worker holds. SQS shows a message again at most
+ * 12 hours after it was received, so a task that runs for days sees its message come back; each
+ * return costs a receive (and counts toward the dead-letter limit). Once a task has run for an
+ * hour, hide it for twice as long as it has run (at most 12 hours): the returns grow only
+ * logarithmically with the run time, and a lost holder's task still comes back within about the
+ * time it had run. Before that, hide it until just after the holder's lease would run out.
+ */
+export function hideLeased(leaseUntil: number, runningSince: number | undefined, visibility: number, now: number): number {
+  const leaseLeft = Math.ceil((leaseUntil - now) / 1000) + visibility;
+  const ran = runningSince ? (now - runningSince) / 1000 : 0;
+  const wanted = ran > 3600 ? Math.max(leaseLeft, 2 * ran) : leaseLeft;
+  return Math.max(1, Math.min(MAX_VISIBILITY_S, Math.ceil(wanted)));
+}
 const INSTANCE_HEARTBEAT_MS = 60_000;
 
 export class Agent implements AgentControl {
@@ -199,8 +215,9 @@ export class Agent implements AgentControl {
         return false;
       case 'leased': {
         // A duplicate delivery while the holder is alive: hide it again, never run it twice.
-        const secs = Math.ceil((claim.leaseUntil - Date.now()) / 1000) + job.visibilitySeconds;
-        await d.queue.extend(receipt, Math.min(43_200, Math.max(1, secs)));
+        const secs = hideLeased(claim.leaseUntil, claim.runningSince, job.visibilitySeconds, Date.now());
+        d.log.info({ task: taskNo, hideSeconds: secs }, 'task delivered again while its lease is held by another worker: hidden again, not run');
+        await d.queue.extend(receipt, secs);
         return false;
       }
       case 'claimed':

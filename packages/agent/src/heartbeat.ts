@@ -28,7 +28,8 @@ export interface Heartbeat {
 const MAX_VISIBILITY = 43_200;
 
 export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
-  const everyMs = Math.max(200, (o.leaseSeconds * 1000) / 3);
+  // A third of the lease, and at least every 15 s so that `gq cancel` stops a task promptly.
+  const everyMs = Math.max(200, Math.min(15_000, (o.leaseSeconds * 1000) / 3));
   let stopped = false;
   let signalled = false;
   let inFlight: Promise<void> = Promise.resolve();

@@ -76,7 +76,7 @@ export type ClaimResult =
   /** The task is ours: state RUNNING, attempts incremented, lease held. */
   | { kind: 'claimed'; task: TaskRecord; job: JobRecord }
   /** Another worker holds a live lease: hide the message until about `leaseUntil`. */
-  | { kind: 'leased'; leaseUntil: number }
+  | { kind: 'leased'; leaseUntil: number; /** Epoch ms the holder started the task. */ runningSince?: number }
   /** The task is already final (duplicate delivery): delete the message. */
   | { kind: 'done'; state: TaskState }
   /** The task's workers were lost too often; it is now FAILED: delete the message. */

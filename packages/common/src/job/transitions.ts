@@ -63,7 +63,8 @@ export function decideClaim(
   }
   // RUNNING
   if ((task.leaseUntil ?? 0) > now && task.instance !== instance) {
-    return { delta: {}, result: { kind: 'leased', leaseUntil: task.leaseUntil ?? now } };
+    const since = task.startedAt ? Date.parse(task.startedAt) : undefined;
+    return { delta: {}, result: { kind: 'leased', leaseUntil: task.leaseUntil ?? now, runningSince: since } };
   }
   // The holder's lease ran out: its worker was lost (crash, kill -9, reclaimed instance).
   if (task.attempts >= job.maxAttempts) {
