@@ -9,6 +9,7 @@ import { keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord
 import type { AgentDeps } from './deps.js';
 import { runInstall } from './install.js';
 import { runTask, type TaskRun } from './task.js';
+import { backoffMs, isTransient } from './retry.js';
 import { unpackCode } from './workspace.js';
 
 export interface AgentControl {
@@ -47,6 +48,8 @@ export class Agent implements AgentControl {
   private draining = false;
   private interrupted: 'release' | 'shutdown' | undefined;
   private current: TaskRun | undefined;
+  /** A Spot interruption stopped a running task, which was given back to the queue. */
+  private gaveBackOnSpot = false;
   private readonly wake = new AbortController();
   private instanceState: InstanceState = 'BOOTING';
   private isProtected = false;
@@ -61,6 +64,7 @@ export class Agent implements AgentControl {
   interrupt(reason: 'release' | 'shutdown'): void {
     this.draining = true;
     this.interrupted = reason;
+    if (this.current && reason === 'release') this.gaveBackOnSpot = true;
     this.current?.stop(reason);
     this.wake.abort();
   }
@@ -162,8 +166,21 @@ export class Agent implements AgentControl {
     while (!this.draining) {
       const idleLeft = job.idleSeconds * 1000 - (Date.now() - idleSince);
       if (idleLeft <= 0) {
-        const depth = await d.queue.depth().catch(() => undefined);
-        if (!depth || depth.visible === 0) break;
+        let depth;
+        try {
+          depth = await d.queue.depth();
+        } catch (e) {
+          // A queue that is gone (job cleaned) means leave; AWS out of reach does not mean the
+          // queue is empty: wait, then receive again (retry.ts).
+          if (!isTransient(e)) break;
+          failures++;
+          const wait = backoffMs(failures, MAX_BACKOFF_MS);
+          d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'could not read the queue depth; backing off');
+          await sleep(wait, this.wake.signal);
+          idleSince = Date.now();
+          continue;
+        }
+        if (depth.visible === 0) break;
         idleSince = Date.now();
         continue;
       }
@@ -194,8 +211,19 @@ export class Agent implements AgentControl {
           await d.queue.release(m.receipt).catch(() => undefined);
           continue;
         }
-        if (await this.handle(job, m.task, m.receipt)) {
-          tasksRun++;
+        try {
+          if (await this.handle(job, m.task, m.receipt)) {
+            tasksRun++;
+          }
+        } catch (e) {
+          // AWS out of reach longer than the retries last (claim, or recording a finished task):
+          // the worker stays. The message comes back after its visibility timeout and the task's
+          // lease runs out, so this or another worker takes it again; nothing is lost.
+          if (!isTransient(e)) throw e;
+          failures++;
+          const wait = backoffMs(failures, MAX_BACKOFF_MS);
+          d.log.warn({ err: e, task: m.task, failures, waitMs: Math.round(wait) }, 'could not handle the task; it comes back to the queue; backing off');
+          await sleep(wait, this.wake.signal);
         }
         idleSince = Date.now();
       }
@@ -223,12 +251,17 @@ export class Agent implements AgentControl {
       case 'claimed':
         break;
     }
-    // The instance record names its task: `gq status` reads the running tasks through it.
-    await this.setState('BUSY', { detail: `task ${taskNo}` });
+    // The claim itself recorded this instance as BUSY with its task (`gq status` reads the running
+    // tasks through it): only note it here, for the periodic instance heartbeat and the IDLE update.
+    this.instanceState = 'BUSY';
+    this.stateExtra = { ...this.stateExtra, detail: `task ${taskNo}` };
     await this.protect(job.name, true);
     const run = runTask(d, claim.job, claim.task, receipt);
     this.current = run;
-    if (this.interrupted) run.stop(this.interrupted);
+    if (this.interrupted) {
+      if (this.interrupted === 'release') this.gaveBackOnSpot = true;
+      run.stop(this.interrupted);
+    }
     try {
       await run.done;
     } finally {
@@ -247,7 +280,17 @@ export class Agent implements AgentControl {
 
   private async leave(): Promise<void> {
     const { d } = this;
+    // Deletes held back to be batched go out before this worker is gone.
+    await d.queue.flush?.().catch((e: unknown) => d.log.warn({ err: e }, 'could not delete finished messages'));
     if (this.instanceState !== 'INSTALL_FAILED') await this.setState('STOPPED');
+    if (this.gaveBackOnSpot) {
+      // Spot: EC2 reclaims this instance anyway. Leaving the group here would lower its desired
+      // capacity, and the task just given back would wait, queued, for a gq command to restore
+      // it. Not leaving lets Auto Scaling replace the reclaimed (or powered-off) instance, and
+      // the replacement runs the task.
+      d.log.info('Spot interruption: the group replaces this instance for the task given back');
+      return;
+    }
     await d.backend.fleet
       .terminateSelf(d.job, d.instanceType, d.instance)
       .catch((e: unknown) => d.log.warn({ err: e }, 'could not leave the fleet'));

@@ -6,6 +6,7 @@
 import { existsSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from './process.js';
+import { RUN_FILE } from './workspace.js';
 import { crashPoint } from './faults.js';
 
 export interface InstallOptions {
@@ -46,6 +47,7 @@ export async function runInstall(o: InstallOptions): Promise<InstallResult> {
       logFile: o.logFile,
       timeoutSeconds: o.timeoutSeconds,
       graceSeconds: 5,
+      runFile: join(o.cwd, RUN_FILE),
     });
     crashPoint('install');
     const r = await p.result;

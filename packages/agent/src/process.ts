@@ -3,7 +3,8 @@
  * stderr, a timeout, and a way to stop it (TERM, then KILL after a grace period).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 
 export interface RunSpec {
   command: string;
@@ -14,7 +15,17 @@ export interface RunSpec {
   timeoutSeconds: number;
   /** Seconds between SIGTERM and SIGKILL when stopping. */
   graceSeconds?: number;
+  /**
+   * While the command runs, this file holds "<process group id> <token>", and the command's
+   * environment has GQ_RUN_ID=<token>. The command runs in its own process group, so it outlives
+   * a worker killed with SIGKILL; on the local backend the fleet uses the file to stop what a
+   * lost worker left running (see reapRun in @gq/common local/procs.ts). Removed when it ends.
+   */
+  runFile?: string;
 }
+
+/** Environment variable that marks the processes of one command run (see RunSpec.runFile). */
+export const RUN_ID_ENV = 'GQ_RUN_ID';
 
 export interface RunResult {
   exitCode: number | null;
@@ -40,9 +51,10 @@ export function runCommand(spec: RunSpec): RunningProcess {
   const started = Date.now();
   // stdout goes straight to the log file; stderr passes through us for its tail, into the same file.
   const log = openSync(spec.logFile, 'a');
+  const runId = spec.runFile ? randomBytes(12).toString('hex') : undefined;
   const child = spawn('bash', ['-c', spec.command], {
     cwd: spec.cwd,
-    env: spec.env,
+    env: runId ? { ...spec.env, [RUN_ID_ENV]: runId } : spec.env,
     detached: true, // own process group: stop() reaches everything the command started
     stdio: ['ignore', log, 'pipe'],
   });
@@ -51,6 +63,13 @@ export function runCommand(spec: RunSpec): RunningProcess {
   let stoppedFor: string | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   let spawnError: string | undefined;
+  if (spec.runFile && child.pid !== undefined) {
+    try {
+      writeFileSync(spec.runFile, `${child.pid} ${runId}\n`);
+    } catch {
+      /* only a help for cleaning up after a crash */
+    }
+  }
 
   child.stderr?.on('data', (chunk: Buffer) => {
     writeSync(log, chunk);
@@ -90,6 +109,7 @@ export function runCommand(spec: RunSpec): RunningProcess {
       // Whatever the command left behind in its group goes too.
       killGroup('SIGKILL');
       closeSync(log);
+      if (spec.runFile) rmSync(spec.runFile, { force: true });
       resolve({
         exitCode: code,
         signal,

@@ -11,8 +11,9 @@ import type { AgentDeps } from './deps.js';
 import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
 import { uploadOutputs } from './uploads.js';
-import { freshTaskDir, removeTaskDir } from './workspace.js';
+import { freshTaskDir, removeTaskDir, RUN_FILE } from './workspace.js';
 import { crashPoint } from './faults.js';
+import { persist } from './retry.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -53,6 +54,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
         env: taskEnv(d, job, task, dir),
         logFile,
         timeoutSeconds: job.timeoutSeconds,
+        runFile: join(d.ws.root, RUN_FILE),
       });
       stopProcess = p.stop;
       if (stopReason) p.stop(stopReason);
@@ -70,7 +72,8 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     }
     // A task that printed nothing has no log to keep.
     const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;
-    if (logKey) await d.backend.artifacts.putFile(logKey, logFile);
+    // The work is done: keep trying through a network blip rather than lose it (retry.ts).
+    if (logKey) await persist('upload the task log', () => d.backend.artifacts.putFile(logKey, logFile), { log });
     rmSync(logFile, { force: true });
 
     let outcome: TaskOutcome;
@@ -78,7 +81,11 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     else if (stopReason === 'release' || stopReason === 'shutdown')
       outcome = { kind: 'released', reason: stopReason === 'release' ? 'instance interrupted' : 'agent stopped' };
     else if (r.exitCode === 0 && !r.timedOut) {
-      const up = await uploadOutputs(d.backend.artifacts, job.name, task.task, dir, job.resultsPath, job.outputs);
+      const up = await persist(
+        'upload the task results',
+        () => uploadOutputs(d.backend.artifacts, job.name, task.task, dir, job.resultsPath, job.outputs),
+        { log },
+      );
       outcome = {
         kind: 'succeeded',
         exitCode: 0,
@@ -101,7 +108,9 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     removeTaskDir(dir);
 
     crashPoint('after-upload');
-    const cr = await d.backend.status.complete(job.name, task.task, d.instance, outcome);
+    // A repeat after a write that did land (its answer was lost) finds the task no longer ours
+    // and reports 'lost': the message then comes back, finds the task final and is deleted.
+    const cr = await persist('record the outcome', () => d.backend.status.complete(job.name, task.task, d.instance, outcome), { log });
     if (cr.kind === 'lost') {
       log.warn('lease lost before the outcome was recorded; leaving the message to its new owner');
       return;
@@ -110,12 +119,44 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     crashPoint('after-record');
     if (cr.state === 'QUEUED') {
       // Retry (or released): visible again, after a short pause for a failed attempt.
-      await d.queue.release(receipt, outcome.kind === 'failed' ? Math.min(30, 2 ** task.attempts) : 0);
+      await giveBack(d, log, task.task, receipt, outcome.kind === 'failed' ? Math.min(30, 2 ** task.attempts) : 0);
     } else {
-      await d.queue.delete(receipt);
+      // The outcome is recorded: a delete that fails (or is ignored as stale) only means the
+      // message comes back later, finds the task final and is deleted then.
+      await d.queue.delete(receipt).catch((e: unknown) => log.warn({ err: e }, 'could not delete the message; it will be deleted when it comes back'));
     }
   })();
   return { stop, done };
+}
+
+/**
+ * Make a task that went back to QUEUED visible again. Our receipt is stale when the message was
+ * delivered again while the task ran (a receiver found our lease and hid the message again, for
+ * up to hours on a long task; or SQS's 12-hour limit passed): that delivery is not ours to change,
+ * so the task is sent again instead. Without this the worker died of the stale receipt, and the
+ * retry waited for the other receiver's hide to run out. The old delivery, when it returns, finds
+ * the task claimed (hidden again) or final (deleted): the claim keeps the task to one run at a time.
+ * Any other failure is only logged: the message comes back by itself after its visibility timeout.
+ */
+async function giveBack(d: AgentDeps, log: Logger, taskNo: number, receipt: string, delaySeconds: number): Promise<void> {
+  try {
+    await d.queue.release(receipt, delaySeconds);
+  } catch (e) {
+    if (!isStaleReceipt(e)) {
+      log.warn({ err: e }, 'could not give the message back; it comes back after its visibility timeout');
+      return;
+    }
+    log.warn('the message was delivered again while the task ran; sending the task again for its retry');
+    await d.queue.send([taskNo]).catch((err: unknown) => log.warn({ err }, 'could not send the task again; its old message will bring it back'));
+  }
+}
+
+/**
+ * ReceiptInvalidError of either queue adapter. Recognised by shape: the class lives with the local
+ * backend, which the EC2 bundle must not import.
+ */
+function isStaleReceipt(e: unknown): boolean {
+  return e instanceof Error && e.name === 'ReceiptInvalidError' && typeof (e as { receipt?: unknown }).receipt === 'string';
 }
 
 function describeFailure(r: RunResult): string {

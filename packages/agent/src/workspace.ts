@@ -5,11 +5,15 @@
  *   <root>/logs            per-attempt logs, install log, agent log
  *   <root>/bin/gq-agent    wrapper so that tasks can call `gq-agent tag`
  *   <root>/secret          the licence, mode 0600
+ *   <root>/running         "<pgid> <token>" of the command running now (see RunSpec.runFile)
  */
 import { chmodSync, cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import type { ArtifactStore } from '@gq/common';
+
+/** File in the workspace root naming the running command's process group (RunSpec.runFile). */
+export const RUN_FILE = 'running';
 
 export interface Workspace {
   root: string;

@@ -28,26 +28,100 @@ const REDACT_PATHS = [
   '*.authorization',
   'headers.authorization',
   '*.headers.authorization',
+  'headers.Authorization',
+  '*.headers.Authorization',
+  'headers["x-amz-security-token"]',
   '*.headers["x-amz-security-token"]',
+  '*.*.secretAccessKey',
+  '*.*.sessionToken',
+  '*.*.credentials',
+  '*.*.authorization',
 ];
 
-const secrets = new Set<string>();
+/**
+ * Keys whose values are censored at any depth of a logged object, compared case-insensitively
+ * and ignoring "-" and "_" (Authorization, x-amz-security-token, AWS_SECRET_ACCESS_KEY, ...).
+ * The pino paths above cover the usual places cheaply; this catches the rest, however deep.
+ */
+const SECRET_KEYS = new Set(
+  [
+    'licence',
+    'license',
+    'licenceText',
+    'licenseText',
+    'password',
+    'secret',
+    'secretAccessKey',
+    'awsSecretAccessKey',
+    'sessionToken',
+    'awsSessionToken',
+    'securityToken',
+    'xAmzSecurityToken',
+    'credentials',
+    'authorization',
+    'proxyAuthorization',
+    'cookie',
+    'setCookie',
+    'token',
+  ].map((k) => normKey(k)),
+);
 
-/** Register a secret value so that it never leaves the logger in clear. */
+function normKey(k: string): string {
+  return k.toLowerCase().replace(/[-_]/g, '');
+}
+
+const CENSOR = '[REDACTED]';
+
+/** A copy of `value` with the values of secret keys censored, at any depth (cycles and depth bounded). */
+function censorDeep(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (value === null || typeof value !== 'object' || depth > 12) return value;
+  if (seen.has(value)) return '[Circular]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v) => censorDeep(v, depth + 1, seen));
+  if (value instanceof Error || Buffer.isBuffer(value) || value instanceof Date) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEYS.has(normKey(k)) && v !== undefined && v !== null ? CENSOR : censorDeep(v, depth + 1, seen);
+  }
+  return out;
+}
+
+const secrets = new Set<string>();
+/** Secrets longest first, so that a secret containing another is replaced whole. */
+let ordered: string[] = [];
+
+function addSecret(v: string): void {
+  if (v.length < 6 || secrets.has(v)) return;
+  secrets.add(v);
+  // As it appears inside JSON (a log line): quotes, backslashes and control characters escaped.
+  const json = JSON.stringify(v).slice(1, -1);
+  if (json !== v) secrets.add(json);
+  ordered = [...secrets].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Register a secret value so that it never leaves the logger in clear: the whole value, each of
+ * its lines of 6 characters or more, the value part of each KEY=value line, and each of these as
+ * it looks inside a JSON string.
+ */
 export function registerSecret(value: string | undefined): void {
   if (!value) return;
-  for (const line of value.split(/\r?\n/)) {
-    const v = line.trim();
-    if (v.length >= 6) secrets.add(v);
+  for (const line of value.split(/\r?\n|\r/)) {
+    addSecret(line.trim());
+    // KEY=value and KEY: value lines (a gurobi.lic): the value alone is the secret part.
+    const kv = /^\s*[A-Za-z_][A-Za-z0-9_.-]*\s*[=:]\s*(.+?)\s*$/.exec(line);
+    if (kv?.[1]) addSecret(kv[1].replace(/^(["'])(.*)\1$/, '$2'));
   }
-  if (value.trim().length >= 6) secrets.add(value.trim());
+  addSecret(value.trim());
+  addSecret(value);
 }
 
 /** Replace every registered secret in `text` by [REDACTED]. */
 export function redactText(text: string): string {
+  if (ordered.length === 0) return text;
   let out = text;
-  for (const s of secrets) {
-    if (out.includes(s)) out = out.split(s).join('[REDACTED]');
+  for (const s of ordered) {
+    if (out.includes(s)) out = out.split(s).join(CENSOR);
   }
   return out;
 }
@@ -65,7 +139,10 @@ export function createLogger(opts: LogOptions = {}): Logger {
     {
       level,
       base: opts.base ?? {},
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      redact: { paths: REDACT_PATHS, censor: CENSOR },
+      formatters: {
+        log: (obj: Record<string, unknown>) => censorDeep(obj) as Record<string, unknown>,
+      },
       hooks: {
         streamWrite(s: string) {
           return secrets.size ? redactText(s) : s;

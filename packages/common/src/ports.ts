@@ -52,6 +52,11 @@ export interface TaskQueue {
   /** Make a message visible again after `delaySeconds` (0 = now). */
   release(receipt: string, delaySeconds?: number): Promise<void>;
   delete(receipt: string): Promise<void>;
+  /**
+   * Send whatever deletes the adapter still holds back to batch them (SQS with `deleteBatchMs`),
+   * and wait for them. A worker calls it before it leaves. Adapters that never hold back omit it.
+   */
+  flush?(): Promise<void>;
   depth(): Promise<QueueDepth>;
   /** Task numbers of the messages that reached the dead-letter queue. */
   deadLetters(): Promise<number[]>;

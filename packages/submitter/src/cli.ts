@@ -5,8 +5,10 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { createLogger, loadConfig, redactText, UserError } from '@gq/common';
-import { JOB_NAME_RULES } from '@gq/common';
+import { createLogger, loadConfig, redactText, registerSecret, UserError, type Config } from '@gq/common';
+import { dataHome, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq/common';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
 import { runSubmit } from './commands/submit.js';
 import { runStatus } from './commands/status.js';
@@ -49,12 +51,49 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
+/** The configuration of the command being run, for explaining an AWS credentials error. */
+let lastConfig: Config | undefined;
+
+/**
+ * AWS secrets in the environment are registered with the logger's redaction, so that no log
+ * line, message or stack trace of gq can show them. Only values that look like real secrets
+ * (16 characters or more) are taken: a short dummy such as moto's "testing" would blank out
+ * that word everywhere.
+ */
+function registerEnvSecrets(env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN']) {
+    const v = env[name];
+    if (v && v.length >= 16) registerSecret(v);
+  }
+}
+
 function context(a: Record<string, unknown>): CommandContext {
+  registerEnvSecrets();
   const log = createLogger({ level: a.verbose ? 'debug' : 'warn' });
-  return { config: loadConfig(settingsFrom(a)), log, io: stdio };
+  const config = loadConfig(settingsFrom(a));
+  lastConfig = config;
+  log.debug({ config, argv: process.argv.slice(2) }, 'configuration');
+  return { config, log, io: stdio };
 }
 
 type Handler = (ctx: CommandContext, a: Record<string, unknown>) => Promise<number>;
+
+/**
+ * The NAME of status/results/logs/cancel/retry/clean. A string that breaks the job-name rules
+ * (e.g. "../x") names no job: say so before anything is opened, and never build a path from it.
+ */
+function jobArg(name: unknown, ctx: CommandContext): string {
+  const s = String(name);
+  const problems = jobNameProblems(s);
+  if (problems.length) {
+    throw new UserError(`No job named ${JSON.stringify(s)}: ${problems[0]}, so it cannot be a job name.`, {
+      hint: 'Run `gq status` to list the jobs this backend knows.',
+    });
+  }
+  // Local backend with no state yet: no job at all. Say so without creating gq.db.
+  if (ctx.config.backend === 'local' && !existsSync(join(dataHome(ctx.config), 'gq.db'))) throw new JobNotFoundError(s);
+  return s;
+}
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
@@ -108,37 +147,37 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean' })
           .option('watch', { type: 'boolean', describe: 'Refresh every 2 s until the job ends' })
           .option('tasks', { type: 'boolean', describe: 'Include every task (reads them all)' }),
-      run((ctx, a) => runStatus(ctx, { name: a.name as string | undefined, json: !!a.json, watch: !!a.watch, tasks: !!a.tasks })),
+      run((ctx, a) => runStatus(ctx, { name: a.name === undefined ? undefined : jobArg(a.name, ctx), json: !!a.json, watch: !!a.watch, tasks: !!a.tasks })),
     )
     .command(
       'results <name>',
       'Download results, outputs and logs; write the merged results.csv',
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'Folder (default results/<name>)' }).option('json', { type: 'boolean' }),
-      run((ctx, a) => runResults(ctx, { name: String(a.name), out: a.out as string | undefined, json: !!a.json })),
+      run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out as string | undefined, json: !!a.json })),
     )
     .command(
       'logs <name> [task]',
       "Print a task's output, or a worker's install log",
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).positional('task', { type: 'number' }).option('instance', { type: 'string', describe: 'Worker id (see gq status)' }),
-      run((ctx, a) => runLogs(ctx, { name: String(a.name), task: a.task as number | undefined, instance: a.instance as string | undefined })),
+      run((ctx, a) => runLogs(ctx, { name: jobArg(a.name, ctx), task: a.task as number | undefined, instance: a.instance as string | undefined })),
     )
     .command(
       'cancel <name>',
       'Stop a job: queued tasks never start, running ones are stopped',
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }),
-      run((ctx, a) => runCancel(ctx, { name: String(a.name), json: !!a.json })),
+      run((ctx, a) => runCancel(ctx, { name: jobArg(a.name, ctx), json: !!a.json })),
     )
     .command(
       'retry <name>',
       'Run the failed tasks of a job again',
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('failed', { type: 'boolean', describe: 'Rerun the FAILED tasks' }).option('wait', { type: 'boolean' }).option('json', { type: 'boolean' }),
-      run((ctx, a) => runRetry(ctx, { name: String(a.name), failed: !!a.failed, wait: !!a.wait, json: !!a.json })),
+      run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, wait: !!a.wait, json: !!a.json })),
     )
     .command(
       'clean <name>',
       "Remove a finished job's queues and workers; keep its results",
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('force', { type: 'boolean' }),
-      run((ctx, a) => runClean(ctx, { name: String(a.name), force: !!a.force })),
+      run((ctx, a) => runClean(ctx, { name: jobArg(a.name, ctx), force: !!a.force })),
     )
     .command(
       'setup',
@@ -170,7 +209,7 @@ export async function main(argv: string[]): Promise<number> {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version()
+    .version(gqVersion())
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
@@ -178,6 +217,15 @@ export async function main(argv: string[]): Promise<number> {
     })
     .parseAsync();
   return code;
+}
+
+/** This gq's version (yargs looks for package.json next to the entry script and finds none). */
+function gqVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }
 
 function requireRegion(ctx: CommandContext): string {
@@ -196,7 +244,21 @@ export function printError(e: unknown): number {
   return 70;
 }
 
+/** An AWS credentials error, wherever it was raised, becomes a UserError that says why and how to fix it. */
+async function explain(e: unknown): Promise<unknown> {
+  // Cheap test first: the AWS SDK is loaded only for what may be a credentials error.
+  const cause = (e instanceof UserError ? (e as { cause?: unknown }).cause : e) as { name?: unknown; message?: unknown } | undefined;
+  const text = `${String(cause?.name ?? '')} ${String(cause?.message ?? '')}`;
+  if (!cause || !/credential|token|expired|signature|accesskey|authfailure|sso/i.test(text)) return e;
+  try {
+    const { explainAwsError } = await import('./aws/credentials.js');
+    return await explainAwsError(e, { region: lastConfig?.region, profile: lastConfig?.profile });
+  } catch {
+    return e;
+  }
+}
+
 main(hideBin(process.argv)).then(
   (code) => process.exit(code),
-  (e: unknown) => process.exit(printError(e)),
+  async (e: unknown) => process.exit(printError(await explain(e))),
 );

@@ -42,8 +42,9 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
     }
     if (Date.now() - lastReconcile > 3000) {
       lastReconcile = Date.now();
-      const restarted = await reconcile(ctx, backend, job);
+      const { restarted, deadLettered } = await reconcile(ctx, backend, job);
       if (restarted.length) ctx.log.info({ types: restarted }, 'restarted workers for pending tasks');
+      if (deadLettered.length) ctx.io.err(`Task(s) ${deadLettered.join(', ')}: the queue gave up on their message (dead-letter queue); recorded as failed.`);
       const stuck = await installStuck(backend, job);
       if (stuck.length) {
         bar?.stop();

@@ -3,18 +3,32 @@ import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, normalize, resolve } from 'node:path';
 import { UserError, type InputMapping } from '@gq/common';
 
+/** An example of each flag that takes a path inside the code folder. */
+const EXAMPLES: Record<string, string> = {
+  '--results': '--results results/results.csv (the file <code>/results/results.csv)',
+  '--output': '--output logs/solver.log (the file <code>/logs/solver.log)',
+  '--input': '--input ../data=data (your ../data folder becomes <code>/data in every task)',
+};
+
 /** A path relative to the code folder that stays inside it. Returns it normalised with / separators. */
 export function relativeInside(what: string, flag: string, p: string): string {
-  if (!p || !p.trim()) throw new UserError(`${what} is empty.`, { hint: `Give ${flag} a path relative to the code folder.` });
-  if (isAbsolute(p)) {
+  const example = EXAMPLES[flag] ? ` For example ${EXAMPLES[flag]}.` : '';
+  if (!p || !p.trim()) throw new UserError(`${what} is empty.`, { hint: `Give ${flag} a path relative to the code folder.${example}` });
+  if (p.includes('\0')) throw new UserError(`${what} ${JSON.stringify(p)} contains a NUL character.`, { hint: `Give ${flag} a plain relative path.${example}` });
+  if (isAbsolute(p) || /^[A-Za-z]:[\\/]/.test(p)) {
     throw new UserError(`${what} "${p}" is absolute; it must be relative to the code folder.`, {
-      hint: `For example ${flag} results/results.csv for <code>/results/results.csv.`,
+      hint: `Write it relative to the code folder.${example}`,
     });
   }
   const n = normalize(p).replace(/\\/g, '/');
-  if (n === '..' || n.startsWith('../') || n === '.' || n.includes('\0')) {
+  if (n === '..' || n.startsWith('../')) {
     throw new UserError(`${what} "${p}" leads outside the code folder.`, {
-      hint: 'Use a path inside the code folder, without "..".',
+      hint: `Use a path inside the code folder, without "..".${example}`,
+    });
+  }
+  if (n === '.' || n === './') {
+    throw new UserError(`${what} "${p}" is the code folder itself; it must name a ${flag === '--output' ? 'file or folder' : flag === '--input' ? 'folder' : 'file'} inside it.`, {
+      hint: `Name a path inside the code folder.${example}`,
     });
   }
   return n.replace(/\/+$/, '');
@@ -40,13 +54,13 @@ export function existingFile(what: string, flag: string, p: string, opts: { nonE
 export function parseInput(spec: string): InputMapping {
   const eq = spec.indexOf('=');
   if (eq <= 0 || eq === spec.length - 1) {
-    throw new UserError(`--input "${spec}" is not LOCAL=REMOTE.`, {
+    throw new UserError(`--input "${spec}" is not LOCAL=REMOTE${eq < 0 ? ' (there is no "=")' : eq === 0 ? ' (LOCAL is empty)' : ' (REMOTE is empty)'}.`, {
       hint: 'Example: --input ../data=data (copies ../data to data/ inside every task\'s code folder).',
     });
   }
   const local = spec.slice(0, eq);
   const remote = relativeInside('--input destination', '--input', spec.slice(eq + 1));
   const abs = resolve(local);
-  if (!existsSync(abs)) throw new UserError(`--input source ${local} does not exist.`, { hint: 'Check the LOCAL part of --input LOCAL=REMOTE.' });
+  if (!existsSync(abs)) throw new UserError(`--input source ${local} does not exist.`, { hint: `Check the LOCAL part of --input ${spec} (relative paths start at the current folder, ${process.cwd()}).` });
   return { local: abs, remote };
 }

@@ -1,6 +1,6 @@
 /** Starting workers for a job, and restoring them when a later command finds work and none left. */
 import { availableParallelism } from 'node:os';
-import type { Backend, JobRecord } from '@gq/common';
+import { isFinal, type Backend, type JobRecord, type TaskQueue } from '@gq/common';
 import type { CommandContext } from './context.js';
 import { desiredInstances, splitWorkers } from './scaling.js';
 
@@ -25,30 +25,87 @@ export async function startWorkers(
   return out;
 }
 
+export interface Reconciled {
+  /** Instance types whose workers were started again. */
+  restarted: string[];
+  /** Tasks recorded as failed because their message reached the dead-letter queue. */
+  deadLettered: number[];
+  /** Whether the job's record changed (read it again to show it). */
+  changed: boolean;
+}
+
 /**
  * If a type has queued messages and no live worker (all left, crashed or were killed), start
  * workers again, unless that type's workers failed their install (that would only repeat).
- * Returns the types restarted.
+ * When a type's queue is empty, tasks whose message went to the dead-letter queue are recorded
+ * as failed (see failDeadLettered).
  */
-export async function reconcile(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<string[]> {
-  if (job.cancelRequested) return [];
+export async function reconcile(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<Reconciled> {
+  const restarted: string[] = [];
+  const deadLettered: number[] = [];
+  const result = (): Reconciled => ({ restarted, deadLettered, changed: deadLettered.length > 0 });
+  if (job.cancelRequested) return result();
   const { counts } = job;
-  if (counts.queued + counts.running === 0) return [];
+  if (counts.queued + counts.running === 0) return result();
   const instances = await backend.status.listInstances(job.name);
   const groups = await backend.fleet.describe(job.name);
-  const restarted: string[] = [];
   for (const type of Object.keys(job.instanceTypes)) {
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.some((i) => i.state === 'INSTALL_FAILED') && !mine.some((i) => i.state === 'READY' || i.state === 'BUSY' || i.state === 'IDLE')) continue;
     const group = groups.find((g) => g.instanceType === type);
     const live = group ? group.instances.filter((i) => i.state !== 'STOPPED' && i.state !== 'Terminating' && i.state !== 'Terminated').length : 0;
-    if (live > 0) continue;
-    const queue = await backend.queues.open(job.name, type);
-    const depth = await queue.depth();
-    const pending = depth.visible + depth.delayed + depth.inFlight;
-    if (pending === 0) continue;
+    const queue = await backend.queues.open(job.name, type).catch(() => undefined);
+    if (!queue) continue; // a submit that stopped before enqueueing: re-running it creates the queue
+    // With workers alive, reading the queue is only for the dead-letter check: best effort.
+    const depth = live > 0 ? await queue.depth().catch(() => undefined) : await queue.depth();
+    const pending = depth ? depth.visible + depth.delayed + depth.inFlight : undefined;
+    if (pending === 0) {
+      const failed = await failDeadLettered(backend, job, queue).catch((e: unknown) => {
+        ctx.log.warn({ err: e, type }, 'could not check the dead-letter queue');
+        return [];
+      });
+      deadLettered.push(...failed);
+    }
+    if (live > 0 || !pending) continue;
     await startWorkers(ctx, backend, job, { [type]: pending });
     restarted.push(type);
   }
-  return restarted;
+  return result();
+}
+
+/** The worker id under which a dead-lettered task is recorded as failed. */
+export const DEAD_LETTER_WORKER = 'gq-dead-letter-queue';
+
+/**
+ * A message that was received too many times without its task finishing goes to the queue's
+ * dead-letter queue, and no worker ever receives it again: its task would stay QUEUED (or RUNNING
+ * under a dead worker's lease) for ever, `gq status` would not say why and `--wait` would never
+ * end. Called when the type's queue holds nothing any more (so no other message can still bring
+ * such a task back), this records each of those tasks as FAILED with the reason, which
+ * `gq status` shows and `gq retry --failed` undoes. A task whose worker still holds a live lease
+ * is left to it. Messages of tasks that are already final are left where they are.
+ *
+ * Recorded through the ports a worker uses (a claim under DEAD_LETTER_WORKER, then a
+ * non-retryable failure), so the task's attempts count this one too. Returns the tasks failed.
+ */
+export async function failDeadLettered(backend: Backend, job: JobRecord, queue: TaskQueue): Promise<number[]> {
+  const dead = await queue.deadLetters();
+  const failed: number[] = [];
+  for (const n of dead) {
+    const t = await backend.status.getTask(job.name, n);
+    if (!t || isFinal(t.state)) continue;
+    if (t.state === 'RUNNING' && (t.leaseUntil ?? 0) > Date.now()) continue;
+    const c = await backend.status.claim(job.name, n, DEAD_LETTER_WORKER, 60_000);
+    if (c.kind === 'exhausted') failed.push(n); // no attempts left: the claim itself failed it
+    if (c.kind !== 'claimed') continue;
+    const r = await backend.status.complete(job.name, n, DEAD_LETTER_WORKER, {
+      kind: 'failed',
+      retryable: false,
+      error:
+        'its queue message was delivered too many times without the task finishing and went to the dead-letter queue, ' +
+        `so no worker will receive it again; run it again with: gq retry ${job.name} --failed`,
+    });
+    if (r.kind === 'recorded') failed.push(n);
+  }
+  return failed;
 }

@@ -8,6 +8,7 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -70,6 +71,33 @@ function httpHandler(): NodeHttpHandler {
   });
 }
 
+/** Largest stream body read into memory so that the SDK can retry its request (see below). */
+const MAX_BUFFERED_BODY = 16 * 1024 * 1024;
+
+/**
+ * The SDK never retries a request whose body is a stream ("An error was encountered in a
+ * non-retryable streaming request"): it cannot send the stream twice. One reset connection or
+ * one S3 503 SlowDown then failed the upload of a task's results or log, or of a code bundle.
+ * So stream bodies of known length up to 16 MiB — every single-request upload of gq's S3 store
+ * (larger files go up in multipart parts, which are buffers already) — are read into memory
+ * first, and the SDK's retries apply to them as to any other request.
+ */
+function bufferStreamBodies(client: ClientWithMiddleware): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const input = (args as { input?: { Body?: unknown; ContentLength?: number } }).input;
+      const body = input?.Body;
+      if (body instanceof Readable && typeof input?.ContentLength === 'number' && input.ContentLength <= MAX_BUFFERED_BODY) {
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+        return next({ ...args, input: { ...input, Body: Buffer.concat(chunks) } });
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'gqBufferStreamBodies', priority: 'high' },
+  );
+}
+
 /** True when the SDK will talk to a custom endpoint (explicit or AWS_ENDPOINT_URL*). */
 function customEndpoint(opts: AwsClientOptions, service: string): boolean {
   return Boolean(opts.endpoint || process.env.AWS_ENDPOINT_URL || process.env[`AWS_ENDPOINT_URL_${service}`]);
@@ -100,6 +128,7 @@ export function makeAwsClients(opts: AwsClientOptions = {}): AwsClients {
     // Virtual-host buckets need DNS the mock does not have.
     forcePathStyle: customEndpoint(opts, 'S3'),
   });
+  bufferStreamBodies(s3);
   const autoscaling = new AutoScalingClient(base());
   const ec2 = new EC2Client(base());
   const sts = new STSClient(base());

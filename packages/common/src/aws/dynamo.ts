@@ -13,6 +13,23 @@
  * (condition failed, or a transaction conflict) re-reads and decides again, a bounded number of
  * times. So the counters always equal a count of the task items by state.
  *
+ * The records a store wrote: claim, heartbeat and complete of one task follow each other in the
+ * same worker, so each store keeps the last task record it wrote while it holds the task's lease
+ * (and the job record its claim read), and decides the next heartbeat or complete from them
+ * without reading. Nothing is lost by it: a decision from a kept record is only acted on through
+ * its write, conditional on the kept version, so it stands only if the item was still exactly
+ * that record (a version never comes back, and decided writes are the only writers of everything
+ * but `tags`); a failed condition, a decision with nothing to write, or any error drops the kept
+ * record and reads again. The kept job record can only be stale in `cancelRequested` (its spec
+ * never changes; the counters are not used): cancel sets the job's flag first and then marks every
+ * running task (`cancelRequested`, a new version), so a kept task record of a cancelled job fails
+ * its condition at the latest once cancel has passed, and the fresh read sees the cancel.
+ * Claim always reads (the task may have been anyone's since), task and job in one BatchGetItem.
+ *
+ * A claim also records the worker as BUSY with its task (`detail: "task N"`, what `gq status`
+ * reads the running tasks through): one more Update, of the instance item, in the claim's own
+ * TransactWriteItems, so the worker makes no call of its own for it.
+ *
  * Tags: setTag updates only `tags.<key>` (condition: the task exists) and leaves `version` alone;
  * the decided writes never write `tags` (they update changed attributes only, never a whole-item
  * Put). Neither can undo the other: a tag set while a heartbeat or complete is in flight is kept,
@@ -166,9 +183,11 @@ function same(a: unknown, b: unknown): boolean {
 
 /**
  * UpdateItem parameters that turn `before` into `after` (changed attributes only; `tags` and keys
- * are never written), conditional on `before.version`.
+ * are never written), conditional on `before.version` — and, with `sameLease`, also on the lease
+ * of `before` (its instance and start time): a record kept from an earlier write must not match a
+ * task of a job deleted and submitted again under the same name, whose versions start over.
  */
-export function taskUpdate(table: string, before: TaskRecord, after: TaskRecord) {
+export function taskUpdate(table: string, before: TaskRecord, after: TaskRecord, opts: { sameLease?: boolean } = {}) {
   const e = new Expr();
   const set: string[] = [];
   const remove: string[] = [];
@@ -185,7 +204,13 @@ export function taskUpdate(table: string, before: TaskRecord, after: TaskRecord)
       set.push(`${e.name(attr)} = ${e.value(now)}`);
     }
   }
-  const condition = `${e.name('version')} = ${e.value(before.version)}`;
+  let condition = `${e.name('version')} = ${e.value(before.version)}`;
+  if (opts.sameLease) {
+    for (const attr of ['instance', 'startedAt'] as const) {
+      const v = before[attr];
+      condition += v === undefined ? ` AND attribute_not_exists(${e.name(attr)})` : ` AND ${e.name(attr)} = ${e.value(v)}`;
+    }
+  }
   const parts = [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : ''].filter(Boolean);
   return {
     TableName: table,
@@ -215,6 +240,45 @@ export function counterUpdate(table: string, job: string, delta: Partial<Counts>
 function hasDelta(delta: Partial<Counts>): boolean {
   return Object.values(delta).some((v) => v);
 }
+
+/** What an instance item says while its worker runs a task (`gq status` reads the task from it). */
+export const busyDetail = (task: number): string => `task ${task}`;
+
+/**
+ * UpdateItem parameters marking `instance` BUSY with `task` (part of the claim's transaction).
+ * Only these attributes change (the worker's pid, install log and so on stay); an instance with no
+ * item yet gets one.
+ */
+export function instanceBusyUpdate(table: string, task: TaskRecord, instance: string, now: number) {
+  return {
+    TableName: table,
+    Key: { pk: jobPk(task.job), sk: instanceSk(instance) },
+    UpdateExpression:
+      'SET #kind = :kind, #job = :job, #instance = :instance, #type = if_not_exists(#type, :type), #state = :state, #detail = :detail, #beat = :beat',
+    ExpressionAttributeNames: {
+      '#kind': 'kind',
+      '#job': 'job',
+      '#instance': 'instance',
+      '#type': 'instanceType',
+      '#state': 'state',
+      '#detail': 'detail',
+      '#beat': 'heartbeatAt',
+    },
+    ExpressionAttributeValues: {
+      ':kind': 'instance',
+      ':job': task.job,
+      ':instance': instance,
+      ':type': task.instanceType,
+      ':state': 'BUSY',
+      ':detail': busyDetail(task.task),
+      ':beat': new Date(now).toISOString(),
+    },
+  };
+}
+
+const heldKey = (job: string, task: number): string => `${job}\u0000${task}`;
+/** Records kept at most (a worker holds one task at a time; this only bounds misuse). */
+const MAX_HELD = 1024;
 
 /** Count a job's task items by state (paginated Query of the `state` attribute only). */
 export async function countTasksByState(ddb: DynamoDBDocumentClient, table: string, job: string): Promise<Counts> {
@@ -379,15 +443,29 @@ export class DynamoStatusStore implements StatusStore {
   // -------------------------------------------------------------------------------------------
   // Decided writes
 
-  /** Write a decision conditionally on the version read, with its counter delta, atomically. */
-  private async writeDecision(before: TaskRecord, write: TaskRecord, delta: Partial<Counts>): Promise<WriteOutcome> {
+  /**
+   * Write a decision conditionally on the version read, with its counter delta and any `also`
+   * items (the claiming worker's instance item), atomically: one UpdateItem when there is nothing
+   * else to write, one TransactWriteItems otherwise.
+   */
+  private async writeDecision(
+    before: TaskRecord,
+    write: TaskRecord,
+    delta: Partial<Counts>,
+    also: ReadonlyArray<{ Update: ReturnType<typeof instanceBusyUpdate> }> = [],
+    sameLease = false,
+  ): Promise<WriteOutcome> {
     const now = this.now();
-    const update = taskUpdate(this.table, before, write);
+    const update = taskUpdate(this.table, before, write, { sameLease });
     try {
-      if (hasDelta(delta)) {
+      if (hasDelta(delta) || also.length > 0) {
         await this.ddb.send(
           new TransactWriteCommand({
-            TransactItems: [{ Update: update }, { Update: counterUpdate(this.table, before.job, delta, now) }],
+            TransactItems: [
+              { Update: update },
+              ...(hasDelta(delta) ? [{ Update: counterUpdate(this.table, before.job, delta, now) }] : []),
+              ...also,
+            ],
           }),
         );
       } else {
@@ -421,42 +499,89 @@ export class DynamoStatusStore implements StatusStore {
     throw new GqError(`${what}: lost the race ${this.maxRaces} times in a row`);
   }
 
+  // -------------------------------------------------------------------------------------------
+  // claim, heartbeat, complete (and the records this store wrote)
+
+  /** Last task record this store wrote while holding the task, with the job its claim read. */
+  private readonly held = new Map<string, { task: TaskRecord; job: JobRecord | undefined }>();
+
+  private keep(rec: TaskRecord, job: JobRecord | undefined): void {
+    const key = heldKey(rec.job, rec.task);
+    this.held.delete(key);
+    // Only a held lease has a next decision by this store; anything else is read afresh.
+    if (rec.state !== 'RUNNING') return;
+    this.held.set(key, { task: rec, job });
+    if (this.held.size > MAX_HELD) this.held.delete(this.held.keys().next().value!);
+  }
+
+  /**
+   * One task decision: from the record this store wrote last when `useHeld` and it has one, else
+   * from a fresh read of the task and its job (one BatchGetItem); then the conditional write.
+   * See the module comment for why a kept record decides exactly as a fresh read would.
+   */
+  private async decideTask<R>(
+    what: string,
+    job: string,
+    task: number,
+    useHeld: boolean,
+    decide: (t: TaskRecord | undefined, j: JobRecord | undefined, now: number) => Decision<R>,
+    also: (d: Decision<R>, t: TaskRecord, now: number) => Array<{ Update: ReturnType<typeof instanceBusyUpdate> }> = () => [],
+  ): Promise<R> {
+    const key = heldKey(job, task);
+    let races = 0;
+    for (;;) {
+      const kept = useHeld ? this.held.get(key) : undefined;
+      let t: TaskRecord | undefined;
+      let j: JobRecord | undefined;
+      if (kept) ({ task: t, job: j } = kept);
+      else [t, j] = await this.readTaskAndJob(job, task);
+      const now = this.now();
+      const d = decide(t, j, now);
+      if (!d.write || !t) {
+        this.held.delete(key);
+        // An answer without a write is not checked by any condition: only a fresh read gives it.
+        if (kept) continue;
+        return d.result;
+      }
+      let outcome: WriteOutcome;
+      try {
+        outcome = await this.writeDecision(t, d.write, d.delta, also(d, t, now), kept !== undefined);
+      } catch (err) {
+        this.held.delete(key);
+        throw err;
+      }
+      if (outcome === 'ok') {
+        this.keep(d.write, j);
+        return d.result;
+      }
+      // A failed condition: the item is not what we had. A conflict: try the same again.
+      if (outcome === 'condition') this.held.delete(key);
+      if (++races >= this.maxRaces) {
+        this.held.delete(key);
+        throw new GqError(`${what}: lost the race ${this.maxRaces} times in a row`);
+      }
+      if (outcome === 'conflict') await backoff(races - 1);
+    }
+  }
+
   async claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult> {
-    let jobRec: JobRecord | undefined;
-    return this.decideAndWrite(
+    return this.decideTask(
       `claim ${job}/${task}`,
-      async () => {
-        const [t, j] = await this.readTaskAndJob(job, task);
-        jobRec = j;
-        return t;
-      },
-      (t, now) => (jobRec ? decideClaim(t, jobRec, instance, now, leaseMs) : { delta: {}, result: { kind: 'missing' } }),
+      job,
+      task,
+      false,
+      (t, j, now) => (j ? decideClaim(t, j, instance, now, leaseMs) : { delta: {}, result: { kind: 'missing' } }),
+      (d, t, now) => (d.result.kind === 'claimed' ? [{ Update: instanceBusyUpdate(this.table, t, instance, now) }] : []),
     );
   }
 
   async heartbeat(job: string, task: number, instance: string, leaseMs: number): Promise<HeartbeatResult> {
-    let jobRec: JobRecord | undefined;
-    return this.decideAndWrite(
-      `heartbeat ${job}/${task}`,
-      async () => {
-        const [t, j] = await this.readTaskAndJob(job, task);
-        jobRec = j;
-        return t;
-      },
-      (t, now) => decideHeartbeat(t, jobRec, instance, now, leaseMs),
-    );
+    return this.decideTask(`heartbeat ${job}/${task}`, job, task, true, (t, j, now) => decideHeartbeat(t, j, instance, now, leaseMs));
   }
 
   async complete(job: string, task: number, instance: string, outcome: TaskOutcome): Promise<CompleteResult> {
-    let jobRec: JobRecord | undefined;
-    return this.decideAndWrite(
-      `complete ${job}/${task}`,
-      async () => {
-        const [t, j] = await this.readTaskAndJob(job, task);
-        jobRec = j;
-        return t;
-      },
-      (t, now) => (jobRec ? decideComplete(t, jobRec, instance, outcome, now) : { delta: {}, result: { kind: 'lost' } }),
+    return this.decideTask(`complete ${job}/${task}`, job, task, true, (t, j, now) =>
+      j ? decideComplete(t, j, instance, outcome, now) : { delta: {}, result: { kind: 'lost' } },
     );
   }
 
@@ -781,6 +906,7 @@ export class DynamoStatusStore implements StatusStore {
 
   /** Tasks and instances first, then the job item and its index entry (so a stopped delete can be re-run). */
   async deleteJob(job: string): Promise<void> {
+    for (const [key, h] of this.held) if (h.task.job === job) this.held.delete(key);
     const jobItem = await this.get(jobPk(job), JOB_SK);
     const keys = (
       await this.queryAll({

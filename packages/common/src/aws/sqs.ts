@@ -9,6 +9,7 @@ import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   DeleteQueueCommand,
   GetQueueAttributesCommand,
@@ -36,6 +37,8 @@ export const SQS_MAX_BATCH = 10;
 export const SQS_MAX_WAIT_SECONDS = 20;
 export const SQS_MAX_VISIBILITY_SECONDS = 43_200;
 const RETENTION_SECONDS = 1_209_600; // 14 days, the maximum
+/** A delete that could wait less than this is not worth holding back. */
+const MIN_DELETE_WAIT_MS = 200;
 
 export interface SqsQueueProviderOptions {
   /** SendMessageBatch calls in flight at once per `send`. Default 8. */
@@ -46,6 +49,17 @@ export interface SqsQueueProviderOptions {
   maxDeadLetterPeek?: number;
   /** Extra tags for the queues. */
   tags?: Record<string, string>;
+  /**
+   * Batch the deletes (the agent's side: one delete per finished task). When above 0, `delete` of
+   * a message that this queue object received and that stays hidden a while longer only notes its
+   * receipt and returns at once; noted receipts go out in DeleteMessageBatch calls of up to 10 when
+   * ten are noted, at the latest this many ms after the first (and never later than half-way to
+   * the end of the message's invisibility), and on `flush()`. A noted delete that never goes out
+   * (the process died) only lets the message come back after its visibility timeout, as a delivery
+   * of a finished task, which the status store's claim answers with `done` (deleted then).
+   * Default 0: every delete is one DeleteMessage, done before `delete` returns.
+   */
+  deleteBatchMs?: number;
 }
 
 function isName(err: unknown, ...names: string[]): boolean {
@@ -80,6 +94,18 @@ export class SqsQueue implements TaskQueue {
     private readonly opts: Required<Omit<SqsQueueProviderOptions, 'tags'>>,
   ) {}
 
+  // Batched deletes (opts.deleteBatchMs > 0).
+  /** Epoch ms until which a receipt of ours keeps its message hidden at least. */
+  private readonly hiddenUntil = new Map<string, number>();
+  private pending: string[] = [];
+  private pendingDue = Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly sending = new Set<Promise<void>>();
+
+  private get batching(): boolean {
+    return this.opts.deleteBatchMs > 0;
+  }
+
   async send(tasks: readonly number[]): Promise<void> {
     const limit = pLimit(this.opts.sendConcurrency);
     const batches: number[][] = [];
@@ -112,6 +138,9 @@ export class SqsQueue implements TaskQueue {
   }
 
   async receive(opts: { max: number; waitSeconds: number; visibilitySeconds: number }): Promise<ReceivedMessage[]> {
+    // Before the call: the invisibility of what it returns starts later than this.
+    const sentAt = Date.now();
+    if (this.batching) for (const [r, until] of this.hiddenUntil) if (until < sentAt) this.hiddenUntil.delete(r);
     const out = await this.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: this.url,
@@ -131,12 +160,14 @@ export class SqsQueue implements TaskQueue {
         continue;
       }
       result.push({ task, receipt: m.ReceiptHandle, receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) });
+      if (this.batching) this.hiddenUntil.set(m.ReceiptHandle, sentAt + clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
     }
     return result;
   }
 
   /** A receipt that is no longer the message's current delivery throws ReceiptInvalidError. */
   async extend(receipt: string, seconds: number): Promise<void> {
+    const sentAt = Date.now();
     try {
       await this.sqs.send(
         new ChangeMessageVisibilityCommand({
@@ -146,21 +177,88 @@ export class SqsQueue implements TaskQueue {
         }),
       );
     } catch (err) {
+      this.hiddenUntil.delete(receipt);
       if (isStaleReceipt(err)) throw new ReceiptInvalidError(receipt);
       throw err;
     }
+    if (this.batching) this.hiddenUntil.set(receipt, sentAt + clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
   }
 
   async release(receipt: string, delaySeconds = 0): Promise<void> {
     await this.extend(receipt, delaySeconds);
+    // Visible again (or soon): a later delete of it is never held back.
+    this.hiddenUntil.delete(receipt);
   }
 
-  /** A stale receipt is ignored (as SQS itself does for most of them). */
+  /**
+   * A stale receipt is ignored (as SQS itself does for most of them). With `deleteBatchMs`, the
+   * delete of a message that stays hidden a while may be held back and batched (see the option).
+   */
   async delete(receipt: string): Promise<void> {
+    const until = this.hiddenUntil.get(receipt);
+    this.hiddenUntil.delete(receipt);
+    const now = Date.now();
+    const wait = until === undefined ? 0 : Math.min(this.opts.deleteBatchMs, (until - now) / 2);
+    if (wait < MIN_DELETE_WAIT_MS) {
+      await this.deleteNow(receipt);
+      return;
+    }
+    this.pending.push(receipt);
+    this.pendingDue = Math.min(this.pendingDue, now + wait);
+    if (this.pending.length >= SQS_MAX_BATCH) {
+      this.sendPending();
+    } else {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.sendPending(), Math.max(0, this.pendingDue - now));
+      this.timer.unref();
+    }
+  }
+
+  /** Send the deletes held back (`deleteBatchMs`) now, and wait for every batch in flight. */
+  async flush(): Promise<void> {
+    this.sendPending();
+    await Promise.all([...this.sending]);
+  }
+
+  private async deleteNow(receipt: string): Promise<void> {
     try {
       await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.url, ReceiptHandle: receipt }));
     } catch (err) {
       if (!isStaleReceipt(err)) throw err;
+    }
+  }
+
+  private sendPending(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pendingDue = Infinity;
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, SQS_MAX_BATCH);
+      const p = this.deleteBatch(batch).finally(() => this.sending.delete(p));
+      this.sending.add(p);
+    }
+  }
+
+  /**
+   * One DeleteMessageBatch. Entries refused as the sender's fault (stale receipts) are ignored, as
+   * `delete` ignores them; others are deleted one by one. Nothing is thrown: a message whose delete
+   * did not get through comes back as a delivery of a finished task (see `deleteBatchMs`).
+   */
+  private async deleteBatch(receipts: readonly string[]): Promise<void> {
+    try {
+      const out = await this.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.url,
+          Entries: receipts.map((r, i) => ({ Id: String(i), ReceiptHandle: r })),
+        }),
+      );
+      for (const f of out.Failed ?? []) {
+        if (f.SenderFault) continue;
+        const r = receipts[Number(f.Id)];
+        if (r !== undefined) await this.deleteNow(r).catch(() => undefined);
+      }
+    } catch {
+      // See above: the messages come back and are deleted then.
     }
   }
 
@@ -277,6 +375,7 @@ export class SqsQueueProvider implements QueueProvider {
       sendConcurrency: options.sendConcurrency ?? 8,
       maxBatchRounds: options.maxBatchRounds ?? 5,
       maxDeadLetterPeek: options.maxDeadLetterPeek ?? 1000,
+      deleteBatchMs: Math.max(0, options.deleteBatchMs ?? 0),
     };
     this.tags = options.tags ?? {};
   }

@@ -49,6 +49,25 @@ export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type SettingName = keyof typeof configShape;
 
+/** What each setting takes, for error messages ("it must be ..."). */
+export const SETTING_EXPECTS: Record<SettingName, { what: string; example: string }> = {
+  backend: { what: '"local" or "aws"', example: 'aws' },
+  home: { what: 'a folder path', example: '/data/gq' },
+  region: { what: 'an AWS region such as us-east-1', example: 'us-east-1' },
+  profile: { what: 'the name of a profile in ~/.aws/config', example: 'default' },
+  stack: { what: 'a CloudFormation stack name (a letter, then letters, digits and hyphens; at most 128)', example: 'gq' },
+  workers: { what: 'a whole number from 1 to 256', example: '4' },
+  retries: { what: 'a whole number from 0 to 20', example: '2' },
+  timeout: { what: 'a duration such as 90s, 30m, 6h or 1h30m (0 = none)', example: '6h' },
+  installTimeout: { what: 'a duration such as 90s, 30m or 1h', example: '30m' },
+  installRetries: { what: 'a whole number from 0 to 10', example: '2' },
+  idle: { what: 'a duration such as 90s, 5m or 1h', example: '2m' },
+  visibility: { what: 'a duration such as 90s, 5m or 1h', example: '5m' },
+  maxInstances: { what: 'a whole number from 1 to 10000', example: '20' },
+  ami: { what: 'an object from instance type (or "*") to AMI id or name pattern', example: '{"*": "ami-0123456789abcdef0"}' },
+  spot: { what: 'true or false', example: 'true' },
+};
+
 /** GQ_MAX_INSTANCES for maxInstances, etc. */
 export function envNameOf(setting: string): string {
   return 'GQ_' + setting.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();

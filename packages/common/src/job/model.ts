@@ -94,6 +94,7 @@ export const INSTANCE_STATES = [
   'BUSY',
   'IDLE',
   'STOPPED',
+  'BOOT_FAILED', // written by the UserData (submitter/src/userdata.ts): boot failed, the instance left its group
 ] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
 

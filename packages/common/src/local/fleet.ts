@@ -12,7 +12,7 @@ import type { Fleet, FleetGroup, FleetInstance, StatusStore } from '../ports.js'
 import type { InstanceRecord, JobRecord } from '../job/model.js';
 import { GqError, UserError } from '../errors.js';
 import { nowIso } from '../time.js';
-import { processAlive } from './procs.js';
+import { processAlive, reapRun } from './procs.js';
 
 /** The most worker processes per (job, instance type). */
 export const MAX_LOCAL_WORKERS = 256;
@@ -56,15 +56,30 @@ export class LocalFleet implements Fleet {
     this.maxWorkers = Math.max(1, Math.min(MAX_LOCAL_WORKERS, Math.floor(opts.maxWorkers ?? MAX_LOCAL_WORKERS)));
   }
 
-  /** Live workers of a job (optionally of one instance type). */
+  /** Live workers of a job (optionally of one instance type). Cleans up after lost ones. */
   async liveWorkers(job: string, instanceType?: string): Promise<InstanceRecord[]> {
     const recs = await this.status.listInstances(job);
-    return recs.filter(
-      (r) =>
-        (instanceType === undefined || r.instanceType === instanceType) &&
-        r.state !== 'STOPPED' &&
-        processAlive(r.pid, r.instance),
-    );
+    const live = recs.filter((r) => processAlive(r.pid, r.instance));
+    for (const r of recs) if (!live.includes(r)) this.reapLost(job, r.instance);
+    return live.filter((r) => (instanceType === undefined || r.instanceType === instanceType) && r.state !== 'STOPPED');
+  }
+
+  /**
+   * A worker whose process is gone without having cleaned up (killed with SIGKILL, crashed): its
+   * running command (own process group) is stopped, as losing the machine would stop it on EC2,
+   * so that it does not run on beside the task's retry; then its work folder is removed. The
+   * folder and the run file are the agent's: <home>/work/<job>/<instance>/running (agent
+   * run.ts and workspace.ts). A worker that ended normally removed its folder itself.
+   */
+  private reapLost(job: string, instance: string): void {
+    try {
+      const dir = join(this.home, 'work', pathSegment('Job name', job), pathSegment('Instance id', instance));
+      if (!existsSync(dir)) return;
+      reapRun(join(dir, 'running'));
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* best effort: never in the way of status or scaling */
+    }
   }
 
   async ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup> {

@@ -1,5 +1,5 @@
 /** Is a worker process alive? Guards against zombies and against a pid reused by another program. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 
 /**
  * True when `pid` is a live (not zombie) process; on Linux, also that its command line carries
@@ -22,4 +22,60 @@ export function processAlive(pid: number | undefined, marker?: string): boolean 
   } catch {
     return false; // vanished meanwhile
   }
+}
+
+/** Live members of process group `pgid` (Linux: from /proc). */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid pgrp ..." (comm may hold spaces and parentheses)
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] !== 'Z' && fields[0] !== 'X' && Number(fields[2]) === pgid) out.push(Number(name));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/**
+ * Stop what a lost worker left running. The agent runs each command (install script or task) in
+ * its own process group and, while it runs, keeps `runFile` = "<pgid> <token>" with GQ_RUN_ID=<token>
+ * in the command's environment. A worker killed with SIGKILL cannot stop that group, so the
+ * command ran on beside its own retry. This kills the group, but only if one of its processes
+ * carries the token (so a recycled process group id is never hit), and removes the file.
+ * Linux only (elsewhere the group cannot be checked and is left alone). Returns whether it killed.
+ */
+export function reapRun(runFile: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(runFile, 'utf8');
+  } catch {
+    return false;
+  }
+  const [pgidText, token] = text.trim().split(' ');
+  const pgid = Number(pgidText);
+  let killed = false;
+  if (process.platform === 'linux' && Number.isSafeInteger(pgid) && pgid > 1 && token) {
+    const ours = groupMembers(pgid).some((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`GQ_RUN_ID=${token}`);
+      } catch {
+        return false;
+      }
+    });
+    if (ours) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+        killed = true;
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  rmSync(runFile, { force: true });
+  return killed;
 }

@@ -3,6 +3,9 @@
  * job), call the pure decide* function, write its record conditionally on the version read
  * (`WHERE version = ?`, belt-and-braces inside the transaction) and apply the counter delta to the
  * job row, so the job counters always equal a COUNT(*) of the tasks by state.
+ *
+ * A claim also records the worker as BUSY with its task (`detail: "task N"`, what `gq status`
+ * reads the running tasks through) in the same transaction, as the DynamoDB store does.
  */
 import type { Statement, Transaction } from 'better-sqlite3';
 import type {
@@ -119,6 +122,7 @@ export class LocalStatusStore implements StatusStore {
     writeTask: Statement<[string, number, string, string, number, number]>;
     deleteTasks: Statement<[string]>;
     putInstance: Statement<[string, string, string]>;
+    getInstance: Statement<[string, string], { record: string }>;
     listInstances: Statement<[string], { record: string }>;
     deleteInstances: Statement<[string]>;
   };
@@ -161,6 +165,7 @@ export class LocalStatusStore implements StatusStore {
       ),
       deleteTasks: db.prepare('DELETE FROM tasks WHERE job = ?'),
       putInstance: db.prepare('INSERT OR REPLACE INTO instances (job, instance, record) VALUES (?, ?, ?)'),
+      getInstance: db.prepare('SELECT record FROM instances WHERE job = ? AND instance = ?'),
       listInstances: db.prepare('SELECT record FROM instances WHERE job = ? ORDER BY instance'),
       deleteInstances: db.prepare('DELETE FROM instances WHERE job = ?'),
     };
@@ -199,6 +204,7 @@ export class LocalStatusStore implements StatusStore {
         if (d.result.kind === 'claimed') {
           // The job handed back reflects this claim's counter change.
           addCounts(j.counts, d.delta);
+          this.markBusy(d.result.task, instance, now);
         }
         return d.result;
       }),
@@ -279,6 +285,16 @@ export class LocalStatusStore implements StatusStore {
   private readTask(job: string, task: number): TaskRecord | undefined {
     const r = this.s.getTask.get(job, task);
     return r ? taskFromRow(r) : undefined;
+  }
+
+  /** The worker's record says BUSY with this task; its other fields stay (a record is made if it has none). */
+  private markBusy(task: TaskRecord, instance: string, now: number): void {
+    const row = this.s.getInstance.get(task.job, instance);
+    const was: InstanceRecord = row
+      ? (JSON.parse(row.record) as InstanceRecord)
+      : { job: task.job, instance, instanceType: task.instanceType, state: 'BUSY', heartbeatAt: '' };
+    const rec: InstanceRecord = { ...was, state: 'BUSY', detail: `task ${task.task}`, heartbeatAt: new Date(now).toISOString() };
+    this.s.putInstance.run(task.job, instance, JSON.stringify(rec));
   }
 
   /** Write a decision: the record conditionally on the version read, and the counter delta. */

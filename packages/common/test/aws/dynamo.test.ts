@@ -94,6 +94,72 @@ if (!available) warnSkipped('packages/common/test/aws/dynamo.test.ts (DynamoStat
     await expectConsistent(job, { succeeded: 20 });
   });
 
+  it("a worker's task costs one read: claim reads task and job in one BatchGetItem, heartbeats and complete only write", async () => {
+    const job = uniqueJob('cost');
+    await st.createJob(makeSpec(job, 1), makeTasks(1));
+    await st.putInstance({ job, instance: 'i-a', instanceType: 'test.small', state: 'READY', heartbeatAt: new Date().toISOString(), pid: 7 });
+    const worker = new DynamoStatusStore(clients.ddb, { table });
+    counter.reset();
+    expect((await worker.claim(job, 1, 'i-a', 60_000)).kind).toBe('claimed');
+    // The instance is marked BUSY inside the claim's transaction.
+    expect(counter.counts()).toEqual({ 'DynamoDB.BatchGetItem': 1, 'DynamoDB.TransactWriteItems': 1 });
+    expect(await st.listInstances(job)).toEqual([expect.objectContaining({ instance: 'i-a', state: 'BUSY', detail: 'task 1', pid: 7 })]);
+    counter.reset();
+    expect(await worker.heartbeat(job, 1, 'i-a', 60_000)).toBe('ok');
+    expect(await worker.heartbeat(job, 1, 'i-a', 60_000)).toBe('ok');
+    expect(await worker.complete(job, 1, 'i-a', { kind: 'succeeded', exitCode: 0 })).toEqual({ kind: 'recorded', state: 'SUCCEEDED' });
+    expect(counter.counts()).toEqual({ 'DynamoDB.UpdateItem': 2, 'DynamoDB.TransactWriteItems': 1 });
+    expect(await st.getTask(job, 1)).toMatchObject({ state: 'SUCCEEDED', version: 4, attempts: 1 });
+    await expectConsistent(job, { succeeded: 1 });
+    // Nothing is kept of a finished task: a late heartbeat reads, and finds it lost.
+    counter.reset();
+    expect(await worker.heartbeat(job, 1, 'i-a', 60_000)).toBe('lost');
+    expect(counter.counts()).toEqual({ 'DynamoDB.BatchGetItem': 1 });
+  });
+
+  it('a record kept from its own write is checked by the write, never trusted: take-over, cancel, retry', async () => {
+    let clock = Date.now();
+    const now = () => clock;
+    const a = new DynamoStatusStore(clients.ddb, { table, now });
+    const b = new DynamoStatusStore(clients.ddb, { table, now });
+    const job = uniqueJob('kept');
+    await st.createJob(makeSpec(job, 3, { maxAttempts: 3 }), makeTasks(3));
+
+    // Task 1: a's lease runs out and b takes the task over; a's next heartbeat and complete are lost.
+    expect((await a.claim(job, 1, 'i-a', 1000)).kind).toBe('claimed');
+    clock += 2000;
+    expect(await b.claim(job, 1, 'i-b', 60_000)).toMatchObject({ kind: 'claimed', task: { attempts: 2 } });
+    expect(await a.heartbeat(job, 1, 'i-a', 1000)).toBe('lost');
+    expect(await a.complete(job, 1, 'i-a', { kind: 'succeeded', exitCode: 0 })).toEqual({ kind: 'lost' });
+    expect(await st.getTask(job, 1)).toMatchObject({ state: 'RUNNING', instance: 'i-b' });
+
+    // Task 2: a failed attempt of a's is retried, but not once the job is cancelled (by someone else).
+    expect((await a.claim(job, 2, 'i-a', 60_000)).kind).toBe('claimed');
+    expect(await a.heartbeat(job, 2, 'i-a', 60_000)).toBe('ok');
+    await st.cancel(job);
+    expect(await a.heartbeat(job, 2, 'i-a', 60_000)).toBe('cancel');
+    expect(await a.complete(job, 2, 'i-a', { kind: 'failed', error: 'x', retryable: true })).toEqual({ kind: 'recorded', state: 'FAILED' });
+    expect(await b.heartbeat(job, 1, 'i-b', 60_000)).toBe('cancel');
+    expect(await b.complete(job, 1, 'i-b', { kind: 'cancelled' })).toEqual({ kind: 'recorded', state: 'CANCELLED' });
+    await expectConsistent(job, { failed: 1, cancelled: 2 });
+  });
+
+  it('a kept record never matches a task of the same job name submitted again (versions start over)', async () => {
+    const old = new DynamoStatusStore(clients.ddb, { table });
+    const job = uniqueJob('again');
+    await st.createJob(makeSpec(job, 1), makeTasks(1));
+    expect((await old.claim(job, 1, 'i-old', 60_000)).kind).toBe('claimed');
+    // `gq clean --purge` and the same name submitted again, while the old worker still runs.
+    await st.deleteJob(job);
+    await st.createJob(makeSpec(job, 1, { codeKey: 'bundles/new.tar.gz' }), makeTasks(1));
+    expect(await st.claim(job, 1, 'i-new', 60_000)).toMatchObject({ kind: 'claimed', task: { version: 1 } });
+    // Same version as the old worker's kept record: the lease in the condition tells them apart.
+    expect(await old.heartbeat(job, 1, 'i-old', 60_000)).toBe('lost');
+    expect(await old.complete(job, 1, 'i-old', { kind: 'succeeded', exitCode: 0 })).toEqual({ kind: 'lost' });
+    expect(await st.getTask(job, 1)).toMatchObject({ state: 'RUNNING', instance: 'i-new', version: 1 });
+    await expectConsistent(job, { running: 1 });
+  });
+
   it('createJob re-run after a partial creation: 30 of 50, then all 50 → 50 tasks, queued 50', async () => {
     const job = uniqueJob('partial');
     const spec = makeSpec(job, 50);

@@ -200,4 +200,52 @@ const TYPE = 'c5.xlarge';
     await q.delete(again!.receipt);
     await queues.remove(job, TYPE);
   });
+
+  it('deleteBatchMs: deletes of finished messages go out 10 to a DeleteMessageBatch, the rest on time or on flush', async () => {
+    const job = uniqueJob('delbatch');
+    await queues.ensure(job, TYPE, { visibilitySeconds: 60, maxReceiveCount: 3 });
+    // The agent's side: its own provider object, deletes held back at most 1.5 s.
+    const agent = new SqsQueueProvider(clients.sqs, { deleteBatchMs: 1500 });
+    const q = await agent.open(job, TYPE);
+    await q.send(Array.from({ length: 13 }, (_, i) => i + 1));
+    const got = await receiveN(q, 13, { visibilitySeconds: 60 });
+    counter.reset();
+    for (const m of got) await q.delete(m.receipt); // returns at once: nothing sent for 10 of them... yet
+    expect(counter.counts()).toEqual({ 'SQS.DeleteMessageBatch': 1 });
+    // The other 3 go out by themselves within deleteBatchMs.
+    await eventually(async () => expect(counter.counts()).toEqual({ 'SQS.DeleteMessageBatch': 2 }), 5000);
+    await eventually(async () => expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 }));
+
+    // flush() sends what is held back at once; a receipt this object did not receive, or one
+    // released meanwhile, is deleted at once as before; a stale receipt is still no error.
+    await q.send([20, 21, 22]);
+    const [a, b, c] = await receiveN(q, 3, { visibilitySeconds: 60 });
+    counter.reset();
+    await q.delete(a!.receipt);
+    expect(counter.counts()).toEqual({});
+    await q.release(b!.receipt, 0);
+    const [b2] = await receiveN(await queues.open(job, TYPE), 1, { visibilitySeconds: 60 });
+    await q.delete(b!.receipt); // stale: released, received again by someone else
+    await (await queues.open(job, TYPE)).delete(b2!.receipt);
+    counter.reset();
+    await q.delete(c!.receipt);
+    await q.flush();
+    expect(counter.counts()).toEqual({ 'SQS.DeleteMessageBatch': 1 });
+    await eventually(async () => expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 }));
+    await q.flush(); // nothing held: nothing sent
+    await queues.remove(job, TYPE);
+  });
+
+  it('deleteBatchMs: a message about to become visible again is deleted at once', async () => {
+    const job = uniqueJob('delsoon');
+    await queues.ensure(job, TYPE, { visibilitySeconds: 60, maxReceiveCount: 3 });
+    const q = await new SqsQueueProvider(clients.sqs, { deleteBatchMs: 10_000 }).open(job, TYPE);
+    await q.send([1]);
+    const [m] = await receiveN(q, 1, { visibilitySeconds: 60 });
+    await q.extend(m!.receipt, 0); // hidden no longer: nothing to gain by waiting
+    counter.reset();
+    await q.delete(m!.receipt);
+    expect(counter.counts()).toEqual({ 'SQS.DeleteMessage': 1 });
+    await queues.remove(job, TYPE);
+  });
 });

@@ -370,6 +370,30 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       expect((await st.listInstances(other)).map((r) => r.instance)).toEqual(['i-9']);
     });
 
+    it('a claim records its worker as BUSY with the task, keeping the rest of the record', async () => {
+      const name = await job('busy', 2);
+      const rec: InstanceRecord = { job: name, instance: 'i-1', instanceType: TYPE, state: 'READY', heartbeatAt: '2020-01-01T00:00:00.000Z', pid: 4321, installLogKey: 'x/install.log' };
+      await st.putInstance(rec);
+      expect((await st.claim(name, 2, 'i-1', 60_000)).kind).toBe('claimed');
+      const [busy] = await st.listInstances(name);
+      expect(busy).toMatchObject({ ...rec, state: 'BUSY', detail: 'task 2', heartbeatAt: expect.any(String) });
+      expect(Date.parse(busy!.heartbeatAt)).toBeGreaterThan(Date.parse(rec.heartbeatAt));
+      // Not claimed (held by another): the record is left alone.
+      await st.putInstance({ ...rec, instance: 'i-2' });
+      expect((await st.claim(name, 2, 'i-2', 60_000)).kind).toBe('leased');
+      expect((await st.listInstances(name)).find((i) => i.instance === 'i-2')).toEqual({ ...rec, instance: 'i-2' });
+      // A worker with no record yet gets one.
+      expect((await st.claim(name, 1, 'i-3', 60_000)).kind).toBe('claimed');
+      expect((await st.listInstances(name)).find((i) => i.instance === 'i-3')).toMatchObject({
+        job: name,
+        instance: 'i-3',
+        instanceType: TYPE,
+        state: 'BUSY',
+        detail: 'task 1',
+      });
+      await checkCounters(name, { running: 2 });
+    });
+
     it('deleteJob removes the job, its tasks and its instances', async () => {
       const name = await job('delete', 3);
       await st.putInstance({ job: name, instance: 'i-1', instanceType: TYPE, state: 'IDLE', heartbeatAt: new Date().toISOString() });

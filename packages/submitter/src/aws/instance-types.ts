@@ -1,6 +1,7 @@
 /** Instance types of a job file checked against EC2 before anything is written. */
 import { DescribeInstanceTypesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { UserError, type Config } from '@gq/common';
+import { JobFileError, type Config, type NewTask } from '@gq/common';
+import { firstLines } from '../jobfile-lines.js';
 
 export interface TypeInfo {
   instanceType: string;
@@ -28,14 +29,36 @@ export async function describeTypes(ec2: EC2Client, types: readonly string[]): P
   return { known, unknown: unknown.sort() };
 }
 
-export async function checkInstanceTypes(config: Config, types: readonly string[], jobfile: string): Promise<TypeInfo[]> {
+/**
+ * Every instance type of the job file must exist in the region: a JobFileError naming the line
+ * (or the task) that first uses each unknown type. Called before anything is written.
+ */
+export async function checkInstanceTypes(config: Config, tasks: readonly NewTask[], jobfile: string): Promise<TypeInfo[]> {
+  const types = [...new Set(tasks.map((t) => t.instanceType))].sort();
   const { makeAwsClients } = await import('@gq/common/aws/index');
-  const { ec2 } = makeAwsClients({ region: config.region, profile: config.profile });
-  const { known, unknown } = await describeTypes(ec2, types);
-  if (unknown.length) {
-    throw new UserError(`${jobfile}: EC2 does not offer ${unknown.map((t) => `"${t}"`).join(', ')} in ${config.region ?? 'this region'}.`, {
-      hint: 'Check the spelling, or pick a type listed by `aws ec2 describe-instance-types` for this region.',
-    });
+  const clients = makeAwsClients({ region: config.region, profile: config.profile });
+  try {
+    const { known, unknown } = await describeTypes(clients.ec2, types);
+    if (unknown.length) {
+      const lines = firstLines(jobfile, tasks, unknown);
+      const region = config.region ?? 'this region';
+      const problems = unknown.map((type) => {
+        const uses = tasks.filter((t) => t.instanceType === type);
+        const first = uses[0]!.task;
+        const line = lines.get(type) ?? 0;
+        return {
+          line,
+          column: 'instance_type',
+          message:
+            `EC2 does not offer the instance type "${type}" in ${region}` +
+            `${line ? '' : ` (task ${first})`}${uses.length > 1 ? `; ${uses.length} tasks use it` : ''}`,
+          hint: 'check the spelling, or pick a type that `aws ec2 describe-instance-types` lists for this region',
+        };
+      });
+      throw new JobFileError(jobfile, problems, problems.length);
+    }
+    return known;
+  } finally {
+    clients.destroy();
   }
-  return known;
 }

@@ -222,7 +222,11 @@ export function credentialProblem(err: unknown): string | undefined {
 /** Turn a credentials error into a UserError; anything else is rethrown unchanged. */
 export function rethrowAsUserError(err: unknown): never {
   const problem = credentialProblem(err);
-  if (problem) throw new UserError(problem, { cause: err });
+  if (problem) {
+    // The problem first, the fix on the hint line (the CLI may explain it further, see credentials.ts).
+    const [first, ...rest] = problem.split(/(?<=[.)]) (?=[A-Z`])/);
+    throw new UserError(first!, { hint: rest.join(' ') || CREDENTIALS_FIX, cause: err });
+  }
   if (errName(err) === 'AccessDenied' || errName(err) === 'AccessDeniedException' || /not authorized/i.test(errMessage(err))) {
     throw new UserError(`AWS refused the request: ${errName(err)}`, {
       hint: '`gq setup` needs permission to create CloudFormation stacks with IAM, S3, DynamoDB, KMS and EC2 resources.',

@@ -18,12 +18,31 @@ export async function runLogs(ctx: CommandContext, a: LogsArgs): Promise<number>
     const job = await backend.status.getJob(a.name);
     if (!job) throw new JobNotFoundError(a.name);
     if (a.instance) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(a.instance)) {
+        throw new UserError(`${JSON.stringify(a.instance)} is not a worker id.`, { hint: `gq status ${a.name} lists the workers (for example i-0abc123 on EC2).` });
+      }
       const prefix = keys.instanceLog(a.name, a.instance, '');
       const found = await backend.artifacts.list(prefix);
       if (!found.length) throw new UserError(`No logs stored for worker ${a.instance} of job ${a.name}.`, { hint: `gq status ${a.name} lists the workers.` });
+      // One unreadable log (gone meanwhile, damaged in the store) does not hide the others.
+      const failed: string[] = [];
       for (const k of found) {
-        ctx.io.out(`===== ${k.slice(prefix.length)} =====`);
-        ctx.io.out((await backend.artifacts.getBytes(k)).toString('utf8'));
+        const name = k.slice(prefix.length);
+        let text: string;
+        try {
+          text = (await backend.artifacts.getBytes(k)).toString('utf8');
+        } catch (e) {
+          failed.push(`${name}: ${(e as Error)?.message ?? String(e)}`);
+          continue;
+        }
+        ctx.io.out(`===== ${name} =====`);
+        ctx.io.out(text);
+      }
+      if (failed.length) {
+        throw new UserError(`Could not read ${failed.length} of ${found.length} logs of worker ${a.instance}.`, {
+          details: failed,
+          hint: 'Run the command again; if it fails the same way, the stored object is damaged (see the reason above).',
+        });
       }
       return 0;
     }
@@ -32,6 +51,15 @@ export async function runLogs(ctx: CommandContext, a: LogsArgs): Promise<number>
     if (!task.logKey) {
       ctx.io.err(task.state === 'QUEUED' || task.state === 'RUNNING' ? `Task ${a.task} has no log yet (${task.state}).` : `Task ${a.task} (${task.state}) printed nothing.`);
       return 0;
+    }
+    // Only the task's own log: a record naming another key (the licence, another job's files)
+    // was not written by gq and is not printed.
+    const own = keys.taskPrefix(a.name, task.task);
+    const rel = task.logKey.startsWith(own) ? task.logKey.slice(own.length) : '';
+    if (!rel || rel.split('/').some((p) => p === '' || p === '.' || p === '..') || rel.includes('\\') || rel.includes('\0')) {
+      throw new UserError(`Refusing to print the log of task ${a.task}: its record names the key ${JSON.stringify(task.logKey)}, which is not one of the task's own files (under ${own}).`, {
+        hint: 'gq never records such a key itself: the status record was changed by something else.',
+      });
     }
     process.stdout.write(await backend.artifacts.getBytes(task.logKey));
     return 0;

@@ -2,15 +2,21 @@
  * gq results NAME [--out DIR]: downloads every task's results file, extra outputs and log into
  * DIR/tasks/<task>/, writes the merged DIR/results.csv, and says which tasks have no results and
  * why. Files are written to a temporary name and renamed, so running it twice is safe.
+ *
+ * Nothing is written outside DIR: every key is checked before the first download. A key that is
+ * not the task's own (jobs/<job>/tasks/<task>/...), that would land outside DIR/tasks/<task>/
+ * ("..", absolute, backslash, NUL), that passes a symbolic link in DIR, or (local backend) that
+ * reads through a symbolic link in the artifact folder, makes the whole command refuse, with
+ * every such key listed, before anything is downloaded.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
-import { JobNotFoundError, keys, type Backend, type TaskRecord } from '@gq/common';
+import { JobNotFoundError, keys, UserError, type Backend, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { mergeResults, type TaskResultFile } from '../results/merge.js';
-import { pathUnder } from '../results/safe-path.js';
+import { pathUnder, safeRelative } from '../results/safe-path.js';
 
 export interface ResultsArgs {
   name: string;
@@ -25,10 +31,88 @@ async function download(backend: Backend, key: string, dest: string): Promise<vo
   renameSync(tmp, dest);
 }
 
-/** Keys a task may own: jobs/<job>/tasks/<task>/files/<rel> and its log. */
-function relOf(job: string, t: TaskRecord, key: string): string | undefined {
-  const prefix = keys.taskPrefix(job, t.task) + 'files/';
-  return key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+/** One file to download: the artifact key and where it goes under --out. */
+interface Planned {
+  task: number;
+  key: string;
+  dest: string;
+  kind: 'result' | 'output' | 'log';
+}
+
+/** A key gq refuses to download, and why. */
+interface Refused {
+  task: number;
+  key: string;
+  why: string;
+}
+
+/** What is wrong with `rel` as a path (for the refusal message). */
+function whyUnsafe(rel: string): string {
+  if (rel.includes('\0')) return 'it contains a NUL character';
+  if (rel.startsWith('/') || /^[A-Za-z]:/.test(rel)) return 'it is an absolute path';
+  if (rel.includes('\\')) return 'it contains a backslash';
+  if (rel.split('/').includes('..')) return 'it climbs out with ".."';
+  return 'it is not a plain relative path (empty or "." segments)';
+}
+
+/**
+ * Local backend: the file behind a key must not be (or pass through) a symbolic link, which
+ * would read from outside the artifact folder. Keys in S3 have no such thing.
+ */
+function localLinkOnTheWay(backend: Backend, key: string): string | undefined {
+  const root = (backend.artifacts as { root?: unknown }).root;
+  if (backend.name !== 'local' || typeof root !== 'string') return undefined;
+  let cur = root;
+  for (const part of key.split('/')) {
+    cur = join(cur, part);
+    try {
+      if (lstatSync(cur).isSymbolicLink()) return cur;
+    } catch {
+      return undefined; // missing: reported when downloading
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where each of the task's files goes, or why it is refused. A task's files must be its own
+ * (keys under jobs/<job>/tasks/<task>/), and each must land under --out/tasks/<task>/.
+ */
+function planTask(backend: Backend, job: string, t: TaskRecord, out: string, plan: Planned[], refused: Refused[]): void {
+  const taskDir = join(out, 'tasks', String(t.task));
+  const own = keys.taskPrefix(job, t.task);
+  const filesPrefix = own + 'files/';
+  const add = (key: string, kind: Planned['kind'], rel: string | undefined) => {
+    if (rel === undefined) {
+      refused.push({ task: t.task, key, why: `it is not one of the task's own files (they are under ${kind === 'log' ? own : filesPrefix})` });
+      return;
+    }
+    if (!safeRelative(rel)) {
+      refused.push({ task: t.task, key, why: `${whyUnsafe(rel)}, so it would be written outside ${taskDir}` });
+      return;
+    }
+    const link = localLinkOnTheWay(backend, key);
+    if (link) {
+      refused.push({ task: t.task, key, why: `the artifact folder holds a symbolic link at ${link}` });
+      return;
+    }
+    try {
+      // Checked from --out itself down, so that a link anywhere below it (tasks/, tasks/<n>/, ...) is seen.
+      plan.push({ task: t.task, key, dest: pathUnder(out, `tasks/${t.task}/${kind === 'log' ? 'log.txt' : rel}`), kind });
+    } catch (e) {
+      const msg = e instanceof UserError ? e.message.replace(/\.$/, '') : String(e);
+      const link = /^Refusing to write through the symbolic link (.*)$/.exec(msg);
+      refused.push({ task: t.task, key, why: link ? `the output folder holds a symbolic link at ${link[1]}, which could point anywhere` : msg });
+    }
+  };
+  const wanted = new Set([...(t.resultKey ? [t.resultKey] : []), ...(t.outputKeys ?? [])]);
+  for (const key of wanted) {
+    add(key, key === t.resultKey ? 'result' : 'output', key.startsWith(filesPrefix) ? key.slice(filesPrefix.length) : undefined);
+  }
+  if (t.logKey) {
+    const rel = t.logKey.startsWith(own) ? t.logKey.slice(own.length) : undefined;
+    add(t.logKey, 'log', rel);
+  }
 }
 
 export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<number> {
@@ -38,33 +122,63 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     const job = await backend.status.getJob(a.name);
     if (!job) throw new JobNotFoundError(a.name);
     const tasks = await backend.status.listTasks(a.name);
-    const limit = pLimit(8);
-    const files: TaskResultFile[] = [];
-    const missing: Array<{ task: number; state: string; why: string }> = [];
-    const jobs: Array<Promise<void>> = [];
-    for (const t of tasks) {
-      const taskDir = join(out, 'tasks', String(t.task));
-      const wanted = [...(t.resultKey ? [t.resultKey] : []), ...(t.outputKeys ?? [])];
-      for (const key of new Set(wanted)) {
-        const rel = relOf(a.name, t, key);
-        // A key that does not belong to this task, or would land outside --out, is refused.
-        const dest = pathUnder(taskDir, rel ?? `../${key}`);
-        jobs.push(limit(() => download(backend, key, dest)));
-      }
-      if (t.logKey) jobs.push(limit(() => download(backend, t.logKey!, pathUnder(taskDir, 'log.txt'))));
-      if (!t.resultKey) missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
+    // Every destination is checked before the first byte is written: a store holding a key that
+    // would land outside --out (or read through a link) gets nothing downloaded at all.
+    const plan: Planned[] = [];
+    const refused: Refused[] = [];
+    for (const t of tasks) planTask(backend, a.name, t, out, plan, refused);
+    if (refused.length) {
+      throw new UserError(
+        `Refusing to download ${refused.length} file${refused.length === 1 ? '' : 's'} of job ${a.name}: ${refused.length === 1 ? 'its key is' : 'their keys are'} not safe to write under ${out}. Nothing was downloaded.`,
+        {
+          details: [
+            ...refused.slice(0, 20).map((r) => `task ${r.task}: ${JSON.stringify(r.key)}: ${r.why}`),
+            ...(refused.length > 20 ? [`... and ${refused.length - 20} more`] : []),
+          ],
+          hint:
+            'gq never records such keys itself: the status records or the artifact store were changed by something else. ' +
+            'Remove those entries (or choose another --out if a symbolic link in it is the problem) and run gq results again.',
+        },
+      );
     }
-    await Promise.all(jobs);
+    // The merged file too: never written through a link planted in --out.
+    const target = pathUnder(out, 'results.csv');
+    const partial = pathUnder(out, 'results.csv.gq-partial');
+    const missing: Array<{ task: number; state: string; why: string }> = [];
+    const lost = new Set<number>();
+    const limit = pLimit(8);
+    await Promise.all(
+      plan.map((f) =>
+        limit(async () => {
+          try {
+            await download(backend, f.key, f.dest);
+          } catch (e) {
+            if ((e as Error)?.name !== 'ArtifactNotFoundError') throw e;
+            if (f.kind === 'result') lost.add(f.task);
+            else ctx.io.err(`task ${f.task}: ${f.kind === 'log' ? 'its log' : `output ${f.key}`} is missing from the artifact store`);
+          }
+        }),
+      ),
+    );
+    const files: TaskResultFile[] = [];
     for (const t of tasks) {
-      if (!t.resultKey) continue;
-      const rel = relOf(a.name, t, t.resultKey)!;
-      files.push({ task: t.task, text: readFileSync(pathUnder(join(out, 'tasks', String(t.task)), rel), 'utf8') });
+      if (!t.resultKey) {
+        missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
+        continue;
+      }
+      if (lost.has(t.task)) {
+        missing.push({ task: t.task, state: t.state, why: `its results file ${t.resultKey} is missing from the artifact store` });
+        continue;
+      }
+      const dest = plan.find((f) => f.task === t.task && f.kind === 'result')!.dest;
+      files.push({ task: t.task, text: readFileSync(dest, 'utf8') });
     }
     const merged = mergeResults(files);
     mkdirSync(out, { recursive: true });
-    const target = join(out, 'results.csv');
-    writeFileSync(`${target}.gq-partial`, merged.csv);
-    renameSync(`${target}.gq-partial`, target);
+    rmSync(partial, { force: true });
+    // 'wx': never through a link or file that appeared in the meantime.
+    writeFileSync(partial, merged.csv, { flag: 'wx' });
+    renameSync(partial, target);
     if (a.json) {
       ctx.io.out(JSON.stringify({ out, results: target, rows: merged.rows, columns: merged.columns, missing, problems: merged.problems }));
     } else {

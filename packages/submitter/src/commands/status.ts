@@ -149,9 +149,10 @@ export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<num
         else for (const l of renderList(jobs)) ctx.io.out(l);
         if (!a.watch) return 0;
       } else {
-        const job = await backend.status.getJob(a.name);
+        let job = await backend.status.getJob(a.name);
         if (!job) throw new JobNotFoundError(a.name);
-        await reconcile(ctx, backend, job);
+        // Reconciling may change the job (a dead-lettered task recorded as failed): show it as it is now.
+        if ((await reconcile(ctx, backend, job)).changed) job = (await backend.status.getJob(a.name)) ?? job;
         const s = await statusJson(backend, job, !!a.tasks);
         if (a.json) ctx.io.out(JSON.stringify(s));
         else {

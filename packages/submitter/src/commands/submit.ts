@@ -2,8 +2,9 @@
  * gq submit: validate everything, then bundle and upload the code once, record the tasks,
  * enqueue them and start workers. Re-running a submit that stopped half way finishes it.
  */
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { basename, dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
 import {
   deriveJobName,
@@ -24,6 +25,7 @@ import { makeBundle } from '../bundle.js';
 import { existingDir, existingFile, parseInput, relativeInside } from '../paths.js';
 import { startWorkers } from '../workers.js';
 import { followJob } from '../follow.js';
+import { pausePoint } from '../faults.js';
 
 export interface SubmitArgs {
   jobfile: string;
@@ -53,13 +55,13 @@ interface Plan {
 }
 
 async function plan(ctx: CommandContext, a: SubmitArgs): Promise<Plan> {
-  const tasks = await parseJobFile(a.jobfile);
+  const tasks = await parseJobFile(a.jobfile, { backend: ctx.config.backend });
   const derivedName = !a.name;
   const name = a.name ?? deriveJobName(a.jobfile);
   validateJobName(name);
   const codeDir = existingDir('Code folder', '--code', a.code ?? '.');
   const installFile = a.install ? existingFile('Install script', '--install', a.install, { nonEmpty: true }) : undefined;
-  const licenseFile = a.license ? existingFile('Licence file', '--license', a.license, { nonEmpty: true }) : undefined;
+  const licenseFile = a.license ? licenceFile(a.license) : undefined;
   const resultsPath = relativeInside('Results path', '--results', a.results ?? 'results.csv');
   const outputs = (a.output ?? []).map((o) => relativeInside('Output path', '--output', o));
   const inputs = (a.input ?? []).map(parseInput);
@@ -73,9 +75,33 @@ async function plan(ctx: CommandContext, a: SubmitArgs): Promise<Plan> {
       });
     }
     const { checkInstanceTypes } = await import('../aws/instance-types.js');
-    await checkInstanceTypes(ctx.config, Object.keys(byType), a.jobfile);
+    await checkInstanceTypes(ctx.config, tasks, a.jobfile);
   }
   return { name, derivedName, tasks, codeDir, installFile, licenseFile, resultsPath, outputs, inputs, byType };
+}
+
+/** Largest licence file accepted: a gurobi.lic is a few hundred bytes. */
+const MAX_LICENCE_BYTES = 64 * 1024;
+
+/** --license: an existing, non-empty, small text file (checked before anything is written). */
+function licenceFile(p: string): string {
+  const abs = existingFile('Licence file', '--license', p, { nonEmpty: true });
+  const size = statSync(abs).size;
+  if (size > MAX_LICENCE_BYTES) {
+    throw new UserError(`Licence file ${p} is ${size.toLocaleString('en-US')} bytes; a Gurobi licence file is a few hundred bytes (at most ${MAX_LICENCE_BYTES.toLocaleString('en-US')} accepted).`, {
+      hint: 'Give --license the gurobi.lic file (from the Gurobi web licence manager), not an installer or archive.',
+    });
+  }
+  const bytes = readFileSync(abs);
+  if (bytes.includes(0) || !isUtf8(bytes)) {
+    throw new UserError(`Licence file ${p} is not a text file.`, {
+      hint: 'Give --license the gurobi.lic text file (lines such as WLSACCESSID=... or TYPE=...).',
+    });
+  }
+  if (!bytes.toString('utf8').trim()) {
+    throw new UserError(`Licence file ${p} has only blank lines.`, { hint: 'Put the licence in it, or drop --license.' });
+  }
+  return abs;
 }
 
 export async function runSubmit(ctx: CommandContext, a: SubmitArgs): Promise<number> {
@@ -85,10 +111,17 @@ export async function runSubmit(ctx: CommandContext, a: SubmitArgs): Promise<num
     licenseText = readFileSync(p.licenseFile, 'utf8');
     registerSecret(licenseText);
   }
+  ctx.log.debug(
+    { job: p.name, tasks: p.tasks.length, instanceTypes: p.byType, codeDir: p.codeDir, installFile: p.installFile, licenceGiven: !!p.licenseFile, resultsPath: p.resultsPath, outputs: p.outputs, inputs: p.inputs },
+    'job checked; nothing written yet',
+  );
   const backend = await openCliBackend(ctx.config);
+  ctx.log.debug({ backend: backend.name }, 'backend opened');
+  const interrupt = onInterrupt(ctx, p.name);
   try {
     const existing = await backend.status.getJob(p.name);
     const bundle = await makeBundle(p.codeDir, p.inputs);
+    interrupt.cleanup = () => bundle.cleanup();
     let uploaded = false;
     try {
       const codeKey = keys.bundle(bundle.sha256);
@@ -101,22 +134,79 @@ export async function runSubmit(ctx: CommandContext, a: SubmitArgs): Promise<num
         await backend.artifacts.putFile(codeKey, bundle.file);
         uploaded = true;
       }
+      ctx.log.debug({ codeKey, bytes: bundle.bytes, uploaded }, 'code bundle');
       const spec = buildSpec(ctx, p, codeKey, backend.name);
       if (p.installFile) await backend.artifacts.putFile(spec.installKey!, p.installFile);
-      if (licenseText !== undefined) await backend.artifacts.putBytes(spec.licenseKey!, licenseText);
+      if (licenseText !== undefined) {
+        await backend.artifacts.putBytes(spec.licenseKey!, licenseText);
+        protectLocalLicence(backend, spec.licenseKey!);
+        ctx.log.debug({ key: spec.licenseKey, bytes: Buffer.byteLength(licenseText) }, 'licence stored');
+      }
       const created = await backend.status.createJob(existing ?? spec, p.tasks);
+      ctx.log.debug({ job: p.name, created: created.created, existing: created.existing }, 'tasks recorded');
       const job = (await backend.status.getJob(p.name))!;
+      await pausePoint('before-enqueue');
       await enqueue(backend, job.name, p.tasks, job.visibilitySeconds, job.maxAttempts);
+      ctx.log.debug({ job: job.name, instanceTypes: p.byType }, 'tasks enqueued');
+      await pausePoint('before-workers');
       const workers = await startWorkers(ctx, backend, job, p.byType);
+      ctx.log.debug({ job: job.name, workers }, 'workers started');
       report(ctx, a, p, { uploaded, bundleBytes: bundle.bytes, created: created.created, existing: created.existing, workers, resumed: !!existing });
     } finally {
       bundle.cleanup();
+      interrupt.cleanup = undefined;
     }
+    interrupt.phase = 'following';
     if (!a.wait) return 0;
     return await followJob(ctx, backend, p.name, { json: a.json });
   } finally {
+    interrupt.off();
     await backend.close();
   }
+}
+
+/**
+ * Ctrl-C (or SIGTERM) during a submit: say what state the job is in and how to go on, then exit
+ * 128 + the signal's number as a shell expects. Every step of a submit can be repeated, so while
+ * submitting the answer is always "run the same command again"; while following (--wait) the
+ * job is complete and runs on.
+ */
+function onInterrupt(ctx: CommandContext, name: string): { phase: 'submitting' | 'following'; cleanup?: () => void; off(): void } {
+  const state: { phase: 'submitting' | 'following'; cleanup?: () => void; off(): void } = {
+    phase: 'submitting',
+    off: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+  function handler(sig: NodeJS.Signals): void {
+    state.off();
+    state.cleanup?.();
+    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h'); // the progress bar hides the cursor
+    ctx.io.err(
+      state.phase === 'submitting'
+        ? `\ngq: interrupted: job ${name} is not completely submitted. Nothing is lost: run the same gq submit command ` +
+            'again to finish it (tasks already recorded or queued are not duplicated).'
+        : `\ngq: stopped following job ${name}; it keeps running. Follow it again with: gq status ${name} --watch`,
+    );
+    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+  }
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return state;
+}
+
+/**
+ * Local backend: the stored licence is a file under GQ_HOME/artifacts, written with the umask's
+ * mode (usually 0644, readable by every user of the machine). Make it, and its folder, the
+ * owner's only. (S3 keeps it encrypted with the stack's KMS key instead.)
+ */
+function protectLocalLicence(backend: Backend, key: string): void {
+  const pathOf = (backend.artifacts as { pathOf?: (k: string) => string }).pathOf;
+  if (backend.name !== 'local' || typeof pathOf !== 'function') return;
+  const file = pathOf.call(backend.artifacts, key);
+  chmodSync(dirname(file), 0o700);
+  chmodSync(file, 0o600);
 }
 
 function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'local' | 'aws'): JobSpec {
