@@ -4,9 +4,9 @@
  * write and the status write before the delete, so a crash at any point leaves the task to run
  * again, never a SUCCEEDED task without its results.
  */
-import { rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENV, keys, type JobRecord, type Logger, type TaskOutcome, type TaskRecord } from '@gq/common';
+import { ENV, hasSecrets, keys, redactText, type JobRecord, type Logger, type TaskOutcome, type TaskRecord } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
@@ -73,7 +73,10 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     // A task that printed nothing has no log to keep.
     const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;
     // The work is done: keep trying through a network blip rather than lose it (retry.ts).
-    if (logKey) await persist('upload the task log', () => d.backend.artifacts.putFile(logKey, logFile), { log });
+    if (logKey) {
+      redactFile(logFile);
+      await persist('upload the task log', () => d.backend.artifacts.putFile(logKey, logFile), { log });
+    }
     rmSync(logFile, { force: true });
 
     let outcome: TaskOutcome;
@@ -100,7 +103,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
         exitCode: r.exitCode ?? undefined,
         signal: r.signal ?? undefined,
         error: describeFailure(r),
-        stderrTail: r.stderrTail,
+        stderrTail: redactText(r.stderrTail),
         logKey,
         retryable: true,
       };
@@ -181,4 +184,13 @@ function taskEnv(d: AgentDeps, job: JobRecord, task: TaskRecord, dir: string): N
   };
   if (d.licenseFile) env.GRB_LICENSE_FILE = d.licenseFile;
   return env;
+}
+
+/** A task that prints the licence must not publish it: secrets in its log are redacted. */
+const MAX_REDACT_BYTES = 64 * 1024 * 1024;
+function redactFile(file: string): void {
+  if (!hasSecrets() || statSync(file).size > MAX_REDACT_BYTES) return;
+  const text = readFileSync(file, 'utf8');
+  const clean = redactText(text);
+  if (clean !== text) writeFileSync(file, clean);
 }

@@ -116,6 +116,11 @@ export function registerSecret(value: string | undefined): void {
   addSecret(value);
 }
 
+/** Whether any secret has been registered in this process. */
+export function hasSecrets(): boolean {
+  return ordered.length > 0;
+}
+
 /** Replace every registered secret in `text` by [REDACTED]. */
 export function redactText(text: string): string {
   if (ordered.length === 0) return text;

@@ -123,7 +123,7 @@ describe('decideClaim', () => {
   it('leaves a live lease of another worker alone', () => {
     const d = decideClaim(running('i-1', NOW + 1), job(), 'i-2', NOW, LEASE);
     expectNoWrite(d);
-    expect(d.result).toEqual({ kind: 'leased', leaseUntil: NOW + 1 });
+    expect(d.result).toEqual({ kind: 'leased', leaseUntil: NOW + 1, runningSince: Date.parse('2025-01-01T11:59:00.000Z') });
   });
 
   it('takes over an expired lease with attempts left (the worker was lost)', () => {

@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress';
 import { sleep, UserError, type Backend, type JobRecord } from '@gq/common';
 import type { CommandContext } from './context.js';
-import { reconcile } from './workers.js';
+import { FAILED_TO_START, reconcile } from './workers.js';
 import { statusJson } from './commands/status.js';
 
 export async function followJob(ctx: CommandContext, backend: Backend, name: string, o: { json?: boolean; pollMs?: number }): Promise<number> {
@@ -48,10 +48,17 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
       const stuck = await installStuck(backend, job);
       if (stuck.length) {
         bar?.stop();
-        throw new UserError(`The install script failed on every worker of ${stuck.join(', ')}; ${c.queued} task(s) cannot start.`, {
-          details: (await backend.status.listInstances(name)).filter((i) => i.state === 'INSTALL_FAILED').slice(0, 5).map((i) => `${i.instance}: ${i.detail ?? ''}`),
-          hint: `Read the install log with gq logs ${name} --instance ID, fix the script, then gq cancel ${name} and submit again.`,
-        });
+        const failed = (await backend.status.listInstances(name)).filter((i) => FAILED_TO_START.has(i.state));
+        const boot = failed.every((i) => i.state === 'BOOT_FAILED');
+        throw new UserError(
+          boot
+            ? `Every worker of ${stuck.join(', ')} failed to boot; ${c.queued} task(s) cannot start.`
+            : `The install script failed on every worker of ${stuck.join(', ')}; ${c.queued} task(s) cannot start.`,
+          {
+            details: failed.slice(0, 5).map((i) => `${i.instance}: ${i.detail ?? ''}`),
+            hint: `Read the ${boot ? 'boot' : 'install'} log with gq logs ${name} --instance ID, fix the ${boot ? 'AMI or set-up' : 'script'}, then gq cancel ${name} and submit again.`,
+          },
+        );
       }
     }
     await sleep(o.pollMs ?? 300);
@@ -64,7 +71,7 @@ async function installStuck(backend: Backend, job: JobRecord): Promise<string[]>
   const out: string[] = [];
   for (const type of Object.keys(job.instanceTypes)) {
     const mine = instances.filter((i) => i.instanceType === type);
-    if (mine.length && mine.every((i) => i.state === 'INSTALL_FAILED' || i.state === 'STOPPED') && mine.some((i) => i.state === 'INSTALL_FAILED')) out.push(type);
+    if (mine.length && mine.every((i) => FAILED_TO_START.has(i.state) || i.state === 'STOPPED') && mine.some((i) => FAILED_TO_START.has(i.state))) out.push(type);
   }
   return out;
 }

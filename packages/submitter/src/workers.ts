@@ -40,6 +40,9 @@ export interface Reconciled {
  * When a type's queue is empty, tasks whose message went to the dead-letter queue are recorded
  * as failed (see failDeadLettered).
  */
+/** Workers that could not start (install or boot failed): restarting them would only repeat it. */
+export const FAILED_TO_START: ReadonlySet<string> = new Set(['INSTALL_FAILED', 'BOOT_FAILED']);
+
 export async function reconcile(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<Reconciled> {
   const restarted: string[] = [];
   const deadLettered: number[] = [];
@@ -51,7 +54,7 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   const groups = await backend.fleet.describe(job.name);
   for (const type of Object.keys(job.instanceTypes)) {
     const mine = instances.filter((i) => i.instanceType === type);
-    if (mine.some((i) => i.state === 'INSTALL_FAILED') && !mine.some((i) => i.state === 'READY' || i.state === 'BUSY' || i.state === 'IDLE')) continue;
+    if (mine.some((i) => FAILED_TO_START.has(i.state)) && !mine.some((i) => i.state === 'READY' || i.state === 'BUSY' || i.state === 'IDLE')) continue;
     const group = groups.find((g) => g.instanceType === type);
     const live = group ? group.instances.filter((i) => i.state !== 'STOPPED' && i.state !== 'Terminating' && i.state !== 'Terminated').length : 0;
     const queue = await backend.queues.open(job.name, type).catch(() => undefined);

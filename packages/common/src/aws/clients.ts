@@ -90,7 +90,11 @@ function bufferStreamBodies(client: ClientWithMiddleware): void {
       if (body instanceof Readable && typeof input?.ContentLength === 'number' && input.ContentLength <= MAX_BUFFERED_BODY) {
         const chunks: Buffer[] = [];
         for await (const c of body) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-        return next({ ...args, input: { ...input, Body: Buffer.concat(chunks) } });
+        // A file still being appended to (a live log) may have grown since its size was taken:
+        // send exactly the bytes the request declares, so the stored object matches its checksum.
+        const all = Buffer.concat(chunks);
+        const bytes = all.subarray(0, Math.min(all.length, input.ContentLength));
+        return next({ ...args, input: { ...input, Body: bytes, ContentLength: bytes.length } });
       }
       return next(args);
     },

@@ -123,3 +123,14 @@ export const keys = {
   taskLog: (job: string, task: number) => `jobs/${job}/tasks/${task}/log.txt`,
   instanceLog: (job: string, instance: string, name: string) => `jobs/${job}/instances/${instance}/${name}`,
 } as const;
+
+/**
+ * Receives after which a message goes to the dead-letter queue. Generous on purpose: the status
+ * store counts attempts and fails a task after its limit; a receive that finds the task's lease
+ * held (a task running longer than SQS's 12-hour visibility cap) also counts here. The
+ * dead-letter queue only catches messages that crash the agent before it can claim them.
+ */
+export function maxReceiveCountFor(maxAttempts: number): number {
+  // With hideLeased's back-off a task held past 12 hours costs about two receives a day.
+  return Math.max(20, maxAttempts * 5);
+}

@@ -1,5 +1,6 @@
 /** gq retry NAME --failed: only the failed tasks run again (like GNU parallel --resume-failed). */
 import { JobNotFoundError, UserError } from '@gq/common';
+import { maxReceiveCountFor } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { startWorkers } from '../workers.js';
@@ -16,7 +17,7 @@ export async function runRetry(ctx: CommandContext, a: { name: string; failed?: 
     const byType: Record<string, number[]> = {};
     for (const t of tasks) (byType[t.instanceType] ??= []).push(t.task);
     for (const [type, nums] of Object.entries(byType)) {
-      const q = await backend.queues.ensure(a.name, type, { visibilitySeconds: job.visibilitySeconds, maxReceiveCount: Math.max(20, job.maxAttempts * 5) });
+      const q = await backend.queues.ensure(a.name, type, { visibilitySeconds: job.visibilitySeconds, maxReceiveCount: maxReceiveCountFor(job.maxAttempts) });
       await q.send(nums);
     }
     const fresh = (await backend.status.getJob(a.name))!;

@@ -7,7 +7,7 @@
 import { JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
-import { reconcile } from '../workers.js';
+import { FAILED_TO_START, reconcile } from '../workers.js';
 
 export interface StatusArgs {
   name?: string;
@@ -93,7 +93,7 @@ function renderJob(s: StatusJson): string[] {
     const detail = v.counts ? ` (${Object.entries(v.counts).filter(([, x]) => x).map(([k, x]) => `${x} ${k}`).join(', ')})` : '';
     lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active`);
   }
-  const active = s.instances.filter((i) => i.state !== 'STOPPED' && i.state !== 'INSTALL_FAILED');
+  const active = s.instances.filter((i) => i.state !== 'STOPPED' && !FAILED_TO_START.has(i.state));
   if (active.length) {
     lines.push('  Workers:');
     for (const i of active.slice(0, 20)) {
@@ -102,10 +102,11 @@ function renderJob(s: StatusJson): string[] {
     }
     if (active.length > 20) lines.push(`    ... and ${active.length - 20} more`);
   }
-  const failedInstall = s.instances.filter((i) => i.state === 'INSTALL_FAILED');
+  const failedInstall = s.instances.filter((i) => FAILED_TO_START.has(i.state));
   for (const i of failedInstall) {
-    lines.push(`  Install failed on ${i.instance} (${i.instanceType}): ${i.detail ?? 'see its install log'}`);
-    lines.push(`    read the install log with: gq logs ${s.name} --instance ${i.instance}`);
+    const what = i.state === 'BOOT_FAILED' ? 'Boot' : 'Install';
+    lines.push(`  ${what} failed on ${i.instance} (${i.instanceType}): ${i.detail ?? 'see its log'}`);
+    lines.push(`    read its ${what.toLowerCase()} log with: gq logs ${s.name} --instance ${i.instance}`);
   }
   if (s.running.length) {
     lines.push('  Running:');

@@ -19,6 +19,7 @@ import {
   type JobSpec,
   type NewTask,
 } from '@gq/common';
+import { maxReceiveCountFor } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { makeBundle } from '../bundle.js';
@@ -247,7 +248,7 @@ async function enqueue(backend: Backend, job: string, tasks: readonly NewTask[],
     const queue = await backend.queues.ensure(job, type, {
       visibilitySeconds,
       // Generous: re-hiding a message whose task holds a live lease counts as a receive.
-      maxReceiveCount: Math.max(20, maxAttempts * 5),
+      maxReceiveCount: maxReceiveCountFor(maxAttempts),
     });
     if (await backend.artifacts.exists(marker)) continue;
     await queue.send(nums);
