@@ -26,6 +26,8 @@ export interface AgentResult {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** A worker that cannot reach AWS for this long leaves (see loop). */
+const UNREACHABLE_LIMIT_MS = 30 * 60_000;
 const MAX_VISIBILITY_S = 43_200;
 
 /**
@@ -163,7 +165,16 @@ export class Agent implements AgentControl {
     let tasksRun = 0;
     let idleSince = Date.now();
     let failures = 0;
+    let failingSince: number | undefined;
     while (!this.draining) {
+      // AWS out of reach for good (a broken network on this instance): do not bill for ever.
+      // Leaving powers the instance off on EC2; Auto Scaling replaces it if work remains.
+      if (failures === 0) failingSince = undefined;
+      else failingSince ??= Date.now();
+      if (failingSince !== undefined && Date.now() - failingSince > UNREACHABLE_LIMIT_MS) {
+        d.log.error({ failures, minutes: UNREACHABLE_LIMIT_MS / 60_000 }, 'AWS has been out of reach too long; this worker leaves');
+        break;
+      }
       const idleLeft = job.idleSeconds * 1000 - (Date.now() - idleSince);
       if (idleLeft <= 0) {
         let depth;
@@ -180,6 +191,7 @@ export class Agent implements AgentControl {
           idleSince = Date.now();
           continue;
         }
+        failures = 0;
         if (depth.visible === 0) break;
         idleSince = Date.now();
         continue;
@@ -215,6 +227,7 @@ export class Agent implements AgentControl {
           if (await this.handle(job, m.task, m.receipt)) {
             tasksRun++;
           }
+          failures = 0;
         } catch (e) {
           // AWS out of reach longer than the retries last (claim, or recording a finished task):
           // the worker stays. The message comes back after its visibility timeout and the task's

@@ -88,6 +88,13 @@ export interface PersistOptions {
   deadlineMs?: number;
   /** Stop waiting early (the error is thrown then). */
   signal?: AbortSignal;
+  /** Asked before each retry; false stops with a `GaveUpError` (e.g. the task's lease was lost). */
+  stillWanted?: () => Promise<boolean>;
+}
+
+/** `persist` stopped because `stillWanted` said the work is no longer ours to do. */
+export class GaveUpError extends Error {
+  override name = 'GaveUpError';
 }
 
 /**
@@ -104,6 +111,7 @@ export async function persist<T>(what: string, fn: () => Promise<T>, o: PersistO
       if (!isTransient(e) || o.signal?.aborted || Date.now() + wait > deadline) throw e;
       o.log.warn({ err: e, tries: n, waitMs: Math.round(wait) }, `could not ${what}; trying again`);
       await sleep(wait, o.signal);
+      if (o.stillWanted && !(await o.stillWanted().catch(() => true))) throw new GaveUpError(`gave up: ${what}`);
     }
   }
 }

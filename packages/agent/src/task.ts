@@ -13,7 +13,7 @@ import { runCommand, type RunResult } from './process.js';
 import { uploadOutputs } from './uploads.js';
 import { freshTaskDir, removeTaskDir, RUN_FILE } from './workspace.js';
 import { crashPoint } from './faults.js';
-import { persist } from './retry.js';
+import { GaveUpError, persist } from './retry.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -70,63 +70,76 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       removeTaskDir(dir);
       return;
     }
-    // A task that printed nothing has no log to keep.
-    const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;
-    // The work is done: keep trying through a network blip rather than lose it (retry.ts).
-    if (logKey) {
-      redactFile(logFile);
-      await persist('upload the task log', () => d.backend.artifacts.putFile(logKey, logFile), { log });
-    }
-    rmSync(logFile, { force: true });
+    // Uploads that had to be retried (AWS out of reach) first check that the task is still ours:
+    // if another worker took it over meanwhile, its newer files must not be overwritten.
+    const stillOurs = async () =>
+      (await d.backend.status.heartbeat(job.name, task.task, d.instance, job.visibilitySeconds * 1000)) !== 'lost';
+    const finish = async (): Promise<void> => {
+      // A task that printed nothing has no log to keep.
+      const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;
+      // The work is done: keep trying through a network blip rather than lose it (retry.ts).
+      if (logKey) {
+        redactFile(logFile);
+        await persist('upload the task log', () => d.backend.artifacts.putFile(logKey, logFile), { log, stillWanted: stillOurs });
+      }
+      rmSync(logFile, { force: true });
 
-    let outcome: TaskOutcome;
-    if (stopReason === 'cancel') outcome = { kind: 'cancelled', logKey };
-    else if (stopReason === 'release' || stopReason === 'shutdown')
-      outcome = { kind: 'released', reason: stopReason === 'release' ? 'instance interrupted' : 'agent stopped' };
-    else if (r.exitCode === 0 && !r.timedOut) {
-      const up = await persist(
-        'upload the task results',
-        () => uploadOutputs(d.backend.artifacts, job.name, task.task, dir, job.resultsPath, job.outputs),
-        { log },
-      );
-      outcome = {
-        kind: 'succeeded',
-        exitCode: 0,
-        logKey,
-        resultKey: up.resultKey,
-        outputKeys: up.outputKeys,
-        error: up.resultKey ? undefined : `exited 0 but did not write its results file ${job.resultsPath}`,
-      };
-    } else {
-      outcome = {
-        kind: 'failed',
-        exitCode: r.exitCode ?? undefined,
-        signal: r.signal ?? undefined,
-        error: describeFailure(r),
-        stderrTail: redactText(r.stderrTail),
-        logKey,
-        retryable: true,
-      };
-    }
-    removeTaskDir(dir);
+      let outcome: TaskOutcome;
+      if (stopReason === 'cancel') outcome = { kind: 'cancelled', logKey };
+      else if (stopReason === 'release' || stopReason === 'shutdown')
+        outcome = { kind: 'released', reason: stopReason === 'release' ? 'instance interrupted' : 'agent stopped' };
+      else if (r.exitCode === 0 && !r.timedOut) {
+        const up = await persist(
+          'upload the task results',
+          () => uploadOutputs(d.backend.artifacts, job.name, task.task, dir, job.resultsPath, job.outputs),
+          { log, stillWanted: stillOurs },
+        );
+        outcome = {
+          kind: 'succeeded',
+          exitCode: 0,
+          logKey,
+          resultKey: up.resultKey,
+          outputKeys: up.outputKeys,
+          error: up.resultKey ? undefined : `exited 0 but did not write its results file ${job.resultsPath}`,
+        };
+      } else {
+        outcome = {
+          kind: 'failed',
+          exitCode: r.exitCode ?? undefined,
+          signal: r.signal ?? undefined,
+          error: describeFailure(r),
+          stderrTail: redactText(r.stderrTail),
+          logKey,
+          retryable: true,
+        };
+      }
+      removeTaskDir(dir);
 
-    crashPoint('after-upload');
-    // A repeat after a write that did land (its answer was lost) finds the task no longer ours
-    // and reports 'lost': the message then comes back, finds the task final and is deleted.
-    const cr = await persist('record the outcome', () => d.backend.status.complete(job.name, task.task, d.instance, outcome), { log });
-    if (cr.kind === 'lost') {
-      log.warn('lease lost before the outcome was recorded; leaving the message to its new owner');
-      return;
-    }
-    log.info({ state: cr.state, exitCode: r.exitCode }, 'task recorded');
-    crashPoint('after-record');
-    if (cr.state === 'QUEUED') {
-      // Retry (or released): visible again, after a short pause for a failed attempt.
-      await giveBack(d, log, task.task, receipt, outcome.kind === 'failed' ? Math.min(30, 2 ** task.attempts) : 0);
-    } else {
-      // The outcome is recorded: a delete that fails (or is ignored as stale) only means the
-      // message comes back later, finds the task final and is deleted then.
-      await d.queue.delete(receipt).catch((e: unknown) => log.warn({ err: e }, 'could not delete the message; it will be deleted when it comes back'));
+      crashPoint('after-upload');
+      // A repeat after a write that did land (its answer was lost) finds the task no longer ours
+      // and reports 'lost': the message then comes back, finds the task final and is deleted.
+      const cr = await persist('record the outcome', () => d.backend.status.complete(job.name, task.task, d.instance, outcome), { log });
+      if (cr.kind === 'lost') {
+        log.warn('lease lost before the outcome was recorded; leaving the message to its new owner');
+        return;
+      }
+      log.info({ state: cr.state, exitCode: r.exitCode }, 'task recorded');
+      crashPoint('after-record');
+      if (cr.state === 'QUEUED') {
+        // Retry (or released): visible again, after a short pause for a failed attempt.
+        await giveBack(d, log, task.task, receipt, outcome.kind === 'failed' ? Math.min(30, 2 ** task.attempts) : 0);
+      } else {
+        // The outcome is recorded: a delete that fails (or is ignored as stale) only means the
+        // message comes back later, finds the task final and is deleted then.
+        await d.queue.delete(receipt).catch((e: unknown) => log.warn({ err: e }, 'could not delete the message; it will be deleted when it comes back'));
+      }
+    };
+    try {
+      await finish();
+    } catch (e) {
+      if (!(e instanceof GaveUpError)) throw e;
+      log.warn('the task was taken over while its files were being uploaded; leaving it to its new owner');
+      removeTaskDir(dir);
     }
   })();
   return { stop, done };
