@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactStore } from '../ports.js';
@@ -70,7 +70,9 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async putBytes(key: string, body: Uint8Array | string): Promise<void> {
     const target = this.pathOf(key);
-    await this.atomically(target, (tmp) => writeFile(tmp, body));
+    // Secrets (a job's licence, under jobs/<job>/secret/) are the owner's only from the first byte.
+    const secret = key.split('/').includes('secret');
+    await this.atomically(target, (tmp) => writeFile(tmp, body, secret ? { mode: 0o600 } : {}), secret ? 0o700 : undefined);
   }
 
   async getFile(key: string, file: string): Promise<void> {
@@ -154,12 +156,13 @@ export class LocalArtifactStore implements ArtifactStore {
     }
   }
 
-  private async atomically(target: string, write: (tmp: string) => Promise<void>): Promise<void> {
+  private async atomically(target: string, write: (tmp: string) => Promise<void>, dirMode?: number): Promise<void> {
     await mkdir(this.tmp, { recursive: true });
     const tmp = join(this.tmp, `${process.pid}-${randomBytes(8).toString('hex')}`);
     try {
       await write(tmp);
-      await mkdir(dirname(target), { recursive: true });
+      await mkdir(dirname(target), { recursive: true, ...(dirMode ? { mode: dirMode } : {}) });
+      if (dirMode) await chmod(dirname(target), dirMode);
       await rename(tmp, target);
     } catch (e) {
       await rm(tmp, { force: true });

@@ -109,3 +109,18 @@ describe('LocalArtifactStore', () => {
     expect(await store.list('atomic/')).toEqual(['atomic/file']);
   });
 });
+
+describe('secrets in the local artifact store', () => {
+  it('writes a key under secret/ readable by the owner only, in an owner-only folder, from the first byte', async () => {
+    const { mkdtempSync, statSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { LocalArtifactStore } = await import('../../src/local/artifacts.js');
+    const home = mkdtempSync(join(tmpdir(), 'gq-secret-'));
+    const store = new LocalArtifactStore(home);
+    await store.putBytes('jobs/j1/secret/license', 'WLSACCESSID=abc');
+    const file = store.pathOf('jobs/j1/secret/license');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(join(file, '..')).mode & 0o777).toBe(0o700);
+  });
+});

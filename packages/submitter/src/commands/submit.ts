@@ -2,9 +2,9 @@
  * gq submit: validate everything, then bundle and upload the code once, record the tasks,
  * enqueue them and start workers. Re-running a submit that stopped half way finishes it.
  */
-import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { basename, dirname } from 'node:path';
+import { basename } from 'node:path';
 import { availableParallelism } from 'node:os';
 import {
   deriveJobName,
@@ -140,7 +140,6 @@ export async function runSubmit(ctx: CommandContext, a: SubmitArgs): Promise<num
       if (p.installFile) await backend.artifacts.putFile(spec.installKey!, p.installFile);
       if (licenseText !== undefined) {
         await backend.artifacts.putBytes(spec.licenseKey!, licenseText);
-        protectLocalLicence(backend, spec.licenseKey!);
         ctx.log.debug({ key: spec.licenseKey, bytes: Buffer.byteLength(licenseText) }, 'licence stored');
       }
       const created = await backend.status.createJob(existing ?? spec, p.tasks);
@@ -195,19 +194,6 @@ function onInterrupt(ctx: CommandContext, name: string): { phase: 'submitting' |
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   return state;
-}
-
-/**
- * Local backend: the stored licence is a file under GQ_HOME/artifacts, written with the umask's
- * mode (usually 0644, readable by every user of the machine). Make it, and its folder, the
- * owner's only. (S3 keeps it encrypted with the stack's KMS key instead.)
- */
-function protectLocalLicence(backend: Backend, key: string): void {
-  const pathOf = (backend.artifacts as { pathOf?: (k: string) => string }).pathOf;
-  if (backend.name !== 'local' || typeof pathOf !== 'function') return;
-  const file = pathOf.call(backend.artifacts, key);
-  chmodSync(dirname(file), 0o700);
-  chmodSync(file, 0o600);
 }
 
 function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'local' | 'aws'): JobSpec {
