@@ -22,9 +22,8 @@
  * Also here: `resetMoto` (POST /moto-api/reset), `motoClients`, `createSharedResources` (the
  * table and the bucket as infra/gq.yaml makes them).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+// Plain JavaScript shared with bench/moto.mjs (no types needed: only called here).
+import { launchMoto, onPath, REGION, refuseRealAws, setSdkEnv } from './moto-server.mjs';
 import {
   CreateBucketCommand,
   PutBucketEncryptionCommand,
@@ -40,48 +39,6 @@ export interface Moto {
   /** True when this process started the server. */
   owned: boolean;
   stop(): Promise<void>;
-}
-
-const REGION = 'us-east-1';
-
-function setSdkEnv(): void {
-  process.env.AWS_ACCESS_KEY_ID = 'testing';
-  process.env.AWS_SECRET_ACCESS_KEY = 'testing';
-  process.env.AWS_SESSION_TOKEN = 'testing';
-  process.env.AWS_REGION = REGION;
-  process.env.AWS_DEFAULT_REGION = REGION;
-  process.env.AWS_EC2_METADATA_DISABLED = 'true';
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  // No profile or config file of the developer may leak in.
-  delete process.env.AWS_PROFILE;
-  process.env.AWS_CONFIG_FILE = '/dev/null';
-  process.env.AWS_SHARED_CREDENTIALS_FILE = '/dev/null';
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function answers(endpoint: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
-    await res.arrayBuffer();
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
 /**
@@ -105,142 +62,24 @@ function onPath(cmd: string): boolean {
  *    DynamoDB requests are serialised (1).
  *
  * If moto's internals change, a patch that cannot be applied says so on stderr and moto runs
- * without it.
+ * without it. The wrapper is moto_faithful.py; moto-server.mjs starts it (shared with bench/).
  */
-const FAITHFUL_MOTO = `
-import sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-try:
-    from moto.sqs import models as sqsm
-    from moto.sqs.exceptions import InvalidParameterValue
-    def _stale(m, handle):
-        return m.receipt_handle != handle and m.had_receipt_handle(handle)
-    _cmv = sqsm.SQSBackend.change_message_visibility
-    def change_message_visibility(self, queue_name, receipt_handle, visibility_timeout):
-        for m in self.get_queue(queue_name)._messages:
-            if _stale(m, receipt_handle):
-                raise InvalidParameterValue("Value " + receipt_handle + " for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.")
-        return _cmv(self, queue_name, receipt_handle, visibility_timeout)
-    sqsm.SQSBackend.change_message_visibility = change_message_visibility
-except Exception as e:
-    print("gq: moto SQS receipt patch not applied:", repr(e), file=sys.stderr)
-try:
-    import copy as _copy, types as _types
-    import moto.dynamodb.models as _dm
-    _twi = _dm.DynamoDBBackend.transact_write_items
-    def transact_write_items(self, transact_items):
-        tables = {}
-        def deepcopy(obj, memo=None):
-            if isinstance(obj, _dm.Table):
-                if id(obj) not in tables:
-                    tables[id(obj)] = _copy.deepcopy(obj)
-                return tables[id(obj)]
-            return _copy.deepcopy(obj, memo)
-        _dm.copy = _types.SimpleNamespace(deepcopy=deepcopy)
-        try:
-            return _twi(self, transact_items)
-        finally:
-            _dm.copy = _copy
-    _dm.DynamoDBBackend.transact_write_items = transact_write_items
-except Exception as e:
-    print("gq: moto DynamoDB transaction speed-up not applied:", repr(e), file=sys.stderr)
-app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
-def faithful(environ, start_response):
-    if environ.get('HTTP_X_AMZ_TARGET', '').startswith('DynamoDB_'):
-        with lock:
-            return list(app(environ, start_response))
-    return app(environ, start_response)
-run_simple(sys.argv[1], int(sys.argv[2]), faithful, threaded=True)
-`;
-
-/** The Python that runs moto_server (pyenv shims and venvs included), if it can import moto. */
-function motoPython(): string | undefined {
-  const candidates: string[] = [];
-  const which = spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' }).stdout.trim();
-  const shebang = (file: string) => {
-    try {
-      const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
-      return first.startsWith('#!') ? first.slice(2).trim().split(/\s+/)[0] : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  if (which) {
-    const real = spawnSync('pyenv', ['which', 'moto_server'], { encoding: 'utf8' });
-    for (const f of [real.status === 0 ? real.stdout.trim() : '', which]) {
-      const py = f && shebang(f);
-      if (py && /python/.test(py)) candidates.push(py);
-    }
-  }
-  candidates.push('python3');
-  return candidates.find((py) => spawnSync(py, ['-c', 'import moto.server, werkzeug.serving'], { stdio: 'ignore' }).status === 0);
-}
-
 let warnedUnlocked = false;
 
 async function launch(): Promise<Moto | undefined> {
-  const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
-  const log = process.env.GQ_MOTO_LOG ?? '/dev/null';
-  const py = motoPython();
-  if (!py && !warnedUnlocked) {
+  const m = await launchMoto();
+  if (m && !m.faithful && !warnedUnlocked) {
     warnedUnlocked = true;
     console.warn('moto: no Python that imports moto found; running plain moto_server (DynamoDB not serialised, stale SQS receipts accepted: some tests may fail)');
   }
-  const server = py ? '"$3" -c "$4" 127.0.0.1 "$1"' : 'moto_server -H 127.0.0.1 -p "$1"';
-  // sh holds moto; it reads our stdin and kills moto when that closes (we exited, however).
-  const script =
-    `${server} >>"$2" 2>&1 & m=$!; ` +
-    'trap \'kill $m 2>/dev/null; exit 0\' TERM INT HUP; ' +
-    'while read -r _; do :; done; kill $m 2>/dev/null; wait $m 2>/dev/null; exit 0';
-  const child: ChildProcess = spawn('sh', ['-c', script, 'moto-wrapper', String(port), log, py ?? '', FAITHFUL_MOTO], {
-    stdio: ['pipe', 'ignore', 'inherit'],
-    detached: false,
-  });
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  const kill = () => {
-    if (!exited) {
-      child.stdin?.destroy();
-      child.kill('SIGTERM');
-    }
-  };
-  process.once('exit', kill);
-
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && !exited) {
-    if (await answers(endpoint)) {
-      return {
-        endpoint,
-        owned: true,
-        async stop() {
-          process.off('exit', kill);
-          if (exited) return;
-          const gone = new Promise<void>((r) => child.once('exit', () => r()));
-          child.stdin?.end();
-          await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-          kill();
-        },
-      };
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  kill();
-  process.off('exit', kill);
-  return undefined;
+  return m && { endpoint: m.endpoint, owned: true, stop: m.stop };
 }
 
 /** A moto for this test file, or undefined when none can be had (skip, loudly). */
 export async function startMoto(): Promise<Moto | undefined> {
   const external = process.env.AWS_ENDPOINT_URL;
   if (external) {
-    if (/amazonaws\.com|amazonaws\.com\.cn|api\.aws/i.test(external)) {
-      throw new Error(`AWS_ENDPOINT_URL=${external} is real AWS; gq's tests only run against moto`);
-    }
+    refuseRealAws(external, "gq's tests");
     setSdkEnv();
     return { endpoint: external.replace(/\/$/, ''), owned: false, stop: async () => {} };
   }
