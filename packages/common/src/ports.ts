@@ -134,6 +134,11 @@ export interface StatusStore {
   heartbeat(job: string, task: number, instance: string, leaseMs: number): Promise<HeartbeatResult>;
   /** Record the outcome of the attempt held by `instance`. Retries are decided here. */
   complete(job: string, task: number, instance: string, outcome: TaskOutcome): Promise<CompleteResult>;
+  /**
+   * Fail a task that can no longer run (queued, or held by a lease that ran out), without
+   * counting an attempt; false when it is final or a live worker holds it.
+   */
+  failUnrun(job: string, task: number, reason: string): Promise<boolean>;
   /** Set a progress tag on a task (`gq-agent tag`). */
   setTag(job: string, task: number, key: string, value: string): Promise<void>;
   /** Cancel: QUEUED → CANCELLED now; RUNNING tasks are asked to stop (or cancelled if their worker is gone). */

@@ -3,6 +3,7 @@ import type { JobRecord, TaskRecord } from '../src/job/model.js';
 import type { TaskOutcome } from '../src/ports.js';
 import { countKey, emptyCounts, type Counts, type TaskState } from '../src/job/states.js';
 import {
+  decideFailUnrun,
   decideCancel,
   decideClaim,
   decideComplete,
@@ -494,5 +495,25 @@ describe('counters never drift', () => {
         else expect(rec.instance).toBeUndefined();
       }
     }
+  });
+});
+
+describe('decideFailUnrun (a task whose message went to the dead-letter queue)', () => {
+  it('fails a queued task without counting an attempt', () => {
+    const before = task({ state: 'QUEUED', attempts: 1 });
+    const d = decideFailUnrun(before, 'dead letter', NOW);
+    expect(d.result).toBe(true);
+    expect(d.write).toMatchObject({ state: 'FAILED', attempts: 1, error: 'dead letter', version: before.version + 1 });
+    expect(d.delta).toEqual({ queued: -1, failed: 1 });
+  });
+  it('fails a running task whose lease ran out, and leaves a live lease alone', () => {
+    const lost = decideFailUnrun(running('i-1', NOW - 1), 'dead letter', NOW);
+    expect(lost.write).toMatchObject({ state: 'FAILED', instance: undefined, leaseUntil: undefined });
+    expect(lost.delta).toEqual({ running: -1, failed: 1 });
+    const live = decideFailUnrun(running('i-1', NOW + 1000), 'dead letter', NOW);
+    expect(live).toEqual({ delta: {}, result: false });
+  });
+  it('does nothing to a final task', () => {
+    expect(decideFailUnrun(task({ state: 'SUCCEEDED' }), 'x', NOW)).toEqual({ delta: {}, result: false });
   });
 });

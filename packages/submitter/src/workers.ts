@@ -1,6 +1,6 @@
 /** Starting workers for a job, and restoring them when a later command finds work and none left. */
 import { availableParallelism } from 'node:os';
-import { isFinal, type Backend, type JobRecord, type TaskQueue } from '@gq/common';
+import type { Backend, JobRecord, TaskQueue } from '@gq/common';
 import type { CommandContext } from './context.js';
 import { desiredInstances, splitWorkers } from './scaling.js';
 
@@ -76,9 +76,6 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   return result();
 }
 
-/** The worker id under which a dead-lettered task is recorded as failed. */
-export const DEAD_LETTER_WORKER = 'gq-dead-letter-queue';
-
 /**
  * A message that was received too many times without its task finishing goes to the queue's
  * dead-letter queue, and no worker ever receives it again: its task would stay QUEUED (or RUNNING
@@ -87,28 +84,15 @@ export const DEAD_LETTER_WORKER = 'gq-dead-letter-queue';
  * such a task back), this records each of those tasks as FAILED with the reason, which
  * `gq status` shows and `gq retry --failed` undoes. A task whose worker still holds a live lease
  * is left to it. Messages of tasks that are already final are left where they are.
- *
- * Recorded through the ports a worker uses (a claim under DEAD_LETTER_WORKER, then a
- * non-retryable failure), so the task's attempts count this one too. Returns the tasks failed.
+ * No attempt is counted for it (StatusStore.failUnrun). Returns the tasks failed.
  */
 export async function failDeadLettered(backend: Backend, job: JobRecord, queue: TaskQueue): Promise<number[]> {
-  const dead = await queue.deadLetters();
+  const reason =
+    'its queue message was delivered too many times without the task finishing and went to the dead-letter queue, ' +
+    `so no worker will receive it again; run it again with: gq retry ${job.name} --failed`;
   const failed: number[] = [];
-  for (const n of dead) {
-    const t = await backend.status.getTask(job.name, n);
-    if (!t || isFinal(t.state)) continue;
-    if (t.state === 'RUNNING' && (t.leaseUntil ?? 0) > Date.now()) continue;
-    const c = await backend.status.claim(job.name, n, DEAD_LETTER_WORKER, 60_000);
-    if (c.kind === 'exhausted') failed.push(n); // no attempts left: the claim itself failed it
-    if (c.kind !== 'claimed') continue;
-    const r = await backend.status.complete(job.name, n, DEAD_LETTER_WORKER, {
-      kind: 'failed',
-      retryable: false,
-      error:
-        'its queue message was delivered too many times without the task finishing and went to the dead-letter queue, ' +
-        `so no worker will receive it again; run it again with: gq retry ${job.name} --failed`,
-    });
-    if (r.kind === 'recorded') failed.push(n);
+  for (const n of await queue.deadLetters()) {
+    if (await backend.status.failUnrun(job.name, n, reason)) failed.push(n);
   }
   return failed;
 }

@@ -59,6 +59,7 @@ import {
   decideCancel,
   decideClaim,
   decideComplete,
+  decideFailUnrun,
   decideHeartbeat,
   decideResubmit,
   newTaskRecord,
@@ -582,6 +583,12 @@ export class DynamoStatusStore implements StatusStore {
   async complete(job: string, task: number, instance: string, outcome: TaskOutcome): Promise<CompleteResult> {
     return this.decideTask(`complete ${job}/${task}`, job, task, true, (t, j, now) =>
       j ? decideComplete(t, j, instance, outcome, now) : { delta: {}, result: { kind: 'lost' } },
+    );
+  }
+
+  async failUnrun(job: string, task: number, reason: string): Promise<boolean> {
+    return this.decideTask(`fail ${job}/${task}`, job, task, false, (t, _j, now) =>
+      t ? decideFailUnrun(t, reason, now) : { delta: {}, result: false },
     );
   }
 

@@ -157,6 +157,17 @@ export function decideCancel(task: TaskRecord, now: number): Decision<'cancelled
   return { delta: {}, result: task.state === 'RUNNING' ? 'stopping' : 'none' };
 }
 
+/**
+ * A task that can no longer run (its message went to the dead-letter queue) fails without an
+ * attempt: queued, or running under a lease whose worker is gone. Not while a live lease holds it.
+ */
+export function decideFailUnrun(task: TaskRecord, reason: string, now: number): Decision<boolean> {
+  const unrun = task.state === 'QUEUED' || (task.state === 'RUNNING' && (task.leaseUntil ?? 0) <= now);
+  if (!unrun) return { delta: {}, result: false };
+  const w = move(task, 'fail', now, { instance: undefined, leaseUntil: undefined, finishedAt: new Date(now).toISOString(), error: reason });
+  return decided(task, w, true);
+}
+
 /** `gq retry --failed`: a FAILED task goes back to the queue with a fresh attempt budget. */
 export function decideResubmit(task: TaskRecord, now: number): Decision<boolean> {
   if (task.state !== 'FAILED') return { delta: {}, result: false };

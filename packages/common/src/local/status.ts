@@ -21,6 +21,7 @@ import {
   decideCancel,
   decideClaim,
   decideComplete,
+  decideFailUnrun,
   decideHeartbeat,
   decideResubmit,
   decideTag,
@@ -131,6 +132,7 @@ export class LocalStatusStore implements StatusStore {
     claim: Transaction<(job: string, task: number, instance: string, leaseMs: number) => ClaimResult>;
     heartbeat: Transaction<(job: string, task: number, instance: string, leaseMs: number) => HeartbeatResult>;
     complete: Transaction<(job: string, task: number, instance: string, outcome: TaskOutcome) => CompleteResult>;
+    failUnrun: Transaction<(job: string, task: number, reason: string) => boolean>;
     setTag: Transaction<(job: string, task: number, key: string, value: string) => void>;
     cancel: Transaction<(job: string) => { cancelled: number; stopping: number }>;
     resubmit: Transaction<(job: string) => NewTask[]>;
@@ -223,6 +225,15 @@ export class LocalStatusStore implements StatusStore {
         const t = this.readTask(job, task);
         if (!j) return { kind: 'lost' };
         const d = decideComplete(t, j, instance, outcome, now);
+        this.apply(t, d, now);
+        return d.result;
+      }),
+
+      failUnrun: db.transaction((job: string, task: number, reason: string): boolean => {
+        const now = this.clock();
+        const t = this.readTask(job, task);
+        if (!t) return false;
+        const d = decideFailUnrun(t, reason, now);
         this.apply(t, d, now);
         return d.result;
       }),
@@ -372,6 +383,10 @@ export class LocalStatusStore implements StatusStore {
 
   async complete(job: string, task: number, instance: string, outcome: TaskOutcome): Promise<CompleteResult> {
     return this.tx.complete.immediate(job, task, instance, outcome);
+  }
+
+  async failUnrun(job: string, task: number, reason: string): Promise<boolean> {
+    return this.tx.failUnrun.immediate(job, task, reason);
   }
 
   async setTag(job: string, task: number, key: string, value: string): Promise<void> {
