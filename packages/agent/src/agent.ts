@@ -71,12 +71,15 @@ export class Agent implements AgentControl {
     this.wake.abort();
   }
 
-  private stateExtra: { detail?: string; installLogKey?: string } = {};
+  private stateExtra: { detail?: string; installLogKey?: string; task?: number } = {};
 
   private async setState(state: InstanceState, extra: { detail?: string; installLogKey?: string } = {}): Promise<void> {
     this.instanceState = state;
     this.stateExtra = { ...this.stateExtra, ...extra };
-    if (state !== 'BUSY' && extra.detail === undefined) this.stateExtra.detail = undefined;
+    if (state !== 'BUSY') {
+      if (extra.detail === undefined) this.stateExtra.detail = undefined;
+      this.stateExtra.task = undefined;
+    }
     await this.d.backend.status
       .putInstance({
         job: this.d.job,
@@ -267,7 +270,7 @@ export class Agent implements AgentControl {
     // The claim itself recorded this instance as BUSY with its task (`gq status` reads the running
     // tasks through it): only note it here, for the periodic instance heartbeat and the IDLE update.
     this.instanceState = 'BUSY';
-    this.stateExtra = { ...this.stateExtra, detail: `task ${taskNo}` };
+    this.stateExtra = { ...this.stateExtra, task: taskNo, detail: `task ${taskNo}` };
     await this.protect(job.name, true);
     const run = runTask(d, claim.job, claim.task, receipt);
     this.current = run;

@@ -255,13 +255,14 @@ export function instanceBusyUpdate(table: string, task: TaskRecord, instance: st
     TableName: table,
     Key: { pk: jobPk(task.job), sk: instanceSk(instance) },
     UpdateExpression:
-      'SET #kind = :kind, #job = :job, #instance = :instance, #type = if_not_exists(#type, :type), #state = :state, #detail = :detail, #beat = :beat',
+      'SET #kind = :kind, #job = :job, #instance = :instance, #type = if_not_exists(#type, :type), #state = :state, #task = :task, #detail = :detail, #beat = :beat',
     ExpressionAttributeNames: {
       '#kind': 'kind',
       '#job': 'job',
       '#instance': 'instance',
       '#type': 'instanceType',
       '#state': 'state',
+      '#task': 'task',
       '#detail': 'detail',
       '#beat': 'heartbeatAt',
     },
@@ -271,6 +272,7 @@ export function instanceBusyUpdate(table: string, task: TaskRecord, instance: st
       ':instance': instance,
       ':type': task.instanceType,
       ':state': 'BUSY',
+      ':task': task.task,
       ':detail': busyDetail(task.task),
       ':beat': new Date(now).toISOString(),
     },

@@ -107,6 +107,8 @@ export interface InstanceRecord {
   heartbeatAt: string;
   /** Free text: why install failed, which task is running, ... */
   detail?: string;
+  /** The task it runs while BUSY (set by the claim). */
+  task?: number;
   /** Artifact key of the install log, when there is one. */
   installLogKey?: string;
   /** Local backend: worker pid. */

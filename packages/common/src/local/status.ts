@@ -304,7 +304,7 @@ export class LocalStatusStore implements StatusStore {
     const was: InstanceRecord = row
       ? (JSON.parse(row.record) as InstanceRecord)
       : { job: task.job, instance, instanceType: task.instanceType, state: 'BUSY', heartbeatAt: '' };
-    const rec: InstanceRecord = { ...was, state: 'BUSY', detail: `task ${task.task}`, heartbeatAt: new Date(now).toISOString() };
+    const rec: InstanceRecord = { ...was, state: 'BUSY', task: task.task, detail: `task ${task.task}`, heartbeatAt: new Date(now).toISOString() };
     this.s.putInstance.run(task.job, instance, JSON.stringify(rec));
   }
 

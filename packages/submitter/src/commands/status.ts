@@ -39,8 +39,7 @@ function taskJson(t: TaskRecord) {
 async function runningTasks(backend: Backend, job: JobRecord, instances: InstanceRecord[]): Promise<TaskRecord[]> {
   const nums = new Set<number>();
   for (const i of instances) {
-    const m = i.state === 'BUSY' ? /task (\d+)/.exec(i.detail ?? '') : null;
-    if (m) nums.add(Number(m[1]));
+    if (i.state === 'BUSY' && i.task !== undefined) nums.add(i.task);
   }
   const out: TaskRecord[] = [];
   for (const n of [...nums].sort((a, b) => a - b)) {
