@@ -1,11 +1,5 @@
 /** Scaling arithmetic (pure). */
 
-/** Instances wanted for `pending` tasks: min(max, ceil(pending / slots)), never negative. */
-export function desiredInstances(pending: number, maxInstances: number, slotsPerInstance = 1): number {
-  if (pending <= 0) return 0;
-  return Math.max(0, Math.min(maxInstances, Math.ceil(pending / Math.max(1, slotsPerInstance))));
-}
-
 /**
  * Local workers per instance type: `workers` shared in proportion to each type's pending tasks
  * (largest remainder), at least one per type with work, never more than its tasks.

@@ -2,7 +2,8 @@
 import { availableParallelism } from 'node:os';
 import type { Backend, JobRecord, TaskQueue } from '@gq/common';
 import type { CommandContext } from './context.js';
-import { desiredInstances, splitWorkers } from './scaling.js';
+import { desiredForBacklog } from '@gq/common/aws/scaling';
+import { splitWorkers } from './scaling.js';
 
 export async function startWorkers(
   ctx: CommandContext,
@@ -14,7 +15,7 @@ export async function startWorkers(
     backend.name === 'local'
       ? splitWorkers(pendingByType, ctx.config.workers ?? availableParallelism())
       : Object.fromEntries(
-          Object.entries(pendingByType).map(([t, n]) => [t, desiredInstances(n, ctx.config.maxInstances)]),
+          Object.entries(pendingByType).map(([t, n]) => [t, desiredForBacklog({ pending: n, slotsPerInstance: 1, max: ctx.config.maxInstances })]),
         );
   const out: Record<string, number> = {};
   for (const [type, n] of Object.entries(want)) {

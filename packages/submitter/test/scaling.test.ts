@@ -1,15 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { desiredInstances, splitWorkers } from '../src/scaling.js';
-
-describe('desiredInstances', () => {
-  it('is min(max, ceil(pending / slots))', () => {
-    expect(desiredInstances(0, 20)).toBe(0);
-    expect(desiredInstances(5, 20)).toBe(5);
-    expect(desiredInstances(500, 20)).toBe(20);
-    expect(desiredInstances(7, 20, 2)).toBe(4);
-    expect(desiredInstances(-3, 20)).toBe(0);
-  });
-});
+import { splitWorkers } from '../src/scaling.js';
 
 describe('splitWorkers', () => {
   it('shares workers in proportion to pending tasks', () => {
