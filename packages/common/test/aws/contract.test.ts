@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 if (motoAvailable()) {
-  queueContract('aws (moto)', async () => ({ queues: (await open()).queues, cleanup: release }), { concurrent: true });
+  queueContract('aws (moto)', async () => ({ queues: (await open()).queues, cleanup: release }), { concurrent: true, atLeastOnce: true });
   statusContract(
     'aws (moto)',
     async () => {

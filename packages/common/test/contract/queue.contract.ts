@@ -170,7 +170,7 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       await eventually(async () => expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 }));
     });
 
-    it('concurrent receivers never get the same message within one visibility window', async () => {
+    it(`concurrent receivers get every message, ${opts.atLeastOnce ? 'duplicates only rarely (at-least-once)' : 'never one twice'} within one visibility window`, async () => {
       const q = await fresh('concurrent');
       const n = 60;
       await q.send(Array.from({ length: n }, (_, i) => i + 1));
@@ -185,8 +185,9 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
           }
         }),
       );
-      expect(seen.length).toBe(n);
       expect(new Set(seen).size).toBe(n);
+      if (opts.atLeastOnce) expect(seen.length - n).toBeLessThanOrEqual(2);
+      else expect(seen.length).toBe(n);
     });
 
     it('a message received more than maxReceiveCount times goes to the dead-letter queue', async () => {

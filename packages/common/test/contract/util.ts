@@ -27,4 +27,10 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 5000, e
 export interface ContractOptions {
   /** Run the tests of the suite concurrently (they use separate jobs; faster when the backend is). */
   concurrent?: boolean;
+  /**
+   * The queue is an SQS standard queue: delivery is at least once, so concurrent receivers may,
+   * rarely, both get one message (moto does it too). gq's task lease makes that harmless; the
+   * contract then checks that every message arrives and duplicates stay rare.
+   */
+  atLeastOnce?: boolean;
 }
