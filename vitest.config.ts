@@ -9,6 +9,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     globalSetup: ['test/support/global-setup.ts'],
-    reporters: ['default'],
+    reporters: ['default', './test/support/skip-reporter.ts'],
   },
 });

@@ -12,12 +12,10 @@ import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
 import { gq, gqEnv, testHome } from './support/cli.js';
-import { motoClients, startMoto, warnSkipped, type Moto } from './support/moto.js';
+import { describeAws, motoClients, startMoto, type Moto } from './support/moto.js';
 import { startInstanceRuntime, type InstanceRuntime } from './support/instance-runtime.js';
 
 const moto = await startMoto();
-if (!moto) warnSkipped('test/aws-e2e.test.ts (AWS backend end to end): moto_server is not installed');
-const d = moto ? describe : describe.skip;
 
 const TYPES = ['t3.micro', 't3.small', 'c5.large'];
 const JOB = 'e2e-aws';
@@ -32,7 +30,7 @@ function jobRows(): string[] {
   return rows;
 }
 
-d('AWS backend on moto, end to end', () => {
+describeAws('AWS backend on moto, end to end', () => {
   let m: Moto;
   let runtime: InstanceRuntime;
   let home: string;

@@ -11,7 +11,7 @@ import { nowIso, type JobSpec, type NewTask } from '../packages/common/src/index
 import { statusJson } from '../packages/submitter/src/commands/status.js';
 import { gq } from './support/cli.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
-import { motoAvailable, motoClients } from './support/moto.js';
+import { describeAws, motoClients } from './support/moto.js';
 
 let h: AwsHarness | undefined;
 beforeAll(async () => {
@@ -22,9 +22,8 @@ afterAll(async () => {
 });
 
 // Without moto the harness warns loudly and these tests are skipped.
-const d = motoAvailable() ? describe : describe.skip;
 
-d('AWS submit and status on moto', () => {
+describeAws('AWS submit and status on moto', () => {
   it('uploads the code bundle once: a second submit of the same folder stores nothing new', async () => {
     if (!h) throw new Error('moto did not start');
     const code = join(h.home, 'code');

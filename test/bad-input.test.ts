@@ -25,7 +25,7 @@ import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { gq, gqEnv, killAll, pidsMatching, testHome, waitFor, type CliResult } from './support/cli.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
-import { motoAvailable, warnSkipped } from './support/moto.js';
+import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 
@@ -447,9 +447,6 @@ describe.concurrent('gq results refuses keys that would write outside --out (loc
 // ---------------------------------------------------------------------------------------------
 // AWS on moto
 
-const haveMoto = motoAvailable();
-if (!haveMoto) warnSkipped('test/bad-input.test.ts (bad input on the AWS backend): moto_server is not installed');
-const aws = haveMoto ? describe : describe.skip;
 
 /** Everything gq could have created, as one comparable value. */
 async function awsState(h: AwsHarness): Promise<{ objects: string[]; items: string[]; queues: string[]; groups: string[]; templates: string[] }> {
@@ -499,7 +496,7 @@ function expiredTokenServer(): Promise<{ url: string; server: Server; calls: str
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as any).port}`, server, calls })));
 }
 
-aws('bad input, AWS backend on moto: refused before anything is created', () => {
+describeAws('bad input, AWS backend on moto: refused before anything is created', () => {
   let h: AwsHarness;
   let noCredsEnv: NodeJS.ProcessEnv;
   const DONE = 'bad-done';

@@ -23,7 +23,7 @@ import type { AwsClients } from '../packages/common/src/aws/clients.js';
 import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
 import { renderUserData } from '../packages/submitter/src/userdata.js';
 import { startInstanceRuntime, type InstanceRuntime, type RuntimeInstance } from './support/instance-runtime.js';
-import { createSharedResources, motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from './support/moto.js';
+import { describeAws, createSharedResources, motoClients, startMoto, type Moto } from './support/moto.js';
 
 const REGION = 'us-east-1';
 /** Unique per run: moto may be shared with other test files (AWS_ENDPOINT_URL). */
@@ -38,10 +38,8 @@ const sha256 = (data: string) => createHash('sha256').update(data).digest('hex')
 /** An agent that crashes at start, as a broken bundle would. */
 const CRASHING_AGENT = `console.error('gq-agent: internal error (stub: crashes at start)'); process.exit(1);\n`;
 
-const withMoto = motoAvailable() ? describe : describe.skip;
-if (!motoAvailable()) warnSkipped('test/boot-failure.test.ts: boot failures leave their Auto Scaling group');
 
-withMoto('a failed boot leaves its Auto Scaling group for good', () => {
+describeAws('a failed boot leaves its Auto Scaling group for good', () => {
   let moto: Moto;
   let clients: AwsClients;
   let asg: AutoScalingClient;

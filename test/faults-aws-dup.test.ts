@@ -10,11 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { awsInvariants, awsScenario, byTask, consoleLogs, emulateEc2PowerOff, fleetGone, jobFile, runsOf, submit, task } from './support/aws-faults.js';
 import { statusJson } from './support/cli.js';
-import { motoAvailable } from './support/moto.js';
+import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 
-(motoAvailable() ? describe : describe.skip)('AWS backend on moto: duplicate delivery while the task runs', () => {
+describeAws('AWS backend on moto: duplicate delivery while the task runs', () => {
   let h: AwsHarness;
   let stopPowerOff: () => void = () => undefined;
 

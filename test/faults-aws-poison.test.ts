@@ -20,11 +20,11 @@ import {
   TYPE,
 } from './support/aws-faults.js';
 import { gq, statusJson } from './support/cli.js';
-import { motoAvailable } from './support/moto.js';
+import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 
-(motoAvailable() ? describe : describe.skip)('AWS backend on moto: poison tasks, dead letters, long tasks', () => {
+describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () => {
   let h: AwsHarness;
   let stopPowerOff: () => void = () => undefined;
 

@@ -23,14 +23,14 @@ import {
   task,
 } from './support/aws-faults.js';
 import { statusJson, testHome, waitFor } from './support/cli.js';
-import { motoAvailable } from './support/moto.js';
+import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 const POINTS = ['install', 'after-claim', 'after-upload', 'after-record'] as const;
 const markers = testHome('faults-aws-markers');
 const marker = (p: string) => join(markers, p);
 
-(motoAvailable() ? describe : describe.skip)('AWS backend on moto: agents killed, Spot interruptions', () => {
+describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
   let h: AwsHarness;
   let stopPowerOff: () => void = () => undefined;
 

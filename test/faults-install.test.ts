@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, runsOf, submit, task, TYPE } from './support/aws-faults.js';
 import { gq, statusJson } from './support/cli.js';
-import { motoAvailable } from './support/moto.js';
+import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 
-(motoAvailable() ? describe : describe.skip)('AWS backend on moto: install scripts that fail or hang', () => {
+describeAws('AWS backend on moto: install scripts that fail or hang', () => {
   let h: AwsHarness;
   let stopPowerOff: () => void = () => undefined;
 

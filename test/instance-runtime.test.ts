@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImds } from '../packages/agent/src/aws/imds.js';
 import { renderUserData } from '../packages/submitter/src/userdata.js';
 import { startImds, type ImdsEmulator } from './support/imds.js';
-import { motoAvailable, startMoto, warnSkipped, type Moto } from './support/moto.js';
+import { describeAws, startMoto, type Moto } from './support/moto.js';
 import { startInstanceRuntime, type InstanceRuntime, type RuntimeInstance } from './support/instance-runtime.js';
 
 const REGION = 'us-east-1';
@@ -58,8 +58,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const withMoto = motoAvailable() ? describe : describe.skip;
-if (!motoAvailable()) warnSkipped('test/instance-runtime.test.ts: SDK credential chain and instance runtime');
 
 let work: string;
 beforeAll(() => {
@@ -154,7 +152,7 @@ describe('agent IMDS client (createImds)', () => {
   });
 });
 
-withMoto('with moto', () => {
+describeAws('with moto', () => {
   let moto: Moto;
   beforeAll(async () => {
     moto = (await startMoto())!;

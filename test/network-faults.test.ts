@@ -24,19 +24,16 @@ import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { gq, statusJson, testHome } from './support/cli.js';
 import { startFaultProxy, type FaultProxy, type FaultProxyStats } from './support/fault-proxy.js';
 import { checkInvariants } from './support/invariants.js';
-import { motoAvailable, startMoto, warnSkipped, type Moto } from './support/moto.js';
+import { describeAws, startMoto, type Moto } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
-const available = motoAvailable();
-if (!available) warnSkipped('test/network-faults.test.ts (network faults between gq and AWS, on moto)');
-const d = available ? describe : describe.skip;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sum = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
 
 // ------------------------------------------------------------------------------------------------
 
-d('fault proxy in front of moto', () => {
+describeAws('fault proxy in front of moto', () => {
   let moto: Moto;
   let proxy: FaultProxy;
 
@@ -171,7 +168,7 @@ function describeStats(s: FaultProxyStats): string {
   return JSON.stringify(s);
 }
 
-d('network faults between gq and AWS (moto, instance runtime)', () => {
+describeAws('network faults between gq and AWS (moto, instance runtime)', () => {
   let proxy: FaultProxy;
   let h: AwsHarness | undefined;
   let dir: string;

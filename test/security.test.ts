@@ -33,13 +33,10 @@ import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { parse } from 'csv-parse/sync';
 import { gq, gqEnv, pidsMatching, testHome, waitFor, type CliResult } from './support/cli.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
-import { motoAvailable, warnSkipped } from './support/moto.js';
+import { describeAws } from './support/moto.js';
 import { readStackOutputs } from '../packages/submitter/src/aws/stack.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
-const haveMoto = motoAvailable();
-if (!haveMoto) warnSkipped('test/security.test.ts (licence and credential leaks on the AWS backend): moto_server is not installed');
-const d = haveMoto ? describe : describe.skip;
 
 const JOB = 'sec-licence';
 const TYPES = ['t3.micro', 't3.small'];
@@ -77,7 +74,7 @@ function walkFiles(dir: string): string[] {
   return out;
 }
 
-d('security on moto: the licence and the credentials leak nowhere', () => {
+describeAws('security on moto: the licence and the credentials leak nowhere', () => {
   let h: AwsHarness;
   let work: string;
   const cli: Array<{ args: string[]; r: CliResult }> = [];

@@ -24,7 +24,7 @@ import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { GQ, gq, gqEnv, pidsMatching, statusJson, testHome, waitFor } from './support/cli.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { checkInvariants } from './support/invariants.js';
-import { motoAvailable, warnSkipped } from './support/moto.js';
+import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 
@@ -144,10 +144,8 @@ describe('gq submit interrupted and run again: local backend', () => {
 
 // ------------------------------------------------------------------------------------------------
 
-const available = motoAvailable();
-if (!available) warnSkipped('test/submit-interrupt.test.ts (gq submit interrupted during enqueue, on moto)');
 
-(available ? describe : describe.skip)('gq submit interrupted during enqueue and run again: AWS backend on moto', () => {
+describeAws('gq submit interrupted during enqueue and run again: AWS backend on moto', () => {
   const ROWS = 200;
   const TYPES = ['t3.micro', 't3.small'];
   let proxy: FaultProxy;

@@ -26,7 +26,7 @@ import {
 import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
 import type { AwsClients } from '../packages/common/src/aws/clients.js';
 import { startImds, type ImdsEmulator } from './support/imds.js';
-import { createSharedResources, motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from './support/moto.js';
+import { describeAws, createSharedResources, motoClients, startMoto, type Moto } from './support/moto.js';
 
 const REGION = 'us-east-1';
 /** Unique per run: moto may be shared with other test files (AWS_ENDPOINT_URL). */
@@ -180,8 +180,6 @@ const curlSigV4 = (() => {
   return m ? Number(m[1]) * 100 + Number(m[2]) >= 776 : false;
 })();
 
-const withMoto = motoAvailable() ? describe : describe.skip;
-if (!motoAvailable()) warnSkipped('test/userdata.test.ts: the S3 bootstrap and whole UserData runs');
 
 let work: string;
 beforeAll(() => {
@@ -252,7 +250,7 @@ describe('renderUserData', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-withMoto('with moto', () => {
+describeAws('with moto', () => {
   let moto: Moto;
   let s3: S3Client;
   let imds: ImdsEmulator;

@@ -1,9 +1,7 @@
 /**
  * moto for one test file: never real AWS.
  *
- *   const available = motoAvailable();                 // at collection time
- *   if (!available) warnSkipped('my.test.ts (what is skipped)');
- *   (available ? describe : describe.skip)('...', () => {
+ *   describeAws('...', () => {                        // skipped, and reported, without moto
  *     let moto: Moto;
  *     beforeAll(async () => { moto = (await startMoto())!; await createSharedResources(moto.endpoint); });
  *     afterAll(async () => { await moto?.stop(); });
@@ -15,7 +13,10 @@
  * - else `moto_server` on PATH: started on a free port, behind the fidelity wrapper below; killed
  *   on stop(), on process exit, and even when this process dies by SIGKILL (a shell in between
  *   reads our stdin and kills moto at EOF).
- * - else undefined: the caller skips its tests, loudly (`warnSkipped`).
+ * - else a Docker engine that answers: moto in a container (moto-container.ts), same wrapper,
+ *   same strict layer.
+ * - else undefined: `describeAws` registers the file's tests as skipped and the skip reporter
+ *   prints one line for the file; CI (GQ_REQUIRE_AWS_TESTS=1) fails the run in global-setup.
  *
  * In every case the SDK gets dummy credentials and us-east-1 through the environment, and no
  * profile or config file of the developer is read.
@@ -23,7 +24,7 @@
  * table and the bucket as infra/gq.yaml makes them).
  */
 // Plain JavaScript shared with bench/moto.mjs (no types needed: only called here).
-import { launchMoto, onPath, REGION, refuseRealAws, setSdkEnv } from './moto-server.mjs';
+import { launchMoto, REGION, refuseRealAws, setSdkEnv } from './moto-server.mjs';
 import {
   CreateBucketCommand,
   PutBucketEncryptionCommand,
@@ -32,6 +33,8 @@ import {
   PutPublicAccessBlockCommand,
 } from '@aws-sdk/client-s3';
 import { CreateTableCommand, DescribeTableCommand, ResourceInUseException, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { describe } from 'vitest';
+import { HOW_TO_GET_MOTO, motoAvailable, motoSource, NO_MOTO_MARK } from './moto-source.js';
 import { makeAwsClients, type AwsClientOptions, type AwsClients } from '../../packages/common/src/aws/clients.js';
 
 export interface Moto {
@@ -75,15 +78,23 @@ async function launch(): Promise<Moto | undefined> {
   return m && { endpoint: m.endpoint, owned: true, stop: m.stop };
 }
 
-/** A moto for this test file, or undefined when none can be had (skip, loudly). */
+export { HOW_TO_GET_MOTO, motoAvailable, motoSource, NO_MOTO_MARK, type MotoSource } from './moto-source.js';
+
+/** A moto for this test file, or undefined when none can be had (the file's tests are skipped). */
 export async function startMoto(): Promise<Moto | undefined> {
-  const external = process.env.AWS_ENDPOINT_URL;
-  if (external) {
+  const source = motoSource();
+  if (source === 'endpoint') {
+    const external = process.env.AWS_ENDPOINT_URL!;
     refuseRealAws(external, "gq's tests");
     setSdkEnv();
     return { endpoint: external.replace(/\/$/, ''), owned: false, stop: async () => {} };
   }
-  if (!onPath('moto_server')) return undefined;
+  if (source === 'docker') {
+    setSdkEnv();
+    const { startMotoContainer } = await import('./moto-container.js');
+    return startMotoContainer();
+  }
+  if (source !== 'moto_server') return undefined;
   setSdkEnv();
   // A port taken between freePort and moto's bind: try again on another.
   for (let i = 0; i < 3; i++) {
@@ -93,18 +104,20 @@ export async function startMoto(): Promise<Moto | undefined> {
   throw new Error('moto_server is installed but did not start (set GQ_MOTO_LOG=/tmp/moto.log to see why)');
 }
 
-/** True when moto can be had; decide describe vs describe.skip at collection time with this. */
-export function motoAvailable(): boolean {
-  return Boolean(process.env.AWS_ENDPOINT_URL) || onPath('moto_server');
+/**
+ * `describe` for tests that need moto. Without moto the suite is registered as skipped, with
+ * NO_MOTO_MARK in its name, and the skip reporter prints one line for the file at the end of the
+ * run (vitest never runs the hooks of a file whose tests are all skipped, so a warning there
+ * would never show). CI sets GQ_REQUIRE_AWS_TESTS=1, and global-setup then fails the run instead.
+ */
+export function describeAws(name: string, fn: () => void): void {
+  if (motoAvailable()) describe(name, fn);
+  else describe.skip(`${name} ${NO_MOTO_MARK}`, fn);
 }
 
-/** The loud warning for a test file that skips its AWS tests. */
+/** Kept for scripts: the same advice as the skip line. */
 export function warnSkipped(what: string): void {
-  const line = '!'.repeat(100);
-  console.warn(
-    `\n${line}\n!! SKIPPED: ${what}\n!! Reason: no moto. Neither AWS_ENDPOINT_URL is set nor moto_server is on PATH.\n` +
-      `!! Install it with: pip install 'moto[server]'   (these tests never use real AWS)\n${line}\n`,
-  );
+  console.warn(`SKIPPED ${what}: no moto; ${HOW_TO_GET_MOTO}`);
 }
 
 /** Forget everything moto holds (POST /moto-api/reset). */

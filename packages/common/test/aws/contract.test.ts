@@ -1,9 +1,9 @@
 /** The backend-neutral contract suites, run on the AWS backend against moto (never real AWS). */
-import { afterAll, describe, it } from 'vitest';
+import { afterAll } from 'vitest';
 import { queueContract } from '../contract/queue.contract.js';
 import { statusContract } from '../contract/status.contract.js';
 import { openAwsBackend, type AwsBackend } from '../../src/aws/index.js';
-import { createSharedResources, motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from '../../../../test/support/moto.js';
+import { createSharedResources, describeAws, motoClients, startMoto, type Moto } from '../../../../test/support/moto.js';
 
 let moto: Moto | undefined;
 let backend: AwsBackend | undefined;
@@ -28,7 +28,7 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-if (motoAvailable()) {
+describeAws('contracts on aws (moto)', () => {
   queueContract('aws (moto)', async () => ({ queues: (await open()).queues, cleanup: release }), { concurrent: true, atLeastOnce: true });
   statusContract(
     'aws (moto)',
@@ -40,9 +40,4 @@ if (motoAvailable()) {
     // tests would only queue behind each other and stretch the 1 s lease tests past their margins.
     { concurrent: false },
   );
-} else {
-  warnSkipped('packages/common/test/aws/contract.test.ts (QueueProvider and StatusStore contracts on AWS)');
-  describe.skip('contracts on aws (moto): SKIPPED, no moto', () => {
-    it('needs moto', () => {});
-  });
-}
+});

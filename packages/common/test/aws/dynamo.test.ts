@@ -12,18 +12,14 @@ import type { TaskRecord } from '../../src/job/model.js';
 import { makeSpec, makeTasks } from '../contract/status.contract.js';
 import { uniqueJob } from '../contract/util.js';
 import {
-  createSharedResources,
-  motoAvailable,
+  describeAws, createSharedResources,
   motoClients,
   startMoto,
-  warnSkipped,
   type Moto,
 } from '../../../../test/support/moto.js';
 
-const available = motoAvailable();
-if (!available) warnSkipped('packages/common/test/aws/dynamo.test.ts (DynamoStatusStore on moto)');
 
-(available ? describe : describe.skip)('DynamoStatusStore (moto)', () => {
+describeAws('DynamoStatusStore (moto)', () => {
   let moto: Moto;
   let clients: AwsClients;
   let table: string;

@@ -8,18 +8,14 @@ import { GetBucketEncryptionCommand, GetPublicAccessBlockCommand, HeadObjectComm
 import { createCallCounter, makeAwsClients, type AwsClients } from '../../src/aws/clients.js';
 import { S3ArtifactStore } from '../../src/aws/s3.js';
 import {
-  createSharedResources,
-  motoAvailable,
+  describeAws, createSharedResources,
   motoClients,
   startMoto,
-  warnSkipped,
   type Moto,
 } from '../../../../test/support/moto.js';
 
-const available = motoAvailable();
-if (!available) warnSkipped('packages/common/test/aws/s3.test.ts (S3ArtifactStore on moto)');
 
-(available ? describe : describe.skip)('S3ArtifactStore (moto)', () => {
+describeAws('S3ArtifactStore (moto)', () => {
   let moto: Moto;
   let clients: AwsClients;
   let bucket: string;

@@ -14,14 +14,12 @@ import { SqsQueueProvider, type SqsQueue } from '../../src/aws/sqs.js';
 import { deadLetterQueueName, queueName } from '../../src/aws/names.js';
 import { uniqueJob, sleep, eventually } from '../contract/util.js';
 import { receiveN } from '../contract/queue.contract.js';
-import { motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from '../../../../test/support/moto.js';
+import { describeAws, motoClients, startMoto, type Moto } from '../../../../test/support/moto.js';
 
-const available = motoAvailable();
-if (!available) warnSkipped('packages/common/test/aws/sqs.test.ts (SqsQueueProvider on moto)');
 
 const TYPE = 'c5.xlarge';
 
-(available ? describe : describe.skip)('SqsQueueProvider (moto)', () => {
+describeAws('SqsQueueProvider (moto)', () => {
   let moto: Moto;
   let clients: AwsClients;
   let queues: SqsQueueProvider;
