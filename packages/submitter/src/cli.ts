@@ -29,7 +29,8 @@ const SETTING_FLAGS = {
   'install-timeout': { type: 'string', describe: 'Timeout of one install attempt (default 30m)' },
   'install-retries': { type: 'number', describe: 'Extra install attempts (default 2)' },
   'max-instances': { type: 'number', describe: 'AWS: instances per instance type at most (default 20)' },
-  region: { type: 'string', describe: 'AWS region (default: AWS_REGION / profile)' },
+  region: { type: 'string', describe: 'AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile\'s region)' },
+  profile: { type: 'string', describe: 'AWS: profile in ~/.aws/config (default: AWS_PROFILE, else default)' },
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
   spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
 } as const;
@@ -46,6 +47,7 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
     installRetries: a['install-retries'],
     maxInstances: a['max-instances'],
     region: a.region,
+    profile: a.profile,
     stack: a.stack,
     spot: a.spot,
   };
@@ -190,7 +192,7 @@ export async function main(argv: string[]): Promise<number> {
         const { runSetup } = await import('./commands/setup.js');
         return runSetup(ctx, {
           stack: ctx.config.stack,
-          region: requireRegion(ctx),
+          region: await requireRegion(ctx),
           vpcId: a['vpc-id'] as string | undefined,
           allowHttpEgress: a['allow-http-egress'] as boolean | undefined,
         });
@@ -228,9 +230,9 @@ function gqVersion(): string {
   }
 }
 
-function requireRegion(ctx: CommandContext): string {
-  if (!ctx.config.region) throw new UserError('No AWS region set.', { hint: 'Pass --region, or set AWS_REGION (e.g. us-east-1).' });
-  return ctx.config.region;
+async function requireRegion(ctx: CommandContext): Promise<string> {
+  const { resolveRegion } = await import('./aws/region.js');
+  return resolveRegion(ctx.config);
 }
 
 export function printError(e: unknown): number {

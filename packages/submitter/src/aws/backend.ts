@@ -12,10 +12,10 @@ import { renderUserData } from '../userdata.js';
 import { amiSettingFor, resolveAmi } from './ami.js';
 import { describeTypes } from './instance-types.js';
 import { ensureAgentUploaded, type AgentBundle } from './agent-bundle.js';
+import { resolveRegion } from './region.js';
 
 export async function openAwsCliBackend(config: Config): Promise<Backend> {
-  const region = config.region;
-  if (!region) throw new UserError('No AWS region set.', { hint: 'Pass --region, set AWS_REGION, or put "region" in the config file.' });
+  const region = await resolveRegion(config);
   const clients = makeAwsClients({ region, profile: config.profile });
   const cfn = new CloudFormationClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
   const outputs = await readStackOutputs({ cfn, stackName: config.stack }).finally(() => cfn.destroy());

@@ -36,12 +36,13 @@ export async function describeTypes(ec2: EC2Client, types: readonly string[]): P
 export async function checkInstanceTypes(config: Config, tasks: readonly NewTask[], jobfile: string): Promise<TypeInfo[]> {
   const types = [...new Set(tasks.map((t) => t.instanceType))].sort();
   const { makeAwsClients } = await import('@gq/common/aws/index');
-  const clients = makeAwsClients({ region: config.region, profile: config.profile });
+  const { resolveRegion } = await import('./region.js');
+  const region = await resolveRegion(config);
+  const clients = makeAwsClients({ region, profile: config.profile });
   try {
     const { known, unknown } = await describeTypes(clients.ec2, types);
     if (unknown.length) {
       const lines = firstLines(jobfile, tasks, unknown);
-      const region = config.region ?? 'this region';
       const problems = unknown.map((type) => {
         const uses = tasks.filter((t) => t.instanceType === type);
         const first = uses[0]!.task;
