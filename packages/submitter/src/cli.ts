@@ -33,6 +33,7 @@ const SETTING_FLAGS = {
   profile: { type: 'string', describe: 'AWS: profile in ~/.aws/config (default: AWS_PROFILE, else default)' },
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
   spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
+  'gurobi-product-code': { type: 'string', describe: 'AWS: Marketplace product code of the Gurobi image (ami "gurobi")' },
 } as const;
 
 function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
@@ -50,6 +51,7 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
     profile: a.profile,
     stack: a.stack,
     spot: a.spot,
+    gurobiProductCode: a['gurobi-product-code'],
   };
 }
 

@@ -4,6 +4,7 @@
  * for the groups that submit creates.
  */
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { DescribeSecurityGroupsCommand, DescribeSubnetsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { UserError, type Backend, type Config, type JobRecord } from '@gq/common';
 import { makeAwsClients, openAwsBackend, type LaunchSpec } from '@gq/common/aws/index';
@@ -31,8 +32,11 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
       agent ??= await ensureAgentUploaded(backend.artifacts);
       subnets ??= await subnetsOf(clients.ec2, outputs.securityGroupId);
       const { known } = await describeTypes(clients.ec2, [instanceType]);
-      const arch = known[0]?.architectures.includes('arm64') && !known[0]?.architectures.includes('x86_64') ? 'arm64' : 'x86_64';
-      const ami = await resolveAmi(clients.ec2, amiSettingFor(config.ami, instanceType), arch);
+      const type = { instanceType, architectures: known[0]?.architectures ?? [] };
+      const ssm = new SSMClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
+      const ami = await resolveAmi({ ec2: clients.ec2, ssm }, amiSettingFor(config.ami, instanceType), type, {
+        gurobiProductCode: config.gurobiProductCode,
+      }).finally(() => ssm.destroy());
       return {
         imageId: ami.imageId,
         rootDeviceName: ami.rootDeviceName,

@@ -13,6 +13,7 @@ import {
   GetServiceQuotaCommand,
   type ServiceQuotasClient,
 } from '@aws-sdk/client-service-quotas';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { redactText, registerSecret } from '@gq/common';
 import type { CommandContext } from '../context.js';
@@ -24,7 +25,7 @@ import {
   templateVersion,
   type StackOutputs,
 } from '../aws/stack.js';
-import { amiSettingFor, resolveAmi } from '../aws/ami.js';
+import { amiSettingFor, architectureFor, resolveAmi } from '../aws/ami.js';
 import { describeTypes } from '../aws/instance-types.js';
 
 export interface DoctorArgs {
@@ -153,10 +154,11 @@ export async function runDoctor(ctx: CommandContext, args: DoctorArgs): Promise<
         });
       } else {
         vcpus = info.vcpus;
-        const arch = info.architectures.includes('arm64') && !info.architectures.includes('x86_64') ? 'arm64' : 'x86_64';
+        const arch = architectureFor(info.architectures);
         const setting = amiSettingFor(ctx.config.ami ?? {}, instanceType);
+        const ssm = new SSMClient({ region, ...(ctx.config.profile ? { profile: ctx.config.profile } : {}) });
         try {
-          const ami = await resolveAmi(clients.ec2, setting, arch);
+          const ami = await resolveAmi({ ec2: clients.ec2, ssm }, setting, info, { gurobiProductCode: ctx.config.gurobiProductCode }).finally(() => ssm.destroy());
           report({ name: 'AMI', status: 'ok', detail: `${instanceType} (${arch}) → ${ami.imageId}${ami.name ? ` ${ami.name}` : ''}` });
         } catch (err) {
           report({
