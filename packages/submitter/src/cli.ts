@@ -201,12 +201,20 @@ export async function main(argv: string[]): Promise<number> {
       }),
     )
     .command(
-      'doctor',
-      'AWS: check credentials, region, stack, AMI and quotas, and say what to fix',
-      (y) => settings(y).option('instance-type', { type: 'string', describe: 'Instance type whose AMI to check (default m5.large)' }),
+      'doctor [jobfile]',
+      'AWS: check region, credentials, stack, network, AMIs, offerings and quotas before spending money, and say what to fix',
+      (y) =>
+        settings(y)
+          .positional('jobfile', { type: 'string', describe: 'Job file whose instance types to check' })
+          .option('job-file', { type: 'string', describe: 'The same, as an option' })
+          .option('instance-type', { type: 'string', describe: 'Instance type to check without a job file (default m5.large)' }),
       run(async (ctx, a) => {
         const { runDoctor } = await import('./commands/doctor.js');
-        return runDoctor(ctx, { stack: ctx.config.stack, region: ctx.config.region, instanceType: a['instance-type'] as string | undefined });
+        const jobFile = (a.jobfile ?? a['job-file']) as string | undefined;
+        if (a.jobfile !== undefined && a['job-file'] !== undefined && a.jobfile !== a['job-file']) {
+          throw new UserError('Two job files given.', { hint: 'Give the job file once: `gq doctor jobdetails.csv` or `gq doctor --job-file jobdetails.csv`.' });
+        }
+        return runDoctor(ctx, { stack: ctx.config.stack, jobFile, instanceType: a['instance-type'] as string | undefined });
       }),
     )
     .demandCommand(1, 'Name a command.')
