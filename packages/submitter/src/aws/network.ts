@@ -214,25 +214,37 @@ export async function describeEndpoints(ec2: EC2Client, vpcId: string): Promise<
   }));
 }
 
-/** The zones (of `zones`) that offer each type: DescribeInstanceTypeOfferings, location type availability-zone. */
+/**
+ * Types per request. The EC2 Filter reference documents no cap on the values of one filter, but
+ * EC2 is known to refuse long lists (200 values is the limit others report): stay well below.
+ */
+const TYPES_PER_REQUEST = 100;
+
+/**
+ * The zones (of `zones`) that offer each type: DescribeInstanceTypeOfferings with location type
+ * availability-zone, filtered by instance-type and location
+ * (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html).
+ */
 export async function offeredZones(ec2: EC2Client, types: readonly string[], zones: readonly string[]): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>(types.map((t) => [t, []]));
-  let token: string | undefined;
-  do {
-    const r = await ec2.send(
-      new DescribeInstanceTypeOfferingsCommand({
-        LocationType: 'availability-zone',
-        Filters: [
-          { Name: 'instance-type', Values: [...types] },
-          { Name: 'location', Values: [...zones] },
-        ],
-        NextToken: token,
-      }),
-    );
-    for (const o of r.InstanceTypeOfferings ?? []) {
-      if (o.InstanceType && o.Location) out.get(o.InstanceType)?.push(o.Location);
-    }
-    token = r.NextToken;
-  } while (token);
+  for (let i = 0; i < types.length; i += TYPES_PER_REQUEST) {
+    let token: string | undefined;
+    do {
+      const r = await ec2.send(
+        new DescribeInstanceTypeOfferingsCommand({
+          LocationType: 'availability-zone',
+          Filters: [
+            { Name: 'instance-type', Values: types.slice(i, i + TYPES_PER_REQUEST) },
+            { Name: 'location', Values: [...zones] },
+          ],
+          NextToken: token,
+        }),
+      );
+      for (const o of r.InstanceTypeOfferings ?? []) {
+        if (o.InstanceType && o.Location) out.get(o.InstanceType)?.push(o.Location);
+      }
+      token = r.NextToken;
+    } while (token);
+  }
   return out;
 }
