@@ -175,6 +175,9 @@ function fixAfter(r: CliResult, re: RegExp): string | undefined {
     expect(b.code).toBe(1);
     expect(b.stderr).toMatch(/^gq: /m);
     expect(b.stdout).toBe('');
+    const both = await doctor([bad, '--instance-type', 'm5.large']);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/^gq: Give a job file or --instance-type, not both\./m);
   });
 
   it('no region anywhere: FAIL region with what to set, everything else skipped', async () => {

@@ -206,13 +206,16 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         settings(y)
           .positional('jobfile', { type: 'string', describe: 'Job file whose instance types to check' })
-          .option('job-file', { type: 'string', describe: 'The same, as an option' })
+          .option('job-file', { type: 'string', describe: 'Job file whose instance types to check (same as the positional)' })
           .option('instance-type', { type: 'string', describe: 'Instance type to check without a job file (default m5.large)' }),
       run(async (ctx, a) => {
         const { runDoctor } = await import('./commands/doctor.js');
         const jobFile = (a.jobfile ?? a['job-file']) as string | undefined;
         if (a.jobfile !== undefined && a['job-file'] !== undefined && a.jobfile !== a['job-file']) {
           throw new UserError('Two job files given.', { hint: 'Give the job file once: `gq doctor jobdetails.csv` or `gq doctor --job-file jobdetails.csv`.' });
+        }
+        if (jobFile !== undefined && a['instance-type'] !== undefined) {
+          throw new UserError('Give a job file or --instance-type, not both.', { hint: 'With a job file, gq doctor checks every instance type in it.' });
         }
         return runDoctor(ctx, { stack: ctx.config.stack, jobFile, instanceType: a['instance-type'] as string | undefined });
       }),
