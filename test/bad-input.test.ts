@@ -23,6 +23,7 @@ import { ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeLaunchTemplatesCommand } from '@aws-sdk/client-ec2';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ListQueuesCommand } from '@aws-sdk/client-sqs';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { gq, gqEnv, killAll, pidsMatching, testHome, waitFor, type CliResult } from './support/cli.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { describeAws } from './support/moto.js';
@@ -546,6 +547,13 @@ describeAws('bad input, AWS backend on moto: refused before anything is created'
 
   it('a region with no gq stack (--region eu-west-3)', async () => {
     await refusedOnAws(sub('aws.csv', '--code', 'code', '--name', 'bad-region', '--region', 'eu-west-3'), [/No gq stack "gq-bad-input-\d+" in eu-west-3\./, 'hint: Run `gq setup` to create it']);
+  });
+
+  it('an AMI built for another architecture than the instance type: refused at submit', async () => {
+    const ssm = new SSMClient({ region: 'us-east-1', endpoint: h.moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+    const arm = (await ssm.send(new GetParameterCommand({ Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64' }))).Parameter!.Value!;
+    ssm.destroy();
+    await refusedOnAws(sub('aws.csv', '--code', 'code', '--name', 'bad-arch'), [`gq: AMI ${arm} is built for arm64, but t3.micro runs`, 'hint: Set `ami` for t3.micro'], { ...h.env, GQ_AMI: arm });
   });
 
   it('no AWS credentials at all', async () => {

@@ -11,6 +11,7 @@ import { runInstall } from './install.js';
 import { runTask, type TaskRun } from './task.js';
 import { backoffMs, isTransient } from './retry.js';
 import { unpackCode } from './workspace.js';
+import { ScaleInProtection } from './protection.js';
 
 export interface AgentControl {
   /** First SIGTERM: take no more work, let the running task finish. */
@@ -54,7 +55,8 @@ export class Agent implements AgentControl {
   private gaveBackOnSpot = false;
   private readonly wake = new AbortController();
   private instanceState: InstanceState = 'BOOTING';
-  private isProtected = false;
+  /** Scale-in protection as AWS accepted it (protection.ts). */
+  private protection: ScaleInProtection | undefined;
 
   constructor(private readonly d: AgentDeps) {}
 
@@ -287,11 +289,11 @@ export class Agent implements AgentControl {
   }
 
   private async protect(job: string, on: boolean): Promise<void> {
-    if (this.isProtected === on) return;
-    this.isProtected = on;
-    await this.d.backend.fleet.protect(job, this.d.instanceType, this.d.instance, on).catch((e: unknown) => {
-      this.d.log.warn({ err: e, on }, 'could not change scale-in protection');
-    });
+    this.protection ??= new ScaleInProtection(
+      (want) => this.d.backend.fleet.protect(job, this.d.instanceType, this.d.instance, want),
+      (err, want) => this.d.log.warn({ err, on: want }, 'could not change scale-in protection'),
+    );
+    await this.protection.want(on);
   }
 
   private async leave(): Promise<void> {

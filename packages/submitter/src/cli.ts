@@ -29,9 +29,11 @@ const SETTING_FLAGS = {
   'install-timeout': { type: 'string', describe: 'Timeout of one install attempt (default 30m)' },
   'install-retries': { type: 'number', describe: 'Extra install attempts (default 2)' },
   'max-instances': { type: 'number', describe: 'AWS: instances per instance type at most (default 20)' },
-  region: { type: 'string', describe: 'AWS region (default: AWS_REGION / profile)' },
+  region: { type: 'string', describe: 'AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile\'s region)' },
+  profile: { type: 'string', describe: 'AWS: profile in ~/.aws/config (default: AWS_PROFILE, else default)' },
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
   spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
+  'gurobi-product-code': { type: 'string', describe: 'AWS: Marketplace product code of the Gurobi image (ami "gurobi")' },
 } as const;
 
 function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
@@ -46,8 +48,10 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
     installRetries: a['install-retries'],
     maxInstances: a['max-instances'],
     region: a.region,
+    profile: a.profile,
     stack: a.stack,
     spot: a.spot,
+    gurobiProductCode: a['gurobi-product-code'],
   };
 }
 
@@ -190,19 +194,30 @@ export async function main(argv: string[]): Promise<number> {
         const { runSetup } = await import('./commands/setup.js');
         return runSetup(ctx, {
           stack: ctx.config.stack,
-          region: requireRegion(ctx),
+          region: await requireRegion(ctx),
           vpcId: a['vpc-id'] as string | undefined,
           allowHttpEgress: a['allow-http-egress'] as boolean | undefined,
         });
       }),
     )
     .command(
-      'doctor',
-      'AWS: check credentials, region, stack, AMI and quotas, and say what to fix',
-      (y) => settings(y).option('instance-type', { type: 'string', describe: 'Instance type whose AMI to check (default m5.large)' }),
+      'doctor [jobfile]',
+      'AWS: check region, credentials, stack, network, AMIs, offerings and quotas before spending money, and say what to fix',
+      (y) =>
+        settings(y)
+          .positional('jobfile', { type: 'string', describe: 'Job file whose instance types to check' })
+          .option('job-file', { type: 'string', describe: 'Job file whose instance types to check (same as the positional)' })
+          .option('instance-type', { type: 'string', describe: 'Instance type to check without a job file (default m5.large)' }),
       run(async (ctx, a) => {
         const { runDoctor } = await import('./commands/doctor.js');
-        return runDoctor(ctx, { stack: ctx.config.stack, region: ctx.config.region, instanceType: a['instance-type'] as string | undefined });
+        const jobFile = (a.jobfile ?? a['job-file']) as string | undefined;
+        if (a.jobfile !== undefined && a['job-file'] !== undefined && a.jobfile !== a['job-file']) {
+          throw new UserError('Two job files given.', { hint: 'Give the job file once: `gq doctor jobdetails.csv` or `gq doctor --job-file jobdetails.csv`.' });
+        }
+        if (jobFile !== undefined && a['instance-type'] !== undefined) {
+          throw new UserError('Give a job file or --instance-type, not both.', { hint: 'With a job file, gq doctor checks every instance type in it.' });
+        }
+        return runDoctor(ctx, { stack: ctx.config.stack, jobFile, instanceType: a['instance-type'] as string | undefined });
       }),
     )
     .demandCommand(1, 'Name a command.')
@@ -228,9 +243,9 @@ function gqVersion(): string {
   }
 }
 
-function requireRegion(ctx: CommandContext): string {
-  if (!ctx.config.region) throw new UserError('No AWS region set.', { hint: 'Pass --region, or set AWS_REGION (e.g. us-east-1).' });
-  return ctx.config.region;
+async function requireRegion(ctx: CommandContext): Promise<string> {
+  const { resolveRegion } = await import('./aws/region.js');
+  return resolveRegion(ctx.config);
 }
 
 export function printError(e: unknown): number {

@@ -14,7 +14,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DescribeSecurityGroupsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import {
+  AttachInternetGatewayCommand,
+  CreateInternetGatewayCommand,
+  CreateRouteCommand,
+  DescribeImagesCommand,
+  DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
+} from '@aws-sdk/client-ec2';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { configSchema, createLogger, type Config } from '@gq/common';
 import {
@@ -610,6 +617,15 @@ describeAws('the stack on moto', () => {
       const imgs = await c.ec2.send(new DescribeImagesCommand({ Owners: ['amazon'], Filters: [{ Name: 'architecture', Values: ['x86_64'] }] }));
       const id = imgs.Images?.find((i) => i.State === 'available')?.ImageId;
       if (id) ami = { '*': id };
+      // AWS's default VPC routes 0.0.0.0/0 to an internet gateway; moto's has no such route.
+      const vpc = await findDefaultVpc(c.ec2);
+      const main = (await c.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpc!] }, { Name: 'association.main', Values: ['true'] }] })))
+        .RouteTables![0]!;
+      if (!main.Routes?.some((r) => r.DestinationCidrBlock === '0.0.0.0/0')) {
+        const igw = (await c.ec2.send(new CreateInternetGatewayCommand({}))).InternetGateway!.InternetGatewayId!;
+        await c.ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: igw, VpcId: vpc! }));
+        await c.ec2.send(new CreateRouteCommand({ RouteTableId: main.RouteTableId!, DestinationCidrBlock: '0.0.0.0/0', GatewayId: igw }));
+      }
     } finally {
       destroySetupClients(c);
     }
@@ -620,7 +636,8 @@ describeAws('the stack on moto', () => {
     expect(text).toMatch(/^ok\s+credentials: account \d{12}/m);
     expect(text).toMatch(/^ok\s+stack: gq: bucket /m);
     expect(text).toMatch(/^ok\s+template version: /m);
-    expect(text).toMatch(/^ok\s+AMI: m5\.large \(x86_64\) → ami-/m);
+    expect(text).toMatch(/^ok\s+AMI: m5\.large → ami-\S+ .*\(x86_64; named in the ami setting\)/m);
+    expect(text).toMatch(/^ok\s+network: subnet-\S+ \(us-east-1a\): internet gateway/m);
     expect(text).toMatch(/^(warn\s+vCPU quota: could not check|ok\s+vCPU quota)/m);
     expect(text).not.toContain(SECRET);
     expect(code).toBe(0);
@@ -635,7 +652,7 @@ describeAws('the stack on moto', () => {
     expect(text).toMatch(/^FAIL\s+stack: No gq stack "gq" in eu-west-1/m);
     expect(text).toMatch(/fix: run `gq setup --region eu-west-1`/);
     expect(text).toMatch(/^skip\s+template version/m);
-    expect(text).toMatch(/^FAIL\s+AMI: m5\.large \(x86_64\), setting "no-such-image-\*"/m);
+    expect(text).toMatch(/^FAIL\s+AMI: m5\.large, setting "no-such-image-\*": No x86_64 AMI named "no-such-image-\*" owned by amazon/m);
     expect(text).not.toContain(SECRET);
   });
 

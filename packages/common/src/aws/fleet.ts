@@ -12,6 +12,7 @@ import {
   DescribeAutoScalingGroupsCommand,
   SetDesiredCapacityCommand,
   SetInstanceProtectionCommand,
+  SuspendProcessesCommand,
   TerminateInstanceInAutoScalingGroupCommand,
   UpdateAutoScalingGroupCommand,
   type AutoScalingClient,
@@ -88,6 +89,12 @@ function toGroup(g: AutoScalingGroup): FleetGroup {
     max: g.MaxSize ?? 0,
     instances: instances.sort((a, b) => a.id.localeCompare(b.id)),
   };
+}
+
+const AZ_REBALANCE = 'AZRebalance';
+
+export function rebalanceSuspended(g: AutoScalingGroup): boolean {
+  return (g.SuspendedProcesses ?? []).some((p) => p.ProcessName === AZ_REBALANCE);
 }
 
 /** Workers that are busy: protected from scale-in and not on their way out. */
@@ -250,6 +257,17 @@ export class AsgFleet implements Fleet {
       // Created meanwhile by another submitter: adjust it below like any existing group.
       if (!hasName(err, 'AlreadyExistsFault', 'AlreadyExists')) throw err;
     }
+    await this.suspendRebalance(name);
+  }
+
+  /**
+   * AZRebalance would terminate running workers (and their tasks) to even out the zones; gq's
+   * workers leave on their own. Suspending a suspended process is a no-op, so this is safe to
+   * repeat (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SuspendProcesses.html,
+   * https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-suspend-resume-processes.html).
+   */
+  private async suspendRebalance(name: string): Promise<void> {
+    await this.autoscaling.send(new SuspendProcessesCommand({ AutoScalingGroupName: name, ScalingProcesses: [AZ_REBALANCE] }));
   }
 
   async ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup> {
@@ -259,6 +277,9 @@ export class AsgFleet implements Fleet {
       await this.createGroup(job, instanceType, desired);
       g = await this.group(name);
       if (!g) throw new GqError(`Auto Scaling group ${name} was created but cannot be described`);
+    } else if (!rebalanceSuspended(g)) {
+      // A group made by an older gq, or before a crash between create and suspend.
+      await this.suspendRebalance(name);
     }
     const want = clampDesired(desired, g.MaxSize ?? 0, busyCount(g));
     if (want !== g.DesiredCapacity) {

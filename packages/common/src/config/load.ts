@@ -86,7 +86,9 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     } else if (key === 'spot') out[key] = v === '1' || v.toLowerCase() === 'true';
     else out[key] = v;
   }
-  if (out.region === undefined && env.AWS_REGION) out.region = env.AWS_REGION;
+  // The AWS CLI's order: AWS_REGION, then AWS_DEFAULT_REGION (the profile's region comes last,
+  // read by the submitter's aws/region.ts only when an AWS command needs it).
+  if (out.region === undefined && (env.AWS_REGION || env.AWS_DEFAULT_REGION)) out.region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
   if (out.profile === undefined && env.AWS_PROFILE) out.profile = env.AWS_PROFILE;
   return out;
 }

@@ -38,8 +38,13 @@ export const configShape = {
   visibility: duration.default(300),
   /** AWS: instances per instance type at most. */
   maxInstances: intFromEnv(1, 10000).default(20),
-  /** AWS: AMI per instance type (id or name pattern); "*" is the default for all types. */
+  /**
+   * AWS: AMI per instance type (or family, or "*" for all): al2023 (default), ubuntu-22.04,
+   * ubuntu-24.04, ssm:/NAME, gurobi, an AMI id, OWNER/NAME-PATTERN or NAME-PATTERN (Amazon's own).
+   */
   ami: z.record(z.string(), z.string()).default({}),
+  /** AWS: Marketplace product code that `ami: "gurobi"` looks images up by (owner aws-marketplace). */
+  gurobiProductCode: z.string().regex(/^[a-z0-9]{10,40}$/).optional(),
   /** AWS: request Spot instances. */
   spot: z.boolean().default(false),
 };
@@ -64,7 +69,11 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   idle: { what: 'a duration such as 90s, 5m or 1h', example: '2m' },
   visibility: { what: 'a duration such as 90s, 5m or 1h', example: '5m' },
   maxInstances: { what: 'a whole number from 1 to 10000', example: '20' },
-  ami: { what: 'an object from instance type (or "*") to AMI id or name pattern', example: '{"*": "ami-0123456789abcdef0"}' },
+  ami: {
+    what: 'an object from instance type, family or "*" to al2023, ubuntu-22.04, ubuntu-24.04, ssm:/NAME, gurobi, an AMI id or OWNER/NAME-PATTERN',
+    example: '{"*": "ubuntu-24.04"}',
+  },
+  gurobiProductCode: { what: 'an AWS Marketplace product code (lower-case letters and digits)', example: 'abcdefghij0123456789abcde' },
   spot: { what: 'true or false', example: 'true' },
 };
 

@@ -4,18 +4,19 @@
  * for the groups that submit creates.
  */
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
-import { DescribeSecurityGroupsCommand, DescribeSubnetsCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { UserError, type Backend, type Config, type JobRecord } from '@gq/common';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Backend, Config, JobRecord } from '@gq/common';
 import { makeAwsClients, openAwsBackend, type LaunchSpec } from '@gq/common/aws/index';
 import { readStackOutputs } from './stack.js';
 import { renderUserData } from '../userdata.js';
 import { amiSettingFor, resolveAmi } from './ami.js';
 import { describeTypes } from './instance-types.js';
 import { ensureAgentUploaded, type AgentBundle } from './agent-bundle.js';
+import { resolveRegion } from './region.js';
+import { stackSubnets } from './network.js';
 
 export async function openAwsCliBackend(config: Config): Promise<Backend> {
-  const region = config.region;
-  if (!region) throw new UserError('No AWS region set.', { hint: 'Pass --region, set AWS_REGION, or put "region" in the config file.' });
+  const region = await resolveRegion(config);
   const clients = makeAwsClients({ region, profile: config.profile });
   const cfn = new CloudFormationClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
   const outputs = await readStackOutputs({ cfn, stackName: config.stack }).finally(() => cfn.destroy());
@@ -29,10 +30,13 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     ownsClients: true,
     launchSpec: async (job: JobRecord, instanceType: string): Promise<LaunchSpec> => {
       agent ??= await ensureAgentUploaded(backend.artifacts);
-      subnets ??= await subnetsOf(clients.ec2, outputs.securityGroupId);
+      subnets ??= (await stackSubnets(clients.ec2, outputs.securityGroupId)).subnets.map((s) => s.SubnetId!);
       const { known } = await describeTypes(clients.ec2, [instanceType]);
-      const arch = known[0]?.architectures.includes('arm64') && !known[0]?.architectures.includes('x86_64') ? 'arm64' : 'x86_64';
-      const ami = await resolveAmi(clients.ec2, amiSettingFor(config.ami, instanceType), arch);
+      const type = { instanceType, architectures: known[0]?.architectures ?? [] };
+      const ssm = new SSMClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
+      const ami = await resolveAmi({ ec2: clients.ec2, ssm }, amiSettingFor(config.ami, instanceType), type, {
+        gurobiProductCode: config.gurobiProductCode,
+      }).finally(() => ssm.destroy());
       return {
         imageId: ami.imageId,
         rootDeviceName: ami.rootDeviceName,
@@ -56,21 +60,4 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     },
   });
   return backend;
-}
-
-/** The subnets of the security group's VPC (one group spans them all, across zones). */
-async function subnetsOf(ec2: EC2Client, securityGroupId: string | undefined): Promise<string[]> {
-  let vpc: string | undefined;
-  if (securityGroupId) {
-    const sg = await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [securityGroupId] }));
-    vpc = sg.SecurityGroups?.[0]?.VpcId;
-  }
-  const r = await ec2.send(
-    new DescribeSubnetsCommand({ Filters: vpc ? [{ Name: 'vpc-id', Values: [vpc] }] : [{ Name: 'default-for-az', Values: ['true'] }] }),
-  );
-  const ids = (r.Subnets ?? []).map((s) => s.SubnetId!).filter(Boolean).sort();
-  if (!ids.length) {
-    throw new UserError(`No subnets found in ${vpc ?? 'the default VPC'}.`, { hint: 'Run `gq setup --vpc-id VPC` with a VPC that has subnets.' });
-  }
-  return ids;
 }

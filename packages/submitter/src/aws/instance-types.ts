@@ -1,6 +1,6 @@
 /** Instance types of a job file checked against EC2 before anything is written. */
 import { DescribeInstanceTypesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { JobFileError, type Config, type NewTask } from '@gq/common';
+import { JobFileError, UserError, type Config, type NewTask } from '@gq/common';
 import { firstLines } from '../jobfile-lines.js';
 
 export interface TypeInfo {
@@ -36,12 +36,13 @@ export async function describeTypes(ec2: EC2Client, types: readonly string[]): P
 export async function checkInstanceTypes(config: Config, tasks: readonly NewTask[], jobfile: string): Promise<TypeInfo[]> {
   const types = [...new Set(tasks.map((t) => t.instanceType))].sort();
   const { makeAwsClients } = await import('@gq/common/aws/index');
-  const clients = makeAwsClients({ region: config.region, profile: config.profile });
+  const { resolveRegion } = await import('./region.js');
+  const region = await resolveRegion(config);
+  const clients = makeAwsClients({ region, profile: config.profile });
   try {
     const { known, unknown } = await describeTypes(clients.ec2, types);
     if (unknown.length) {
       const lines = firstLines(jobfile, tasks, unknown);
-      const region = config.region ?? 'this region';
       const problems = unknown.map((type) => {
         const uses = tasks.filter((t) => t.instanceType === type);
         const first = uses[0]!.task;
@@ -57,8 +58,34 @@ export async function checkInstanceTypes(config: Config, tasks: readonly NewTask
       });
       throw new JobFileError(jobfile, problems, problems.length);
     }
+    await checkAmis(config, region, clients.ec2, known);
     return known;
   } finally {
     clients.destroy();
   }
+}
+
+/**
+ * Each type's AMI exists and is built for its architecture (aws/ami.ts), before anything is
+ * written: an arm64 image for an x86 type is refused here, not found out by a failed launch.
+ */
+async function checkAmis(config: Config, region: string, ec2: EC2Client, known: readonly TypeInfo[]): Promise<void> {
+  const { SSMClient } = await import('@aws-sdk/client-ssm');
+  const { amiSettingFor, resolveAmi } = await import('./ami.js');
+  const ssm = new SSMClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
+  const problems: UserError[] = [];
+  try {
+    for (const t of known) {
+      try {
+        await resolveAmi({ ec2, ssm }, amiSettingFor(config.ami, t.instanceType), t, { gurobiProductCode: config.gurobiProductCode });
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        problems.push(err);
+      }
+    }
+  } finally {
+    ssm.destroy();
+  }
+  const [first, ...rest] = problems;
+  if (first) throw new UserError(first.message, { hint: first.hint, details: rest.map((e) => e.message), cause: first });
 }

@@ -1,8 +1,13 @@
 /**
- * `gq doctor`: check, one line each, that this machine can run jobs on AWS: region, credentials,
- * the gq stack and its version, the AMI for an instance type, and the On-Demand vCPU quota.
- * Each failed check says how to fix it. Exit code 0 when nothing failed, 1 otherwise; a check
- * that could not be made (e.g. no permission to read quotas) is a warning, not a failure.
+ * `gq doctor`: check, one line each, that this machine can run a job on AWS before any money is
+ * spent: region, credentials, the gq stack and its version, each subnet's way to the AWS
+ * endpoints, and for each instance type (of a job file, or --instance-type) that EC2 has it, that
+ * its AMI exists and is built for its architecture, that it is offered in the subnets' zones, and
+ * the On-Demand vCPU quota. Each failed check says how to fix it. Exit code 0 when nothing failed,
+ * 1 otherwise; a check that could not be made (e.g. no permission to read quotas) is a warning.
+ *
+ * The decisions are pure functions (aws/network.ts, aws/ami.ts, aws/region.ts); this file only
+ * makes the calls and prints.
  *
  * No secret is ever printed: only account ids, ARNs, resource names and error names, and every
  * line goes through the logger's redaction of registered secrets (the credentials in the
@@ -13,8 +18,9 @@ import {
   GetServiceQuotaCommand,
   type ServiceQuotasClient,
 } from '@aws-sdk/client-service-quotas';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import { redactText, registerSecret } from '@gq/common';
+import { LOCAL_INSTANCE_TYPE, parseJobFile, redactText, registerSecret, UserError } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import {
   credentialProblem,
@@ -25,14 +31,18 @@ import {
   type StackOutputs,
 } from '../aws/stack.js';
 import { amiSettingFor, resolveAmi } from '../aws/ami.js';
-import { describeTypes } from '../aws/instance-types.js';
+import { describeTypes, type TypeInfo } from '../aws/instance-types.js';
+import { awsConfigFile, findRegion, noRegionError, profileName } from '../aws/region.js';
+import { describeEndpoints, describeSubnetRoutes, offeredZones, offeringVerdict, stackSubnets, subnetReach } from '../aws/network.js';
 
 export interface DoctorArgs {
   stack: string;
-  /** Default: the configured region (config file, GQ_REGION, AWS_REGION). */
+  /** Default: the region gq resolves (aws/region.ts). */
   region?: string;
-  /** Instance type whose AMI and quota are checked (default DEFAULT_DOCTOR_INSTANCE_TYPE). */
+  /** Instance type to check when no job file is given (default DEFAULT_DOCTOR_INSTANCE_TYPE). */
   instanceType?: string;
+  /** Job file whose instance types are checked. */
+  jobFile?: string;
 }
 
 export const DEFAULT_DOCTOR_INSTANCE_TYPE = 'm5.large';
@@ -55,6 +65,15 @@ export function formatCheck(r: CheckResult): string {
   return r.fix && r.status !== 'ok' ? `${head}\n      fix: ${r.fix}` : head;
 }
 
+/** The instance types to check: those of the job file, else the one given, else the default. */
+async function typesToCheck(args: DoctorArgs): Promise<string[]> {
+  if (args.jobFile) {
+    const tasks = await parseJobFile(args.jobFile, { backend: 'aws' });
+    return [...new Set(tasks.map((t) => t.instanceType))].sort();
+  }
+  return [args.instanceType ?? DEFAULT_DOCTOR_INSTANCE_TYPE];
+}
+
 export async function runDoctor(ctx: CommandContext, args: DoctorArgs): Promise<number> {
   registerSecret(process.env.AWS_SECRET_ACCESS_KEY);
   registerSecret(process.env.AWS_SESSION_TOKEN);
@@ -64,24 +83,22 @@ export async function runDoctor(ctx: CommandContext, args: DoctorArgs): Promise<
     ctx.io.out(redactText(formatCheck(r)));
     return r;
   };
-  const instanceType = args.instanceType ?? DEFAULT_DOCTOR_INSTANCE_TYPE;
+  // A bad job file is the user's input error: say so before anything else (UserError, exit 1).
+  const types = await typesToCheck(args);
+  const later = ['credentials', 'stack', 'template version', 'network', 'instance types', 'AMI', 'offerings', 'vCPU quota'];
 
-  const region = args.region ?? ctx.config.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-  if (!region) {
-    report({
-      name: 'region',
-      status: 'FAIL',
-      detail: 'no AWS region is set',
-      fix: 'pass --region us-east-1, set AWS_REGION, or add "region" to the gq config file',
-    });
-    for (const name of ['credentials', 'stack', 'template version', 'AMI', 'vCPU quota']) {
-      report({ name, status: 'skip', detail: 'needs a region' });
-    }
+  const found = args.region ? { region: args.region, source: 'setting' } : await findRegion(ctx.config);
+  if (!found) {
+    const e = noRegionError(profileName(ctx.config), awsConfigFile());
+    report({ name: 'region', status: 'FAIL', detail: `no AWS region is set (${e.details.join(' ')})`, fix: e.hint });
+    for (const name of later) report({ name, status: 'skip', detail: 'needs a region' });
     return 1;
   }
-  report({ name: 'region', status: 'ok', detail: region });
+  const region = found.region;
+  report({ name: 'region', status: 'ok', detail: `${region}${found.source === 'setting' ? '' : ` (from ${found.source})`}` });
 
   const clients = makeSetupClients(region, { profile: ctx.config.profile });
+  const ssm = new SSMClient({ region, ...(ctx.config.profile ? { profile: ctx.config.profile } : {}) });
   try {
     // Credentials -----------------------------------------------------------------------------
     let credsOk = false;
@@ -100,9 +117,7 @@ export async function runDoctor(ctx: CommandContext, args: DoctorArgs): Promise<
       });
     }
     if (!credsOk) {
-      for (const name of ['stack', 'template version', 'AMI', 'vCPU quota']) {
-        report({ name, status: 'skip', detail: 'needs working credentials' });
-      }
+      for (const name of later.slice(1)) report({ name, status: 'skip', detail: 'needs working credentials' });
       return 1;
     }
 
@@ -139,48 +154,108 @@ export async function runDoctor(ctx: CommandContext, args: DoctorArgs): Promise<
       report({ name: 'template version', status: 'skip', detail: 'needs the stack' });
     }
 
-    // AMI (the same resolution as `gq submit`: aws/ami.ts) ------------------------------------
-    let vcpus: number | undefined;
-    try {
-      const { known } = await describeTypes(clients.ec2, [instanceType]);
-      const info = known[0];
-      if (!info) {
+    // Network: each subnet's way to S3, DynamoDB, SQS, Auto Scaling, EC2, STS ------------------
+    let zones: string[] | undefined;
+    if (outputs) {
+      try {
+        const { vpcId, subnets } = await stackSubnets(clients.ec2, outputs.securityGroupId);
+        zones = [...new Set(subnets.map((s) => s.AvailabilityZone ?? '').filter(Boolean))].sort();
+        const infos = await describeSubnetRoutes(clients.ec2, vpcId!, subnets);
+        const endpoints = await describeEndpoints(clients.ec2, vpcId!);
+        for (const info of infos) report({ name: 'network', ...subnetReach(info, endpoints) });
+      } catch (err) {
         report({
-          name: 'AMI',
-          status: 'FAIL',
-          detail: `EC2 does not offer ${instanceType} in ${region}`,
-          fix: 'check the instance type (`gq doctor --instance-type TYPE`)',
+          name: 'network',
+          status: errIsUser(err) ? 'FAIL' : 'warn',
+          detail: errIsUser(err) ? errMessage(err, false) : `could not read the subnets and routes (${errName(err)})`,
+          fix: hintOf(err) ?? 'allow ec2:DescribeSubnets, ec2:DescribeRouteTables and ec2:DescribeVpcEndpoints',
         });
-      } else {
-        vcpus = info.vcpus;
-        const arch = info.architectures.includes('arm64') && !info.architectures.includes('x86_64') ? 'arm64' : 'x86_64';
-        const setting = amiSettingFor(ctx.config.ami ?? {}, instanceType);
-        try {
-          const ami = await resolveAmi(clients.ec2, setting, arch);
-          report({ name: 'AMI', status: 'ok', detail: `${instanceType} (${arch}) → ${ami.imageId}${ami.name ? ` ${ami.name}` : ''}` });
-        } catch (err) {
-          report({
-            name: 'AMI',
-            status: 'FAIL',
-            detail: `${instanceType} (${arch}), setting "${setting}": ${errMessage(err, false)}`,
-            fix: hintOf(err) ?? 'set "ami" in the gq config to an AMI id or name pattern that exists in this region',
-          });
-        }
+      }
+    } else {
+      report({ name: 'network', status: 'skip', detail: 'needs the stack' });
+    }
+
+    // Instance types, their AMIs (the same resolution as `gq submit`) and offerings -------------
+    let known: TypeInfo[] = [];
+    const ec2Types = types.filter((t) => t !== LOCAL_INSTANCE_TYPE);
+    if (ec2Types.length < types.length) {
+      report({
+        name: 'instance types',
+        status: 'FAIL',
+        detail: `"${LOCAL_INSTANCE_TYPE}" only exists on the local backend`,
+        fix: 'use EC2 instance types (for example t3.small) in the job file',
+      });
+    }
+    try {
+      const d = await describeTypes(clients.ec2, ec2Types);
+      known = d.known.sort((a, b) => a.instanceType.localeCompare(b.instanceType));
+      for (const t of d.unknown) {
+        report({
+          name: 'instance types',
+          status: 'FAIL',
+          detail: `EC2 does not offer ${t} in ${region}`,
+          fix: 'check the spelling, or pick a type that `aws ec2 describe-instance-types` lists for this region',
+        });
+      }
+      if (known.length) {
+        report({
+          name: 'instance types',
+          status: 'ok',
+          detail: known.map((t) => `${t.instanceType} (${t.architectures.join('/')}, ${t.vcpus} vCPUs)`).join(', '),
+        });
       }
     } catch (err) {
       report({
-        name: 'AMI',
+        name: 'instance types',
         status: 'FAIL',
-        detail: `could not look up ${instanceType} (${errName(err)})`,
-        fix: 'check that you may call ec2:DescribeInstanceTypes and ec2:DescribeImages',
+        detail: `could not look up ${ec2Types.join(', ')} (${errName(err)})`,
+        fix: 'check that you may call ec2:DescribeInstanceTypes',
       });
+    }
+    for (const t of known) {
+      const setting = amiSettingFor(ctx.config.ami ?? {}, t.instanceType);
+      try {
+        const ami = await resolveAmi({ ec2: clients.ec2, ssm }, setting, t, { gurobiProductCode: ctx.config.gurobiProductCode });
+        report({
+          name: 'AMI',
+          status: 'ok',
+          detail: `${t.instanceType} → ${ami.imageId}${ami.name ? ` ${ami.name}` : ''} (${ami.architecture ?? '?'}; ${ami.via})`,
+        });
+      } catch (err) {
+        report({
+          name: 'AMI',
+          status: 'FAIL',
+          detail: `${t.instanceType}, setting "${setting}": ${errIsUser(err) ? errMessage(err, false) : `could not look it up (${errName(err)})`}`,
+          fix: hintOf(err) ?? 'check that you may call ec2:DescribeImages and ssm:GetParameter',
+        });
+      }
+    }
+    if (!known.length) report({ name: 'AMI', status: 'skip', detail: 'needs an instance type EC2 knows' });
+
+    if (zones && known.length) {
+      try {
+        const offered = await offeredZones(clients.ec2, known.map((t) => t.instanceType), zones);
+        for (const t of known) report({ name: 'offerings', ...offeringVerdict(t.instanceType, zones, offered.get(t.instanceType) ?? []) });
+      } catch (err) {
+        report({
+          name: 'offerings',
+          status: 'warn',
+          detail: `could not check where the types are offered (${errName(err)})`,
+          fix: 'allow ec2:DescribeInstanceTypeOfferings',
+        });
+      }
+    } else {
+      report({ name: 'offerings', status: 'skip', detail: zones ? 'needs an instance type EC2 knows' : 'needs the stack' });
     }
 
     // Quota -------------------------------------------------------------------------------------
-    report(await quotaCheck(clients.quotas, instanceType, vcpus, ctx.config.maxInstances, ctx.config.spot));
+    for (const t of known.length ? known : [{ instanceType: types[0] ?? DEFAULT_DOCTOR_INSTANCE_TYPE, vcpus: undefined }]) {
+      report(await quotaCheck(clients.quotas, t.instanceType, t.vcpus, ctx.config.maxInstances, ctx.config.spot));
+    }
 
     return results.some((r) => r.status === 'FAIL') ? 1 : 0;
   } finally {
+    ssm.destroy();
     destroySetupClients(clients);
   }
 }
@@ -256,6 +331,10 @@ async function quotaCheck(
 function errName(err: unknown): string {
   const e = err as { name?: unknown; Code?: unknown };
   return String(e?.name ?? e?.Code ?? 'error');
+}
+
+function errIsUser(err: unknown): boolean {
+  return err instanceof UserError;
 }
 
 function hintOf(err: unknown): string | undefined {
