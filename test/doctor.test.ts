@@ -26,10 +26,8 @@ import {
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gq, gqEnv, testHome, type CliResult } from './support/cli.js';
-import { motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from './support/moto.js';
+import { describeAws, motoClients, startMoto, type Moto } from './support/moto.js';
 
-const available = motoAvailable();
-if (!available) warnSkipped('test/doctor.test.ts (gq doctor on moto)');
 
 /** A secret long enough for gq to register it for redaction: it must never be printed. */
 const SECRET = 'gq-doctor-secret-4c1f9a7e2b6d8053';
@@ -44,7 +42,7 @@ function fixAfter(r: CliResult, re: RegExp): string | undefined {
   return i >= 0 && all[i + 1]?.trim().startsWith('fix:') ? all[i + 1]!.trim() : undefined;
 }
 
-(available ? describe : describe.skip)('gq doctor (moto)', () => {
+describeAws('gq doctor (moto)', () => {
   let moto: Moto;
   let ec2: EC2Client;
   let home: string;

@@ -41,3 +41,21 @@ describe('AWS tests without moto', () => {
     expect(r.out).toContain('GQ_REQUIRE_AWS_TESTS=1 but no moto can be had');
   });
 });
+
+describe('every AWS test file skips through describeAws', () => {
+  it('no test file decides describe vs describe.skip on moto itself, or warns on its own', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const files = [
+      ...readdirSync(`${ROOT}/test`, { recursive: true }).map((f) => `test/${f}`),
+      ...['common', 'agent', 'submitter'].flatMap((p) => readdirSync(`${ROOT}/packages/${p}/test`, { recursive: true }).map((f) => `packages/${p}/test/${f}`)),
+    ].filter((f) => f.endsWith('.ts') && !f.includes('/support/'));
+    expect(files.length).toBeGreaterThan(30);
+    const offenders: string[] = [];
+    for (const f of files) {
+      const text = readFileSync(`${ROOT}/${f}`, 'utf8');
+      // A hand-made skip is silent when the file has no other tests (vitest never runs its hooks).
+      if (/\?\s*describe\s*:\s*describe\.skip|describe\.skipIf\(\s*!\s*\w*moto|warnSkipped\(/i.test(text)) offenders.push(f);
+    }
+    expect(offenders, 'use describeAws from test/support/moto.ts').toEqual([]);
+  });
+});

@@ -17,7 +17,7 @@ import {
   resolveAmi,
   ubuntuParameter,
 } from '../src/aws/ami.js';
-import { motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from '../../../test/support/moto.js';
+import { describeAws, motoClients, startMoto, type Moto } from '../../../test/support/moto.js';
 
 const X86 = { instanceType: 'm5.large', architectures: ['x86_64'] };
 const ARM = { instanceType: 'c7g.large', architectures: ['arm64'] };
@@ -152,10 +152,8 @@ describe('resolveAmi (stub clients)', () => {
   });
 });
 
-const available = motoAvailable();
-if (!available) warnSkipped('packages/submitter/test/ami.test.ts (AMI resolution on moto)');
 
-(available ? describe : describe.skip)('resolveAmi (moto)', () => {
+describeAws('resolveAmi (moto)', () => {
   let moto: Moto;
   let ec2: EC2Client;
   let ssm: SSMClient;

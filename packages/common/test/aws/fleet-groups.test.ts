@@ -13,10 +13,8 @@ import type { JobRecord } from '../../src/job/model.js';
 import { emptyCounts } from '../../src/job/states.js';
 import { makeSpec } from '../contract/status.contract.js';
 import { uniqueJob } from '../contract/util.js';
-import { motoAvailable, motoClients, startMoto, warnSkipped, type Moto } from '../../../../test/support/moto.js';
+import { describeAws, motoClients, startMoto, type Moto } from '../../../../test/support/moto.js';
 
-const available = motoAvailable();
-if (!available) warnSkipped('packages/common/test/aws/fleet-groups.test.ts (Auto Scaling group settings on moto)');
 
 const TYPE = 't3.micro';
 
@@ -24,7 +22,7 @@ function jobRecord(name: string): JobRecord {
   return { ...makeSpec(name, 10), backend: 'aws', counts: emptyCounts(), cancelRequested: false, updatedAt: new Date().toISOString() };
 }
 
-(available ? describe : describe.skip)('AsgFleet group settings (moto)', () => {
+describeAws('AsgFleet group settings (moto)', () => {
   let moto: Moto;
   let clients: AwsClients;
   let fleet: AsgFleet;
