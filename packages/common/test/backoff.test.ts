@@ -1,0 +1,48 @@
+/** retryWithBackoff: bounded, only for the errors it is told to retry. */
+import { describe, expect, it } from 'vitest';
+import { backoffDelay, retryWithBackoff } from '../src/backoff.js';
+import { isProfileNotYetVisible, isTemplateNotYetVisible } from '../src/aws/fleet-health.js';
+
+const err = (name: string, message: string) => Object.assign(new Error(message), { name });
+
+describe('retryWithBackoff', () => {
+  it('retries a retryable error until it succeeds', async () => {
+    const waits: number[] = [];
+    let n = 0;
+    const out = await retryWithBackoff(async () => (++n < 3 ? Promise.reject(err('X', 'not yet')) : 'ok'), () => true, {
+      sleep: async (ms) => void waits.push(ms),
+    });
+    expect(out).toBe('ok');
+    expect(n).toBe(3);
+    expect(waits).toHaveLength(2);
+  });
+
+  it('stops after `tries` and throws the last error; never retries other errors', async () => {
+    let n = 0;
+    await expect(retryWithBackoff(async () => Promise.reject(err('X', `try ${++n}`)), () => true, { tries: 4, sleep: async () => {} })).rejects.toThrow('try 4');
+    n = 0;
+    await expect(retryWithBackoff(async () => Promise.reject(err('Y', `try ${++n}`)), (e) => (e as Error).name === 'X', { sleep: async () => {} })).rejects.toThrow('try 1');
+  });
+
+  it('doubles its pause up to the cap, jittered to 50-100 %', () => {
+    expect(backoffDelay(1, 1000, 8000, () => 1)).toBe(1000);
+    expect(backoffDelay(3, 1000, 8000, () => 1)).toBe(4000);
+    expect(backoffDelay(9, 1000, 8000, () => 1)).toBe(8000);
+    expect(backoffDelay(2, 1000, 8000, () => 0)).toBe(1000);
+  });
+});
+
+describe('eventual-consistency errors', () => {
+  it('a launch template that Auto Scaling does not see yet', () => {
+    expect(isTemplateNotYetVisible(err('ValidationError', 'The specified launch template, with template name gq-j-t3.micro, does not exist.'))).toBe(true);
+    expect(isTemplateNotYetVisible(err('ValidationError', 'Max bound, 3, must be greater than or equal to min bound, 4'))).toBe(false);
+    expect(isTemplateNotYetVisible(err('AccessDenied', 'launch template does not exist'))).toBe(false);
+  });
+
+  it('an instance profile that EC2 does not see yet', () => {
+    const m = 'You must use a valid fully-formed launch template. Value (gq-profile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name';
+    expect(isProfileNotYetVisible(err('ValidationError', m))).toBe(true);
+    expect(isProfileNotYetVisible(err('InvalidParameterValue', 'Invalid IamInstanceProfile: arn:aws:iam::1:instance-profile/x'))).toBe(true);
+    expect(isProfileNotYetVisible(err('ValidationError', 'You must use a valid fully-formed launch template. The architecture ...'))).toBe(false);
+  });
+});
