@@ -32,6 +32,9 @@ const SETTING_FLAGS = {
   region: { type: 'string', describe: 'AWS region (default: AWS_REGION / profile)' },
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
   spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
+  'launch-failures': { type: 'number', describe: 'AWS: --wait gives up after this many failed launches of a group (default 3)' },
+  'boot-timeout': { type: 'string', describe: 'AWS: an instance silent this long after launch failed its boot (default 15m)' },
+  'boot-failures': { type: 'number', describe: "AWS: after this many failed boots a type's group is set to 0 (default 3)" },
 } as const;
 
 function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
@@ -48,6 +51,9 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
     region: a.region,
     stack: a.stack,
     spot: a.spot,
+    launchFailures: a['launch-failures'],
+    bootTimeout: a['boot-timeout'],
+    bootFailures: a['boot-failures'],
   };
 }
 

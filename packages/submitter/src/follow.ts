@@ -1,9 +1,10 @@
 /** `--wait`: follow a job to its end with a progress bar; exit 1 if any task failed. */
 import cliProgress from 'cli-progress';
-import { sleep, UserError, type Backend, type JobRecord } from '@gq/common';
+import { sleep, UserError, type Backend, type FleetGroup, type JobRecord } from '@gq/common';
 import type { CommandContext } from './context.js';
 import { FAILED_TO_START, reconcile } from './workers.js';
 import { statusJson } from './commands/status.js';
+import { fleetReport, giveUpReason } from './fleet-report.js';
 
 export async function followJob(ctx: CommandContext, backend: Backend, name: string, o: { json?: boolean; pollMs?: number }): Promise<number> {
   const tty = process.stderr.isTTY && !o.json;
@@ -42,10 +43,17 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
     }
     if (Date.now() - lastReconcile > 3000) {
       lastReconcile = Date.now();
-      const { restarted, deadLettered } = await reconcile(ctx, backend, job);
+      // Launches AWS refuses and boot loops end the wait with AWS's reason instead of waiting for ever.
+      const report = await fleetReport(ctx, backend, job);
+      const giveUp = report && giveUpReason(job, report, ctx.config);
+      if (giveUp) {
+        bar?.stop();
+        throw giveUp;
+      }
+      const { restarted, deadLettered } = await reconcile(ctx, backend, job, report?.groups);
       if (restarted.length) ctx.log.info({ types: restarted }, 'restarted workers for pending tasks');
       if (deadLettered.length) ctx.io.err(`Task(s) ${deadLettered.join(', ')}: the queue gave up on their message (dead-letter queue); recorded as failed.`);
-      const stuck = await installStuck(backend, job);
+      const stuck = await installStuck(backend, job, report?.groups);
       if (stuck.length) {
         bar?.stop();
         const failed = (await backend.status.listInstances(name)).filter((i) => FAILED_TO_START.has(i.state));
@@ -65,11 +73,15 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
   }
 }
 
-/** Instance types whose workers all failed their install and none is left to run the queue. */
-async function installStuck(backend: Backend, job: JobRecord): Promise<string[]> {
+/**
+ * Instance types whose workers all failed their install and none is left to run the queue. A
+ * group still asking for instances is not stuck yet: a boot loop is the boot check's to stop.
+ */
+async function installStuck(backend: Backend, job: JobRecord, groups?: FleetGroup[]): Promise<string[]> {
   const instances = await backend.status.listInstances(job.name);
   const out: string[] = [];
   for (const type of Object.keys(job.instanceTypes)) {
+    if (backend.name === 'aws' && (groups?.find((g) => g.instanceType === type)?.desired ?? 0) > 0) continue;
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.length && mine.every((i) => FAILED_TO_START.has(i.state) || i.state === 'STOPPED') && mine.some((i) => FAILED_TO_START.has(i.state))) out.push(type);
   }

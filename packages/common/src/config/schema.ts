@@ -42,6 +42,12 @@ export const configShape = {
   ami: z.record(z.string(), z.string()).default({}),
   /** AWS: request Spot instances. */
   spot: z.boolean().default(false),
+  /** AWS: `--wait` gives up after this many failed launches of a group (scaling activities). */
+  launchFailures: intFromEnv(1, 100).default(3),
+  /** AWS: an instance that has not reported this long after its launch counts as a failed boot. */
+  bootTimeout: duration.default(900),
+  /** AWS: after this many failed boots of an instance type its group is set to 0. */
+  bootFailures: intFromEnv(1, 100).default(3),
 };
 
 export const configSchema = z.object(configShape).strict();
@@ -66,6 +72,9 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   maxInstances: { what: 'a whole number from 1 to 10000', example: '20' },
   ami: { what: 'an object from instance type (or "*") to AMI id or name pattern', example: '{"*": "ami-0123456789abcdef0"}' },
   spot: { what: 'true or false', example: 'true' },
+  launchFailures: { what: 'a whole number from 1 to 100', example: '3' },
+  bootTimeout: { what: 'a duration such as 10m, 15m or 30m', example: '15m' },
+  bootFailures: { what: 'a whole number from 1 to 100', example: '3' },
 };
 
 /** GQ_MAX_INSTANCES for maxInstances, etc. */

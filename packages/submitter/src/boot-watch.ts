@@ -1,0 +1,123 @@
+/**
+ * Boot loops: instances that launch but never report to gq.
+ *
+ * A worker's first act is to write its instance record (the agent), and a boot that fails in its
+ * UserData records BOOT_FAILED and leaves its group with the desired capacity decremented
+ * (userdata.ts). When neither can reach the status table (no route from the subnet to
+ * DynamoDB/S3, the role refused, Node not installable and curl too old, a hung boot), the
+ * instance powers off (or hangs) silently, Auto Scaling replaces it, and the account pays for an
+ * endless series of boots. The agents cannot see this (they never ran), so the gq commands that
+ * read the fleet do: `gq status` and `gq submit --wait` (every few seconds).
+ *
+ * An instance counts as a failed boot when EC2 knows it under the job's tag, gq has no record of
+ * it, and either it has already ended (not reclaimed as Spot) or it was launched more than
+ * `bootTimeout` ago. It is then recorded as BOOT_FAILED with the best reason gq has: its
+ * console output's "boot failed: ..." line (GetConsoleOutput, when allowed), else its last boot
+ * log line, else "no report within N minutes" / "ended without reporting" (with EC2's state
+ * reason). The records are the memory of the check (EC2 forgets terminated instances after about
+ * an hour) and what `gq status` shows; once a type has `bootFailures` of them (UserData reports
+ * included) its group is set to 0, and reconcile does not start it again (FAILED_TO_START).
+ * Writing a record only for instances without one, and setting 0 only when the group is above
+ * it, makes the check idempotent: any number of commands may run it at once or again.
+ */
+import { nowIso, type Backend, type FleetGroup, type InstanceRecord, type JobRecord, type LaunchedInstance, type Logger } from '@gq/common';
+
+export interface SilentBoot {
+  instance: LaunchedInstance;
+  /** ended: gone without a report; timeout: still there, silent past the boot deadline. */
+  why: 'ended' | 'timeout';
+}
+
+const ENDED = /^(shutting-down|terminated|stopping|stopped)$/;
+/** EC2 StateReason of a Spot reclaim: not a failed boot. */
+const SPOT_RECLAIM = /Spot/i;
+/** StateReasons that only say "someone shut it down", which the console output explains better. */
+const PLAIN_SHUTDOWN = /^Client\.(User|Instance)InitiatedShutdown/;
+
+/** The job's launched instances that never reported (pure). */
+export function silentBoots(launched: readonly LaunchedInstance[], records: readonly InstanceRecord[], now: number, timeoutMs: number): SilentBoot[] {
+  const known = new Set(records.map((r) => r.instance));
+  const out: SilentBoot[] = [];
+  for (const i of launched) {
+    if (known.has(i.id)) continue;
+    if (ENDED.test(i.state)) {
+      if (!SPOT_RECLAIM.test(i.stateReason ?? '')) out.push({ instance: i, why: 'ended' });
+    } else if (now - Date.parse(i.launchedAt) >= timeoutMs) {
+      out.push({ instance: i, why: 'timeout' });
+    }
+  }
+  return out;
+}
+
+const MAX_DETAIL = 400;
+const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim().slice(0, MAX_DETAIL);
+
+/** Why a silent boot failed, from what gq has (pure). */
+export function silentBootReason(s: SilentBoot, console: string | undefined, timeoutMs: number): string {
+  const lines = (console ?? '').split(/\r?\n/);
+  const failed = lines.filter((l) => /\bboot failed: /.test(l)).pop();
+  if (failed) return oneLine(failed.slice(failed.indexOf('boot failed: ')));
+  const last = lines.filter((l) => /\[gq-(userdata|boot)\b/.test(l)).pop();
+  const minutes = Math.round(timeoutMs / 60_000);
+  const base =
+    s.why === 'ended'
+      ? `ended without reporting to gq${s.instance.stateReason && !PLAIN_SHUTDOWN.test(s.instance.stateReason) ? ` (EC2: ${s.instance.stateReason})` : ''}`
+      : `no report within ${minutes} minute${minutes === 1 ? '' : 's'} of its launch`;
+  return oneLine(last ? `${base}; last boot log line: ${last.replace(/^.*?\[gq-(userdata|boot)[^\]]*\]\s*/, '')}` : base);
+}
+
+export interface BootCheck {
+  /** Instances of the type that failed their boot (BOOT_FAILED records, UserData reports included). */
+  failedBoots: number;
+  /** The newest failure's reason. */
+  reason?: string;
+  /** failedBoots reached the limit: the group is (now) at 0. */
+  stopped: boolean;
+}
+
+export interface BootCheckOptions {
+  bootTimeoutSeconds: number;
+  bootFailures: number;
+  log: Logger;
+  now?: number;
+}
+
+/** Record silent boots, and set the group of each type with too many failed boots to 0. */
+export async function checkBoots(
+  backend: Backend,
+  job: JobRecord,
+  groups: readonly FleetGroup[],
+  o: BootCheckOptions,
+): Promise<Record<string, BootCheck>> {
+  const timeoutMs = o.bootTimeoutSeconds * 1000;
+  let records = await backend.status.listInstances(job.name);
+  if (backend.fleet.launched && !job.cancelRequested) {
+    const silent = silentBoots(await backend.fleet.launched(job.name), records, o.now ?? Date.now(), timeoutMs);
+    for (const s of silent) {
+      const console = await backend.fleet.consoleOutput?.(s.instance.id).catch(() => undefined);
+      const rec: InstanceRecord = {
+        job: job.name,
+        instance: s.instance.id,
+        instanceType: s.instance.instanceType,
+        state: 'BOOT_FAILED',
+        heartbeatAt: nowIso(),
+        detail: silentBootReason(s, console, timeoutMs),
+      };
+      await backend.status.putInstance(rec);
+      o.log.warn({ job: job.name, instance: rec.instance, detail: rec.detail }, 'instance never reported: recorded as a failed boot');
+    }
+    if (silent.length) records = await backend.status.listInstances(job.name);
+  }
+  const out: Record<string, BootCheck> = {};
+  for (const type of Object.keys(job.instanceTypes)) {
+    const failed = records.filter((r) => r.instanceType === type && r.state === 'BOOT_FAILED').sort((a, b) => a.heartbeatAt.localeCompare(b.heartbeatAt));
+    const stopped = failed.length >= o.bootFailures;
+    out[type] = { failedBoots: failed.length, ...(failed.length ? { reason: failed[failed.length - 1]!.detail } : {}), stopped };
+    const group = groups.find((g) => g.instanceType === type);
+    if (stopped && !job.cancelRequested && group && group.desired > 0) {
+      await backend.fleet.ensureCapacity(job, type, 0);
+      o.log.warn({ job: job.name, type, failedBoots: failed.length }, 'too many failed boots: group set to 0');
+    }
+  }
+  return out;
+}
