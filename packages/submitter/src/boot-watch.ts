@@ -92,7 +92,11 @@ export async function checkBoots(
   const timeoutMs = o.bootTimeoutSeconds * 1000;
   let records = await backend.status.listInstances(job.name);
   if (backend.fleet.launched && !job.cancelRequested) {
-    const silent = silentBoots(await backend.fleet.launched(job.name), records, o.now ?? Date.now(), timeoutMs);
+    // A type already stopped is not looked at again: what ends now was ended by the stop itself.
+    const failedOf = (type: string) => records.filter((r) => r.instanceType === type && r.state === 'BOOT_FAILED').length;
+    const silent = silentBoots(await backend.fleet.launched(job.name), records, o.now ?? Date.now(), timeoutMs).filter(
+      (s) => failedOf(s.instance.instanceType) < o.bootFailures,
+    );
     for (const s of silent) {
       const console = await backend.fleet.consoleOutput?.(s.instance.id).catch(() => undefined);
       const rec: InstanceRecord = {
@@ -104,7 +108,7 @@ export async function checkBoots(
         detail: silentBootReason(s, console, timeoutMs),
       };
       await backend.status.putInstance(rec);
-      o.log.warn({ job: job.name, instance: rec.instance, detail: rec.detail }, 'instance never reported: recorded as a failed boot');
+      o.log.info({ job: job.name, instance: rec.instance, detail: rec.detail }, 'instance never reported: recorded as a failed boot');
     }
     if (silent.length) records = await backend.status.listInstances(job.name);
   }
@@ -112,11 +116,13 @@ export async function checkBoots(
   for (const type of Object.keys(job.instanceTypes)) {
     const failed = records.filter((r) => r.instanceType === type && r.state === 'BOOT_FAILED').sort((a, b) => a.heartbeatAt.localeCompare(b.heartbeatAt));
     const stopped = failed.length >= o.bootFailures;
-    out[type] = { failedBoots: failed.length, ...(failed.length ? { reason: failed[failed.length - 1]!.detail } : {}), stopped };
+    // The boot script's own words when some boot had them, else the newest reason.
+    const telling = failed.filter((r) => r.detail?.startsWith('boot failed: ')).pop() ?? failed[failed.length - 1];
+    out[type] = { failedBoots: failed.length, ...(telling?.detail ? { reason: telling.detail } : {}), stopped };
     const group = groups.find((g) => g.instanceType === type);
     if (stopped && !job.cancelRequested && group && group.desired > 0) {
       await backend.fleet.ensureCapacity(job, type, 0);
-      o.log.warn({ job: job.name, type, failedBoots: failed.length }, 'too many failed boots: group set to 0');
+      o.log.info({ job: job.name, type, failedBoots: failed.length }, 'too many failed boots: group set to 0');
     }
   }
   return out;
