@@ -1,7 +1,8 @@
 /** retryWithBackoff: bounded, only for the errors it is told to retry. */
 import { describe, expect, it } from 'vitest';
 import { backoffDelay, retryWithBackoff } from '../src/backoff.js';
-import { isProfileNotYetVisible, isTemplateNotYetVisible } from '../src/aws/fleet-health.js';
+import { explainRefusedGroup, isProfileNotYetVisible, isTemplateNotYetVisible } from '../src/aws/fleet-health.js';
+import { UserError } from '../src/errors.js';
 
 const err = (name: string, message: string) => Object.assign(new Error(message), { name });
 
@@ -44,5 +45,23 @@ describe('eventual-consistency errors', () => {
     expect(isProfileNotYetVisible(err('ValidationError', m))).toBe(true);
     expect(isProfileNotYetVisible(err('InvalidParameterValue', 'Invalid IamInstanceProfile: arn:aws:iam::1:instance-profile/x'))).toBe(true);
     expect(isProfileNotYetVisible(err('ValidationError', 'You must use a valid fully-formed launch template. The architecture ...'))).toBe(false);
+  });
+});
+
+describe('explainRefusedGroup', () => {
+  it('turns a CreateAutoScalingGroup ValidationError of a known cause into a UserError with advice', () => {
+    const m =
+      "You must use a valid fully-formed launch template. The architecture 'arm64' of the specified instance type does not match the architecture 'x86_64' of the specified AMI.";
+    const e = explainRefusedGroup(err('ValidationError', m), 'm7g.large');
+    expect(e).toBeInstanceOf(UserError);
+    expect((e as UserError).message).toBe(`AWS refused the Auto Scaling group for m7g.large: ${m}`);
+    expect((e as UserError).hint).toMatch(/architecture/);
+  });
+
+  it('leaves anything else as it is', () => {
+    const other = err('ValidationError', 'Max bound, 3, must be greater than or equal to min bound, 4');
+    expect(explainRefusedGroup(other, 't3.micro')).toBe(other);
+    const denied = err('AccessDenied', 'In order to use this AWS Marketplace product you need to accept terms and subscribe.');
+    expect(explainRefusedGroup(denied, 't3.micro')).toBe(denied);
   });
 });
