@@ -69,6 +69,8 @@ const reasonOf = (m: string) => m.replace(/\s*Launching EC2 instance failed\.?$/
   const refusals = new Map<string, () => ActivityXml[]>();
   /** Whether the instances' own calls are refused (the boot-loop test). */
   let instancesCutOff = false;
+  /** Group name → errors to answer its next CreateAutoScalingGroup calls with (eventual consistency). */
+  const notYet = new Map<string, string[]>();
 
   beforeAll(async () => {
     proxy = await startFaultProxy();
@@ -90,6 +92,8 @@ const reasonOf = (m: string) => m.replace(/\s*Launching EC2 instance failed\.?$/
         }
         if (r.service !== 'autoscaling' && r.service !== 'ec2') return undefined;
         const q = queryParams(r.body);
+        const pending = q.Action === 'CreateAutoScalingGroup' ? notYet.get(q.AutoScalingGroupName ?? '') : undefined;
+        if (pending?.length) return serviceError('autoscaling', 400, 'ValidationError', pending.shift()!);
         if (q.Action === 'DescribeScalingActivities') {
           const activities = refusals.get(q.AutoScalingGroupName ?? '');
           return activities ? scalingActivitiesXml(activities()) : undefined;
@@ -148,6 +152,34 @@ const reasonOf = (m: string) => m.replace(/\s*Launching EC2 instance failed\.?$/
     expect(st.instanceTypes[TYPE].launchProblem).toMatchObject({ cause: 'instance-profile', failedLaunches: 4, transient: true });
     const text = await gq(['status', s.job], h.env);
     expect(text.stdout).toContain('(usually clears by itself)');
+  });
+
+  it('an instance that stays silent past --boot-timeout is a failed boot', async () => {
+    // The "lf-" instances that moto starts never boot (the runtime runs only "bl-" groups).
+    const s = awsScenario(h, 'lf-silent');
+    const env = { ...h.env, GQ_BOOT_TIMEOUT: '3s', GQ_BOOT_FAILURES: '1' };
+    const r = await gq(['submit', jobFile(s, [task(s, 1)]), '--code', s.code, '--name', s.job, '--wait'], env, { timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`gq: Instances of ${TYPE} launched but never got to work: 1 failed boot(s); its group is set to 0`);
+    expect(r.stderr).toContain('last: no report within 3 seconds of its launch');
+    const g = await h.backend.clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName(s.job, TYPE)] }));
+    expect(g.AutoScalingGroups![0]!.DesiredCapacity).toBe(0);
+  });
+
+  it('a launch template or instance profile not yet visible to Auto Scaling: group creation is retried', async () => {
+    const s = awsScenario(h, 'lf-not-yet');
+    const group = groupName(s.job, TYPE);
+    notYet.set(group, [
+      `The specified launch template, with template name ${group}, does not exist.`,
+      'You must use a valid fully-formed launch template. Value (gq-InstanceProfile-1A2B3C) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name',
+    ]);
+    const before = proxy.stats().answered.autoscaling ?? 0;
+    const r = await submit(s, jobFile(s, [task(s, 1)]), []);
+    expect(r.code, r.stderr).toBe(0);
+    expect(notYet.get(group)).toEqual([]); // both refusals were answered, then moto created it
+    expect((proxy.stats().answered.autoscaling ?? 0) - before).toBeGreaterThanOrEqual(2);
+    const g = await h.backend.clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }));
+    expect(g.AutoScalingGroups).toHaveLength(1);
   });
 
   it('a boot loop (UserData fails and cannot report) is stopped after 3 boots: group at 0, reason shown', async () => {

@@ -50,6 +50,12 @@ export function silentBoots(launched: readonly LaunchedInstance[], records: read
 }
 
 const MAX_DETAIL = 400;
+
+/** "15 minutes", "1 minute", "40 seconds". */
+function span(ms: number): string {
+  const [n, unit] = ms >= 60_000 ? [Math.round(ms / 60_000), 'minute'] : [Math.round(ms / 1000), 'second'];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
 const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim().slice(0, MAX_DETAIL);
 
 /** Why a silent boot failed, from what gq has (pure). */
@@ -58,11 +64,10 @@ export function silentBootReason(s: SilentBoot, console: string | undefined, tim
   const failed = lines.filter((l) => /\bboot failed: /.test(l)).pop();
   if (failed) return oneLine(failed.slice(failed.indexOf('boot failed: ')));
   const last = lines.filter((l) => /\[gq-(userdata|boot)\b/.test(l)).pop();
-  const minutes = Math.round(timeoutMs / 60_000);
   const base =
     s.why === 'ended'
       ? `ended without reporting to gq${s.instance.stateReason && !PLAIN_SHUTDOWN.test(s.instance.stateReason) ? ` (EC2: ${s.instance.stateReason})` : ''}`
-      : `no report within ${minutes} minute${minutes === 1 ? '' : 's'} of its launch`;
+      : `no report within ${span(timeoutMs)} of its launch`;
   return oneLine(last ? `${base}; last boot log line: ${last.replace(/^.*?\[gq-(userdata|boot)[^\]]*\]\s*/, '')}` : base);
 }
 

@@ -49,6 +49,7 @@ describe('silentBootReason', () => {
     );
     expect(silentBootReason(ended, undefined, TIMEOUT)).toBe('ended without reporting to gq');
     expect(silentBootReason({ instance: inst('i-3', 'running', 20), why: 'timeout' }, '', TIMEOUT)).toBe('no report within 15 minutes of its launch');
+    expect(silentBootReason({ instance: inst('i-3', 'running', 20), why: 'timeout' }, '', 40_000)).toBe('no report within 40 seconds of its launch');
   });
 });
 
