@@ -75,13 +75,16 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
 
 /**
  * Instance types whose workers all failed their install and none is left to run the queue. A
- * group still asking for instances is not stuck yet: a boot loop is the boot check's to stop.
+ * group that still boots an instance without a record is not stuck yet: whether that one works
+ * is for its own report, or the boot check (boot-watch.ts), to say.
  */
 async function installStuck(backend: Backend, job: JobRecord, groups?: FleetGroup[]): Promise<string[]> {
   const instances = await backend.status.listInstances(job.name);
+  const recorded = new Set(instances.map((i) => i.instance));
   const out: string[] = [];
   for (const type of Object.keys(job.instanceTypes)) {
-    if (backend.name === 'aws' && (groups?.find((g) => g.instanceType === type)?.desired ?? 0) > 0) continue;
+    const group = groups?.find((g) => g.instanceType === type);
+    if (group?.instances.some((i) => !recorded.has(i.id) && !/^Terminat/.test(i.state))) continue;
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.length && mine.every((i) => FAILED_TO_START.has(i.state) || i.state === 'STOPPED') && mine.some((i) => FAILED_TO_START.has(i.state))) out.push(type);
   }
