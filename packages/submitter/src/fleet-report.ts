@@ -11,6 +11,8 @@ import { checkBoots, type BootCheck } from './boot-watch.js';
 
 export interface TypeReport extends BootCheck {
   launchProblem?: LaunchProblem;
+  /** Instances that Auto Scaling holds unhealthy (it replaces them). */
+  unhealthy: number;
 }
 
 export interface FleetReport {
@@ -30,8 +32,10 @@ export async function fleetReport(ctx: CommandContext, backend: Backend, job: Jo
   });
   const types: Record<string, TypeReport> = {};
   for (const type of Object.keys(job.instanceTypes)) {
-    const problem = groups.find((g) => g.instanceType === type)?.launchProblem;
-    types[type] = { ...boots[type]!, ...(problem ? { launchProblem: problem } : {}) };
+    const group = groups.find((g) => g.instanceType === type);
+    const problem = group?.launchProblem;
+    const unhealthy = group?.instances.filter((i) => !i.healthy).length ?? 0;
+    types[type] = { ...boots[type]!, unhealthy, ...(problem ? { launchProblem: problem } : {}) };
   }
   return { groups, types };
 }
@@ -67,6 +71,7 @@ export function giveUpReason(job: JobRecord, report: FleetReport, limits: { laun
 export interface TypeFleetJson {
   launchProblem?: LaunchProblem;
   boot?: { failed: number; limit: number; stopped: boolean; reason?: string };
+  unhealthyInstances?: number;
 }
 
 export function typeFleetJson(r: TypeReport | undefined, limits: { bootFailures: number }): TypeFleetJson {
@@ -74,6 +79,7 @@ export function typeFleetJson(r: TypeReport | undefined, limits: { bootFailures:
   return {
     ...(r.launchProblem ? { launchProblem: r.launchProblem } : {}),
     ...(r.failedBoots > 0 ? { boot: { failed: r.failedBoots, limit: limits.bootFailures, stopped: r.stopped, ...(r.reason ? { reason: r.reason } : {}) } } : {}),
+    ...(r.unhealthy > 0 ? { unhealthyInstances: r.unhealthy } : {}),
   };
 }
 
@@ -92,5 +98,6 @@ export function reportLines(r: TypeFleetJson): string[] {
   } else if (b) {
     lines.push(`      ${b.failed} failed boot(s) (the group is set to 0 after ${b.limit}): ${b.reason ?? 'no reason recorded'}`);
   }
+  if (r.unhealthyInstances) lines.push(`      ${r.unhealthyInstances} instance(s) unhealthy (Auto Scaling replaces them)`);
   return lines;
 }

@@ -63,7 +63,7 @@ describe('giveUpReason', () => {
     since: minAgo(sinceMinAgo),
     transient,
   });
-  const report = (t: FleetReport['types'][string]): FleetReport => ({ groups: [], types: { 't3.micro': t } });
+  const report = (t: Omit<FleetReport['types'][string], 'unhealthy'>): FleetReport => ({ groups: [], types: { 't3.micro': { unhealthy: 0, ...t } } });
   const limits = { launchFailures: 3, bootFailures: 3 };
 
   it('gives up after the configured number of failed launches, with AWS reason and advice', () => {
@@ -85,12 +85,13 @@ describe('giveUpReason', () => {
   });
 
   it('status lines and JSON carry the same fields', () => {
-    const j = typeFleetJson({ failedBoots: 1, stopped: false, reason: 'r', launchProblem: problem(2) }, { bootFailures: 3 });
-    expect(j).toEqual({ launchProblem: problem(2), boot: { failed: 1, limit: 3, stopped: false, reason: 'r' } });
+    const j = typeFleetJson({ failedBoots: 1, stopped: false, reason: 'r', launchProblem: problem(2), unhealthy: 1 }, { bootFailures: 3 });
+    expect(j).toEqual({ launchProblem: problem(2), boot: { failed: 1, limit: 3, stopped: false, reason: 'r' }, unhealthyInstances: 1 });
     const lines = reportLines(j);
     expect(lines[0]).toBe('      not starting: You have requested more vCPU capacity than your current vCPU limit of 32 allows');
     expect(lines.join('\n')).toMatch(/what to do: Ask for more\./);
     expect(lines.join('\n')).toMatch(/1 failed boot\(s\) \(the group is set to 0 after 3\): r/);
+    expect(lines[lines.length - 1]).toBe('      1 instance(s) unhealthy (Auto Scaling replaces them)');
     expect(typeFleetJson(undefined, { bootFailures: 3 })).toEqual({});
   });
 });
