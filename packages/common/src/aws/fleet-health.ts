@@ -21,6 +21,18 @@ function messageOf(err: unknown): string {
   return typeof err === 'object' && err !== null ? String((err as { message?: unknown }).message ?? '') : '';
 }
 
+/** The caller may not make the call (its IAM policy): what the call would tell is then unknown, not an error of gq. */
+const DENIED = new Set(['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException']);
+
+async function unlessDenied<T>(fn: () => Promise<T>, otherwise: T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (DENIED.has(codeOf(err))) return otherwise;
+    throw err;
+  }
+}
+
 /**
  * Pages of activities read at most per group. DescribeScalingActivities returns at most 100 per
  * call ("MaxRecords: The default value is 100 and the maximum value is 100"), newest first, and
@@ -30,8 +42,15 @@ function messageOf(err: unknown): string {
 const MAX_ACTIVITY_PAGES = 3;
 const MAX_RECORDS = 100;
 
-/** The group's activities since (and including) its last successful launch, newest first. */
+/**
+ * The group's activities since (and including) its last successful launch, newest first; none
+ * when the caller may not read them (autoscaling:DescribeScalingActivities denied).
+ */
 export async function recentActivities(autoscaling: AutoScalingClient, group: string): Promise<ScalingActivity[]> {
+  return unlessDenied(() => readActivities(autoscaling, group), []);
+}
+
+async function readActivities(autoscaling: AutoScalingClient, group: string): Promise<ScalingActivity[]> {
   const out: ScalingActivity[] = [];
   let token: string | undefined;
   for (let page = 0; page < MAX_ACTIVITY_PAGES; page++) {
@@ -60,9 +79,14 @@ const INSTANCES_PAGE = 1000;
 
 /**
  * Every instance EC2 knows with the job's tag (set by the launch template and the group), any
- * state: terminated ones stay visible for about an hour after they end.
+ * state: terminated ones stay visible for about an hour after they end. None when the caller may
+ * not list them (ec2:DescribeInstances denied): the boot check then relies on the records alone.
  */
 export async function jobInstances(ec2: EC2Client, job: string): Promise<LaunchedInstance[]> {
+  return unlessDenied(() => readJobInstances(ec2, job), []);
+}
+
+async function readJobInstances(ec2: EC2Client, job: string): Promise<LaunchedInstance[]> {
   const out: LaunchedInstance[] = [];
   let token: string | undefined;
   do {

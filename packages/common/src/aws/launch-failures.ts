@@ -14,8 +14,9 @@
  * "Troubleshoot Amazon EC2 Auto Scaling: EC2 instance launch failures"
  * (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ts-as-instancelaunchfailure.html) and the
  * EC2 error codes page (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html),
- * as users report them verbatim (quoted in test/launch-failures... and the unit tests). Anything
- * not recognised is reported with AWS's own words and the generic advice.
+ * as users report them verbatim (collected, with where each was quoted, in
+ * packages/common/test/fixtures/launch-messages.ts, which the unit tests and the moto tests use).
+ * Anything not recognised is reported with AWS's own words and the generic advice.
  */
 import type { LaunchProblem } from '../ports.js';
 
