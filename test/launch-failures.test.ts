@@ -117,7 +117,7 @@ const reasonOf = (m: string) => m.replace(/\s*Launching EC2 instance failed\.?$/
       const ago = m.cause === 'instance-profile' ? [11, 12, 13] : [1, 2, 3];
       refusals.set(groupName(s.job, TYPE), () => failedActivities(groupName(s.job, TYPE), m.message, ago));
       const t0 = Date.now();
-      const r = await submit(s, jobFile(s, [task(s, 1)]), ['--wait'], 60_000);
+      const r = await submit(s, jobFile(s, [task(s, 1)]), ['--wait', '--json'], 60_000);
       const ms = Date.now() - t0;
       console.log(`${m.cause}: submit --wait ended with ${r.code} after ${ms} ms`);
       expect(r.code, r.stderr).toBe(1);
@@ -134,6 +134,9 @@ const reasonOf = (m: string) => m.replace(/\s*Launching EC2 instance failed\.?$/
         transient: m.cause === 'instance-profile',
       });
       expect(st.instanceTypes[TYPE].launchProblem.advice.length).toBeGreaterThan(40);
+      // --wait --json printed the same status before it gave up.
+      // (The proxy dates its activities from the time of each request: `since` moves on.)
+      expect(JSON.parse(r.stdout).instanceTypes[TYPE].launchProblem).toEqual({ ...st.instanceTypes[TYPE].launchProblem, since: expect.any(String) });
       const text = await gq(['status', s.job], h.env);
       expect(text.code, text.stderr).toBe(0);
       expect(text.stdout).toContain(`      not starting: ${reasonOf(m.message)}`);

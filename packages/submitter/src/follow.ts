@@ -48,6 +48,7 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
       const giveUp = report && giveUpReason(job, report, ctx.config);
       if (giveUp) {
         bar?.stop();
+        if (o.json) ctx.io.out(JSON.stringify(await statusJson(backend, job, false, { report, bootFailures: ctx.config.bootFailures })));
         throw giveUp;
       }
       const { restarted, deadLettered } = await reconcile(ctx, backend, job, report?.groups);
