@@ -34,12 +34,26 @@ const SPOT_RECLAIM = /Spot/i;
 /** StateReasons that only say "someone shut it down", which the console output explains better. */
 const PLAIN_SHUTDOWN = /^Client\.(User|Instance)InitiatedShutdown/;
 
-/** The job's launched instances that never reported (pure). */
-export function silentBoots(launched: readonly LaunchedInstance[], records: readonly InstanceRecord[], now: number, timeoutMs: number): SilentBoot[] {
+/** Clock skew allowed between this machine (the job's createdAt) and EC2 (launch times). */
+const SKEW_MS = 60_000;
+
+/**
+ * The job's launched instances that never reported (pure). Only instances launched after the job
+ * was created count: EC2 still shows, for about an hour, the instances of an earlier job of the
+ * same name (cleaned with --purge and submitted again), whose records are gone.
+ */
+export function silentBoots(
+  launched: readonly LaunchedInstance[],
+  records: readonly InstanceRecord[],
+  now: number,
+  timeoutMs: number,
+  jobCreatedAt?: string,
+): SilentBoot[] {
   const known = new Set(records.map((r) => r.instance));
+  const since = jobCreatedAt ? Date.parse(jobCreatedAt) - SKEW_MS : -Infinity;
   const out: SilentBoot[] = [];
   for (const i of launched) {
-    if (known.has(i.id)) continue;
+    if (known.has(i.id) || Date.parse(i.launchedAt) < since) continue;
     if (ENDED.test(i.state)) {
       if (!SPOT_RECLAIM.test(i.stateReason ?? '')) out.push({ instance: i, why: 'ended' });
     } else if (now - Date.parse(i.launchedAt) >= timeoutMs) {
@@ -99,7 +113,7 @@ export async function checkBoots(
   if (backend.fleet.launched && !job.cancelRequested) {
     // A type already stopped is not looked at again: what ends now was ended by the stop itself.
     const failedOf = (type: string) => records.filter((r) => r.instanceType === type && r.state === 'BOOT_FAILED').length;
-    const silent = silentBoots(await backend.fleet.launched(job.name), records, o.now ?? Date.now(), timeoutMs).filter(
+    const silent = silentBoots(await backend.fleet.launched(job.name), records, o.now ?? Date.now(), timeoutMs, job.createdAt).filter(
       (s) => failedOf(s.instance.instanceType) < o.bootFailures,
     );
     for (const s of silent) {

@@ -32,6 +32,11 @@ describe('silentBoots', () => {
       ['i-ended', 'ended'],
     ]);
   });
+
+  it("ignores instances launched before the job was created (an earlier job's of the same name)", () => {
+    const launched = [inst('i-old', 'terminated', 90), inst('i-new', 'terminated', 3)];
+    expect(silentBoots(launched, [], NOW, TIMEOUT, minAgo(10)).map((s) => s.instance.id)).toEqual(['i-new']);
+  });
 });
 
 describe('silentBootReason', () => {
