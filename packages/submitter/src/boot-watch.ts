@@ -16,11 +16,13 @@
  * log line, else "no report within N minutes" / "ended without reporting" (with EC2's state
  * reason). The records are the memory of the check (EC2 forgets terminated instances after about
  * an hour) and what `gq status` shows; once a type has `bootFailures` of them (UserData reports
- * included) its group is set to 0, and reconcile does not start it again (FAILED_TO_START).
+ * included) since it last had a working instance (countedBootFailures: a few flaky boots in a
+ * long job whose other workers work do not stop it), its group is set to 0, and reconcile does
+ * not start it again (FAILED_TO_START).
  * Writing a record only for instances without one, and setting 0 only when the group is above
  * it, makes the check idempotent: any number of commands may run it at once or again.
  */
-import { nowIso, type Backend, type FleetGroup, type InstanceRecord, type JobRecord, type LaunchedInstance, type Logger } from '@gq/common';
+import { type Backend, type FleetGroup, type InstanceRecord, type JobRecord, type LaunchedInstance, type Logger } from '@gq/common';
 
 export interface SilentBoot {
   instance: LaunchedInstance;
@@ -85,8 +87,23 @@ export function silentBootReason(s: SilentBoot, console: string | undefined, tim
   return oneLine(last ? `${base}; last boot log line: ${last.replace(/^.*?\[gq-(userdata|boot)[^\]]*\]\s*/, '')}` : base);
 }
 
+/** Records of workers that got to work at some point (their heartbeat is their last sign of life). */
+const FAILED_STATES = new Set(['BOOT_FAILED', 'INSTALL_FAILED']);
+
+/**
+ * The type's failed boots that count (pure): BOOT_FAILED records newer than the last sign of life
+ * of any of its workers that did get to work, oldest first. A BOOT_FAILED record's heartbeatAt
+ * is when the boot failed (the UserData's report) or when the instance was launched (the check's
+ * own records).
+ */
+export function countedBootFailures(records: readonly InstanceRecord[], type: string): InstanceRecord[] {
+  const mine = records.filter((r) => r.instanceType === type);
+  const lastAlive = mine.filter((r) => !FAILED_STATES.has(r.state)).reduce((m, r) => (r.heartbeatAt > m ? r.heartbeatAt : m), '');
+  return mine.filter((r) => r.state === 'BOOT_FAILED' && r.heartbeatAt > lastAlive).sort((a, b) => a.heartbeatAt.localeCompare(b.heartbeatAt));
+}
+
 export interface BootCheck {
-  /** Instances of the type that failed their boot (BOOT_FAILED records, UserData reports included). */
+  /** Failed boots of the type since it last had a working instance (countedBootFailures). */
   failedBoots: number;
   /** The newest failure's reason. */
   reason?: string;
@@ -112,7 +129,7 @@ export async function checkBoots(
   let records = await backend.status.listInstances(job.name);
   if (backend.fleet.launched && !job.cancelRequested) {
     // A type already stopped is not looked at again: what ends now was ended by the stop itself.
-    const failedOf = (type: string) => records.filter((r) => r.instanceType === type && r.state === 'BOOT_FAILED').length;
+    const failedOf = (type: string) => countedBootFailures(records, type).length;
     const silent = silentBoots(await backend.fleet.launched(job.name), records, o.now ?? Date.now(), timeoutMs, job.createdAt).filter(
       (s) => failedOf(s.instance.instanceType) < o.bootFailures,
     );
@@ -123,7 +140,8 @@ export async function checkBoots(
         instance: s.instance.id,
         instanceType: s.instance.instanceType,
         state: 'BOOT_FAILED',
-        heartbeatAt: nowIso(),
+        // When it booted, so that it is ordered against the workers that did work (countedBootFailures).
+        heartbeatAt: s.instance.launchedAt,
         detail: silentBootReason(s, console, timeoutMs),
       };
       await backend.status.putInstance(rec);
@@ -133,7 +151,7 @@ export async function checkBoots(
   }
   const out: Record<string, BootCheck> = {};
   for (const type of Object.keys(job.instanceTypes)) {
-    const failed = records.filter((r) => r.instanceType === type && r.state === 'BOOT_FAILED').sort((a, b) => a.heartbeatAt.localeCompare(b.heartbeatAt));
+    const failed = countedBootFailures(records, type);
     const stopped = failed.length >= o.bootFailures;
     // The boot script's own words when some boot had them, else the newest reason.
     const telling = failed.filter((r) => r.detail?.startsWith('boot failed: ')).pop() ?? failed[failed.length - 1];

@@ -1,7 +1,7 @@
 /** Boot-loop detection and giving up on launches (pure parts of boot-watch.ts and fleet-report.ts). */
 import { describe, expect, it } from 'vitest';
 import type { InstanceRecord, JobRecord, LaunchedInstance } from '@gq/common';
-import { silentBootReason, silentBoots } from '../src/boot-watch.js';
+import { countedBootFailures, silentBootReason, silentBoots } from '../src/boot-watch.js';
 import { giveUpReason, reportLines, typeFleetJson, type FleetReport } from '../src/fleet-report.js';
 
 const NOW = Date.parse('2026-12-01T09:00:00Z');
@@ -36,6 +36,25 @@ describe('silentBoots', () => {
   it("ignores instances launched before the job was created (an earlier job's of the same name)", () => {
     const launched = [inst('i-old', 'terminated', 90), inst('i-new', 'terminated', 3)];
     expect(silentBoots(launched, [], NOW, TIMEOUT, minAgo(10)).map((s) => s.instance.id)).toEqual(['i-new']);
+  });
+});
+
+describe('countedBootFailures', () => {
+  const at = (r: InstanceRecord, minutes: number): InstanceRecord => ({ ...r, heartbeatAt: minAgo(minutes) });
+  it('counts the failed boots since the type last had a working instance', () => {
+    const records = [
+      at(rec('i-flaky', 'BOOT_FAILED'), 50),
+      at(rec('i-worked', 'STOPPED'), 40),
+      at(rec('i-f1', 'BOOT_FAILED'), 30),
+      at(rec('i-f2', 'BOOT_FAILED'), 20),
+      at(rec('i-install', 'INSTALL_FAILED'), 10),
+      { ...at(rec('i-other-type', 'BUSY'), 1), instanceType: 'c5.large' },
+    ];
+    expect(countedBootFailures(records, 't3.micro').map((r) => r.instance)).toEqual(['i-f1', 'i-f2']);
+  });
+  it('a worker alive now resets the count; nothing worked yet: all count', () => {
+    expect(countedBootFailures([at(rec('i-f1', 'BOOT_FAILED'), 5), at(rec('i-busy', 'BUSY'), 0)], 't3.micro')).toEqual([]);
+    expect(countedBootFailures([at(rec('i-f1', 'BOOT_FAILED'), 5), at(rec('i-f2', 'BOOT_FAILED'), 4)], 't3.micro')).toHaveLength(2);
   });
 });
 
