@@ -53,6 +53,14 @@
  * ['SendMessageBatch'] }`). A request whose client went away meanwhile is not forwarded.
  * Operations are known for the JSON protocols only (SQS, DynamoDB: the `X-Amz-Target` header);
  * `stats().operations` counts the forwarded requests by "service.Operation".
+ *
+ * answer(): answers that moto cannot give, in AWS's own shape. For requests of the named
+ * services the proxy reads the whole body first (query-protocol services such as Auto Scaling and
+ * EC2 name the operation and its parameters there: `Action=DescribeScalingActivities&...`), hands
+ * the request to the rule, and sends the rule's answer instead of moto's, or forwards the request
+ * unchanged when the rule returns undefined. `stats().answered` counts them by service.
+ * queryParams() parses such a body; scalingActivitiesXml() and consoleOutputXml() build the
+ * documented responses (see each).
  */
 import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -90,6 +98,8 @@ export interface FaultProxyStats {
   upstreamErrors: Record<string, number>;
   /** Forwarded requests by "service.Operation" (JSON-protocol services only). */
   operations: Record<string, number>;
+  /** Requests answered by an answer() rule, by service. */
+  answered: Record<string, number>;
 }
 
 export interface DelayOptions {
@@ -98,6 +108,30 @@ export interface DelayOptions {
   services?: readonly Service[];
   /** Operations (X-Amz-Target's part after the dot, e.g. SendMessageBatch) whose requests are held. */
   operations?: readonly string[];
+}
+
+/** A request as answer() rules see it. */
+export interface AnsweredRequest {
+  service: Service;
+  /** Access key id of the signature (each test instance has its own; the CLI uses `testing`). */
+  client: string;
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/** An answer for the client, in place of moto's. */
+export interface CannedAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface AnswerRule {
+  /** Services whose requests are read whole and handed to `answer` (others pass untouched). */
+  services: readonly Service[];
+  answer(req: AnsweredRequest): CannedAnswer | undefined;
 }
 
 export interface FaultProxy {
@@ -111,6 +145,8 @@ export interface FaultProxy {
   up(): Promise<void>;
   throttle(opts: ThrottleOptions | undefined): void;
   delay(opts: DelayOptions | undefined): void;
+  /** Answer some requests instead of moto (undefined: stop). */
+  answer(rule: AnswerRule | undefined): void;
   /** A copy of the counters. */
   stats(): FaultProxyStats;
   resetStats(): void;
@@ -234,6 +270,97 @@ function emptyStats(): FaultProxyStats {
     throttledByClient: {},
     upstreamErrors: {},
     operations: {},
+    answered: {},
+  };
+}
+
+/** The parameters of a query-protocol body (Auto Scaling, EC2): `Action=...&InstanceId=...`. */
+export function queryParams(body: string): Record<string, string> {
+  return Object.fromEntries(new URLSearchParams(body));
+}
+
+const xmlEscape = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** One scaling activity of DescribeScalingActivities (the API's Activity type). */
+export interface ActivityXml {
+  ActivityId: string;
+  AutoScalingGroupName: string;
+  Description: string;
+  Cause: string;
+  StartTime: Date;
+  EndTime?: Date;
+  StatusCode: 'Successful' | 'Failed' | 'Cancelled' | 'InProgress';
+  StatusMessage?: string;
+  Progress: number;
+  Details?: string;
+}
+
+/**
+ * A DescribeScalingActivities answer as the Auto Scaling query API sends it: the
+ * DescribeScalingActivitiesResponse / DescribeScalingActivitiesResult / Activities / member
+ * elements, with a ResponseMetadata RequestId
+ * (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html,
+ * "Examples"; Activity fields from API_Activity.html).
+ */
+export function scalingActivitiesXml(activities: readonly ActivityXml[]): CannedAnswer {
+  const el = (k: string, v: string | number | Date | undefined) =>
+    v === undefined ? '' : `<${k}>${xmlEscape(v instanceof Date ? v.toISOString() : String(v))}</${k}>`;
+  const members = activities
+    .map(
+      (a) =>
+        `<member>${el('ActivityId', a.ActivityId)}${el('AutoScalingGroupName', a.AutoScalingGroupName)}${el('Description', a.Description)}` +
+        `${el('Cause', a.Cause)}${el('StartTime', a.StartTime)}${el('EndTime', a.EndTime)}${el('StatusCode', a.StatusCode)}` +
+        `${el('StatusMessage', a.StatusMessage)}${el('Progress', a.Progress)}${el('Details', a.Details)}</member>`,
+    )
+    .join('');
+  return {
+    status: 200,
+    headers: { 'content-type': 'text/xml' },
+    body:
+      `<?xml version="1.0" encoding="UTF-8"?><DescribeScalingActivitiesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">` +
+      `<DescribeScalingActivitiesResult><Activities>${members}</Activities></DescribeScalingActivitiesResult>` +
+      `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeScalingActivitiesResponse>`,
+  };
+}
+
+/**
+ * A GetConsoleOutput answer as EC2 sends it: instanceId, timestamp and the base64 output
+ * (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html, "Examples").
+ */
+export function consoleOutputXml(instanceId: string, output: string): CannedAnswer {
+  return {
+    status: 200,
+    headers: { 'content-type': 'text/xml;charset=UTF-8' },
+    body:
+      `<?xml version="1.0" encoding="UTF-8"?><GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">` +
+      `<requestId>${randomUUID()}</requestId><instanceId>${xmlEscape(instanceId)}</instanceId>` +
+      `<timestamp>${new Date().toISOString()}</timestamp><output>${Buffer.from(output, 'utf8').toString('base64')}</output></GetConsoleOutputResponse>`,
+  };
+}
+
+/** An error answer in the service's own protocol (S3 XML, DynamoDB JSON 1.0, query-protocol XML). */
+export function serviceError(service: Service, status: number, code: string, message: string): CannedAnswer {
+  const requestId = randomUUID();
+  if (service === 'dynamodb') {
+    return {
+      status,
+      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': requestId },
+      body: JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${code}`, message }),
+    };
+  }
+  if (service === 's3') {
+    return {
+      status,
+      headers: { 'content-type': 'application/xml', 'x-amz-request-id': requestId },
+      body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message><RequestId>${requestId}</RequestId></Error>`,
+    };
+  }
+  return {
+    status,
+    headers: { 'content-type': 'text/xml', 'x-amzn-requestid': requestId },
+    body:
+      `<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code>` +
+      `<Message>${xmlEscape(message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
   };
 }
 
@@ -254,6 +381,7 @@ export async function startFaultProxy(upstream?: string): Promise<FaultProxy> {
   let throttling: { fraction: number; services: Set<string>; next: () => number; left: number } | undefined;
   let port = 0;
   let delaying: DelayOptions | undefined;
+  let answering: AnswerRule | undefined;
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const { service, client } = serviceOf(req);
@@ -279,6 +407,25 @@ export async function startFaultProxy(upstream?: string): Promise<FaultProxy> {
         return;
       }
     }
+    const rule = answering;
+    if (rule && rule.services.includes(service)) {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        let canned: CannedAnswer | undefined;
+        try {
+          canned = rule.answer({ service, client, method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: body.toString('utf8') });
+        } catch (e) {
+          canned = { status: 500, headers: { 'content-type': 'text/plain' }, body: `fault proxy: answer rule failed: ${(e as Error).message}` };
+        }
+        if (!canned) return forward(req, res, service, operationOf(req), body);
+        bump(stats.answered, service);
+        res.writeHead(canned.status, { ...canned.headers, 'content-length': String(Buffer.byteLength(canned.body)) });
+        res.end(canned.body);
+      });
+      return;
+    }
     const operation = operationOf(req);
     const d = delaying;
     if (
@@ -296,7 +443,8 @@ export async function startFaultProxy(upstream?: string): Promise<FaultProxy> {
     forward(req, res, service, operation);
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, service: string, operation: string) => {
+  /** `body`: the request's body when it was read already (answer rules); else it is streamed. */
+  const forward = (req: IncomingMessage, res: ServerResponse, service: string, operation: string, body?: Buffer) => {
     if (!target) {
       res.writeHead(502, { 'content-type': 'text/plain' });
       res.end('fault proxy: no upstream set');
@@ -339,7 +487,8 @@ export async function startFaultProxy(upstream?: string): Promise<FaultProxy> {
     res.on('close', () => {
       if (!res.writableFinished) up.destroy();
     });
-    req.pipe(up);
+    if (body) up.end(body);
+    else req.pipe(up);
   };
 
   const server: Server = createServer({ keepAlive: true }, handle);
@@ -416,6 +565,9 @@ export async function startFaultProxy(upstream?: string): Promise<FaultProxy> {
     },
     delay(opts) {
       delaying = opts;
+    },
+    answer(rule) {
+      answering = rule;
     },
     throttle(opts) {
       throttling = opts

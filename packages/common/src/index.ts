@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './env.js';
 export * from './time.js';
+export * from './backoff.js';
 export * from './log.js';
 export * from './ports.js';
 export * from './job/states.js';

@@ -174,6 +174,24 @@ export interface FleetInstance {
   /** Backend-specific life cycle state (e.g. InService, Terminating, running). */
   state: string;
   protected: boolean;
+  /** Whether the fleet considers it healthy (AWS: Auto Scaling's HealthStatus). */
+  healthy: boolean;
+}
+
+/** Why a group's instances do not start (AWS: its failed scaling activities). */
+export interface LaunchProblem {
+  /** One of launch-failures.ts LAUNCH_CAUSES, e.g. "vcpu-quota", "marketplace-terms", "other". */
+  cause: string;
+  /** The provider's own words (AWS: the newest failed activity's StatusMessage). */
+  reason: string;
+  /** What the user should do about it. */
+  advice: string;
+  /** Failed launches since the group's last successful one. */
+  failedLaunches: number;
+  /** ISO time of the first of them. */
+  since: string;
+  /** Expected to clear by itself soon (an instance profile not yet visible). */
+  transient: boolean;
 }
 
 export interface FleetGroup {
@@ -181,6 +199,20 @@ export interface FleetGroup {
   desired: number;
   max: number;
   instances: FleetInstance[];
+  /** Set when launches fail; absent when they succeed (and always on the local backend). */
+  launchProblem?: LaunchProblem;
+}
+
+/** An instance launched for a job, as the provider remembers it (also after it is gone). */
+export interface LaunchedInstance {
+  id: string;
+  instanceType: string;
+  /** ISO time of the launch. */
+  launchedAt: string;
+  /** Provider state: pending, running, shutting-down, terminated, stopping, stopped. */
+  state: string;
+  /** Why it changed state, as the provider says (EC2 StateReason), when it did. */
+  stateReason?: string;
 }
 
 export interface Fleet {
@@ -198,6 +230,14 @@ export interface Fleet {
   stop(job: string): Promise<void>;
   /** Delete the job's groups and launch configuration (clean). */
   remove(job: string): Promise<void>;
+  /**
+   * Instances launched for the job lately, those already gone included (AWS: EC2 keeps
+   * terminated instances visible for about an hour). Backends whose workers always report at
+   * once (local) omit it: a boot that never reports cannot happen there.
+   */
+  launched?(job: string): Promise<LaunchedInstance[]>;
+  /** The instance's console output, when the provider keeps one and gq may read it. */
+  consoleOutput?(instance: string): Promise<string | undefined>;
 }
 
 /** The four ports of one backend. */

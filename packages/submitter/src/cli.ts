@@ -34,6 +34,9 @@ const SETTING_FLAGS = {
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
   spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
   'gurobi-product-code': { type: 'string', describe: 'AWS: Marketplace product code of the Gurobi image (ami "gurobi")' },
+  'launch-failures': { type: 'number', describe: 'AWS: --wait gives up after this many failed launches of a group (default 3)' },
+  'boot-timeout': { type: 'string', describe: 'AWS: an instance silent this long after launch failed its boot (default 15m)' },
+  'boot-failures': { type: 'number', describe: "AWS: after this many failed boots a type's group is set to 0 (default 3)" },
 } as const;
 
 function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
@@ -52,6 +55,9 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
     stack: a.stack,
     spot: a.spot,
     gurobiProductCode: a['gurobi-product-code'],
+    launchFailures: a['launch-failures'],
+    bootTimeout: a['boot-timeout'],
+    bootFailures: a['boot-failures'],
   };
 }
 

@@ -1,9 +1,10 @@
 /** `--wait`: follow a job to its end with a progress bar; exit 1 if any task failed. */
 import cliProgress from 'cli-progress';
-import { sleep, UserError, type Backend, type JobRecord } from '@gq/common';
+import { sleep, UserError, type Backend, type FleetGroup, type JobRecord } from '@gq/common';
 import type { CommandContext } from './context.js';
 import { FAILED_TO_START, reconcile } from './workers.js';
 import { statusJson } from './commands/status.js';
+import { fleetReport, giveUpReason } from './fleet-report.js';
 
 export async function followJob(ctx: CommandContext, backend: Backend, name: string, o: { json?: boolean; pollMs?: number }): Promise<number> {
   const tty = process.stderr.isTTY && !o.json;
@@ -42,10 +43,18 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
     }
     if (Date.now() - lastReconcile > 3000) {
       lastReconcile = Date.now();
-      const { restarted, deadLettered } = await reconcile(ctx, backend, job);
+      // Launches AWS refuses and boot loops end the wait with AWS's reason instead of waiting for ever.
+      const report = await fleetReport(ctx, backend, job);
+      const giveUp = report && giveUpReason(job, report, ctx.config);
+      if (giveUp) {
+        bar?.stop();
+        if (o.json) ctx.io.out(JSON.stringify(await statusJson(backend, job, false, { report, bootFailures: ctx.config.bootFailures })));
+        throw giveUp;
+      }
+      const { restarted, deadLettered } = await reconcile(ctx, backend, job, report?.groups);
       if (restarted.length) ctx.log.info({ types: restarted }, 'restarted workers for pending tasks');
       if (deadLettered.length) ctx.io.err(`Task(s) ${deadLettered.join(', ')}: the queue gave up on their message (dead-letter queue); recorded as failed.`);
-      const stuck = await installStuck(backend, job);
+      const stuck = await installStuck(backend, job, report?.groups);
       if (stuck.length) {
         bar?.stop();
         const failed = (await backend.status.listInstances(name)).filter((i) => FAILED_TO_START.has(i.state));
@@ -65,11 +74,18 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
   }
 }
 
-/** Instance types whose workers all failed their install and none is left to run the queue. */
-async function installStuck(backend: Backend, job: JobRecord): Promise<string[]> {
+/**
+ * Instance types whose workers all failed their install and none is left to run the queue. A
+ * group that still boots an instance without a record is not stuck yet: whether that one works
+ * is for its own report, or the boot check (boot-watch.ts), to say.
+ */
+async function installStuck(backend: Backend, job: JobRecord, groups?: FleetGroup[]): Promise<string[]> {
   const instances = await backend.status.listInstances(job.name);
+  const recorded = new Set(instances.map((i) => i.instance));
   const out: string[] = [];
   for (const type of Object.keys(job.instanceTypes)) {
+    const group = groups?.find((g) => g.instanceType === type);
+    if (group?.instances.some((i) => !recorded.has(i.id) && !/^Terminat/.test(i.state))) continue;
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.length && mine.every((i) => FAILED_TO_START.has(i.state) || i.state === 'STOPPED') && mine.some((i) => FAILED_TO_START.has(i.state))) out.push(type);
   }

@@ -1,6 +1,6 @@
 /** Starting workers for a job, and restoring them when a later command finds work and none left. */
 import { availableParallelism } from 'node:os';
-import type { Backend, JobRecord, TaskQueue } from '@gq/common';
+import type { Backend, FleetGroup, JobRecord, TaskQueue } from '@gq/common';
 import type { CommandContext } from './context.js';
 import { desiredForBacklog } from '@gq/common/aws/scaling';
 import { splitWorkers } from './scaling.js';
@@ -44,7 +44,8 @@ export interface Reconciled {
 /** Workers that could not start (install or boot failed): restarting them would only repeat it. */
 export const FAILED_TO_START: ReadonlySet<string> = new Set(['INSTALL_FAILED', 'BOOT_FAILED']);
 
-export async function reconcile(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<Reconciled> {
+/** `described`: the job's groups when the caller has just described them (fleetReport). */
+export async function reconcile(ctx: CommandContext, backend: Backend, job: JobRecord, described?: FleetGroup[]): Promise<Reconciled> {
   const restarted: string[] = [];
   const deadLettered: number[] = [];
   const result = (): Reconciled => ({ restarted, deadLettered, changed: deadLettered.length > 0 });
@@ -52,7 +53,7 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   const { counts } = job;
   if (counts.queued + counts.running === 0) return result();
   const instances = await backend.status.listInstances(job.name);
-  const groups = await backend.fleet.describe(job.name);
+  const groups = described ?? (await backend.fleet.describe(job.name));
   for (const type of Object.keys(job.instanceTypes)) {
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.some((i) => FAILED_TO_START.has(i.state)) && !mine.some((i) => i.state === 'READY' || i.state === 'BUSY' || i.state === 'IDLE')) continue;

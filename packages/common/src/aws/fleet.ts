@@ -31,7 +31,10 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GqError, UserError } from '../errors.js';
 import type { JobRecord } from '../job/model.js';
-import type { Fleet, FleetGroup, FleetInstance } from '../ports.js';
+import type { Fleet, FleetGroup, FleetInstance, LaunchedInstance } from '../ports.js';
+import { retryWithBackoff } from '../backoff.js';
+import { consoleOutput, explainRefusedGroup, isNotYetVisible, jobInstances, recentActivities } from './fleet-health.js';
+import { launchProblemOf } from './launch-failures.js';
 import { groupName, JOB_TAG, launchTemplateName, TYPE_TAG } from './names.js';
 import { clampDesired } from './scaling.js';
 
@@ -82,6 +85,7 @@ function toGroup(g: AutoScalingGroup): FleetGroup {
     id: i.InstanceId ?? '',
     state: i.LifecycleState ?? 'unknown',
     protected: Boolean(i.ProtectedFromScaleIn),
+    healthy: i.HealthStatus !== 'Unhealthy',
   }));
   return {
     instanceType: tagValue(g.Tags, TYPE_TAG) ?? g.AutoScalingGroupName ?? '',
@@ -227,7 +231,9 @@ export class AsgFleet implements Fleet {
     }).map(([Key, Value]) => ({ Key, Value, PropagateAtLaunch: true, ResourceId: name, ResourceType: 'auto-scaling-group' }));
     const templateSpec = { LaunchTemplateName: template, Version: '$Latest' };
     try {
-      await this.autoscaling.send(
+      // Eventual consistency: the template just created, or a new instance profile, may not be
+      // visible to Auto Scaling yet (fleet-health.ts); a few bounded retries.
+      await retryWithBackoff(() => this.autoscaling.send(
         new CreateAutoScalingGroupCommand({
           AutoScalingGroupName: name,
           MinSize: 0,
@@ -252,10 +258,10 @@ export class AsgFleet implements Fleet {
           HealthCheckGracePeriod: 300,
           Tags: tags,
         }),
-      );
+      ), isNotYetVisible);
     } catch (err) {
       // Created meanwhile by another submitter: adjust it below like any existing group.
-      if (!hasName(err, 'AlreadyExistsFault', 'AlreadyExists')) throw err;
+      if (!hasName(err, 'AlreadyExistsFault', 'AlreadyExists')) throw explainRefusedGroup(err, instanceType);
     }
     await this.suspendRebalance(name);
   }
@@ -291,8 +297,23 @@ export class AsgFleet implements Fleet {
     return toGroup(g);
   }
 
+  /** The job's groups, each with its launch problem when its last launches failed (scaling activities). */
   async describe(job: string): Promise<FleetGroup[]> {
-    return (await this.groups(job)).map(toGroup);
+    return Promise.all(
+      (await this.groups(job)).map(async (g) => {
+        const group = toGroup(g);
+        const problem = launchProblemOf(await recentActivities(this.autoscaling, g.AutoScalingGroupName ?? ''), { instanceType: group.instanceType });
+        return problem ? { ...group, launchProblem: problem } : group;
+      }),
+    );
+  }
+
+  async launched(job: string): Promise<LaunchedInstance[]> {
+    return jobInstances(this.ec2, job);
+  }
+
+  async consoleOutput(instance: string): Promise<string | undefined> {
+    return consoleOutput(this.ec2, instance);
   }
 
   async protect(job: string, instanceType: string, instance: string, on: boolean): Promise<void> {

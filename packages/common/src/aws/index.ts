@@ -18,6 +18,8 @@ export * from './sqs.js';
 export * from './dynamo.js';
 export * from './s3.js';
 export * from './fleet.js';
+export * from './fleet-health.js';
+export * from './launch-failures.js';
 
 export interface AwsBackendOptions {
   region: string;

@@ -47,6 +47,12 @@ export const configShape = {
   gurobiProductCode: z.string().regex(/^[a-z0-9]{10,40}$/).optional(),
   /** AWS: request Spot instances. */
   spot: z.boolean().default(false),
+  /** AWS: `--wait` gives up after this many failed launches of a group (scaling activities). */
+  launchFailures: intFromEnv(1, 100).default(3),
+  /** AWS: an instance that has not reported this long after its launch counts as a failed boot. */
+  bootTimeout: duration.default(900),
+  /** AWS: after this many failed boots of an instance type its group is set to 0. */
+  bootFailures: intFromEnv(1, 100).default(3),
 };
 
 export const configSchema = z.object(configShape).strict();
@@ -75,6 +81,9 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   },
   gurobiProductCode: { what: 'an AWS Marketplace product code (lower-case letters and digits)', example: 'abcdefghij0123456789abcde' },
   spot: { what: 'true or false', example: 'true' },
+  launchFailures: { what: 'a whole number from 1 to 100', example: '3' },
+  bootTimeout: { what: 'a duration such as 10m, 15m or 30m', example: '15m' },
+  bootFailures: { what: 'a whole number from 1 to 100', example: '3' },
 };
 
 /** GQ_MAX_INSTANCES for maxInstances, etc. */

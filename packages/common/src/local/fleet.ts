@@ -146,7 +146,9 @@ export class LocalFleet implements Fleet {
       id: r.instance,
       state: 'running',
       protected: existsSync(this.protectFile(job, r.instance)),
+      healthy: true,
     }));
+    // No launchProblem: a local worker starts or its spawn fails at once (ensureCapacity throws).
     return { instanceType, desired, max: this.maxWorkers, instances };
   }
 

@@ -142,6 +142,23 @@ describeAws('AsgFleet (moto)', () => {
     await f.remove(job);
   });
 
+  it('describe: healthy instances, no launch problem (moto records no failed activity); launched lists the job’s instances, gone ones too', async () => {
+    const job = uniqueJob('seen');
+    const f = fleet();
+    const g = await f.ensureCapacity(jobRecord(job), TYPE, 2);
+    const [d] = await f.describe(job);
+    expect(d!.launchProblem).toBeUndefined();
+    expect(d!.instances.map((i) => i.healthy)).toEqual([true, true]);
+    const gone = g.instances[0]!.id;
+    await f.terminateSelf(job, TYPE, gone);
+    const seen = await f.launched(job);
+    expect(seen.map((i) => i.id).sort()).toEqual(g.instances.map((i) => i.id).sort());
+    expect(seen.every((i) => i.instanceType === TYPE && Date.parse(i.launchedAt) > Date.now() - 600_000)).toBe(true);
+    expect(seen.find((i) => i.id === gone)!.state).toMatch(/shutting-down|terminated/);
+    expect(await f.launched(uniqueJob('none'))).toEqual([]);
+    await f.remove(job);
+  });
+
   it('describe lists the job’s groups only; stop sets them all to 0', async () => {
     const job = uniqueJob('many');
     const other = uniqueJob('many');

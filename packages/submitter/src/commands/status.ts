@@ -8,6 +8,7 @@ import { JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRec
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
+import { fleetReport, reportLines, typeFleetJson, type FleetReport, type TypeFleetJson } from '../fleet-report.js';
 
 export interface StatusArgs {
   name?: string;
@@ -49,13 +50,13 @@ async function runningTasks(backend: Backend, job: JobRecord, instances: Instanc
   return out;
 }
 
-export async function statusJson(backend: Backend, job: JobRecord, withTasks: boolean) {
+export async function statusJson(backend: Backend, job: JobRecord, withTasks: boolean, fleet?: { report: FleetReport | undefined; bootFailures: number }) {
   const instances = await backend.status.listInstances(job.name);
   const running = await runningTasks(backend, job, instances);
   const failures = job.counts.failed > 0 ? (await backend.status.listTasks(job.name, { states: ['FAILED'] })) : [];
   const tasks = withTasks ? await backend.status.listTasks(job.name) : undefined;
-  const perType: Record<string, { total: number; counts?: Record<string, number> }> = {};
-  for (const [type, total] of Object.entries(job.instanceTypes)) perType[type] = { total };
+  const perType: Record<string, { total: number; counts?: Record<string, number> } & TypeFleetJson> = {};
+  for (const [type, total] of Object.entries(job.instanceTypes)) perType[type] = { total, ...typeFleetJson(fleet?.report?.types[type], fleet ?? { bootFailures: 0 }) };
   if (tasks) {
     for (const t of tasks) {
       const c = (perType[t.instanceType]!.counts ??= { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
@@ -91,6 +92,7 @@ function renderJob(s: StatusJson): string[] {
     const n = s.instances.filter((i) => i.instanceType === type && i.state !== 'STOPPED').length;
     const detail = v.counts ? ` (${Object.entries(v.counts).filter(([, x]) => x).map(([k, x]) => `${x} ${k}`).join(', ')})` : '';
     lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active`);
+    lines.push(...reportLines(v));
   }
   const active = s.instances.filter((i) => i.state !== 'STOPPED' && !FAILED_TO_START.has(i.state));
   if (active.length) {
@@ -151,9 +153,11 @@ export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<num
       } else {
         let job = await backend.status.getJob(a.name);
         if (!job) throw new JobNotFoundError(a.name);
+        // Why instances do not start, and boot loops stopped (before reconcile, which then does not restart them).
+        const report = await fleetReport(ctx, backend, job);
         // Reconciling may change the job (a dead-lettered task recorded as failed): show it as it is now.
-        if ((await reconcile(ctx, backend, job)).changed) job = (await backend.status.getJob(a.name)) ?? job;
-        const s = await statusJson(backend, job, !!a.tasks);
+        if ((await reconcile(ctx, backend, job, report?.groups)).changed) job = (await backend.status.getJob(a.name)) ?? job;
+        const s = await statusJson(backend, job, !!a.tasks, { report, bootFailures: ctx.config.bootFailures });
         if (a.json) ctx.io.out(JSON.stringify(s));
         else {
           if (a.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
