@@ -39,6 +39,10 @@ export interface LaunchSpec {
   imageId: string;
   /** Instance profile (role) of the workers. */
   instanceProfileArn?: string;
+  /** The profile was created just now: EC2 may not know it yet (group creation is retried). */
+  instanceProfileFresh?: boolean;
+  /** false: ask for no public IPv4 address (private subnets); absent: the subnet decides. */
+  associatePublicIp?: false;
   securityGroupIds?: string[];
   /** Subnets of the group (one per AZ); absent = the default VPC's subnets. */
   subnetIds?: string[];
@@ -93,6 +97,24 @@ function toGroup(g: AutoScalingGroup): FleetGroup {
 /** Workers that are busy: protected from scale-in and not on their way out. */
 export function busyCount(g: AutoScalingGroup): number {
   return (g.Instances ?? []).filter((i) => i.ProtectedFromScaleIn && !TERMINATING.test(i.LifecycleState ?? '')).length;
+}
+
+/**
+ * A new instance profile is not usable by EC2 for some seconds (IAM is eventually consistent:
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency);
+ * CreateAutoScalingGroup then answers ValidationError ("Invalid IamInstanceProfile"). Only for
+ * a profile created just now, a ValidationError is retried a bounded number of times (about
+ * 30 s in all), then passed on as it is.
+ */
+export async function retryFreshProfile<T>(spec: Pick<LaunchSpec, 'instanceProfileFresh'>, fn: () => Promise<T>, delaysMs = [2000, 4000, 8000, 16000]): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!spec.instanceProfileFresh || !hasName(err, 'ValidationError') || i >= delaysMs.length) throw err;
+      await new Promise((r) => setTimeout(r, delaysMs[i]));
+    }
+  }
 }
 
 export class AsgFleet implements Fleet {
@@ -180,7 +202,13 @@ export class AsgFleet implements Fleet {
             InstanceType: instanceType as _InstanceType,
             UserData: Buffer.from(spec.userData, 'utf8').toString('base64'),
             ...(spec.instanceProfileArn ? { IamInstanceProfile: { Arn: spec.instanceProfileArn } } : {}),
-            ...(spec.securityGroupIds?.length ? { SecurityGroupIds: spec.securityGroupIds } : {}),
+            // No public IPv4 asked for: the groups go on the primary interface with the flag
+            // (EC2 refuses SecurityGroupIds beside NetworkInterfaces).
+            ...(spec.associatePublicIp === false
+              ? { NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false, ...(spec.securityGroupIds?.length ? { Groups: spec.securityGroupIds } : {}) }] }
+              : spec.securityGroupIds?.length
+                ? { SecurityGroupIds: spec.securityGroupIds }
+                : {}),
             MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled', InstanceMetadataTags: 'disabled' },
             InstanceInitiatedShutdownBehavior: 'terminate',
             BlockDeviceMappings: [
@@ -220,7 +248,7 @@ export class AsgFleet implements Fleet {
     }).map(([Key, Value]) => ({ Key, Value, PropagateAtLaunch: true, ResourceId: name, ResourceType: 'auto-scaling-group' }));
     const templateSpec = { LaunchTemplateName: template, Version: '$Latest' };
     try {
-      await this.autoscaling.send(
+      await retryFreshProfile(spec, () => this.autoscaling.send(
         new CreateAutoScalingGroupCommand({
           AutoScalingGroupName: name,
           MinSize: 0,
@@ -245,7 +273,7 @@ export class AsgFleet implements Fleet {
           HealthCheckGracePeriod: 300,
           Tags: tags,
         }),
-      );
+      ));
     } catch (err) {
       // Created meanwhile by another submitter: adjust it below like any existing group.
       if (!hasName(err, 'AlreadyExistsFault', 'AlreadyExists')) throw err;
