@@ -296,8 +296,12 @@ export interface Verdict {
   errors?: string;
 }
 
-/** Evaluate one request for a principal with the simulator. */
-export async function evaluate(p: Principal, req: IamRequest, account: string): Promise<Verdict> {
+/**
+ * Evaluate one request for a principal with the simulator. KMS requests are evaluated with the
+ * key's policy as the resource policy (KMS, unlike other services, needs the key policy to
+ * allow the account before IAM policies count): `keyPolicy`.
+ */
+export async function evaluate(p: Principal, req: IamRequest, account: string, keyPolicy?: unknown): Promise<Verdict> {
   const r = await runSimulation(
     {
       request: {
@@ -308,6 +312,7 @@ export async function evaluate(p: Principal, req: IamRequest, account: string): 
       },
       identityPolicies: p.policies.map((x) => ({ name: x.name, policy: x.document })),
       ...(p.boundary ? { permissionBoundaryPolicies: [{ name: p.boundary.name, policy: p.boundary.document }] } : {}),
+      ...(req.action.startsWith('kms:') && keyPolicy ? { resourcePolicy: keyPolicy } : {}),
       serviceControlPolicies: [],
       resourceControlPolicies: [],
     },
@@ -315,4 +320,60 @@ export async function evaluate(p: Principal, req: IamRequest, account: string): 
   );
   if (r.resultType === 'error') return { request: req, result: 'Error', errors: JSON.stringify(r.errors) };
   return { request: req, result: r.overallResult };
+}
+
+/** The default version's document of a managed policy, as IAM (here moto) stores it after CloudFormation resolved it. */
+export async function readPolicy(iam: { send: (c: any) => Promise<any> }, arn: string): Promise<unknown> {
+  const { GetPolicyCommand, GetPolicyVersionCommand } = await import('@aws-sdk/client-iam');
+  const p = await iam.send(new GetPolicyCommand({ PolicyArn: arn }));
+  const v = await iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: p.Policy.DefaultVersionId }));
+  const doc: string = v.PolicyVersion.Document;
+  // IAM returns the document URL-encoded (RFC 3986); moto returns it as it was given.
+  try {
+    return JSON.parse(doc);
+  } catch {
+    return JSON.parse(decodeURIComponent(doc));
+  }
+}
+
+export interface StackPolicies {
+  agent: unknown;
+  boundary: unknown;
+  user: unknown;
+  /** The artifact key's key policy. */
+  key?: unknown;
+}
+
+/**
+ * The key policy of a KMS key, read from moto with one plain JSON request (KMS's GetKeyPolicy;
+ * moto does not check signatures, and gq has no KMS client of its own).
+ */
+export async function readKeyPolicy(endpoint: string, keyArn: string, region: string): Promise<unknown> {
+  const r = await fetch(endpoint, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/x-amz-json-1.1',
+      'X-Amz-Target': 'TrentService.GetKeyPolicy',
+      Authorization: `AWS4-HMAC-SHA256 Credential=testing/20250101/${region}/kms/aws4_request, SignedHeaders=host, Signature=0`,
+    },
+    body: JSON.stringify({ KeyId: keyArn, PolicyName: 'default' }),
+  });
+  if (!r.ok) throw new Error(`GetKeyPolicy: HTTP ${r.status} ${await r.text()}`);
+  const policy = ((await r.json()) as { Policy: unknown }).Policy;
+  return typeof policy === 'string' ? JSON.parse(policy) : policy;
+}
+
+/** The agents' principal for a job: its role's policy and boundary, its gq-job tag, IMDSv2 credentials. */
+export function agentPrincipal(p: StackPolicies, account: string, region: string, job: string, instance = 'i-0123456789abcdef0'): Principal {
+  return {
+    arn: `arn:aws:sts::${account}:assumed-role/gq-${job}-${region}/${instance}`,
+    policies: [{ name: 'JobAgentPolicy', document: p.agent }],
+    boundary: { name: 'JobRoleBoundary', document: p.boundary },
+    context: { 'aws:PrincipalTag/gq-job': job, 'ec2:RoleDelivery': '2.0' },
+  };
+}
+
+/** The person running gq, with the stack's user policy only. */
+export function userPrincipal(p: StackPolicies, account: string): Principal {
+  return { arn: `arn:aws:iam::${account}:user/gq-user`, policies: [{ name: 'UserPolicy', document: p.user }], context: {} };
 }
