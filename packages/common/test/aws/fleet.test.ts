@@ -11,7 +11,7 @@ import {
   DescribeSubnetsCommand,
 } from '@aws-sdk/client-ec2';
 import type { AwsClients } from '../../src/aws/clients.js';
-import { AsgFleet, type LaunchSpec } from '../../src/aws/fleet.js';
+import { AsgFleet, retryFreshProfile, type LaunchSpec } from '../../src/aws/fleet.js';
 import { groupName } from '../../src/aws/names.js';
 import type { JobRecord } from '../../src/job/model.js';
 import { emptyCounts } from '../../src/job/states.js';
@@ -196,5 +196,54 @@ function jobRecord(name: string): JobRecord {
     await clients.autoscaling.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: groupName(j2, TYPE), DesiredCapacity: 7 }));
     expect((await f.ensureCapacity(jobRecord(j2), TYPE, 9)).desired).toBe(3);
     await f.remove(j2);
+  });
+  it('asks for no public IPv4 address when the stack says so: the security groups go on the interface', async () => {
+    const job = uniqueJob('private');
+    await fleet({ associatePublicIp: false, securityGroupIds: ['sg-0123456789abcdef0'] }).ensureCapacity(jobRecord(job), TYPE, 0);
+    const name = groupName(job, TYPE);
+    const v = (await clients.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name }))).LaunchTemplateVersions![0]!;
+    expect(v.LaunchTemplateData?.NetworkInterfaces).toMatchObject([{ DeviceIndex: 0, AssociatePublicIpAddress: false, Groups: ['sg-0123456789abcdef0'] }]);
+    expect(v.LaunchTemplateData?.SecurityGroupIds ?? []).toEqual([]);
+    // By default the subnet decides: no interface is specified, so no public address is asked for.
+    const other = uniqueJob('public');
+    await fleet({ securityGroupIds: ['sg-0123456789abcdef0'] }).ensureCapacity(jobRecord(other), TYPE, 0);
+    const d = (await clients.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: groupName(other, TYPE) }))).LaunchTemplateVersions![0]!;
+    expect(d.LaunchTemplateData?.NetworkInterfaces ?? []).toEqual([]);
+    expect(d.LaunchTemplateData?.SecurityGroupIds).toEqual(['sg-0123456789abcdef0']);
+  });
+});
+
+describe('retryFreshProfile (a new instance profile EC2 does not know yet)', () => {
+  const validation = () => Object.assign(new Error('Invalid IamInstanceProfile'), { name: 'ValidationError' });
+
+  it('retries a ValidationError a bounded number of times for a fresh profile, then succeeds', async () => {
+    let calls = 0;
+    const r = await retryFreshProfile({ instanceProfileFresh: true }, async () => {
+      if (++calls < 3) throw validation();
+      return 'ok';
+    }, [1, 1, 1]);
+    expect(r).toBe('ok');
+    expect(calls).toBe(3);
+  });
+
+  it('gives up after its delays, and never retries for an old profile or another error', async () => {
+    let calls = 0;
+    await expect(retryFreshProfile({ instanceProfileFresh: true }, async () => {
+      calls++;
+      throw validation();
+    }, [1, 1])).rejects.toMatchObject({ name: 'ValidationError' });
+    expect(calls).toBe(3);
+    calls = 0;
+    await expect(retryFreshProfile({ instanceProfileFresh: false }, async () => {
+      calls++;
+      throw validation();
+    }, [1, 1])).rejects.toMatchObject({ name: 'ValidationError' });
+    expect(calls).toBe(1);
+    calls = 0;
+    await expect(retryFreshProfile({ instanceProfileFresh: true }, async () => {
+      calls++;
+      throw Object.assign(new Error('x'), { name: 'AccessDenied' });
+    }, [1, 1])).rejects.toMatchObject({ name: 'AccessDenied' });
+    expect(calls).toBe(1);
   });
 });
