@@ -182,7 +182,7 @@ d('AWS backend on moto, end to end', () => {
     expect(byWho.cli).toBeGreaterThan(20);
     expect(byWho.agent).toBeGreaterThan(20);
     const actions = new Set([...checked.values()].map((c) => `${c.who === 'cli' ? 'cli' : 'agent'} ${c.req.action}`));
-    for (const a of ['cli iam:CreateRole', 'cli iam:PassRole', 'cli sqs:CreateQueue', 'cli autoscaling:CreateAutoScalingGroup', 'cli dynamodb:PutItem', 'agent sqs:ReceiveMessage', 'agent dynamodb:GetItem', 'agent s3:PutObject', 'agent autoscaling:TerminateInstanceInAutoScalingGroup']) {
+    for (const a of ['cli iam:CreateRole', 'cli iam:PassRole', 'cli sqs:CreateQueue', 'cli autoscaling:CreateAutoScalingGroup', 'cli dynamodb:PutItem', 'agent sqs:ReceiveMessage', 'agent dynamodb:GetItem', 'agent s3:PutObject', 'agent ec2:CreateTags', 'agent dynamodb:DeleteItem', 'agent autoscaling:TerminateInstanceInAutoScalingGroup']) {
       expect(actions, a).toContain(a);
     }
     if (process.env.GQ_TEST_SHOW_CALLS) console.log(JSON.stringify({ records: records.length, requests: checked.size, actions: [...actions].sort() }, null, 1));
