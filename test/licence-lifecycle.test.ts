@@ -9,7 +9,8 @@
  *  - the next gq command that sees the job finished (here: cancelled) deletes the licence;
  *  - `gq clean` deletes the licence, the role and the profile;
  *  - a licence past its expiresAt is not read even before DynamoDB's TTL removes it;
- *  - `gq retry --license` on a job submitted without one is refused and changes nothing.
+ *  - `gq retry --license` on a job submitted without one is refused and changes nothing;
+ *  - a role of the job role's name that gq did not make is never used or changed.
  * The last agent's deletion runs in test/security.test.ts (agents that finish a licensed job).
  * That only the job's own instances can read the licence is proved by test/iam-isolation.test.ts.
  */
@@ -19,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand } from '@aws-sdk/client-ec2';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { GetInstanceProfileCommand, GetRoleCommand, IAMClient, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
+import { CreateRoleCommand, GetInstanceProfileCommand, GetRoleCommand, IAMClient, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { gq, testHome } from './support/cli.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
@@ -146,5 +147,15 @@ d('licence and job role lifecycle on moto', () => {
     expect(r.stderr).toMatch(/submitted without a licence/);
     expect(r.stderr).not.toContain('lifecycle-secret-1111');
     expect(await licenceItem('lic-c')).toBeUndefined();
+  });
+
+  it('never takes over a role of the same name that is not the job role (another path): says so', async () => {
+    await iam.send(new CreateRoleCommand({ RoleName: roleName('lic-x'), Path: '/', AssumeRolePolicyDocument: '{"Version":"2012-10-17","Statement":[]}' }));
+    const r = await run(['submit', 'jobs.csv', '--code', 'code', '--name', 'lic-x']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/IAM role gq-lic-x-us-east-1 exists but is not gq's role for job lic-x/);
+    const role = (await iam.send(new GetRoleCommand({ RoleName: roleName('lic-x') }))).Role!;
+    expect(role.Path).toBe('/');
+    expect((await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: roleName('lic-x') }))).AttachedPolicies ?? []).toEqual([]);
   });
 });

@@ -104,11 +104,20 @@ async function whileNotVisible<T>(fn: () => Promise<T>, opts: { attempts?: numbe
   }
 }
 
+/**
+ * A role or profile that does not exist has no path, so IAM cannot match it against the user
+ * policy's /gq/<stack>/* resources and may answer AccessDenied rather than NoSuchEntity. So gq
+ * never reads one before it knows it exists: ensure creates first (the path is in the request)
+ * and reads only on EntityAlreadyExists; remove treats "denied" on a read like "not there"
+ * (it deletes nothing it cannot see).
+ */
+const denied = (e: unknown) => ['AccessDenied', 'AccessDeniedException'].includes((e as { name?: string })?.name ?? '');
+
 async function getRole(iam: IAMClient, name: string): Promise<Role | undefined> {
   try {
     return (await iam.send(new GetRoleCommand({ RoleName: name }))).Role;
   } catch (err) {
-    if (notFound(err)) return undefined;
+    if (notFound(err) || denied(err)) return undefined;
     throw err;
   }
 }
@@ -117,7 +126,7 @@ async function getProfile(iam: IAMClient, name: string): Promise<InstanceProfile
   try {
     return (await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }))).InstanceProfile;
   } catch (err) {
-    if (notFound(err)) return undefined;
+    if (notFound(err) || denied(err)) return undefined;
     throw err;
   }
 }
@@ -136,43 +145,45 @@ function checkOwned(role: Role, s: JobRoleSettings, job: string): void {
 export async function ensureJobRole(iam: IAMClient, s: JobRoleSettings, job: string): Promise<JobRole> {
   const req = jobRoleRequest(s, job);
   let fresh = false;
-  let role = await getRole(iam, req.name);
-  if (!role) {
-    try {
-      role = (
-        await iam.send(
-          new CreateRoleCommand({
-            RoleName: req.name,
-            Path: req.path,
-            AssumeRolePolicyDocument: EC2_TRUST_POLICY,
-            PermissionsBoundary: s.boundaryArn,
-            Description: `gq agents of job ${job} (stack ${s.stack})`,
-            Tags: req.tags,
-          }),
-        )
-      ).Role;
-      fresh = true;
-    } catch (err) {
-      if (!exists(err)) throw err;
-      role = await whileNotVisible(async () => (await iam.send(new GetRoleCommand({ RoleName: req.name }))).Role);
-    }
+  let role: Role | undefined;
+  try {
+    role = (
+      await iam.send(
+        new CreateRoleCommand({
+          RoleName: req.name,
+          Path: req.path,
+          AssumeRolePolicyDocument: EC2_TRUST_POLICY,
+          PermissionsBoundary: s.boundaryArn,
+          Description: `gq agents of job ${job} (stack ${s.stack})`,
+          Tags: req.tags,
+        }),
+      )
+    ).Role;
+    fresh = true;
+  } catch (err) {
+    if (!exists(err)) throw err;
+    // Made by an earlier (or a concurrent) submit of this job.
+    role = await whileNotVisible(async () => (await iam.send(new GetRoleCommand({ RoleName: req.name }))).Role);
   }
   if (!role?.Arn) throw new GqError(`IAM role ${req.name} has no ARN`);
   checkOwned(role, s, job);
   // Idempotent: attaching an attached policy is a no-op.
   await whileNotVisible(() => iam.send(new AttachRolePolicyCommand({ RoleName: req.name, PolicyArn: s.policyArn })));
 
-  let profile = await getProfile(iam, req.name);
-  if (!profile) {
-    try {
-      profile = (await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: req.name, Path: req.path }))).InstanceProfile;
-    } catch (err) {
-      if (!exists(err)) throw err;
-      profile = await whileNotVisible(async () => (await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: req.name }))).InstanceProfile);
-    }
+  let profile: InstanceProfile | undefined;
+  try {
+    profile = (await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: req.name, Path: req.path }))).InstanceProfile;
     fresh = true;
+  } catch (err) {
+    if (!exists(err)) throw err;
+    profile = await whileNotVisible(async () => (await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: req.name }))).InstanceProfile);
   }
   if (!profile?.Arn) throw new GqError(`instance profile ${req.name} has no ARN`);
+  if (profile.Path !== s.path) {
+    throw new UserError(`Instance profile ${req.name} exists under another path (${profile.Path}).`, {
+      hint: 'Choose another job --name, or delete that instance profile if it is a left-over.',
+    });
+  }
   const others = (profile.Roles ?? []).filter((r) => r.RoleName !== req.name);
   if (others.length) {
     throw new UserError(`Instance profile ${req.name} holds another role (${others.map((r) => r.RoleName).join(', ')}).`, {
