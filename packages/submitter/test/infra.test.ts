@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DescribeSecurityGroupsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeRouteTablesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVpcEndpointsCommand } from '@aws-sdk/client-ec2';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { configSchema, createLogger, type Config } from '@gq/common';
 import {
@@ -38,7 +38,7 @@ import {
 } from '../src/aws/stack.js';
 import { formatCheck, runDoctor } from '../src/commands/doctor.js';
 import { EC2_TRUST_POLICY } from '../src/aws/job-role.js';
-import { runSetup } from '../src/commands/setup.js';
+import { runSetup, setupParameters } from '../src/commands/setup.js';
 import type { CommandContext } from '../src/context.js';
 
 const TEMPLATE_FILE = fileURLToPath(new URL('../../../infra/gq.yaml', import.meta.url));
@@ -736,6 +736,27 @@ describe.skipIf(!MOTO)('the stack on moto', () => {
       const sg = await c.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [out.securityGroupId] }));
       expect(sg.SecurityGroups?.[0]?.VpcId).toBe(vpc);
       expect(sg.SecurityGroups?.[0]?.IpPermissions ?? []).toEqual([]); // no ingress
+    } finally {
+      destroySetupClients(c);
+    }
+  });
+
+  it('deploys the private-subnet choices: named subnets, no public IPv4, gateway endpoints, all egress', async () => {
+    const c = makeSetupClients('us-east-1');
+    try {
+      const vpc = (await findDefaultVpc(c.ec2))!;
+      const subnets = ((await c.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpc] }] }))).Subnets ?? []).map((x) => x.SubnetId!).slice(0, 2);
+      const rtb = (await c.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpc] }] }))).RouteTables![0]!.RouteTableId!;
+      const params = setupParameters({ stack: 'gq-private', region: 'us-east-1', vpcId: vpc, egress: 'all', publicIpv4: 'none', subnetIds: subnets, gatewayEndpointRouteTables: [rtb] });
+      const r = await deployStack({ cfn: c.cfn, ec2: c.ec2, stackName: 'gq-private', params, minDelay: 1, maxDelay: 1 });
+      expect(r.outputs).toMatchObject({ subnetIds: subnets, publicIpv4: 'none', jobRolePath: '/gq/gq-private/' });
+      const endpoints = (await c.ec2.send(new DescribeVpcEndpointsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpc] }] }))).VpcEndpoints ?? [];
+      expect(endpoints.map((e) => [e.ServiceName, e.VpcEndpointType, e.RouteTableIds]).sort()).toEqual([
+        ['com.amazonaws.us-east-1.dynamodb', 'Gateway', [rtb]],
+        ['com.amazonaws.us-east-1.s3', 'Gateway', [rtb]],
+      ]);
+      const sg = await c.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [r.outputs.securityGroupId] }));
+      expect(sg.SecurityGroups?.[0]?.IpPermissions ?? []).toEqual([]); // still no ingress
     } finally {
       destroySetupClients(c);
     }
