@@ -150,7 +150,8 @@ d('AWS backend on moto, end to end', () => {
 
   it('every AWS call of the CLI and of the agents is allowed by the matching policy of infra/gq.yaml', async () => {
     // The commands not run above, so that their calls are covered too.
-    for (const args of [['logs', JOB, '1'], ['retry', JOB, '--failed'], ['cancel', JOB], ['doctor'], ['clean', JOB]]) {
+    const instance = runtime.instances()[0]!.id;
+    for (const args of [['status'], ['logs', JOB, '1'], ['logs', JOB, '--instance', instance], ['retry', JOB, '--failed'], ['cancel', JOB], ['doctor'], ['clean', JOB]]) {
       const r = await gq(args, env, { timeoutMs: 120_000 });
       expect(r.stderr, args.join(' ')).not.toMatch(/internal error/);
     }
@@ -182,7 +183,7 @@ d('AWS backend on moto, end to end', () => {
     expect(byWho.cli).toBeGreaterThan(20);
     expect(byWho.agent).toBeGreaterThan(20);
     const actions = new Set([...checked.values()].map((c) => `${c.who === 'cli' ? 'cli' : 'agent'} ${c.req.action}`));
-    for (const a of ['cli iam:CreateRole', 'cli iam:PassRole', 'cli sqs:CreateQueue', 'cli autoscaling:CreateAutoScalingGroup', 'cli dynamodb:PutItem', 'agent sqs:ReceiveMessage', 'agent dynamodb:GetItem', 'agent s3:PutObject', 'agent ec2:CreateTags', 'agent dynamodb:DeleteItem', 'agent autoscaling:TerminateInstanceInAutoScalingGroup']) {
+    for (const a of ['cli iam:CreateRole', 'cli iam:PassRole', 'cli sqs:CreateQueue', 'cli autoscaling:CreateAutoScalingGroup', 'cli dynamodb:PutItem', 'cli dynamodb:BatchGetItem', 'cli s3:ListBucket', 'agent sqs:ReceiveMessage', 'agent dynamodb:GetItem', 'agent s3:PutObject', 'agent ec2:CreateTags', 'agent dynamodb:DeleteItem', 'agent autoscaling:TerminateInstanceInAutoScalingGroup']) {
       expect(actions, a).toContain(a);
     }
     if (process.env.GQ_TEST_SHOW_CALLS) console.log(JSON.stringify({ records: records.length, requests: checked.size, actions: [...actions].sort() }, null, 1));
