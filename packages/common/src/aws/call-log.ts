@@ -12,9 +12,10 @@
  */
 import { appendFileSync } from 'node:fs';
 import type { MiddlewareStack } from '@smithy/types';
+import { ENV } from '../env.js';
 
-export const CALL_LOG_ENV = 'GQ_TEST_AWS_CALL_LOG';
-export const CALL_WHO_ENV = 'GQ_TEST_AWS_CALL_WHO';
+export const CALL_LOG_ENV = ENV.TEST_AWS_CALL_LOG;
+export const CALL_WHO_ENV = ENV.TEST_AWS_CALL_WHO;
 
 /** One recorded call. */
 export interface CallRecord {
