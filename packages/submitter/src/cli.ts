@@ -16,6 +16,7 @@ import { runResults } from './commands/results.js';
 import { runLogs } from './commands/logs.js';
 import { runCancel } from './commands/cancel.js';
 import { runRetry } from './commands/retry.js';
+import { accessDenied } from './access-denied.js';
 import { runClean } from './commands/clean.js';
 
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
@@ -261,6 +262,8 @@ export function printError(e: unknown): number {
 async function explain(e: unknown): Promise<unknown> {
   // Cheap test first: the AWS SDK is loaded only for what may be a credentials error.
   const cause = (e instanceof UserError ? (e as { cause?: unknown }).cause : e) as { name?: unknown; message?: unknown } | undefined;
+  const denied = accessDenied(e);
+  if (denied) return denied;
   const text = `${String(cause?.name ?? '')} ${String(cause?.message ?? '')}`;
   if (!cause || !/credential|token|expired|signature|accesskey|authfailure|sso/i.test(text)) return e;
   try {

@@ -61,3 +61,17 @@ describe('licence expiry', () => {
     expect(licenceExpiry(1_000_000_000_500)).toBe(1_000_000_000 + 30 * 86_400);
   });
 });
+
+describe('accessDenied', () => {
+  it('turns an AWS access-denied error into a UserError naming the user policy, and nothing else', async () => {
+    const { accessDenied } = await import('../src/access-denied.js');
+    const err = Object.assign(new Error('User: arn:aws:iam::1:user/a is not authorized to perform: iam:CreateRole'), { name: 'AccessDenied' });
+    const u = accessDenied(err)!;
+    expect(u.message).toBe('AWS refused a request: AccessDenied.');
+    expect(u.details).toEqual(['User: arn:aws:iam::1:user/a is not authorized to perform: iam:CreateRole']);
+    expect(u.hint).toMatch(/UserPolicyArn/);
+    expect(accessDenied(Object.assign(new Error('x'), { name: 'UnauthorizedOperation' }))).toBeDefined();
+    expect(accessDenied(Object.assign(new Error('not authorized'), { name: 'ValidationError' }))).toBeUndefined();
+    expect(accessDenied('AccessDenied')).toBeUndefined();
+  });
+});
