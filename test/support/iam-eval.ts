@@ -193,8 +193,11 @@ export function toRequests(r: CallRecord, a: Account, seen: Seen): IamRequest[] 
         // Auto Scaling checks that the caller may launch from the template and pass its role.
         const lt = f.LaunchTemplate?.LaunchTemplateName as string | undefined;
         const ltArn = `arn:aws:ec2:${region}:${a.account}:launch-template/lt-0123456789abcdef0`;
-        add('ec2:RunInstances', ltArn, { 'ec2:LaunchTemplate': ltArn }, true);
-        add('ec2:RunInstances', `arn:aws:ec2:${region}:${a.account}:instance/*`, { 'ec2:LaunchTemplate': ltArn }, true);
+        // RunInstances is authorised on each resource it uses or makes.
+        for (const res of ['launch-template/lt-0123456789abcdef0', 'instance/*', 'volume/*', 'network-interface/*', 'subnet/subnet-0123456789abcdef0', 'security-group/sg-0123456789abcdef0']) {
+          add('ec2:RunInstances', `arn:aws:ec2:${region}:${a.account}:${res}`, { 'ec2:LaunchTemplate': ltArn }, true);
+        }
+        add('ec2:RunInstances', `arn:aws:ec2:${region}::image/ami-0123456789abcdef0`, { 'ec2:LaunchTemplate': ltArn }, true);
         const profile = lt ? seen.templateProfiles.get(lt) : undefined;
         if (profile) add('iam:PassRole', profile.replace(':instance-profile/', ':role/'), { 'iam:PassedToService': 'ec2.amazonaws.com' }, true);
         add('iam:CreateServiceLinkedRole', `arn:aws:iam::${a.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`, { 'iam:AWSServiceName': 'autoscaling.amazonaws.com' }, true);
