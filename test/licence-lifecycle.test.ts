@@ -10,7 +10,8 @@
  *  - `gq clean` deletes the licence, the role and the profile;
  *  - a licence past its expiresAt is not read even before DynamoDB's TTL removes it;
  *  - `gq retry --license` on a job submitted without one is refused and changes nothing;
- *  - a role of the job role's name that gq did not make is never used or changed.
+ *  - a role of the job role's name that gq did not make is never used or changed;
+ *  - with `gq setup --public-ipv4 none` the launch templates ask for no public IPv4 address.
  * The last agent's deletion runs in test/security.test.ts (agents that finish a licensed job).
  * That only the job's own instances can read the licence is proved by test/iam-isolation.test.ts.
  */
@@ -157,5 +158,22 @@ d('licence and job role lifecycle on moto', () => {
     const role = (await iam.send(new GetRoleCommand({ RoleName: roleName('lic-x') }))).Role!;
     expect(role.Path).toBe('/');
     expect((await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: roleName('lic-x') }))).AttachedPolicies ?? []).toEqual([]);
+  });
+
+  it('on a stack set up with --public-ipv4 none, the launch templates ask for no public IPv4 address', async () => {
+    // A second stack (moto's CloudFormation cannot update a stack's parameters).
+    const env = { ...h.env, GQ_STACK: `${String(h.env.GQ_STACK)}-private` };
+    const setup = await gq(['setup', '--public-ipv4', 'none'], env, { cwd: work, timeoutMs: 120_000 });
+    expect(setup.code, setup.stderr).toBe(0);
+    const sub = await gq(['submit', 'jobs.csv', '--code', 'code', '--name', 'lic-p'], env, { cwd: work, timeoutMs: 90_000 });
+    expect(sub.code, sub.stderr).toBe(0);
+    const ec2 = h.backend.clients.ec2;
+    const templates = (await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:gq:job', Values: ['lic-p'] }] }))).LaunchTemplates ?? [];
+    expect(templates).toHaveLength(2);
+    for (const t of templates) {
+      const v = (await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: t.LaunchTemplateId }))).LaunchTemplateVersions![0]!;
+      expect(v.LaunchTemplateData?.NetworkInterfaces).toMatchObject([{ DeviceIndex: 0, AssociatePublicIpAddress: false }]);
+      expect(v.LaunchTemplateData?.NetworkInterfaces?.[0]?.Groups).toHaveLength(1);
+    }
   });
 });
