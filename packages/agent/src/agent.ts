@@ -303,6 +303,7 @@ export class Agent implements AgentControl {
   /** The last worker of a finished job deletes its licence (gq commands do so too). */
   private async dropLicenceIfFinished(): Promise<void> {
     const { d } = this;
+    if (!d.licenseFile) return; // no licence here: nothing to delete, no call
     try {
       const job = await d.backend.status.getJob(d.job);
       if (job?.licenseKey && job.counts.queued + job.counts.running === 0) await d.backend.secrets.deleteLicence(d.job);
