@@ -53,6 +53,8 @@ export interface InstanceRuntimeOptions {
   groups?: (groupName: string) => boolean;
   /** Fault tests only: extra variables such as GQ_TEST_FAULT for the instances' processes. */
   faultEnv?: Record<string, string>;
+  /** File that every instance's AWS SDK calls are appended to (GQ_TEST_AWS_CALL_LOG). */
+  callLog?: string;
 }
 
 export interface RuntimeInstance {
@@ -275,6 +277,17 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
           AWS_EC2_METADATA_SERVICE_ENDPOINT: t.imds.endpoint,
           // Fault tests only (GQ_TEST_FAULT); empty in every other test.
           ...(opts.faultEnv ?? {}),
+          // The policy-coverage record (packages/common/src/aws/call-log.ts): which instance calls.
+          ...(opts.callLog
+            ? {
+                GQ_TEST_AWS_CALL_LOG: opts.callLog,
+                GQ_TEST_AWS_CALL_WHO: JSON.stringify({
+                  job: group.Tags?.find((x) => x.Key === 'gq:job')?.Value,
+                  instance: t.id,
+                  group: group.AutoScalingGroupName,
+                }),
+              }
+            : {}),
         },
       });
       t.pid = child.pid;

@@ -131,7 +131,13 @@ export class Agent implements AgentControl {
     const { d } = this;
     await unpackCode(d.ws, d.backend.artifacts, job.codeKey);
     if (job.licenseKey) {
-      const text = (await d.backend.artifacts.getBytes(job.licenseKey)).toString('utf8');
+      const text = await d.backend.secrets.getLicence(job.name);
+      if (text === undefined) {
+        // Deleted when the job finished (a worker started for a retry) or expired.
+        d.log.error('the job has a licence but it is no longer stored; this worker takes no task');
+        await this.setState('INSTALL_FAILED', { detail: 'licence deleted or expired: run gq retry --failed --license FILE' });
+        return false;
+      }
       registerSecret(text);
       mkdirSync(d.ws.secret, { recursive: true, mode: 0o700 });
       const file = join(d.ws.secret, 'gurobi.lic');
@@ -296,11 +302,24 @@ export class Agent implements AgentControl {
     await this.protection.want(on);
   }
 
+  /** The last worker of a finished job deletes its licence (gq commands do so too). */
+  private async dropLicenceIfFinished(): Promise<void> {
+    const { d } = this;
+    if (!d.licenseFile) return; // no licence here: nothing to delete, no call
+    try {
+      const job = await d.backend.status.getJob(d.job);
+      if (job?.licenseKey && job.counts.queued + job.counts.running === 0) await d.backend.secrets.deleteLicence(d.job);
+    } catch (e) {
+      d.log.warn({ err: e }, 'could not delete the licence of the finished job');
+    }
+  }
+
   private async leave(): Promise<void> {
     const { d } = this;
     // Deletes held back to be batched go out before this worker is gone.
     await d.queue.flush?.().catch((e: unknown) => d.log.warn({ err: e }, 'could not delete finished messages'));
     if (this.instanceState !== 'INSTALL_FAILED') await this.setState('STOPPED');
+    await this.dropLicenceIfFinished();
     if (this.gaveBackOnSpot) {
       // Spot: EC2 reclaims this instance anyway. Leaving the group here would lower its desired
       // capacity, and the task just given back would wait, queued, for a gq command to restore

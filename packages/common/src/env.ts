@@ -16,4 +16,8 @@ export const ENV = {
   TASK_DIR: 'GQ_TASK_DIR',
   /** Tells `gq-agent tag` how to reach the status store (JSON, no secrets). */
   AGENT_CONTEXT: 'GQ_AGENT_CONTEXT',
+  /** Tests only: file that every AWS SDK call is appended to (aws/call-log.ts). */
+  TEST_AWS_CALL_LOG: 'GQ_TEST_AWS_CALL_LOG',
+  /** Tests only: which instance makes the calls (JSON: job, instance, group). */
+  TEST_AWS_CALL_WHO: 'GQ_TEST_AWS_CALL_WHO',
 } as const;

@@ -167,6 +167,24 @@ export interface ArtifactStore {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SecretStore
+
+/**
+ * A job's licence (the only secret gq keeps): written by submit with an expiry, read by the
+ * job's own agents, deleted when the job is finished or cleaned. On AWS an item of the job's
+ * partition in the status table (so only the job's own role can read it, and the table's TTL
+ * removes it after `expiresAt` even if no gq command ever runs again).
+ */
+export interface SecretStore {
+  /** Store (or replace) the licence of `job`, to be dropped at `expiresAt` (epoch seconds). */
+  putLicence(job: string, text: string, expiresAt: number): Promise<void>;
+  /** The licence text; undefined when there is none or it has expired. */
+  getLicence(job: string): Promise<string | undefined>;
+  /** Delete it (nothing to delete is fine). */
+  deleteLicence(job: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fleet
 
 export interface FleetInstance {
@@ -247,5 +265,6 @@ export interface Backend {
   readonly status: StatusStore;
   readonly artifacts: ArtifactStore;
   readonly fleet: Fleet;
+  readonly secrets: SecretStore;
   close(): Promise<void>;
 }

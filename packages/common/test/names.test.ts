@@ -183,3 +183,20 @@ describe('suggestJobName', () => {
     expect(suggestJobName('!!!')).toBe('job');
   });
 });
+
+describe('jobRoleName (IAM role and instance profile of a job)', () => {
+  it('is gq-<job>-<region>, within IAM\'s 64 characters for the longest job name and region', async () => {
+    const { jobRoleName } = await import('../src/aws/names.js');
+    expect(jobRoleName('my-job', 'us-east-1')).toBe('gq-my-job-us-east-1');
+    const longest = jobRoleName('a'.repeat(40), 'ap-southeast-5');
+    expect(longest).toBe(`gq-${'a'.repeat(40)}-ap-southeast-5`);
+    expect(longest.length).toBeLessThanOrEqual(64);
+    expect(longest).toMatch(/^[\w+=,.@-]{1,64}$/);
+  });
+
+  it('refuses a bad job name or region', async () => {
+    const { jobRoleName } = await import('../src/aws/names.js');
+    expect(() => jobRoleName('Bad_Name', 'us-east-1')).toThrow(/invalid job name/);
+    expect(() => jobRoleName('ok', 'mars-1')).toThrow(/invalid AWS region/);
+  });
+});

@@ -16,6 +16,7 @@ import { runResults } from './commands/results.js';
 import { runLogs } from './commands/logs.js';
 import { runCancel } from './commands/cancel.js';
 import { runRetry } from './commands/retry.js';
+import { accessDenied } from './access-denied.js';
 import { runClean } from './commands/clean.js';
 
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
@@ -180,12 +181,18 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'retry <name>',
       'Run the failed tasks of a job again',
-      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('failed', { type: 'boolean', describe: 'Rerun the FAILED tasks' }).option('wait', { type: 'boolean' }).option('json', { type: 'boolean' }),
-      run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, wait: !!a.wait, json: !!a.json })),
+      (y) =>
+        settings(y)
+          .positional('name', { type: 'string', demandOption: true })
+          .option('failed', { type: 'boolean', describe: 'Rerun the FAILED tasks' })
+          .option('license', { type: 'string', describe: "Store the job's licence again (it is deleted when the job finishes)" })
+          .option('wait', { type: 'boolean' })
+          .option('json', { type: 'boolean' }),
+      run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, license: a.license as string | undefined, wait: !!a.wait, json: !!a.json })),
     )
     .command(
       'clean <name>',
-      "Remove a finished job's queues and workers; keep its results",
+      "Remove a finished job's queues, workers and licence; keep its results",
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('force', { type: 'boolean' }),
       run((ctx, a) => runClean(ctx, { name: jobArg(a.name, ctx), force: !!a.force })),
     )
@@ -195,14 +202,21 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         settings(y)
           .option('vpc-id', { type: 'string', describe: 'VPC for the security group (default: the default VPC)' })
-          .option('allow-http-egress', { type: 'boolean', describe: 'Also allow outbound HTTP (port 80), e.g. for apt mirrors' }),
+          .option('egress', { type: 'string', describe: 'Outbound traffic of the agents: https-only, http-and-https (default) or all' })
+          .option('subnets', { type: 'string', describe: 'Comma-separated subnets for the agents (default: every subnet of the VPC)' })
+          .option('public-ipv4', { type: 'string', describe: 'subnet-default, or none for private subnets (no public IPv4 address)' })
+          .option('gateway-endpoints', { type: 'string', describe: 'Comma-separated route tables that get S3 and DynamoDB gateway endpoints' }),
       run(async (ctx, a) => {
         const { runSetup } = await import('./commands/setup.js');
+        const ids = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
         return runSetup(ctx, {
           stack: ctx.config.stack,
           region: await requireRegion(ctx),
           vpcId: a['vpc-id'] as string | undefined,
-          allowHttpEgress: a['allow-http-egress'] as boolean | undefined,
+          egress: a.egress as string | undefined,
+          subnetIds: ids(a.subnets),
+          publicIpv4: a['public-ipv4'] as string | undefined,
+          gatewayEndpointRouteTables: ids(a['gateway-endpoints']),
         });
       }),
     )
@@ -269,6 +283,8 @@ export function printError(e: unknown): number {
 async function explain(e: unknown): Promise<unknown> {
   // Cheap test first: the AWS SDK is loaded only for what may be a credentials error.
   const cause = (e instanceof UserError ? (e as { cause?: unknown }).cause : e) as { name?: unknown; message?: unknown } | undefined;
+  const denied = accessDenied(e);
+  if (denied) return denied;
   const text = `${String(cause?.name ?? '')} ${String(cause?.message ?? '')}`;
   if (!cause || !/credential|token|expired|signature|accesskey|authfailure|sso/i.test(text)) return e;
   try {

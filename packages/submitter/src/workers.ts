@@ -49,9 +49,12 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   const restarted: string[] = [];
   const deadLettered: number[] = [];
   const result = (): Reconciled => ({ restarted, deadLettered, changed: deadLettered.length > 0 });
-  if (job.cancelRequested) return result();
   const { counts } = job;
-  if (counts.queued + counts.running === 0) return result();
+  if (counts.queued + counts.running === 0) {
+    await dropFinishedLicence(ctx, backend, job);
+    return result();
+  }
+  if (job.cancelRequested) return result();
   const instances = await backend.status.listInstances(job.name);
   const groups = described ?? (await backend.fleet.describe(job.name));
   for (const type of Object.keys(job.instanceTypes)) {
@@ -76,6 +79,16 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
     restarted.push(type);
   }
   return result();
+}
+
+/**
+ * A finished job (nothing queued or running) needs its licence no more: delete it, so that it
+ * does not wait for its expiry (the last agent deletes it too; either is enough). `gq retry`
+ * stores it again when given --license.
+ */
+export async function dropFinishedLicence(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<void> {
+  if (!job.licenseKey) return;
+  await backend.secrets.deleteLicence(job.name).catch((e: unknown) => ctx.log.warn({ err: e }, 'could not delete the licence of a finished job'));
 }
 
 /**

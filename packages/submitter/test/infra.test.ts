@@ -21,6 +21,8 @@ import {
   DescribeImagesCommand,
   DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcEndpointsCommand,
 } from '@aws-sdk/client-ec2';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { configSchema, createLogger, type Config } from '@gq/common';
@@ -44,7 +46,8 @@ import {
 } from '../src/aws/stack.js';
 import { formatCheck, runDoctor } from '../src/commands/doctor.js';
 import { describeAws, startMoto, type Moto } from '../../../test/support/moto.js';
-import { runSetup } from '../src/commands/setup.js';
+import { EC2_TRUST_POLICY } from '../src/aws/job-role.js';
+import { runSetup, setupParameters } from '../src/commands/setup.js';
 import type { CommandContext } from '../src/context.js';
 
 const TEMPLATE_FILE = fileURLToPath(new URL('../../../infra/gq.yaml', import.meta.url));
@@ -124,14 +127,41 @@ function subText(v: Json): string {
 }
 
 /** Actions that AWS does not allow to scope to a resource: the only ones that may have Resource "*". */
-const RESOURCE_STAR_ALLOWED = new Set(['ec2:DescribeTags', 'ec2:DescribeInstances']);
+const RESOURCE_STAR_ALLOWED = new Set([
+  'ec2:DescribeTags',
+  'ec2:DescribeInstances',
+  'ec2:DescribeImages',
+  'ec2:DescribeInstanceTypes',
+  'ec2:DescribeInstanceTypeOfferings',
+  'ec2:DescribeLaunchTemplates',
+  'ec2:DescribeSecurityGroups',
+  'ec2:DescribeSubnets',
+  'ec2:DescribeVpcs',
+  'ec2:DescribeRouteTables',
+  'ec2:DescribeVpcEndpoints',
+  'autoscaling:DescribeAutoScalingGroups',
+  'autoscaling:DescribeScalingActivities',
+  'servicequotas:GetServiceQuota',
+  'servicequotas:GetAWSDefaultServiceQuota',
+]);
 
 const docs = policyDocs(tpl);
 const identity = docs.filter((d) => d.kind === 'identity');
-const allowStatements = identity.flatMap((d) => d.statements.filter((s) => s.Effect === 'Allow'));
+/** The agents' policy: what each per-job role is given (the test below checks its scoping). */
+const agentDoc = identity.find((d) => d.where.startsWith('JobAgentPolicy'))!;
+const boundaryDoc = identity.find((d) => d.where.startsWith('JobRoleBoundary'))!;
+const userDoc = identity.find((d) => d.where.startsWith('UserPolicy'))!;
+const allowStatements = agentDoc.statements.filter((s) => s.Effect === 'Allow');
+const userAllows = userDoc.statements.filter((s) => s.Effect === 'Allow');
+const bySid = (d: PolicyDoc, sid: string): Statement => {
+  const st = d.statements.find((x) => x.Sid === sid);
+  if (!st) throw new Error(`${d.where}: no statement ${sid}`);
+  return st;
+};
 const resourcesOf = (s: Statement): Json[] => asArray(s.Resource as Json | Json[]);
 const actionsOf = (s: Statement): string[] => asArray(s.Action);
 const statementsWith = (action: string): Statement[] => allowStatements.filter((s) => actionsOf(s).includes(action));
+const statementsIn = (list: Statement[], action: string): Statement[] => list.filter((s) => actionsOf(s).includes(action));
 
 // ---------------------------------------------------------------------------------------------
 
@@ -194,7 +224,7 @@ describe('infra/gq.yaml: lint and structure', () => {
   });
 
   it('has the outputs gq reads, and a literal TemplateVersion', () => {
-    for (const k of ['BucketName', 'TableName', 'InstanceProfileArn', 'SecurityGroupId', 'KmsKeyArn', 'TemplateVersion']) {
+    for (const k of ['BucketName', 'TableName', 'JobAgentPolicyArn', 'JobRoleBoundaryArn', 'JobRolePath', 'UserPolicyArn', 'SecurityGroupId', 'KmsKeyArn', 'TemplateVersion']) {
       expect(tpl.Outputs?.[k], k).toBeDefined();
     }
     expect(templateVersion(text)).toMatch(/^\d+$/);
@@ -203,10 +233,11 @@ describe('infra/gq.yaml: lint and structure', () => {
 
 describe('infra/gq.yaml: least privilege', () => {
   it('finds the policies it checks', () => {
-    expect(identity.length).toBeGreaterThan(0);
+    expect(identity.map((d) => d.where.split('.')[0]).sort()).toEqual(['JobAgentPolicy', 'JobRoleBoundary', 'UserPolicy']);
     expect(docs.some((d) => d.kind === 'bucket')).toBe(true);
     expect(docs.some((d) => d.kind === 'key')).toBe(true);
-    expect(docs.some((d) => d.kind === 'trust')).toBe(true);
+    // No role in the stack: the per-job roles are made by gq submit (job-role.ts).
+    expect(docs.filter((d) => d.kind === 'trust')).toEqual([]);
     expect(docs.filter((d) => d.kind === 'other')).toEqual([]);
   });
 
@@ -250,31 +281,35 @@ describe('infra/gq.yaml: least privilege', () => {
     }
   });
 
-  it('scopes every grant: queues gq-*, the table, bucket prefixes, the key via S3, gq groups, tagged instances', () => {
+  it("scopes every agent grant to the role's own job (aws:PrincipalTag/gq-job): queues, items, S3 prefix, groups, instances", () => {
+    const JOB = '${aws:PrincipalTag/gq-job}';
     const sqs = allowStatements.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
-    expect(sqs.length).toBeGreaterThan(0);
+    expect(sqs.length).toBe(1);
     for (const s of sqs) {
       expect(resourcesOf(s).map(subText)).toEqual(['arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:gq-*']);
-      expect(actionsOf(s)).not.toContain('sqs:DeleteQueue');
-      expect(actionsOf(s)).not.toContain('sqs:PurgeQueue');
-      expect(actionsOf(s)).not.toContain('sqs:CreateQueue');
+      // The name pattern alone would let job "a" reach job "a-b": the queue's job tag decides.
+      expect(s.Condition?.StringEquals?.['aws:ResourceTag/gq:job']).toBe(JOB);
+      for (const a of ['sqs:DeleteQueue', 'sqs:PurgeQueue', 'sqs:CreateQueue', 'sqs:TagQueue', 'sqs:SetQueueAttributes']) expect(actionsOf(s)).not.toContain(a);
     }
 
     const ddb = allowStatements.filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
-    expect(ddb.length).toBeGreaterThan(0);
+    expect(ddb.length).toBe(1);
     for (const s of ddb) {
-      for (const r of resourcesOf(s)) expect(JSON.stringify(r)).toContain('StatusTable');
-      for (const a of actionsOf(s)) expect(['dynamodb:DeleteTable', 'dynamodb:Scan', 'dynamodb:UpdateTable']).not.toContain(a);
+      expect(resourcesOf(s)).toEqual([{ 'Fn::GetAtt': ['StatusTable', 'Arn'] }]);
+      expect(s.Condition?.['ForAllValues:StringEquals']?.['dynamodb:LeadingKeys']).toEqual([`JOB#${JOB}`]);
+      expect(s.Condition?.Null?.['dynamodb:LeadingKeys']).toBe('false');
+      for (const a of actionsOf(s)) expect(['dynamodb:DeleteTable', 'dynamodb:Scan', 'dynamodb:UpdateTable', 'dynamodb:BatchWriteItem']).not.toContain(a);
     }
 
     const s3 = allowStatements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
-    expect(s3.length).toBeGreaterThan(0);
+    expect(s3.length).toBe(2);
     const reads = statementsWith('s3:GetObject').flatMap(resourcesOf).map(subText);
     const writes = statementsWith('s3:PutObject').flatMap(resourcesOf).map(subText);
-    expect(reads.sort()).toEqual(
-      ['bundles/*', 'agent/*', 'jobs/*/install.sh', 'jobs/*/secret/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort(),
+    // Shared read-only inputs (content-addressed bundles, the agent) and the job's own script.
+    expect(reads.sort()).toEqual(['bundles/*', 'agent/*', 'jobs/${!aws:PrincipalTag/gq-job}/install.sh'].map((p) => '${ArtifactBucket.Arn}/' + p).sort());
+    expect(writes.sort()).toEqual(
+      ['jobs/${!aws:PrincipalTag/gq-job}/tasks/*', 'jobs/${!aws:PrincipalTag/gq-job}/instances/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort(),
     );
-    expect(writes.sort()).toEqual(['jobs/*/tasks/*', 'jobs/*/instances/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort());
     for (const s of s3) {
       for (const a of actionsOf(s)) expect(['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload']).toContain(a);
     }
@@ -289,24 +324,67 @@ describe('infra/gq.yaml: least privilege', () => {
     expect(asg.length).toBe(1);
     expect(actionsOf(asg[0]!).sort()).toEqual(['autoscaling:SetInstanceProtection', 'autoscaling:TerminateInstanceInAutoScalingGroup']);
     expect(subText(resourcesOf(asg[0]!)[0])).toMatch(/:autoScalingGroup:\*:autoScalingGroupName\/gq-\*$/);
-    expect(asg[0]!.Condition?.Null?.['autoscaling:ResourceTag/gq:job']).toBe('false');
+    expect(asg[0]!.Condition?.StringEquals?.['autoscaling:ResourceTag/gq:job']).toBe(JOB);
 
     const tags = statementsWith('ec2:CreateTags');
     expect(tags.length).toBe(1);
     expect(subText(resourcesOf(tags[0]!)[0])).toMatch(/:instance\/\*$/);
-    expect(tags[0]!.Condition?.Null?.['aws:ResourceTag/gq:job']).toBe('false');
+    expect(tags[0]!.Condition?.StringEquals?.['aws:ResourceTag/gq:job']).toBe(JOB);
     expect(tags[0]!.Condition?.['ForAllValues:StringNotLike']?.['aws:TagKeys']).toEqual(['gq:*']);
 
     // Nothing else: every Allow is one of the statements above or the Describe exception.
     const known = new Set([...sqs, ...ddb, ...s3, ...kms, ...asg, ...tags, ...statementsWith('ec2:DescribeTags')]);
     expect(allowStatements.filter((s) => !known.has(s))).toEqual([]);
-    // No IAM, STS or EC2 write actions besides CreateTags.
-    for (const s of allowStatements) {
+    // No IAM, STS or EC2 write actions besides CreateTags, in the policy and in its boundary.
+    for (const s of [...allowStatements, ...boundaryDoc.statements]) {
+      expect(s.Effect).toBe(s.Sid === 'DenyCredentialsNotFromImdsV2' ? 'Deny' : 'Allow');
       for (const a of actionsOf(s)) {
-        expect(a).not.toMatch(/^(iam|sts|ssm|secretsmanager):/);
+        expect(a).not.toMatch(/^(iam|sts|ssm|secretsmanager|cloudformation):/);
         if (a.startsWith('ec2:')) expect(['ec2:CreateTags', 'ec2:DescribeTags', 'ec2:DescribeInstances']).toContain(a);
       }
     }
+  });
+
+  it('caps every job role with a boundary that grants no more than the agent policy (same actions, gq resources only)', () => {
+    const actions = (d: PolicyDoc) => new Set(d.statements.filter((s) => s.Effect === 'Allow').flatMap(actionsOf));
+    expect([...actions(boundaryDoc)].sort()).toEqual([...actions(agentDoc)].sort());
+    for (const s of boundaryDoc.statements) {
+      for (const r of resourcesOf(s)) {
+        if (r === '*') continue;
+        expect(JSON.stringify(r)).toMatch(/StatusTable|ArtifactBucket|ArtifactKey|:sqs:.*:gq-\*|autoScalingGroupName\/gq-\*|:instance\/\*/);
+      }
+    }
+  });
+
+  it("the user policy passes only gq's job roles, to EC2 only, and creates roles only with the boundary and the agent policy", () => {
+    const rolePath = 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/gq/${AWS::StackName}/*';
+    const iamStatements = userAllows.filter((s) => actionsOf(s).some((a) => a.startsWith('iam:')));
+    for (const s of iamStatements) {
+      for (const r of resourcesOf(s).map(subText)) expect(r, s.Sid).toMatch(/:(role|instance-profile)\/(gq\/\$\{AWS::StackName\}\/\*|aws-service-role\/autoscaling\.amazonaws\.com\/)/);
+      for (const a of actionsOf(s)) expect(a, s.Sid).not.toMatch(/^iam:(Put|Update|Delete)Role(Policy|PermissionsBoundary)$|^iam:CreatePolicy|^iam:CreateUser|^iam:CreateAccessKey/);
+    }
+    const pass = statementsIn(userAllows, 'iam:PassRole');
+    expect(pass).toHaveLength(1);
+    expect(resourcesOf(pass[0]!).map(subText)).toEqual([rolePath]);
+    expect(pass[0]!.Condition?.StringEqualsIfExists?.['iam:PassedToService']).toBe('ec2.amazonaws.com');
+    const create = statementsIn(userAllows, 'iam:CreateRole');
+    expect(create).toHaveLength(1);
+    expect(actionsOf(create[0]!)).toEqual(['iam:CreateRole']);
+    expect(create[0]!.Condition?.StringEquals?.['iam:PermissionsBoundary']).toEqual({ Ref: 'JobRoleBoundary' });
+    const attach = statementsIn(userAllows, 'iam:AttachRolePolicy');
+    expect(attach).toHaveLength(1);
+    expect(attach[0]!.Condition?.ArnEquals?.['iam:PolicyARN']).toEqual({ Ref: 'JobAgentPolicy' });
+    const slr = statementsIn(userAllows, 'iam:CreateServiceLinkedRole');
+    expect(slr[0]!.Condition?.StringEquals?.['iam:AWSServiceName']).toBe('autoscaling.amazonaws.com');
+    // RunInstances only from launch templates; tags only when creating.
+    expect(statementsIn(userAllows, 'ec2:RunInstances')[0]!.Condition?.ArnLike?.['ec2:LaunchTemplate']).toBeDefined();
+    for (const s of statementsIn(userAllows, 'ec2:CreateTags')) expect(s.Condition?.StringEquals?.['ec2:CreateAction']).toEqual(['CreateLaunchTemplate', 'RunInstances']);
+    // Queues, table, bucket, key: gq's own.
+    for (const s of userAllows.filter((x) => actionsOf(x).some((a) => /^(sqs|dynamodb|s3|kms):/.test(a)))) {
+      for (const r of resourcesOf(s)) expect(JSON.stringify(r), s.Sid).toMatch(/StatusTable|ArtifactBucket|ArtifactKey|:sqs:.*:gq-\*/);
+    }
+    expect(statementsIn(userAllows, 'sqs:TagQueue')).toHaveLength(1);
+    expect(statementsIn(userAllows, 'kms:Decrypt')[0]!.Condition?.StringEquals?.['kms:ViaService']).toBeDefined();
   });
 
   it('refuses role credentials that came through IMDSv1', () => {
@@ -315,22 +393,16 @@ describe('infra/gq.yaml: least privilege', () => {
     expect(resourcesOf(deny!)).toEqual(['*']);
   });
 
-  it('lets only EC2 assume the role, and creates no IAM user, group or access key', () => {
-    const roles = Object.entries(tpl.Resources).filter(([, r]) => r.Type === 'AWS::IAM::Role');
-    expect(roles.map(([n]) => n)).toEqual(['InstanceRole']);
-    const trust = docs.filter((d) => d.kind === 'trust');
-    expect(trust).toHaveLength(1);
-    expect(trust[0]!.statements).toEqual([
-      { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' },
-    ]);
+  it('creates no role, IAM user, group or access key; job roles (job-role.ts) trust EC2 only', () => {
     const types = Object.values(tpl.Resources).map((r) => r.Type);
-    for (const t of ['AWS::IAM::User', 'AWS::IAM::AccessKey', 'AWS::IAM::Group', 'AWS::IAM::UserToGroupAddition', 'AWS::IAM::UserPolicy']) {
+    for (const t of ['AWS::IAM::Role', 'AWS::IAM::InstanceProfile', 'AWS::IAM::User', 'AWS::IAM::AccessKey', 'AWS::IAM::Group', 'AWS::IAM::UserToGroupAddition', 'AWS::IAM::UserPolicy']) {
       expect(types).not.toContain(t);
     }
     expect(text).not.toMatch(/AccessKey|SecretAccessKey|aws_secret/i);
-    // The instance profile carries exactly that role.
-    const profiles = Object.values(tpl.Resources).filter((r) => r.Type === 'AWS::IAM::InstanceProfile');
-    expect(profiles.map((p) => p.Properties?.Roles)).toEqual([[{ Ref: 'InstanceRole' }]]);
+    expect(JSON.parse(EC2_TRUST_POLICY)).toEqual({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+    });
   });
 
   it('grants nothing to Principal "*" anywhere (bucket and key policies only deny or name the account)', () => {
@@ -348,24 +420,43 @@ describe('infra/gq.yaml: least privilege', () => {
 });
 
 describe('infra/gq.yaml: network and data at rest', () => {
-  it('has no ingress anywhere; the security group only lets HTTPS out (HTTP only when asked)', () => {
+  it('has no ingress anywhere; egress is HTTPS, HTTP+HTTPS (default) or all, as AgentEgress says', () => {
     expect(allKeys(tpl)).not.toContain('SecurityGroupIngress');
     const types = Object.values(tpl.Resources).map((r) => r.Type);
     expect(types).not.toContain('AWS::EC2::SecurityGroupIngress');
     expect(text).not.toMatch(/SecurityGroupIngress|FromPort:\s*22\b/);
     const sgs = Object.values(tpl.Resources).filter((r) => r.Type === 'AWS::EC2::SecurityGroup');
     expect(sgs).toHaveLength(1);
-    const egress = sgs[0]!.Properties!.SecurityGroupEgress as Array<Record<string, Json>>;
-    const plain = egress.filter((e) => !('Fn::If' in e));
+    const [cond, all, ports] = (sgs[0]!.Properties!.SecurityGroupEgress as { 'Fn::If': [string, Array<Record<string, Json>>, Array<Record<string, Json>>] })['Fn::If'];
+    expect(cond).toBe('EgressAll');
+    expect(all.map((e) => [e.IpProtocol, e.CidrIp ?? e.CidrIpv6])).toEqual([
+      ['-1', '0.0.0.0/0'],
+      ['-1', '::/0'],
+    ]);
+    const plain = ports.filter((e) => !('Fn::If' in e));
     expect(plain.map((e) => [e.IpProtocol, e.FromPort, e.ToPort])).toEqual([
       ['tcp', 443, 443],
       ['tcp', 443, 443],
     ]);
-    const conditional = egress.filter((e) => 'Fn::If' in e).map((e) => e['Fn::If'] as [string, Record<string, Json>, Json]);
-    expect(conditional).toHaveLength(1);
-    expect(conditional[0]![0]).toBe('HttpEgress');
-    expect([conditional[0]![1].FromPort, conditional[0]![1].ToPort]).toEqual([80, 80]);
-    expect(tpl.Parameters?.AllowHttpEgress?.Default).toBe('false');
+    const http = ports.filter((e) => 'Fn::If' in e).map((e) => e['Fn::If'] as [string, Record<string, Json>, Json]);
+    expect(http.map((h) => [h[0], h[1].FromPort, h[1].ToPort])).toEqual([
+      ['EgressHttp', 80, 80],
+      ['EgressHttp', 80, 80],
+    ]);
+    expect(tpl.Parameters?.AgentEgress?.Default).toBe('http-and-https');
+    expect(tpl.Parameters?.AgentEgress?.AllowedValues).toEqual(['https-only', 'http-and-https', 'all']);
+    expect(tpl.Conditions?.EgressHttp).toEqual({ 'Fn::Equals': [{ Ref: 'AgentEgress' }, 'http-and-https'] });
+  });
+
+  it('offers private subnets: subnet list, no public IPv4, free gateway endpoints for S3 and DynamoDB', () => {
+    expect(tpl.Parameters?.PublicIpv4?.AllowedValues).toEqual(['subnet-default', 'none']);
+    expect(tpl.Parameters?.SubnetIds?.Type).toBe('CommaDelimitedList');
+    const endpoints = Object.entries(tpl.Resources).filter(([, r]) => r.Type === 'AWS::EC2::VPCEndpoint');
+    expect(endpoints.map(([, r]) => [r.Condition, r.Properties?.VpcEndpointType, subText(r.Properties?.ServiceName)])).toEqual([
+      ['HasGatewayEndpoints', 'Gateway', 'com.amazonaws.${AWS::Region}.s3'],
+      ['HasGatewayEndpoints', 'Gateway', 'com.amazonaws.${AWS::Region}.dynamodb'],
+    ]);
+    expect(tpl.Outputs?.PublicIpv4?.Value).toEqual({ Ref: 'PublicIpv4' });
   });
 
   it('blocks all public access to the bucket and encrypts it with the stack KMS key', () => {
@@ -468,15 +559,35 @@ describe('stack.ts and doctor.ts helpers', () => {
   it('maps outputs, and says what to do with a stack that is not usable', () => {
     const base: Stack = { StackName: 'gq', CreationTime: new Date(), StackStatus: 'UPDATE_COMPLETE' };
     const out = (o: Record<string, string>) => Object.entries(o).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue }));
-    const full = { BucketName: 'b', TableName: 't', InstanceProfileArn: 'arn:p', SecurityGroupId: 'sg-1', KmsKeyArn: 'arn:k', TemplateVersion: '1' };
+    const full = {
+      BucketName: 'b',
+      TableName: 't',
+      JobAgentPolicyArn: 'arn:a',
+      JobRoleBoundaryArn: 'arn:b',
+      JobRolePath: '/gq/gq/',
+      UserPolicyArn: 'arn:u',
+      SecurityGroupId: 'sg-1',
+      SubnetIds: 'subnet-1,subnet-2',
+      PublicIpv4: 'none',
+      KmsKeyArn: 'arn:k',
+      TemplateVersion: '2',
+    };
     expect(outputsFromStack({ ...base, Outputs: out(full) }, 'gq', 'us-east-1')).toEqual({
       bucket: 'b',
       table: 't',
-      instanceProfileArn: 'arn:p',
+      jobAgentPolicyArn: 'arn:a',
+      jobRoleBoundaryArn: 'arn:b',
+      jobRolePath: '/gq/gq/',
+      userPolicyArn: 'arn:u',
+      subnetIds: ['subnet-1', 'subnet-2'],
+      publicIpv4: 'none',
       securityGroupId: 'sg-1',
       kmsKeyArn: 'arn:k',
-      templateVersion: '1',
+      templateVersion: '2',
     });
+    // A stack of template version 1 (one shared instance role) must be updated first.
+    const { JobAgentPolicyArn: _a, ...v1 } = full;
+    expect(() => outputsFromStack({ ...base, Outputs: out(v1) }, 'gq', 'us-east-1')).toThrow(/JobAgentPolicyArn/);
     const { SecurityGroupId: _, ...noSg } = full;
     expect(() => outputsFromStack({ ...base, Outputs: out(noSg) }, 'gq', 'us-east-1')).toThrow(/SecurityGroupId/);
     expect(() => outputsFromStack({ ...base, StackStatus: 'ROLLBACK_COMPLETE', Outputs: out(full) }, 'gq', 'us-east-1')).toThrow(
@@ -562,7 +673,10 @@ describeAws('the stack on moto', () => {
 
       const out = await readStackOutputs({ cfn: c.cfn, stackName: 'gq' });
       expect(out).toEqual(first.outputs);
-      expect(out.instanceProfileArn).toMatch(/^arn:aws:iam::\d{12}:instance-profile\/gq\//);
+      expect(out.jobAgentPolicyArn).toMatch(/^arn:aws:iam::\d{12}:policy\/gq\//);
+      expect(out.jobRoleBoundaryArn).toMatch(/^arn:aws:iam::\d{12}:policy\/gq\//);
+      expect(out.userPolicyArn).toMatch(/^arn:aws:iam::\d{12}:policy\/gq\//);
+      expect(out.jobRolePath).toBe('/gq/gq/');
       expect(out.kmsKeyArn).toMatch(/^arn:aws:kms:us-east-1:\d{12}:key\//);
       expect(out.templateVersion).toBe(templateVersion());
 
@@ -583,6 +697,27 @@ describeAws('the stack on moto', () => {
       const sg = await c.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [out.securityGroupId] }));
       expect(sg.SecurityGroups?.[0]?.VpcId).toBe(vpc);
       expect(sg.SecurityGroups?.[0]?.IpPermissions ?? []).toEqual([]); // no ingress
+    } finally {
+      destroySetupClients(c);
+    }
+  });
+
+  it('deploys the private-subnet choices: named subnets, no public IPv4, gateway endpoints, all egress', async () => {
+    const c = makeSetupClients('us-east-1');
+    try {
+      const vpc = (await findDefaultVpc(c.ec2))!;
+      const subnets = ((await c.ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpc] }] }))).Subnets ?? []).map((x) => x.SubnetId!).slice(0, 2);
+      const rtb = (await c.ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpc] }] }))).RouteTables![0]!.RouteTableId!;
+      const params = setupParameters({ stack: 'gq-private', region: 'us-east-1', vpcId: vpc, egress: 'all', publicIpv4: 'none', subnetIds: subnets, gatewayEndpointRouteTables: [rtb] });
+      const r = await deployStack({ cfn: c.cfn, ec2: c.ec2, stackName: 'gq-private', params, minDelay: 1, maxDelay: 1 });
+      expect(r.outputs).toMatchObject({ subnetIds: subnets, publicIpv4: 'none', jobRolePath: '/gq/gq-private/' });
+      const endpoints = (await c.ec2.send(new DescribeVpcEndpointsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpc] }] }))).VpcEndpoints ?? [];
+      expect(endpoints.map((e) => [e.ServiceName, e.VpcEndpointType, e.RouteTableIds]).sort()).toEqual([
+        ['com.amazonaws.us-east-1.dynamodb', 'Gateway', [rtb]],
+        ['com.amazonaws.us-east-1.s3', 'Gateway', [rtb]],
+      ]);
+      const sg = await c.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [r.outputs.securityGroupId] }));
+      expect(sg.SecurityGroups?.[0]?.IpPermissions ?? []).toEqual([]); // still no ingress
     } finally {
       destroySetupClients(c);
     }

@@ -18,6 +18,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, MiddlewareStack } from '@smithy/types';
+import { installCallLog } from './call-log.js';
 
 /** Anything with a middleware stack (every SDK v3 client). */
 export interface ClientWithMiddleware {
@@ -147,6 +148,8 @@ export function makeAwsClients(opts: AwsClientOptions = {}): AwsClients {
     [sts, 'STS'],
   ];
   for (const install of installers as MiddlewareInstaller[]) for (const [c, name] of named) install(c, name);
+  // Tests only (GQ_TEST_AWS_CALL_LOG): the policy-coverage test's record of every call.
+  for (const [c, name] of named) installCallLog(c, name);
 
   return {
     sqs,

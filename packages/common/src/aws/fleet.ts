@@ -43,6 +43,10 @@ export interface LaunchSpec {
   imageId: string;
   /** Instance profile (role) of the workers. */
   instanceProfileArn?: string;
+  /** The profile was created just now: EC2 may not know it yet (group creation is retried). */
+  instanceProfileFresh?: boolean;
+  /** false: ask for no public IPv4 address (private subnets); absent: the subnet decides. */
+  associatePublicIp?: false;
   securityGroupIds?: string[];
   /** Subnets of the group (one per AZ); absent = the default VPC's subnets. */
   subnetIds?: string[];
@@ -104,6 +108,17 @@ export function rebalanceSuspended(g: AutoScalingGroup): boolean {
 /** Workers that are busy: protected from scale-in and not on their way out. */
 export function busyCount(g: AutoScalingGroup): number {
   return (g.Instances ?? []).filter((i) => i.ProtectedFromScaleIn && !TERMINATING.test(i.LifecycleState ?? '')).length;
+}
+
+/**
+ * What CreateAutoScalingGroup retries: the "not yet visible" answers (fleet-health.ts), and, for
+ * an instance profile created just now, any ValidationError. IAM is eventually consistent
+ * (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency)
+ * and a new profile shows up under more than one message ("Invalid IamInstanceProfile", "...not
+ * found"); the retries are bounded (backoff.ts), after which the error is passed on as it is.
+ */
+export function notYetVisibleFor(spec: Pick<LaunchSpec, 'instanceProfileFresh'>): (err: unknown) => boolean {
+  return (err) => isNotYetVisible(err) || (spec.instanceProfileFresh === true && hasName(err, 'ValidationError'));
 }
 
 export class AsgFleet implements Fleet {
@@ -191,7 +206,13 @@ export class AsgFleet implements Fleet {
             InstanceType: instanceType as _InstanceType,
             UserData: Buffer.from(spec.userData, 'utf8').toString('base64'),
             ...(spec.instanceProfileArn ? { IamInstanceProfile: { Arn: spec.instanceProfileArn } } : {}),
-            ...(spec.securityGroupIds?.length ? { SecurityGroupIds: spec.securityGroupIds } : {}),
+            // No public IPv4 asked for: the groups go on the primary interface with the flag
+            // (EC2 refuses SecurityGroupIds beside NetworkInterfaces).
+            ...(spec.associatePublicIp === false
+              ? { NetworkInterfaces: [{ DeviceIndex: 0, AssociatePublicIpAddress: false, ...(spec.securityGroupIds?.length ? { Groups: spec.securityGroupIds } : {}) }] }
+              : spec.securityGroupIds?.length
+                ? { SecurityGroupIds: spec.securityGroupIds }
+                : {}),
             MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled', InstanceMetadataTags: 'disabled' },
             InstanceInitiatedShutdownBehavior: 'terminate',
             BlockDeviceMappings: [
@@ -231,8 +252,8 @@ export class AsgFleet implements Fleet {
     }).map(([Key, Value]) => ({ Key, Value, PropagateAtLaunch: true, ResourceId: name, ResourceType: 'auto-scaling-group' }));
     const templateSpec = { LaunchTemplateName: template, Version: '$Latest' };
     try {
-      // Eventual consistency: the template just created, or a new instance profile, may not be
-      // visible to Auto Scaling yet (fleet-health.ts); a few bounded retries.
+      // Eventual consistency: the template just created, or the job's new instance profile, may
+      // not be visible to Auto Scaling yet (fleet-health.ts); a few bounded retries.
       await retryWithBackoff(() => this.autoscaling.send(
         new CreateAutoScalingGroupCommand({
           AutoScalingGroupName: name,
@@ -258,7 +279,7 @@ export class AsgFleet implements Fleet {
           HealthCheckGracePeriod: 300,
           Tags: tags,
         }),
-      ), isNotYetVisible);
+      ), notYetVisibleFor(spec));
     } catch (err) {
       // Created meanwhile by another submitter: adjust it below like any existing group.
       if (!hasName(err, 'AlreadyExistsFault', 'AlreadyExists')) throw explainRefusedGroup(err, instanceType);

@@ -8,10 +8,12 @@ import { makeAwsClients, type AwsClientOptions, type AwsClients } from './client
 import { DynamoStatusStore, type DynamoStatusStoreOptions } from './dynamo.js';
 import { AsgFleet, type LaunchSpec } from './fleet.js';
 import { S3ArtifactStore } from './s3.js';
+import { DynamoSecretStore } from './secrets.js';
 import { SqsQueueProvider, type SqsQueueProviderOptions } from './sqs.js';
 import type { JobRecord } from '../job/model.js';
 
 export * from './clients.js';
+export * from './call-log.js';
 export * from './names.js';
 export * from './scaling.js';
 export * from './sqs.js';
@@ -20,6 +22,7 @@ export * from './s3.js';
 export * from './fleet.js';
 export * from './fleet-health.js';
 export * from './launch-failures.js';
+export * from './secrets.js';
 
 export interface AwsBackendOptions {
   region: string;
@@ -48,6 +51,7 @@ export interface AwsBackend extends Backend {
   readonly status: DynamoStatusStore;
   readonly artifacts: S3ArtifactStore;
   readonly fleet: AsgFleet;
+  readonly secrets: DynamoSecretStore;
 }
 
 export function openAwsBackend(opts: AwsBackendOptions): AwsBackend {
@@ -68,6 +72,7 @@ export function openAwsBackend(opts: AwsBackendOptions): AwsBackend {
     status: new DynamoStatusStore(clients.ddb, { ...opts.status, table: opts.table }),
     artifacts: new S3ArtifactStore(clients.s3, { bucket: opts.bucket, prefix: opts.prefix }),
     fleet: new AsgFleet({ autoscaling: clients.autoscaling, ec2: clients.ec2, launchSpec: opts.launchSpec }),
+    secrets: new DynamoSecretStore(clients.ddb, { table: opts.table }),
     async close() {
       if (owned) clients.destroy();
     },

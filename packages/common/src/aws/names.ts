@@ -64,3 +64,23 @@ export function groupName(job: string, instanceType: string): string {
 export function launchTemplateName(job: string, instanceType: string): string {
   return groupName(job, instanceType);
 }
+
+/** Tag of a per-job IAM role: its policy reads it as ${aws:PrincipalTag/gq-job} (infra/gq.yaml). */
+export const ROLE_JOB_TAG = 'gq-job';
+/**
+ * IAM role names: at most 64 of [A-Za-z0-9+=,.@_-], unique in the account whatever their path
+ * (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+ */
+const ROLE_MAX = 64;
+const REGION_RE = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+/**
+ * The IAM role and instance profile of a job's agents: gq-<job>-<region>. IAM is global and job
+ * names are unique only per region, so the region is part of the name. At most 3 + 40 + 1 + 14
+ * = 58 characters for every region today; longer ones end in a hash like the other names.
+ */
+export function jobRoleName(job: string, region: string): string {
+  checkJob(job);
+  if (!REGION_RE.test(region)) throw new GqError(`invalid AWS region "${region}"`);
+  return fit(`${NAME_PREFIX}-${job}-${region}`, ROLE_MAX);
+}

@@ -6,12 +6,14 @@ import { openDb, type OpenDbOptions } from './db.js';
 import { LocalQueueProvider } from './queue.js';
 import { LocalStatusStore } from './status.js';
 import { LocalArtifactStore } from './artifacts.js';
+import { LocalSecretStore } from './secrets.js';
 import { LocalFleet } from './fleet.js';
 
 export { openDb, migrate, dbPath, schemaVersion, SCHEMA_VERSION, type Db, type OpenDbOptions } from './db.js';
 export { LocalQueueProvider, LocalTaskQueue, MAX_VISIBILITY_SECONDS, MAX_RECEIVE_BATCH, MAX_WAIT_SECONDS, type LocalQueueOptions } from './queue.js';
 export { LocalStatusStore, countTasksByState, type LocalStatusOptions } from './status.js';
 export { LocalArtifactStore, checkKey } from './artifacts.js';
+export { LocalSecretStore } from './secrets.js';
 export { LocalFleet, MAX_LOCAL_WORKERS, type LocalFleetOptions } from './fleet.js';
 export { processAlive } from './procs.js';
 export {
@@ -41,6 +43,7 @@ export interface LocalBackend extends Backend {
   readonly status: LocalStatusStore;
   readonly artifacts: LocalArtifactStore;
   readonly fleet: LocalFleet;
+  readonly secrets: LocalSecretStore;
 }
 
 /** The agent next to this package in the workspace (packages/agent/bin/gq-agent.js), if there. */
@@ -53,12 +56,14 @@ export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
   const db = openDb(opts.home, opts.db);
   const clock = opts.clock;
   const status = new LocalStatusStore(db, { clock });
+  const artifacts = new LocalArtifactStore(opts.home);
   return {
     name: 'local',
     home: opts.home,
     queues: new LocalQueueProvider(db, { clock }),
     status,
-    artifacts: new LocalArtifactStore(opts.home),
+    artifacts,
+    secrets: new LocalSecretStore(artifacts),
     fleet: new LocalFleet({
       home: opts.home,
       agentCommand: opts.agentCommand ?? defaultAgentCommand(),

@@ -11,7 +11,8 @@ import {
   DescribeSubnetsCommand,
 } from '@aws-sdk/client-ec2';
 import type { AwsClients } from '../../src/aws/clients.js';
-import { AsgFleet, type LaunchSpec } from '../../src/aws/fleet.js';
+import { AsgFleet, notYetVisibleFor, type LaunchSpec } from '../../src/aws/fleet.js';
+import { retryWithBackoff } from '../../src/backoff.js';
 import { groupName } from '../../src/aws/names.js';
 import type { JobRecord } from '../../src/job/model.js';
 import { emptyCounts } from '../../src/job/states.js';
@@ -211,5 +212,40 @@ describeAws('AsgFleet (moto)', () => {
     await clients.autoscaling.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: groupName(j2, TYPE), DesiredCapacity: 7 }));
     expect((await f.ensureCapacity(jobRecord(j2), TYPE, 9)).desired).toBe(3);
     await f.remove(j2);
+  });
+  it('asks for no public IPv4 address when the stack says so: the security groups go on the interface', async () => {
+    const job = uniqueJob('private');
+    await fleet({ associatePublicIp: false, securityGroupIds: ['sg-0123456789abcdef0'] }).ensureCapacity(jobRecord(job), TYPE, 0);
+    const name = groupName(job, TYPE);
+    const v = (await clients.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name }))).LaunchTemplateVersions![0]!;
+    expect(v.LaunchTemplateData?.NetworkInterfaces).toMatchObject([{ DeviceIndex: 0, AssociatePublicIpAddress: false, Groups: ['sg-0123456789abcdef0'] }]);
+    expect(v.LaunchTemplateData?.SecurityGroupIds ?? []).toEqual([]);
+    // By default the subnet decides: no interface is specified, so no public address is asked for.
+    const other = uniqueJob('public');
+    await fleet({ securityGroupIds: ['sg-0123456789abcdef0'] }).ensureCapacity(jobRecord(other), TYPE, 0);
+    const d = (await clients.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: groupName(other, TYPE) }))).LaunchTemplateVersions![0]!;
+    expect(d.LaunchTemplateData?.NetworkInterfaces ?? []).toEqual([]);
+    expect(d.LaunchTemplateData?.SecurityGroupIds).toEqual(['sg-0123456789abcdef0']);
+  });
+});
+
+describe('notYetVisibleFor (a new instance profile EC2 does not know yet)', () => {
+  const validation = (m = 'Invalid IamInstanceProfile') => Object.assign(new Error(m), { name: 'ValidationError' });
+
+  it('retries any ValidationError for a fresh profile, only the not-yet-visible ones otherwise, never other errors', () => {
+    expect(notYetVisibleFor({ instanceProfileFresh: true })(validation('something else'))).toBe(true);
+    expect(notYetVisibleFor({ instanceProfileFresh: false })(validation('something else'))).toBe(false);
+    expect(notYetVisibleFor({ instanceProfileFresh: true })(Object.assign(new Error('x'), { name: 'AccessDenied' }))).toBe(false);
+  });
+
+  it('bounded: retryWithBackoff gives up and passes the error on', async () => {
+    let calls = 0;
+    await expect(
+      retryWithBackoff(async () => {
+        calls++;
+        throw validation('still invalid');
+      }, notYetVisibleFor({ instanceProfileFresh: true }), { tries: 3, baseMs: 1, maxMs: 1 }),
+    ).rejects.toMatchObject({ name: 'ValidationError' });
+    expect(calls).toBe(3);
   });
 });

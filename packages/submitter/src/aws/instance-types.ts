@@ -72,7 +72,9 @@ export async function checkInstanceTypes(config: Config, tasks: readonly NewTask
 async function checkAmis(config: Config, region: string, ec2: EC2Client, known: readonly TypeInfo[]): Promise<void> {
   const { SSMClient } = await import('@aws-sdk/client-ssm');
   const { amiSettingFor, resolveAmi } = await import('./ami.js');
+  const { installCallLog } = await import('@gq/common/aws/index');
   const ssm = new SSMClient({ region, ...(config.profile ? { profile: config.profile } : {}) });
+  installCallLog(ssm, 'SSM');
   const problems: UserError[] = [];
   try {
     for (const t of known) {

@@ -157,7 +157,17 @@ function toRoute(r: NonNullable<RouteTable['Routes']>[number]): RouteInfo {
 }
 
 /** The subnets of the security group's VPC (or of the default VPC), sorted by id. */
-export async function stackSubnets(ec2: EC2Client, securityGroupId: string | undefined): Promise<{ vpcId?: string; subnets: Subnet[] }> {
+export async function stackSubnets(
+  ec2: EC2Client,
+  securityGroupId: string | undefined,
+  /** The stack's Subnets parameter (gq setup --subnets): exactly these, when given. */
+  subnetIds?: readonly string[],
+): Promise<{ vpcId?: string; subnets: Subnet[] }> {
+  if (subnetIds?.length) {
+    const chosen = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [...subnetIds] }));
+    const subnets = (chosen.Subnets ?? []).filter((s) => s.SubnetId).sort((a, b) => a.SubnetId!.localeCompare(b.SubnetId!));
+    return { vpcId: subnets[0]?.VpcId, subnets };
+  }
   let vpc: string | undefined;
   if (securityGroupId) {
     const sg = await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [securityGroupId] }));

@@ -24,6 +24,7 @@ import { ServiceQuotasClient } from '@aws-sdk/client-service-quotas';
 import { STSClient } from '@aws-sdk/client-sts';
 import { parse as parseYaml, type ScalarTag, type CollectionTag } from 'yaml';
 import { GqError, UserError } from '@gq/common';
+import { installCallLog } from '@gq/common/aws/index';
 
 // ---------------------------------------------------------------------------------------------
 // The template
@@ -138,12 +139,18 @@ export interface SetupClients {
  */
 export function makeSetupClients(region: string, opts: { profile?: string } = {}): SetupClients {
   const config = { region, ...(opts.profile ? { profile: opts.profile } : {}) };
-  return {
+  const c = {
     cfn: new CloudFormationClient(config),
     ec2: new EC2Client(config),
     sts: new STSClient(config),
     quotas: new ServiceQuotasClient(config),
   };
+  // Tests only (GQ_TEST_AWS_CALL_LOG): the policy-coverage record.
+  installCallLog(c.cfn, 'CloudFormation');
+  installCallLog(c.ec2, 'EC2');
+  installCallLog(c.sts, 'STS');
+  installCallLog(c.quotas, 'ServiceQuotas');
+  return c;
 }
 
 /** Close the clients' sockets (so that a command can return without waiting for keep-alive). */
@@ -253,9 +260,19 @@ export async function describeStack(cfn: CloudFormationClient, stackName: string
 export interface StackOutputs {
   bucket: string;
   table: string;
-  instanceProfileArn: string;
   securityGroupId: string;
-  instanceRoleArn?: string;
+  /** Managed policy of the per-job agent roles. */
+  jobAgentPolicyArn: string;
+  /** Permissions boundary of the per-job agent roles. */
+  jobRoleBoundaryArn: string;
+  /** IAM path of the per-job roles and instance profiles (/gq/<stack>/). */
+  jobRolePath: string;
+  /** Managed policy for the people who run gq. */
+  userPolicyArn?: string;
+  /** Subnets the stack names for the agents (else every subnet of the VPC). */
+  subnetIds?: string[];
+  /** 'none': launch templates ask for no public IPv4 address. */
+  publicIpv4?: 'subnet-default' | 'none';
   kmsKeyArn?: string;
   templateVersion?: string;
 }
@@ -280,7 +297,7 @@ export function outputsFromStack(stack: Stack, stackName: string, region: string
     });
   }
   const o = outputMap(stack);
-  const missing = ['BucketName', 'TableName', 'InstanceProfileArn', 'SecurityGroupId'].filter((k) => !o[k]);
+  const missing = ['BucketName', 'TableName', 'JobAgentPolicyArn', 'JobRoleBoundaryArn', 'JobRolePath', 'SecurityGroupId'].filter((k) => !o[k]);
   if (missing.length) {
     throw new UserError(`The gq stack "${stackName}" in ${region} lacks output(s) ${missing.join(', ')}.`, {
       hint:
@@ -292,9 +309,13 @@ export function outputsFromStack(stack: Stack, stackName: string, region: string
   return {
     bucket: o.BucketName!,
     table: o.TableName!,
-    instanceProfileArn: o.InstanceProfileArn!,
     securityGroupId: o.SecurityGroupId!,
-    ...(o.InstanceRoleArn ? { instanceRoleArn: o.InstanceRoleArn } : {}),
+    jobAgentPolicyArn: o.JobAgentPolicyArn!,
+    jobRoleBoundaryArn: o.JobRoleBoundaryArn!,
+    jobRolePath: o.JobRolePath!,
+    ...(o.UserPolicyArn ? { userPolicyArn: o.UserPolicyArn } : {}),
+    ...(o.SubnetIds ? { subnetIds: o.SubnetIds.split(',').filter(Boolean) } : {}),
+    ...(o.PublicIpv4 === 'none' || o.PublicIpv4 === 'subnet-default' ? { publicIpv4: o.PublicIpv4 } : {}),
     ...(o.KmsKeyArn ? { kmsKeyArn: o.KmsKeyArn } : {}),
     ...(o.TemplateVersion ? { templateVersion: o.TemplateVersion } : {}),
   };

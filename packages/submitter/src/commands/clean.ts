@@ -1,4 +1,7 @@
-/** gq clean NAME: remove the job's queues and workers (groups, launch templates); keep its results. */
+/**
+ * gq clean NAME: remove the job's queues, workers (groups, launch templates and, on AWS, the
+ * job's IAM role and instance profile) and its licence; keep its status and results.
+ */
 import { JobNotFoundError, UserError } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
@@ -15,7 +18,9 @@ export async function runClean(ctx: CommandContext, a: { name: string; force?: b
     }
     await backend.fleet.remove(a.name);
     for (const type of Object.keys(job.instanceTypes)) await backend.queues.remove(a.name, type);
-    ctx.io.out(`Removed the queues and workers of ${a.name}; its status and results are kept (gq results ${a.name}).`);
+    // The licence goes with the workers (nothing can use it any more); results stay.
+    await backend.secrets.deleteLicence(a.name);
+    ctx.io.out(`Removed the queues, workers and licence of ${a.name}; its status and results are kept (gq results ${a.name}).`);
     return 0;
   } finally {
     await backend.close();

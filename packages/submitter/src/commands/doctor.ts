@@ -21,6 +21,7 @@ import {
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { LOCAL_INSTANCE_TYPE, parseJobFile, redactText, registerSecret, UserError } from '@gq/common';
+import { installCallLog } from '@gq/common/aws/index';
 import type { CommandContext } from '../context.js';
 import {
   credentialProblem,
@@ -99,6 +100,7 @@ export async function runDoctor(ctx: CommandContext, args: DoctorArgs): Promise<
 
   const clients = makeSetupClients(region, { profile: ctx.config.profile });
   const ssm = new SSMClient({ region, ...(ctx.config.profile ? { profile: ctx.config.profile } : {}) });
+  installCallLog(ssm, 'SSM');
   try {
     // Credentials -----------------------------------------------------------------------------
     let credsOk = false;
@@ -158,7 +160,7 @@ export async function runDoctor(ctx: CommandContext, args: DoctorArgs): Promise<
     let zones: string[] | undefined;
     if (outputs) {
       try {
-        const { vpcId, subnets } = await stackSubnets(clients.ec2, outputs.securityGroupId);
+        const { vpcId, subnets } = await stackSubnets(clients.ec2, outputs.securityGroupId, outputs.subnetIds);
         zones = [...new Set(subnets.map((s) => s.AvailabilityZone ?? '').filter(Boolean))].sort();
         const infos = await describeSubnetRoutes(clients.ec2, vpcId!, subnets);
         const endpoints = await describeEndpoints(clients.ec2, vpcId!);

@@ -1,18 +1,37 @@
 /** gq retry NAME --failed: only the failed tasks run again (like GNU parallel --resume-failed). */
-import { JobNotFoundError, UserError } from '@gq/common';
+import { readFileSync } from 'node:fs';
+import { JobNotFoundError, registerSecret, UserError } from '@gq/common';
 import { maxReceiveCountFor } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { startWorkers } from '../workers.js';
 import { followJob } from '../follow.js';
+import { licenceExpiry, licenceFile } from './submit.js';
 
-export async function runRetry(ctx: CommandContext, a: { name: string; failed?: boolean; wait?: boolean; json?: boolean }): Promise<number> {
+export async function runRetry(
+  ctx: CommandContext,
+  a: { name: string; failed?: boolean; license?: string; wait?: boolean; json?: boolean },
+): Promise<number> {
   if (!a.failed) throw new UserError('Say what to retry.', { hint: `gq retry ${a.name} --failed reruns the failed tasks.` });
+  const licenceText = a.license ? readFileSync(licenceFile(a.license), 'utf8') : undefined;
+  if (licenceText !== undefined) registerSecret(licenceText);
   const backend = await openCliBackend(ctx.config);
   try {
     const job = await backend.status.getJob(a.name);
     if (!job) throw new JobNotFoundError(a.name);
     if (job.cancelRequested) throw new UserError(`Job ${a.name} was cancelled.`, { hint: 'Submit it again under a new --name.' });
+    if (licenceText !== undefined && !job.licenseKey) {
+      throw new UserError(`Job ${a.name} was submitted without a licence.`, { hint: 'Drop --license, or submit the job again under a new --name with it.' });
+    }
+    // The licence is deleted when a job finishes: tasks that run again need it stored again.
+    if (job.licenseKey && licenceText === undefined && (await backend.status.listTasks(a.name, { states: ['FAILED'] })).length > 0) {
+      if ((await backend.secrets.getLicence(a.name)) === undefined) {
+        throw new UserError(`The licence of job ${a.name} was deleted when the job finished (or it expired).`, {
+          hint: `Give it again: gq retry ${a.name} --failed --license gurobi.lic`,
+        });
+      }
+    }
+    if (licenceText !== undefined) await backend.secrets.putLicence(a.name, licenceText, licenceExpiry());
     const tasks = await backend.status.resubmitFailed(a.name);
     const byType: Record<string, number[]> = {};
     for (const t of tasks) (byType[t.instanceType] ??= []).push(t.task);

@@ -81,11 +81,23 @@ async function plan(ctx: CommandContext, a: SubmitArgs): Promise<Plan> {
   return { name, derivedName, tasks, codeDir, installFile, licenseFile, resultsPath, outputs, inputs, byType };
 }
 
+/**
+ * How long a stored licence lives (its `expiresAt`, the status table's TTL attribute): it is
+ * deleted as soon as the job is finished or cleaned; this bounds its life when neither happens
+ * (a job left running, a machine that never runs gq again). A job whose agents start after
+ * that needs `gq submit` (same command: it resumes) or `gq retry --license` to store it again.
+ */
+export const LICENCE_LIFETIME_SECONDS = 30 * 24 * 3600;
+
+export function licenceExpiry(now: number = Date.now()): number {
+  return Math.floor(now / 1000) + LICENCE_LIFETIME_SECONDS;
+}
+
 /** Largest licence file accepted: a gurobi.lic is a few hundred bytes. */
 const MAX_LICENCE_BYTES = 64 * 1024;
 
 /** --license: an existing, non-empty, small text file (checked before anything is written). */
-function licenceFile(p: string): string {
+export function licenceFile(p: string): string {
   const abs = existingFile('Licence file', '--license', p, { nonEmpty: true });
   const size = statSync(abs).size;
   if (size > MAX_LICENCE_BYTES) {
@@ -139,8 +151,9 @@ export async function runSubmit(ctx: CommandContext, a: SubmitArgs): Promise<num
       const spec = buildSpec(ctx, p, codeKey, backend.name);
       if (p.installFile) await backend.artifacts.putFile(spec.installKey!, p.installFile);
       if (licenseText !== undefined) {
-        await backend.artifacts.putBytes(spec.licenseKey!, licenseText);
-        ctx.log.debug({ key: spec.licenseKey, bytes: Buffer.byteLength(licenseText) }, 'licence stored');
+        const expiresAt = licenceExpiry();
+        await backend.secrets.putLicence(p.name, licenseText, expiresAt);
+        ctx.log.debug({ job: p.name, bytes: Buffer.byteLength(licenseText), expiresAt }, 'licence stored');
       }
       const created = await backend.status.createJob(existing ?? spec, p.tasks);
       ctx.log.debug({ job: p.name, created: created.created, existing: created.existing }, 'tasks recorded');
