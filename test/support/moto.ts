@@ -23,7 +23,7 @@
  * table and the bucket as infra/gq.yaml makes them).
  */
 // Plain JavaScript shared with bench/moto.mjs (no types needed: only called here).
-import { launchMoto, onPath, REGION, refuseRealAws, setSdkEnv } from './moto-server.mjs';
+import { frontWithStrictLayer, launchMoto, onPath, REGION, refuseRealAws, setSdkEnv } from './moto-server.mjs';
 import {
   CreateBucketCommand,
   PutBucketEncryptionCommand,
@@ -81,7 +81,9 @@ export async function startMoto(): Promise<Moto | undefined> {
   if (external) {
     refuseRealAws(external, "gq's tests");
     setSdkEnv();
-    return { endpoint: external.replace(/\/$/, ''), owned: false, stop: async () => {} };
+    // Behind the strict layer like a moto of our own (the server itself is never stopped here).
+    const layer = await frontWithStrictLayer(external.replace(/\/$/, ''));
+    return { endpoint: layer.endpoint, owned: false, stop: layer.stop };
   }
   if (!onPath('moto_server')) return undefined;
   setSdkEnv();
