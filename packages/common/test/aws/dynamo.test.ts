@@ -94,6 +94,22 @@ if (!available) warnSkipped('packages/common/test/aws/dynamo.test.ts (DynamoStat
     await expectConsistent(job, { succeeded: 20 });
   });
 
+  it('listTasks without a state filter is a Query real DynamoDB accepts (no empty ExpressionAttributeNames)', async () => {
+    // gq results and gq status --tasks list a job's tasks unfiltered; the strict layer in front
+    // of moto refuses an empty ExpressionAttributeNames with DynamoDB's ValidationException.
+    const job = uniqueJob('unfiltered');
+    await st.createJob(makeSpec(job, 3), makeTasks(3));
+    expect((await st.listTasks(job)).map((t) => t.task)).toEqual([1, 2, 3]);
+    expect((await st.listTasks(job, { states: ['QUEUED'] })).map((t) => t.task)).toEqual([1, 2, 3]);
+  });
+
+  it('listJobs lists a job once when the index holds it twice (BatchGetItem refuses a key asked twice)', async () => {
+    const job = uniqueJob('twice');
+    await st.createJob(makeSpec(job, 1), makeTasks(1));
+    await clients.ddb.send(new PutCommand({ TableName: table, Item: { pk: JOBS_PK, sk: `1999-01-01T00:00:00.000Z#${job}`, kind: 'jobs-index', job } }));
+    expect((await st.listJobs()).filter((j) => j.name === job)).toHaveLength(1);
+  });
+
   it("a worker's task costs one read: claim reads task and job in one BatchGetItem, heartbeats and complete only write", async () => {
     const job = uniqueJob('cost');
     await st.createJob(makeSpec(job, 1), makeTasks(1));
