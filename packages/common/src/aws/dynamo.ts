@@ -62,7 +62,9 @@ import {
   decideFailUnrun,
   decideHeartbeat,
   decideResubmit,
+  MAX_TASK_TAGS,
   newTaskRecord,
+  tooManyTagsError,
   type Decision,
 } from '../job/transitions.js';
 import type { ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../ports.js';
@@ -613,14 +615,16 @@ export class DynamoStatusStore implements StatusStore {
           TableName: this.table,
           Key: { pk: jobPk(job), sk: taskSk(task) },
           UpdateExpression: 'SET #tags.#k = :v',
-          ConditionExpression: 'attribute_exists(#tags)',
+          // size() of a map is its number of entries: a new key only below MAX_TASK_TAGS.
+          ConditionExpression: 'attribute_exists(#tags) AND (attribute_exists(#tags.#k) OR size(#tags) < :max)',
           ExpressionAttributeNames: { '#tags': 'tags', '#k': key },
-          ExpressionAttributeValues: { ':v': value },
+          ExpressionAttributeValues: { ':v': value, ':max': MAX_TASK_TAGS },
         }),
       );
     } catch (err) {
-      if (classifyWriteError(err) === 'condition') throw new UserError(`No task ${task} in job "${job}".`);
-      throw err;
+      if (classifyWriteError(err) !== 'condition') throw err;
+      if (await this.get(jobPk(job), taskSk(task))) throw tooManyTagsError(job, task, key);
+      throw new UserError(`No task ${task} in job "${job}".`);
     }
   }
 
