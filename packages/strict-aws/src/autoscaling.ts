@@ -11,9 +11,9 @@ const VE = { status: 400, code: 'ValidationError' } as const;
 
 export const AUTOSCALING_RULES = defineRules('autoscaling', {
   groupName: { id: 'autoscaling.group-name', summary: 'a group name of 0 or more than 255 characters', doc: `${API}/API_CreateAutoScalingGroup.html`, ...VE },
-  tooManyTags: { id: 'autoscaling.too-many-tags', summary: 'more than 50 tags on a group', doc: 'https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-tagging.html', ...VE },
+  tooManyTags: { id: 'autoscaling.too-many-tags', summary: 'more than 50 tags on a group', doc: 'https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-tagging.html', ...VE },
   tagLength: { id: 'autoscaling.tag-length', summary: 'a tag key of 0 or over 128, or a value over 256 characters', doc: `${API}/API_Tag.html`, ...VE },
-  tagAwsPrefix: { id: 'autoscaling.tag-aws-prefix', summary: 'a tag key starting with aws:', doc: 'https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-tagging.html', ...VE },
+  tagAwsPrefix: { id: 'autoscaling.tag-aws-prefix', summary: 'a tag key starting with aws:', doc: 'https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-tagging.html', ...VE },
   desiredOutsideSizes: { id: 'autoscaling.desired-outside-sizes', summary: 'a desired capacity above MaxSize or below MinSize', doc: `${API}/API_SetDesiredCapacity.html`, ...VE },
   minAboveMax: { id: 'autoscaling.min-above-max', summary: 'MinSize above MaxSize', doc: `${API}/API_UpdateAutoScalingGroup.html`, ...VE },
 });

@@ -42,7 +42,8 @@ export const SQS_RULES = defineRules('sqs', {
     id: 'sqs.queue-attribute', summary: 'a queue attribute outside its documented range', doc: `${API}/API_SetQueueAttributes.html`,
     status: 400, code: 'InvalidAttributeValue', queryCode: 'InvalidAttributeValue',
   },
-  tags: { id: 'sqs.tags', summary: 'more than 50 tags, a key over 128 or a value over 256 characters, or an aws: key', doc: `${GUIDE}/quotas-queues.html`, ...IPV },
+  // quotas-queues only advises against more than 50 tags, so their number is not checked.
+  tags: { id: 'sqs.tags', summary: 'a tag key empty or over 128, a value over 256 characters, or an aws: key', doc: `${GUIDE}/quotas-queues.html`, ...IPV },
 });
 const R = SQS_RULES;
 
@@ -160,7 +161,6 @@ function checkQueueAttributes(attributes: Record<string, string>): Violation | u
 
 function checkTags(tags: Record<string, string> | undefined): Violation | undefined {
   const entries = Object.entries(tags ?? {});
-  if (entries.length > 50) return violation(R.tags, `Too many tags added for queue: ${entries.length} (at most 50).`);
   for (const [k, v] of entries) {
     if (k.length < 1 || k.length > 128) return violation(R.tags, `Tag key ${k.slice(0, 20)}... must be 1 to 128 characters long.`);
     if (v.length > 256) return violation(R.tags, `Tag value of ${k} must be at most 256 characters long.`);
