@@ -12,6 +12,8 @@ import type { JobRecord, TaskRecord } from '../../src/job/model.js';
 import { emptyCounts } from '../../src/job/states.js';
 import { decideClaim, decideComplete, decideTag, MAX_TASK_TAGS, newTaskRecord } from '../../src/job/transitions.js';
 import { makeSpec } from '../contract/status.contract.js';
+// The agent's budget for a task's output keys (packages/agent/src/uploads.ts).
+const MAX_OUTPUT_KEYS_BYTES = 128 * 1024;
 
 const ctx = { keyAttributes: () => ['pk', 'sk'] };
 const MAX_ITEM = 400 * 1024;
@@ -58,6 +60,27 @@ describe('gq’s DynamoDB requests pass the strict rules', () => {
     expect(bytes).toBeLessThan(MAX_ITEM);
     // And with room to spare (attribute names, future fields).
     expect(bytes).toBeLessThan(MAX_ITEM * 0.5);
+  });
+
+  it('a retried task that succeeds with the most output keys an agent records still fits (stderr tail kept)', () => {
+    const now = 0;
+    const failed: TaskRecord = {
+      ...newTaskRecord(JOB, { task: 999_999, instanceType: 't3.small', command }, now),
+      stderrTail: '€'.repeat(4096),
+      tags: Object.fromEntries(Array.from({ length: MAX_TASK_TAGS }, (_, i) => [`k${i}`.padEnd(64, 'k'), '€'.repeat(256)])),
+    };
+    const running = decideClaim(failed, job, 'i-0123456789abcdef0', now, 60_000).write!;
+    const prefix = `jobs/${JOB}/tasks/999999/files/out/`;
+    const outputKeys: string[] = [];
+    for (let n = 0, i = 0; ; i++) {
+      const k = `${prefix}${String(i).padStart(8, '0')}.csv`;
+      if (n + Buffer.byteLength(k) > MAX_OUTPUT_KEYS_BYTES) break;
+      outputKeys.push(k);
+      n += Buffer.byteLength(k);
+    }
+    const done = decideComplete(running, job, running.instance!, { kind: 'succeeded', exitCode: 0, resultKey: `${prefix}r.csv`, outputKeys }, now).write!;
+    expect(validateDynamoDB('UpdateItem', wire(taskUpdate('t', running, done, { sameLease: true })), ctx)).toBeUndefined();
+    expect(itemSize(item(done))).toBeLessThan(MAX_ITEM * 0.9);
   });
 
   it('a counter update without a delta and an update that only removes attributes are valid requests', () => {
