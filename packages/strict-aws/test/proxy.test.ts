@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchGetItemCommand, QueryCommand, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, SendMessageBatchCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { CreateAutoScalingGroupCommand, SetDesiredCapacityCommand } from '@aws-sdk/client-auto-scaling';
 import { CreateLaunchTemplateCommand } from '@aws-sdk/client-ec2';
 import { createSharedResources, motoAvailable, motoClients, resetMoto, startMoto, warnSkipped, type Moto } from '../../../test/support/moto.js';
@@ -82,6 +82,24 @@ const errorOf = async (p: Promise<unknown>) => {
     await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k'.repeat(1024), Body: 'hello' }));
     const got = await c.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'k'.repeat(1024) }));
     expect(await got.Body!.transformToString()).toBe('hello');
+  });
+
+  it('S3 multipart: a part under 5 MiB other than the last is EntityTooSmall at CompleteMultipartUpload', async () => {
+    const upload = async (first: number) => {
+      const Key = `mp-${first}`;
+      const { UploadId } = await c.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key }));
+      const parts = [];
+      for (const [n, size] of [[1, first], [2, 1024]] as const) {
+        const { ETag } = await c.s3.send(new UploadPartCommand({ Bucket: bucket, Key, UploadId, PartNumber: n, Body: Buffer.alloc(size, 1) }));
+        parts.push({ ETag, PartNumber: n });
+      }
+      return c.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
+    };
+    const before = layer.rejections.length;
+    const err = await errorOf(upload(1024 * 1024));
+    expect(err.name).toBe('EntityTooSmall');
+    expect(layer.rejections.slice(before).map((r) => r.rule)).toEqual(['s3.part-too-small']);
+    await expect(upload(5 * 1024 * 1024)).resolves.toMatchObject({ Key: 'mp-5242880' });
   });
 
   it('Auto Scaling: a desired capacity above MaxSize is ValidationError (moto accepts it); EC2 template names', async () => {
