@@ -94,7 +94,7 @@ function forwardHeaders(h: Headers, body?: Buffer): Headers {
 
 export async function startStrictLayer(opts: StrictLayerOptions): Promise<StrictLayer> {
   const upstream = new URL(opts.upstream);
-  const agent = new Agent({ keepAlive: true, maxSockets: Infinity, keepAliveMsecs: 1000 });
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity, keepAliveMsecs: 1000, noDelay: true });
   const rejections: Rejection[] = [];
   const keySchemas = new Map<string, readonly string[]>();
   const uploads = new S3Uploads();
@@ -201,7 +201,9 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
     const up = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, body), agent },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        // Hop-by-hop: moto's werkzeug closes every connection; ours to the client stays open.
+        const { connection: _c, 'keep-alive': _k, ...headers } = answer.headers;
+        res.writeHead(answer.statusCode ?? 502, headers);
         answer.pipe(res);
         answer.on('error', () => res.destroy());
       },
@@ -275,6 +277,8 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65_000;
   server.on('connection', (s) => {
+    // Small answers (DynamoDB, SQS) must not wait for Nagle's algorithm and delayed ACKs.
+    s.setNoDelay(true);
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
