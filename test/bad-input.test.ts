@@ -158,6 +158,7 @@ const PATHS: LocalCase[] = [
   { id: 'output-absolute', args: sub('ok.csv', '--code', 'code', '--output', '/etc/passwd'), want: ['Output path "/etc/passwd" is absolute'] },
   { id: 'results-absolute', args: sub('ok.csv', '--code', 'code', '--results', '/tmp/results.csv'), want: ['Results path "/tmp/results.csv" is absolute; it must be relative to the code folder'] },
   { id: 'results-escapes', args: sub('ok.csv', '--code', 'code', '--results', 'a/../../r.csv'), want: ['Results path "a/../../r.csv" leads outside the code folder'] },
+  { id: 'results-key-too-long', args: sub('ok.csv', '--code', 'code', '--results', `${'r'.repeat(200)}/`.repeat(5) + 'r.csv'), want: ['The path given to --results is too long', 'and S3 allows 1024'] },
   { id: 'code-missing', args: sub('ok.csv', '--code', 'nocode'), want: ['Code folder nocode does not exist.', 'hint: Check the path given to --code.'] },
   { id: 'code-is-a-file', args: sub('ok.csv', '--code', 'afile'), want: ['Code folder afile is not a folder.'] },
   { id: 'install-missing', args: sub('ok.csv', '--code', 'code', '--install', 'noinstall.sh'), want: ['Install script noinstall.sh does not exist.'] },

@@ -47,7 +47,7 @@ describe('every AWS test file skips through describeAws', () => {
     const { readdirSync, readFileSync } = await import('node:fs');
     const files = [
       ...readdirSync(`${ROOT}/test`, { recursive: true }).map((f) => `test/${f}`),
-      ...['common', 'agent', 'submitter'].flatMap((p) => readdirSync(`${ROOT}/packages/${p}/test`, { recursive: true }).map((f) => `packages/${p}/test/${f}`)),
+      ...['common', 'agent', 'submitter', 'strict-aws'].flatMap((p) => readdirSync(`${ROOT}/packages/${p}/test`, { recursive: true }).map((f) => `packages/${p}/test/${f}`)),
     ].filter((f) => f.endsWith('.ts') && !f.includes('/support/'));
     expect(files.length).toBeGreaterThan(30);
     const offenders: string[] = [];

@@ -1,11 +1,13 @@
 // Starting moto for the tests (test/support/moto.ts) and the benchmarks (bench/moto.mjs): one
 // implementation, in plain JavaScript so that both can import it. moto runs behind the fidelity
 // wrapper in moto_faithful.py (documented in moto.ts) when a Python that imports moto is found,
-// else as plain `moto_server`.
+// else as plain `moto_server`. Every moto is fronted by the strict AWS layer (packages/strict-aws):
+// the endpoint handed out is the layer's, which refuses what AWS documents as invalid.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { startStrictLayer } from '@gq/strict-aws';
 
 export const REGION = 'us-east-1';
 
@@ -81,10 +83,21 @@ export function motoPython() {
   return candidates.find((py) => spawnSync(py, ['-c', 'import moto.server, werkzeug.serving'], { stdio: 'ignore' }).status === 0);
 }
 
+/**
+ * The strict AWS layer in front of an AWS-compatible endpoint (moto here, or one in a container):
+ * { endpoint, rejections, stop() }. Each rejection is also appended to $GQ_STRICT_LOG when set.
+ * GQ_STRICT=0 leaves it out ({ endpoint: upstream }), only to measure what it costs.
+ */
+export async function frontWithStrictLayer(upstreamEndpoint) {
+  if (process.env.GQ_STRICT === '0') return { endpoint: upstreamEndpoint, rejections: [], stop: async () => {} };
+  return startStrictLayer({ upstream: upstreamEndpoint, log: process.env.GQ_STRICT_LOG });
+}
+
 const WRAPPER = readFileSync(join(import.meta.dirname, 'moto_faithful.py'), 'utf8');
 
 /**
- * Start moto on a free port: { endpoint, faithful, stop() }, or undefined if it did not answer
+ * Start moto on a free port behind the strict layer: { endpoint (the layer's), motoEndpoint,
+ * faithful, rejections, stop() }, or undefined if it did not answer
  * within 30 s (e.g. the port was taken meanwhile: try again). A shell in between reads our stdin
  * and kills moto when it closes, so moto dies with this process however this process dies.
  */
@@ -112,10 +125,14 @@ export async function launchMoto() {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && !exited) {
     if (await answers(endpoint)) {
+      const layer = await frontWithStrictLayer(endpoint);
       return {
-        endpoint,
+        endpoint: layer.endpoint,
+        motoEndpoint: endpoint,
         faithful: Boolean(py),
+        rejections: layer.rejections,
         async stop() {
+          await layer.stop();
           process.off('exit', kill);
           if (exited) return;
           const gone = new Promise((r) => child.once('exit', r));

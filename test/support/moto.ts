@@ -24,7 +24,7 @@
  * table and the bucket as infra/gq.yaml makes them).
  */
 // Plain JavaScript shared with bench/moto.mjs (no types needed: only called here).
-import { launchMoto, REGION, refuseRealAws, setSdkEnv } from './moto-server.mjs';
+import { frontWithStrictLayer, launchMoto, REGION, refuseRealAws, setSdkEnv } from './moto-server.mjs';
 import {
   CreateBucketCommand,
   PutBucketEncryptionCommand,
@@ -87,7 +87,9 @@ export async function startMoto(): Promise<Moto | undefined> {
     const external = process.env.AWS_ENDPOINT_URL!;
     refuseRealAws(external, "gq's tests");
     setSdkEnv();
-    return { endpoint: external.replace(/\/$/, ''), owned: false, stop: async () => {} };
+    // Behind the strict layer like a moto of our own (the server itself is never stopped here).
+    const layer = await frontWithStrictLayer(external.replace(/\/$/, ''));
+    return { endpoint: layer.endpoint, owned: false, stop: layer.stop };
   }
   if (source === 'docker') {
     setSdkEnv();

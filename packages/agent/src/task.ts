@@ -10,7 +10,7 @@ import { ENV, hasSecrets, keys, redactText, type JobRecord, type Logger, type Ta
 import type { AgentDeps } from './deps.js';
 import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
-import { uploadOutputs } from './uploads.js';
+import { OutputsRefusedError, uploadOutputs, type Uploaded } from './uploads.js';
 import { freshTaskDir, removeTaskDir, RUN_FILE } from './workspace.js';
 import { crashPoint } from './faults.js';
 import { GaveUpError, persist } from './retry.js';
@@ -89,19 +89,28 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       else if (stopReason === 'release' || stopReason === 'shutdown')
         outcome = { kind: 'released', reason: stopReason === 'release' ? 'instance interrupted' : 'agent stopped' };
       else if (r.exitCode === 0 && !r.timedOut) {
-        const up = await persist(
-          'upload the task results',
-          () => uploadOutputs(d.backend.artifacts, job.name, task.task, dir, job.resultsPath, job.outputs),
-          { log, stillWanted: stillOurs },
-        );
-        outcome = {
-          kind: 'succeeded',
-          exitCode: 0,
-          logKey,
-          resultKey: up.resultKey,
-          outputKeys: up.outputKeys,
-          error: up.resultKey ? undefined : `exited 0 but did not write its results file ${job.resultsPath}`,
-        };
+        let up: Uploaded | OutputsRefusedError;
+        try {
+          up = await persist(
+            'upload the task results',
+            () => uploadOutputs(d.backend.artifacts, job.name, task.task, dir, job.resultsPath, job.outputs),
+            { log, stillWanted: stillOurs },
+          );
+        } catch (e) {
+          if (!(e instanceof OutputsRefusedError)) throw e;
+          up = e;
+        }
+        outcome =
+          up instanceof OutputsRefusedError
+            ? { kind: 'failed', exitCode: 0, error: up.message, logKey, retryable: false }
+            : {
+                kind: 'succeeded',
+                exitCode: 0,
+                logKey,
+                resultKey: up.resultKey,
+                outputKeys: up.outputKeys,
+                error: up.resultKey ? undefined : `exited 0 but did not write its results file ${job.resultsPath}`,
+              };
       } else {
         outcome = {
           kind: 'failed',

@@ -1,7 +1,7 @@
 /** Checks of the paths a user gives to submit (all before anything is written). */
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, normalize, resolve } from 'node:path';
-import { UserError, type InputMapping } from '@gq/common';
+import { keys, UserError, type InputMapping } from '@gq/common';
 
 /** An example of each flag that takes a path inside the code folder. */
 const EXAMPLES: Record<string, string> = {
@@ -63,4 +63,24 @@ export function parseInput(spec: string): InputMapping {
   const abs = resolve(local);
   if (!existsSync(abs)) throw new UserError(`--input source ${local} does not exist.`, { hint: `Check the LOCAL part of --input ${spec} (relative paths start at the current folder, ${process.cwd()}).` });
   return { local: abs, remote };
+}
+
+/**
+ * Object keys are at most 1024 bytes of UTF-8 on S3 (and in the local store):
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html. A task's results file and
+ * outputs are stored under `jobs/<job>/tasks/<task>/files/<path>`: refuse, before anything is
+ * written, a path that would make that key too long for the job's largest task number (a file
+ * found under an --output folder adds its own name to this, so keep well below the limit).
+ */
+export const MAX_KEY_BYTES = 1024;
+export function checkKeyRoom(job: string, lastTask: number, paths: ReadonlyArray<{ flag: string; path: string }>): void {
+  for (const { flag, path } of paths) {
+    const bytes = Buffer.byteLength(keys.taskOutput(job, lastTask, path), 'utf8');
+    if (bytes > MAX_KEY_BYTES) {
+      const room = MAX_KEY_BYTES - Buffer.byteLength(keys.taskOutput(job, lastTask, ''), 'utf8');
+      throw new UserError(`The path given to ${flag} is too long: task ${lastTask}'s copy would be stored under a ${bytes}-byte key, and S3 allows ${MAX_KEY_BYTES}.`, {
+        hint: `Use a path of at most ${room} bytes (UTF-8) for job "${job}", or a shorter job name.`,
+      });
+    }
+  }
 }

@@ -62,7 +62,9 @@ import {
   decideFailUnrun,
   decideHeartbeat,
   decideResubmit,
+  MAX_TASK_TAGS,
   newTaskRecord,
+  tooManyTagsError,
   type Decision,
 } from '../job/transitions.js';
 import type { ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../ports.js';
@@ -168,9 +170,14 @@ class Expr {
     this.values[k] = v;
     return k;
   }
-  params(): { ExpressionAttributeNames: Record<string, string>; ExpressionAttributeValues?: Record<string, unknown> } {
+  /**
+   * The maps for the request, each only when it has entries: DynamoDB refuses an empty
+   * ExpressionAttributeNames or ExpressionAttributeValues with a ValidationException
+   * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ExpressionAttributeNames.html).
+   */
+  params(): { ExpressionAttributeNames?: Record<string, string>; ExpressionAttributeValues?: Record<string, unknown> } {
     return {
-      ExpressionAttributeNames: this.names,
+      ...(Object.keys(this.names).length > 0 ? { ExpressionAttributeNames: this.names } : {}),
       ...(Object.keys(this.values).length > 0 ? { ExpressionAttributeValues: this.values } : {}),
     };
   }
@@ -404,7 +411,10 @@ export class DynamoStatusStore implements StatusStore {
       ExpressionAttributeValues: { ':pk': JOBS_PK },
       ScanIndexForward: false,
     });
-    const names = index.map((i) => String(i.job));
+    // A job deleted and submitted again can leave two index entries (deleteJob removes the index
+    // entry last); BatchGetItem refuses a key asked twice ("Provided list of item keys contains
+    // duplicates", https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
+    const names = [...new Set(index.map((i) => String(i.job)))];
     const byName = new Map<string, JobRecord>();
     for (let i = 0; i < names.length; i += 100) {
       const items = await this.batchGet(names.slice(i, i + 100).map((n) => ({ pk: jobPk(n), sk: JOB_SK })));
@@ -605,14 +615,16 @@ export class DynamoStatusStore implements StatusStore {
           TableName: this.table,
           Key: { pk: jobPk(job), sk: taskSk(task) },
           UpdateExpression: 'SET #tags.#k = :v',
-          ConditionExpression: 'attribute_exists(#tags)',
+          // size() of a map is its number of entries: a new key only below MAX_TASK_TAGS.
+          ConditionExpression: 'attribute_exists(#tags) AND (attribute_exists(#tags.#k) OR size(#tags) < :max)',
           ExpressionAttributeNames: { '#tags': 'tags', '#k': key },
-          ExpressionAttributeValues: { ':v': value },
+          ExpressionAttributeValues: { ':v': value, ':max': MAX_TASK_TAGS },
         }),
       );
     } catch (err) {
-      if (classifyWriteError(err) === 'condition') throw new UserError(`No task ${task} in job "${job}".`);
-      throw err;
+      if (classifyWriteError(err) !== 'condition') throw err;
+      if (await this.get(jobPk(job), taskSk(task))) throw tooManyTagsError(job, task, key);
+      throw new UserError(`No task ${task} in job "${job}".`);
     }
   }
 

@@ -22,7 +22,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { GqError } from '../errors.js';
 // Backend-neutral errors and key rules (defined with the local backend; plain modules, no SQLite).
-import { ArtifactNotFoundError } from '../local/errors.js';
+import { ArtifactKeyError, ArtifactNotFoundError } from '../local/errors.js';
 import { checkKey } from '../local/artifacts.js';
 import type { ArtifactStore } from '../ports.js';
 
@@ -50,6 +50,16 @@ function isNotFound(err: unknown): boolean {
 }
 
 const MIB = 1024 * 1024;
+const MAX_PARTS = 10_000;
+
+/**
+ * The part size of a multipart upload of `size` bytes: at most 10,000 parts of 5 MiB or more
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html), so parts grow for files
+ * over 10,000 × `partSize` (78 GiB at the default 8 MiB).
+ */
+export function partSizeFor(size: number, partSize: number): number {
+  return Math.max(5 * MIB, partSize, Math.ceil(size / MAX_PARTS));
+}
 
 export class S3ArtifactStore implements ArtifactStore {
   readonly bucket: string;
@@ -73,6 +83,8 @@ export class S3ArtifactStore implements ArtifactStore {
   /** The S3 key of an artifact key (checked like the local backend checks it). */
   private key(key: string, opts: { prefix?: boolean } = {}): string {
     checkKey(key, opts);
+    // The store's prefix counts too: S3 keys are at most 1024 bytes of UTF-8 (see checkKey).
+    if (this.prefix && Buffer.byteLength(this.prefix + key, 'utf8') > 1024) throw new ArtifactKeyError(key, 'longer than 1024 bytes of UTF-8 with the store prefix');
     return this.prefix + key;
   }
 
@@ -104,7 +116,7 @@ export class S3ArtifactStore implements ArtifactStore {
     const upload = new Upload({
       client: this.s3,
       params: { Bucket: this.bucket, Key: this.key(key), Body: createReadStream(file), ServerSideEncryption: this.sse },
-      partSize: this.partSize,
+      partSize: partSizeFor(size, this.partSize),
       queueSize: this.queueSize,
       leavePartsOnError: false,
     });

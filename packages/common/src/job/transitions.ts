@@ -5,7 +5,7 @@
  * A lost race re-reads and decides again, so the counters can never drift.
  */
 import type { ClaimResult, CompleteResult, HeartbeatResult, TaskOutcome } from '../ports.js';
-import { IllegalTransitionError } from '../errors.js';
+import { IllegalTransitionError, UserError } from '../errors.js';
 import type { JobRecord, NewTask, TaskRecord } from './model.js';
 import { counterDelta, isFinal, nextState, type Counts, type TaskEvent } from './states.js';
 
@@ -184,7 +184,21 @@ export function decideResubmit(task: TaskRecord, now: number): Decision<boolean>
   return decided(task, w, true);
 }
 
+/**
+ * Progress tags a task keeps at most: each is at most 64 + 256 characters (gq-agent tag), so they
+ * stay a small part of the task's DynamoDB item, which may not exceed 400 KB with its command.
+ */
+export const MAX_TASK_TAGS = 50;
+
+/** A new tag key on a task that has MAX_TASK_TAGS already. */
+export function tooManyTagsError(job: string, task: number, key: string): UserError {
+  return new UserError(`Task ${task} of job "${job}" has ${MAX_TASK_TAGS} progress tags already; "${key}" would be one more.`, {
+    hint: `A task keeps at most ${MAX_TASK_TAGS} tags: set new values on the keys it has rather than new keys.`,
+  });
+}
+
 export function decideTag(task: TaskRecord, key: string, value: string, now: number): TaskRecord {
+  if (!(key in task.tags) && Object.keys(task.tags).length >= MAX_TASK_TAGS) throw tooManyTagsError(task.job, task.task, key);
   return {
     ...task,
     tags: { ...task.tags, [key]: value },

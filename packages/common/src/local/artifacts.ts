@@ -12,7 +12,8 @@ import { pipeline } from 'node:stream/promises';
 import type { ArtifactStore } from '../ports.js';
 import { ArtifactKeyError, ArtifactNotFoundError } from './errors.js';
 
-const MAX_KEY_LENGTH = 1024;
+/** S3's limit, in bytes of UTF-8 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html). */
+const MAX_KEY_BYTES = 1024;
 
 /** Check one key; throws ArtifactKeyError. `prefix` allows "" and a trailing "/". */
 export function checkKey(key: string, opts: { prefix?: boolean } = {}): void {
@@ -21,7 +22,7 @@ export function checkKey(key: string, opts: { prefix?: boolean } = {}): void {
     if (opts.prefix) return;
     throw new ArtifactKeyError(key, 'empty');
   }
-  if (key.length > MAX_KEY_LENGTH) throw new ArtifactKeyError(key, `longer than ${MAX_KEY_LENGTH} characters`);
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) throw new ArtifactKeyError(key, `longer than ${MAX_KEY_BYTES} bytes of UTF-8`);
   if (key.includes('\\')) throw new ArtifactKeyError(key, 'contains a backslash');
   if (key.includes('\0')) throw new ArtifactKeyError(key, 'contains a NUL character');
   if (key.startsWith('/')) throw new ArtifactKeyError(key, 'absolute');

@@ -8,6 +8,7 @@ import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
 import { DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
+import { MAX_COMMAND_BYTES } from '../../src/job/jobfile.js';
 import type { TaskRecord } from '../../src/job/model.js';
 import { makeSpec, makeTasks } from '../contract/status.contract.js';
 import { uniqueJob } from '../contract/util.js';
@@ -88,6 +89,31 @@ describeAws('DynamoStatusStore (moto)', () => {
       }),
     );
     await expectConsistent(job, { succeeded: 20 });
+  });
+
+  it('listTasks without a state filter is a Query real DynamoDB accepts (no empty ExpressionAttributeNames)', async () => {
+    // gq results and gq status --tasks list a job's tasks unfiltered; the strict layer in front
+    // of moto refuses an empty ExpressionAttributeNames with DynamoDB's ValidationException.
+    const job = uniqueJob('unfiltered');
+    await st.createJob(makeSpec(job, 3), makeTasks(3));
+    expect((await st.listTasks(job)).map((t) => t.task)).toEqual([1, 2, 3]);
+    expect((await st.listTasks(job, { states: ['QUEUED'] })).map((t) => t.task)).toEqual([1, 2, 3]);
+  });
+
+  it('createJob of 40 tasks with the largest command: every transaction within 4 MB (the strict layer checks)', async () => {
+    const job = uniqueJob('big');
+    const command = 'x'.repeat(MAX_COMMAND_BYTES);
+    const tasks = makeTasks(40).map((t) => ({ ...t, command }));
+    expect(await st.createJob(makeSpec(job, 40), tasks)).toEqual({ created: 40, existing: 0 });
+    expect((await st.getTask(job, 40))!.command).toBe(command);
+    await expectConsistent(job, { queued: 40 });
+  });
+
+  it('listJobs lists a job once when the index holds it twice (BatchGetItem refuses a key asked twice)', async () => {
+    const job = uniqueJob('twice');
+    await st.createJob(makeSpec(job, 1), makeTasks(1));
+    await clients.ddb.send(new PutCommand({ TableName: table, Item: { pk: JOBS_PK, sk: `1999-01-01T00:00:00.000Z#${job}`, kind: 'jobs-index', job } }));
+    expect((await st.listJobs()).filter((j) => j.name === job)).toHaveLength(1);
   });
 
   it("a worker's task costs one read: claim reads task and job in one BatchGetItem, heartbeats and complete only write", async () => {

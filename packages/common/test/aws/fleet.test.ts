@@ -206,10 +206,13 @@ describeAws('AsgFleet (moto)', () => {
     expect(lts.LaunchTemplates ?? []).toEqual([]);
     expect(await f.describe(job)).toEqual([]);
     await f.remove(job);
-    // A group that someone scaled by hand past its maximum (moto allows it) is clamped back.
+    // Scaling a group by hand past its maximum is refused, as AWS does (moto alone allows it);
+    // asking the fleet for more than the maximum is clamped to it.
     const j2 = uniqueJob('hand');
     await f.ensureCapacity(jobRecord(j2), TYPE, 1);
-    await clients.autoscaling.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: groupName(j2, TYPE), DesiredCapacity: 7 }));
+    await expect(
+      clients.autoscaling.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: groupName(j2, TYPE), DesiredCapacity: 7 })),
+    ).rejects.toMatchObject({ name: 'ValidationError' });
     expect((await f.ensureCapacity(jobRecord(j2), TYPE, 9)).desired).toBe(3);
     await f.remove(j2);
   });

@@ -1,6 +1,7 @@
 /** Pure parts of the AWS backend: resource names and fleet arithmetic (no moto needed). */
 import { describe, expect, it } from 'vitest';
 import { clampDesired, desiredForBacklog } from '../../src/aws/scaling.js';
+import { partSizeFor } from '../../src/aws/s3.js';
 import { deadLetterQueueName, groupName, isValidJobName, launchTemplateName, queueName } from '../../src/aws/names.js';
 import { classifyWriteError, counterUpdate, taskUpdate, taskSk } from '../../src/aws/dynamo.js';
 import { newTaskRecord, decideClaim } from '../../src/job/transitions.js';
@@ -120,5 +121,16 @@ describe('dynamo expressions', () => {
     expect(classifyWriteError(cancelled(['TransactionConflict', 'None']))).toBe('conflict');
     expect(classifyWriteError(cancelled(['ThrottlingError']))).toBeUndefined();
     expect(classifyWriteError(new Error('ConditionalCheckFailed'))).toBeUndefined();
+  });
+});
+
+describe('S3 multipart part size', () => {
+  const MIB = 1024 * 1024;
+  it('keeps the configured size (never under 5 MiB) and grows parts so that a file needs at most 10,000', () => {
+    expect(partSizeFor(100 * MIB, 8 * MIB)).toBe(8 * MIB);
+    expect(partSizeFor(100 * MIB, 1 * MIB)).toBe(5 * MIB);
+    const huge = 200 * 1024 * MIB; // 200 GiB
+    expect(Math.ceil(huge / partSizeFor(huge, 8 * MIB))).toBeLessThanOrEqual(10_000);
+    expect(partSizeFor(huge, 8 * MIB)).toBeGreaterThan(8 * MIB);
   });
 });

@@ -8,6 +8,7 @@ import type { StatusStore } from '../../src/ports.js';
 import type { InstanceRecord, JobSpec, NewTask } from '../../src/job/model.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { sleep, uniqueJob, type ContractOptions } from './util.js';
+import { UserError } from '../../src/errors.js';
 
 export type { ContractOptions };
 
@@ -319,6 +320,17 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       await st.complete(name, 1, 'i-a', { kind: 'succeeded', exitCode: 0 });
       expect((await st.getTask(name, 1))!.tags).toEqual({ progress: '50%', stage: 'fit' });
       await checkCounters(name, { queued: 1, succeeded: 1 });
+    });
+
+    it('setTag keeps at most 50 keys per task (a new 51st is refused, existing keys still change)', async () => {
+      const name = await job('tagcap', 1);
+      for (let i = 0; i < 50; i++) await st.setTag(name, 1, `k${i}`, 'v');
+      await expect(st.setTag(name, 1, 'one-more', 'v')).rejects.toBeInstanceOf(UserError);
+      await st.setTag(name, 1, 'k7', 'changed');
+      const tags = (await st.getTask(name, 1))!.tags;
+      expect(Object.keys(tags)).toHaveLength(50);
+      expect(tags.k7).toBe('changed');
+      await expect(st.setTag(name, 9, 'k', 'v')).rejects.toBeInstanceOf(UserError);
     });
 
     it('listTasks in task order, filtered by state', async () => {

@@ -54,6 +54,12 @@ describe('LocalArtifactStore', () => {
     await expect(store.exists(key)).rejects.toBeInstanceOf(ArtifactKeyError);
   });
 
+  it('refuses a key over 1024 bytes of UTF-8, as S3 does, though it has fewer than 1024 characters', async () => {
+    const key = Array.from({ length: 6 }, () => 'é'.repeat(90)).join('/'); // 545 characters, 1085 bytes
+    await expect(store.putBytes(key, 'x')).rejects.toBeInstanceOf(ArtifactKeyError);
+    await store.putBytes(key.slice(0, 500), 'x');
+  });
+
   it('refuses escaping prefixes for list and deletePrefix', async () => {
     for (const p of ['../', '/', '..', 'a//', 'a\\']) {
       await expect(store.list(p)).rejects.toBeInstanceOf(ArtifactKeyError);

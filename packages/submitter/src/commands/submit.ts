@@ -23,7 +23,7 @@ import { maxReceiveCountFor } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { makeBundle } from '../bundle.js';
-import { existingDir, existingFile, parseInput, relativeInside } from '../paths.js';
+import { checkKeyRoom, existingDir, existingFile, parseInput, relativeInside } from '../paths.js';
 import { startWorkers } from '../workers.js';
 import { followJob } from '../follow.js';
 import { pausePoint } from '../faults.js';
@@ -66,6 +66,8 @@ async function plan(ctx: CommandContext, a: SubmitArgs): Promise<Plan> {
   const resultsPath = relativeInside('Results path', '--results', a.results ?? 'results.csv');
   const outputs = (a.output ?? []).map((o) => relativeInside('Output path', '--output', o));
   const inputs = (a.input ?? []).map(parseInput);
+  const lastTask = tasks.reduce((m, t) => Math.max(m, t.task), 0);
+  checkKeyRoom(name, lastTask, [{ flag: '--results', path: resultsPath }, ...outputs.map((path) => ({ flag: '--output', path }))]);
   const byType: Record<string, number> = {};
   for (const t of tasks) byType[t.instanceType] = (byType[t.instanceType] ?? 0) + 1;
   if (ctx.config.backend === 'aws') {
