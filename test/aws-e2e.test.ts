@@ -14,6 +14,8 @@ import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
 import { gq, gqEnv, testHome } from './support/cli.js';
 import { motoClients, startMoto, warnSkipped, type Moto } from './support/moto.js';
 import { startInstanceRuntime, type InstanceRuntime } from './support/instance-runtime.js';
+import { startNodeMirror } from './support/node-mirror.js';
+import { PINNED_NODE_VERSION } from '../packages/submitter/src/userdata.js';
 
 const moto = await startMoto();
 if (!moto) warnSkipped('test/aws-e2e.test.ts (AWS backend end to end): moto_server is not installed');
@@ -59,7 +61,8 @@ d('AWS backend on moto, end to end', () => {
       GQ_MAX_INSTANCES: '2',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     });
-    const setup = await gq(['setup'], env, { timeoutMs: 120_000 });
+    const mirror = await startNodeMirror(PINNED_NODE_VERSION); // stands in for nodejs.org
+    const setup = await gq(['setup'], { ...env, GQ_NODE_MIRROR: mirror.url }, { timeoutMs: 120_000 }).finally(() => mirror.close());
     expect(setup.stderr + setup.stdout).not.toMatch(/internal error/);
     expect(setup.code, setup.stderr).toBe(0);
     runtime = await startInstanceRuntime({

@@ -14,6 +14,8 @@ import { readStackOutputs } from '../../packages/submitter/src/aws/stack.js';
 import { gq, gqEnv, testHome } from './cli.js';
 import { startInstanceRuntime, type InstanceRuntime } from './instance-runtime.js';
 import { motoClients, startMoto, warnSkipped, type Moto } from './moto.js';
+import { startNodeMirror } from './node-mirror.js';
+import { PINNED_NODE_VERSION } from '../../packages/submitter/src/userdata.js';
 
 export interface AwsHarness {
   moto: Moto;
@@ -66,7 +68,11 @@ export async function startAwsHarness(
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...opts.env,
   });
-  const setup = await gq(['setup'], { ...env, AWS_ENDPOINT_URL: moto.endpoint }, { timeoutMs: 120_000 });
+  // gq setup stores the instances' Node.js in the bucket: from a local stand-in for nodejs.org.
+  const mirror = await startNodeMirror(PINNED_NODE_VERSION);
+  const setup = await gq(['setup'], { ...env, AWS_ENDPOINT_URL: moto.endpoint, GQ_NODE_MIRROR: mirror.url }, { timeoutMs: 120_000 }).finally(
+    () => mirror.close(),
+  );
   if (setup.code !== 0) throw new Error(`gq setup failed: ${setup.stderr}`);
   const cfn = new CloudFormationClient({ region: 'us-east-1', endpoint: moto.endpoint });
   const out = await readStackOutputs({ cfn, stackName: stack });

@@ -32,6 +32,8 @@ const SETTING_FLAGS = {
   region: { type: 'string', describe: 'AWS region (default: AWS_REGION / profile)' },
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
   spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
+  'task-aws-access': { type: 'boolean', describe: 'AWS: let tasks use the instance role (default: tasks get no AWS credentials)' },
+  'node-mirror': { type: 'string', describe: 'gq setup: where to download the instances\' Node.js build (default https://nodejs.org/dist)' },
 } as const;
 
 function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
@@ -48,6 +50,8 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
     region: a.region,
     stack: a.stack,
     spot: a.spot,
+    taskAwsAccess: a['task-aws-access'],
+    nodeMirror: a['node-mirror'],
   };
 }
 
@@ -193,6 +197,7 @@ export async function main(argv: string[]): Promise<number> {
           region: requireRegion(ctx),
           vpcId: a['vpc-id'] as string | undefined,
           allowHttpEgress: a['allow-http-egress'] as boolean | undefined,
+          nodeMirror: ctx.config.nodeMirror,
         });
       }),
     )

@@ -38,6 +38,8 @@ import {
 } from '../src/aws/stack.js';
 import { formatCheck, runDoctor } from '../src/commands/doctor.js';
 import { runSetup } from '../src/commands/setup.js';
+import { PINNED_NODE_VERSION } from '../src/userdata.js';
+import { startNodeMirror } from '../../../test/support/node-mirror.js';
 import type { CommandContext } from '../src/context.js';
 
 const TEMPLATE_FILE = fileURLToPath(new URL('../../../infra/gq.yaml', import.meta.url));
@@ -643,9 +645,21 @@ describe.skipIf(!MOTO)('the stack on moto', () => {
 
   it('gq setup on the existing stack reports it up to date and prints its resources', async () => {
     const { ctx, lines } = testContext();
-    expect(await runSetup(ctx, { stack: 'gq', region: 'us-east-1' })).toBe(0);
+    const mirror = await startNodeMirror(PINNED_NODE_VERSION);
+    try {
+      expect(await runSetup(ctx, { stack: 'gq', region: 'us-east-1', nodeMirror: mirror.url })).toBe(0);
+      // Once per account: a second run finds the Node.js build stored and downloads nothing.
+      const served = mirror.requests.length;
+      expect(served).toBe(3); // SHASUMS256.txt and two tarballs
+      expect(await runSetup(ctx, { stack: 'gq', region: 'us-east-1', nodeMirror: mirror.url })).toBe(0);
+      expect(mirror.requests).toHaveLength(served);
+    } finally {
+      await mirror.close();
+    }
     const text = lines.join('\n');
     expect(text).toMatch(/Stack gq in us-east-1 is up to date/);
+    expect(text).toMatch(new RegExp(`Node.js\\s+${PINNED_NODE_VERSION} stored \\(from http://127`));
+    expect(text).toMatch(new RegExp(`Node.js\\s+${PINNED_NODE_VERSION} already stored`));
     expect(text).toMatch(/security group\s+sg-\S+ \(no inbound rules\)/);
     expect(text).not.toContain(SECRET);
   });

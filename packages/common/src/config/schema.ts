@@ -42,6 +42,10 @@ export const configShape = {
   ami: z.record(z.string(), z.string()).default({}),
   /** AWS: request Spot instances. */
   spot: z.boolean().default(false),
+  /** AWS: tasks may use the instance role (default: no AWS credentials reach a task). */
+  taskAwsAccess: z.boolean().default(false),
+  /** Where `gq setup` downloads the pinned Node.js build for the instances (nodejs.org's layout). */
+  nodeMirror: z.string().regex(/^https?:\/\/[^\s]+$/).default('https://nodejs.org/dist'),
 };
 
 export const configSchema = z.object(configShape).strict();
@@ -66,6 +70,8 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   maxInstances: { what: 'a whole number from 1 to 10000', example: '20' },
   ami: { what: 'an object from instance type (or "*") to AMI id or name pattern', example: '{"*": "ami-0123456789abcdef0"}' },
   spot: { what: 'true or false', example: 'true' },
+  taskAwsAccess: { what: 'true or false', example: 'true' },
+  nodeMirror: { what: 'an http(s) URL laid out like https://nodejs.org/dist', example: 'https://nodejs.org/dist' },
 };
 
 /** GQ_MAX_INSTANCES for maxInstances, etc. */

@@ -8,7 +8,8 @@ import { DescribeSecurityGroupsCommand, DescribeSubnetsCommand, type EC2Client }
 import { UserError, type Backend, type Config, type JobRecord } from '@gq/common';
 import { makeAwsClients, openAwsBackend, type LaunchSpec } from '@gq/common/aws/index';
 import { readStackOutputs } from './stack.js';
-import { renderUserData } from '../userdata.js';
+import { PINNED_NODE_VERSION, renderUserData } from '../userdata.js';
+import { nodeBuildFor } from './node-dist.js';
 import { amiSettingFor, resolveAmi } from './ami.js';
 import { describeTypes } from './instance-types.js';
 import { ensureAgentUploaded, type AgentBundle } from './agent-bundle.js';
@@ -33,6 +34,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
       const { known } = await describeTypes(clients.ec2, [instanceType]);
       const arch = known[0]?.architectures.includes('arm64') && !known[0]?.architectures.includes('x86_64') ? 'arm64' : 'x86_64';
       const ami = await resolveAmi(clients.ec2, amiSettingFor(config.ami, instanceType), arch);
+      const node = await nodeBuildFor(backend.artifacts, PINNED_NODE_VERSION, arch);
       return {
         imageId: ami.imageId,
         rootDeviceName: ami.rootDeviceName,
@@ -46,7 +48,10 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
           instanceType,
           agentKey: agent.key,
           agentSha256: agent.sha256,
-          nodeVersion: process.versions.node,
+          nodeVersion: PINNED_NODE_VERSION,
+          nodeKey: node.key,
+          nodeSha256: node.sha256,
+          taskAwsAccess: config.taskAwsAccess,
         }),
         subnetIds: subnets,
         maxInstances: config.maxInstances,

@@ -4,7 +4,10 @@
  */
 import { UserError } from '@gq/common';
 import type { CommandContext } from '../context.js';
+import { makeAwsClients, S3ArtifactStore } from '@gq/common/aws/index';
 import { deployStack, destroySetupClients, makeSetupClients } from '../aws/stack.js';
+import { ensureNodeUploaded } from '../aws/node-dist.js';
+import { PINNED_NODE_VERSION } from '../userdata.js';
 
 export interface SetupArgs {
   stack: string;
@@ -13,6 +16,8 @@ export interface SetupArgs {
   vpcId?: string;
   /** Also allow outbound plain HTTP from the agents (template parameter AllowHttpEgress). */
   allowHttpEgress?: boolean;
+  /** Where to download the instances' Node.js build (nodejs.org's layout). */
+  nodeMirror?: string;
 }
 
 const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
@@ -45,6 +50,20 @@ export async function runSetup(ctx: CommandContext, args: SetupArgs): Promise<nu
     ctx.io.out(`  instance profile ${outputs.instanceProfileArn}`);
     ctx.io.out(`  security group   ${outputs.securityGroupId} (no inbound rules)`);
     if (outputs.kmsKeyArn) ctx.io.out(`  KMS key          ${outputs.kmsKeyArn}`);
+    // The instances' Node.js, once per account: they never download it from the internet.
+    const aws = makeAwsClients({ region: args.region, profile: ctx.config.profile });
+    try {
+      const artifacts = new S3ArtifactStore(aws.s3, { bucket: outputs.bucket });
+      const node = await ensureNodeUploaded({
+        artifacts,
+        version: PINNED_NODE_VERSION,
+        mirror: args.nodeMirror ?? 'https://nodejs.org/dist',
+        onProgress: (line) => ctx.io.out(line),
+      });
+      ctx.io.out(`  Node.js          ${PINNED_NODE_VERSION} ${node.uploaded ? `stored (from ${node.manifest.source})` : 'already stored'}`);
+    } finally {
+      aws.destroy();
+    }
     return 0;
   } finally {
     destroySetupClients(clients);
