@@ -242,7 +242,9 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
   writeFileSync(
     join(bin, 'id'),
     `#!/bin/sh\n# gq test machine: the image's task user gq-task is the host's ${hostTaskUser}\n` +
-      `for a; do shift; [ "$a" = gq-task ] && a='${hostTaskUser}'; set -- "$@" "$a"; done\nexec '${realId}' "$@"\n`,
+      `for a; do shift; if [ "$a" = gq-task ]; then\n` +
+      `  [ -e '${join(bin, '.useradd-gq-task')}' ] || { echo "id: 'gq-task': no such user" >&2; exit 1; }\n` +
+      `  a='${hostTaskUser}'\nfi; set -- "$@" "$a"; done\nexec '${realId}' "$@"\n`,
   );
   for (const name of [...STUBS, 'id']) chmodSync(join(bin, name), 0o755);
   const consoleFile = o.consoleFile ?? join(o.home, 'console.log');
@@ -446,7 +448,9 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
         return { code: 0 };
       case 'useradd': {
         const user = args[args.length - 1];
-        return user === 'gq-task' ? { code: 0 } : { code: 1, out: `gq test machine: only gq-task can be created\n` };
+        if (user !== 'gq-task') return { code: 1, out: `gq test machine: only gq-task can be created\n` };
+        writeFileSync(join(bin, '.useradd-gq-task'), ''); // from now on `id gq-task` answers
+        return { code: 0 };
       }
       case 'iptables':
         return iptablesCall(args);

@@ -137,7 +137,11 @@ export const PARAM_RULES = {
 } as const satisfies Record<string, readonly [RegExp, string, number]>;
 
 export function renderUserData(p: UserDataParams): string {
-  for (const [name, [re, what]] of Object.entries(PARAM_RULES)) must(name, String(p[name as keyof UserDataParams]), re, what);
+  for (const [name, [re, what, max]] of Object.entries(PARAM_RULES)) {
+    const value = String(p[name as keyof UserDataParams]);
+    must(name, value, re, what);
+    if (value.length > max) throw new Error(`renderUserData: ${name} is longer than ${max} characters`);
+  }
   const nodeVersion = p.nodeVersion.startsWith('v') ? p.nodeVersion : `v${p.nodeVersion}`;
   if (p.logLevel !== undefined) must('logLevel', p.logLevel, /^(trace|debug|info|warn|error|fatal|silent)$/, 'a pino level');
   const L = AGENT_START_LIMIT;
