@@ -3,7 +3,7 @@
  * job per test, tasks that record every start of their command, and EC2's power-off behaviour,
  * which the instance runtime does not play.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeAutoScalingGroupsCommand, TerminateInstanceInAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { expect } from 'vitest';
@@ -28,6 +28,7 @@ export function awsScenario(h: AwsHarness, job: string): AwsScenario {
   const runs = join(dir, 'runs');
   mkdirSync(code, { recursive: true });
   mkdirSync(runs, { recursive: true });
+  chmodSync(runs, 0o777); // tasks run as the instances' task user and record their starts here
   writeFileSync(join(code, 'README'), 'fault scenario code\n');
   return { dir, code, runs, job, h };
 }

@@ -39,6 +39,8 @@ export async function startAwsHarness(
     endpoint?: (moto: Moto) => string;
     /** GQ_TEST_FAULT etc. for the instances. */
     faultEnv?: Record<string, string>;
+    /** Instances take their real-EC2 code paths (no endpoint overrides; see instance-runtime.ts). */
+    realEc2?: boolean;
   },
 ): Promise<AwsHarness | undefined> {
   const moto = await startMoto();
@@ -83,6 +85,7 @@ export async function startAwsHarness(
     rootDir: join(home, 'instances'),
     groups: (g) => g.startsWith(`gq-${opts.jobPrefix}`),
     faultEnv: opts.faultEnv,
+    realEc2: opts.realEc2,
   });
   const backend = openAwsBackend({ region: 'us-east-1', bucket: out.bucket, table: out.table, clients: motoClients(moto.endpoint) });
   return {

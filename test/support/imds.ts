@@ -53,6 +53,8 @@ export interface ImdsEmulator {
   announceSpotInterruption(): void;
   /** Refuse connections from processes of this uid (see the module comment). */
   blockUid(uid: number): void;
+  /** Forget every blocked uid (firewall rules do not survive a reboot). */
+  unblockAll(): void;
   /** Connections refused so far by blockUid. */
   readonly refused: number;
   stop(): Promise<void>;
@@ -204,6 +206,9 @@ export async function startImds(opts: ImdsEmulatorOptions): Promise<ImdsEmulator
     requests,
     blockUid(uid) {
       blocked.add(uid);
+    },
+    unblockAll() {
+      blocked.clear();
     },
     get refused() {
       return refused;

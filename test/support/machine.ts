@@ -478,6 +478,8 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
         u.state = 'inactive';
         u.starts = [];
       }
+      iptables.clear(); // firewall rules live in the kernel: gone after a reboot
+      o.imds.unblockAll();
       halted = false;
       boots++;
       bootUnits();
