@@ -126,6 +126,8 @@ interface Tracked {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Between an instance leaving its group and its machine getting the shutdown (EC2 takes seconds). */
+const SHUTDOWN_DELAY_MS = 1000;
 
 // Kill every instance if the test process exits without stop() (synchronously: SIGKILL by marker).
 const registry = new Set<Map<string, Tracked>>();
@@ -263,9 +265,11 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
     t.machine.boot();
   }
 
-  async function terminate(t: Tracked): Promise<void> {
+  async function terminate(t: Tracked, delayMs = 0): Promise<void> {
     t.terminated = true;
     t.stopping ??= (async () => {
+      // EC2 takes a moment between Terminating and the shutdown reaching the machine.
+      if (delayMs > 0) await sleep(delayMs);
       await t.machine?.stop(graceMs);
       await t.imds?.stop();
     })();
@@ -309,7 +313,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
     for (const t of tracked.values()) {
       if (t.terminated) continue;
       const state = present.get(t.id);
-      if (state === undefined || /^(Terminating|Terminated|Detaching|Detached)/.test(state)) void terminate(t);
+      if (state === undefined || /^(Terminating|Terminated|Detaching|Detached)/.test(state)) void terminate(t, SHUTDOWN_DELAY_MS);
     }
   }
 

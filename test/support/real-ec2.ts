@@ -47,7 +47,11 @@ const target = (host, port) => {
 const connect = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function (...args) {
   const first = args[0];
-  if (first && typeof first === 'object' && !Array.isArray(first)) {
+  if (Array.isArray(first) && first[0] && typeof first[0] === 'object') {
+    // net.connect() passes its normalized [options, cb] array (a fresh one per call).
+    const t = target(first[0].host, first[0].port);
+    if (t) first[0] = { ...first[0], host: t.host, port: t.port };
+  } else if (first && typeof first === 'object') {
     const t = target(first.host, first.port);
     if (t) args[0] = { ...first, host: t.host, port: t.port };
   } else if (typeof first === 'number' || (typeof first === 'string' && /^\\d+$/.test(first))) {
@@ -114,7 +118,7 @@ export async function startRealEc2Network(o: { endpoint: string; region: string;
       const dir = join(d, instanceId);
       mkdirSync(dir, { recursive: true });
       chmodSync(dir, 0o755);
-      writeFileSync(join(dir, '.curlrc'), `connect-to = 169.254.169.254:80:127.0.0.1:${imdsPort}\nconnect-to = :443:127.0.0.1:${port}\n`);
+      writeFileSync(join(dir, '.curlrc'), `connect-to = "169.254.169.254:80:127.0.0.1:${imdsPort}"\nconnect-to = ":443:127.0.0.1:${port}"\n`);
       const map = join(dir, 'connect-to.json');
       writeFileSync(map, JSON.stringify({ imds: { host: '127.0.0.1', port: imdsPort }, aws: { host: '127.0.0.1', port } }));
       for (const f of ['.curlrc', 'connect-to.json']) chmodSync(join(dir, f), 0o644);
