@@ -265,7 +265,7 @@ describe('infra/gq.yaml: least privilege', () => {
     const reads = statementsWith('s3:GetObject').flatMap(resourcesOf).map(subText);
     const writes = statementsWith('s3:PutObject').flatMap(resourcesOf).map(subText);
     expect(reads.sort()).toEqual(
-      ['bundles/*', 'agent/*', 'jobs/*/install.sh', 'jobs/*/secret/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort(),
+      ['bundles/*', 'agent/*', 'node/*', 'jobs/*/install.sh', 'jobs/*/secret/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort(),
     );
     expect(writes.sort()).toEqual(['jobs/*/tasks/*', 'jobs/*/instances/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort());
     for (const s of s3) {
