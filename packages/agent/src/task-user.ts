@@ -99,8 +99,10 @@ export interface SpooledTag {
 }
 
 /** `gq-agent tag` in a task without AWS access: leave the tag for the agent. */
+let spooled = 0;
 export function spoolTag(dir: string, tag: SpooledTag): void {
-  const name = `${Date.now().toString().padStart(15, '0')}-${randomBytes(4).toString('hex')}`;
+  // Sorted by name = by time (and call order within one process); random: no clash between tasks.
+  const name = `${Date.now().toString().padStart(15, '0')}-${String(spooled++).padStart(6, '0')}-${randomBytes(4).toString('hex')}`;
   writeFileSync(join(dir, `${name}.tmp`), JSON.stringify(tag));
   renameSync(join(dir, `${name}.tmp`), join(dir, `${name}.json`));
 }
