@@ -28,7 +28,9 @@ export function awsScenario(h: AwsHarness, job: string): AwsScenario {
   const runs = join(dir, 'runs');
   mkdirSync(code, { recursive: true });
   mkdirSync(runs, { recursive: true });
-  chmodSync(runs, 0o777); // tasks run as the instances' task user and record their starts here
+  // Tasks run as the instances' task user: they record their starts here and leave markers in dir.
+  chmodSync(runs, 0o777);
+  chmodSync(dir, 0o1777);
   writeFileSync(join(code, 'README'), 'fault scenario code\n');
   return { dir, code, runs, job, h };
 }
