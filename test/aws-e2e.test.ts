@@ -14,7 +14,7 @@ import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
 import { gq, gqEnv, testHome } from './support/cli.js';
 import { motoClients, startMoto, warnSkipped, type Moto } from './support/moto.js';
 import { startInstanceRuntime, type InstanceRuntime } from './support/instance-runtime.js';
-import { startNodeMirror } from './support/node-mirror.js';
+import { startNodeMirror } from './support/node-mirror.mjs';
 import { PINNED_NODE_VERSION } from '../packages/submitter/src/userdata.js';
 
 const moto = await startMoto();

@@ -14,7 +14,7 @@ import { readStackOutputs } from '../../packages/submitter/src/aws/stack.js';
 import { gq, gqEnv, testHome } from './cli.js';
 import { startInstanceRuntime, type InstanceRuntime } from './instance-runtime.js';
 import { motoClients, startMoto, warnSkipped, type Moto } from './moto.js';
-import { startNodeMirror } from './node-mirror.js';
+import { startNodeMirror } from './node-mirror.mjs';
 import { PINNED_NODE_VERSION } from '../../packages/submitter/src/userdata.js';
 
 export interface AwsHarness {

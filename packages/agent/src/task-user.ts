@@ -9,7 +9,21 @@
  * to a spool folder of the task (GQ_TAG_SPOOL) and the agent records it (drainTagSpool).
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  constants,
+  fstatSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { UserError } from '@gq/common';
@@ -118,15 +132,20 @@ export function drainTagSpool(dir: string): SpooledTag[] {
   const out: SpooledTag[] = [];
   for (const n of names) {
     const file = join(dir, n);
+    let fd: number | undefined;
     try {
-      // Written by the task: small, and parsed as untrusted input.
-      if (lstatSync(file).isFile() && lstatSync(file).size <= 4096) {
-        const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<SpooledTag>;
+      // Written by the task: opened without following a link (the agent reads it as root), small,
+      // and parsed as untrusted input.
+      fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const st = fstatSync(fd);
+      if (st.isFile() && st.size <= 4096) {
+        const v = JSON.parse(readFileSync(fd, 'utf8')) as Partial<SpooledTag>;
         if (typeof v.key === 'string' && typeof v.value === 'string') out.push({ key: v.key, value: v.value });
       }
     } catch {
       /* not a tag: dropped */
     }
+    if (fd !== undefined) closeSync(fd);
     rmSync(file, { force: true });
   }
   return out;

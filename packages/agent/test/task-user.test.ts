@@ -60,6 +60,9 @@ describe('tag spool', () => {
     writeFileSync(join(dir, '0-junk.json'), '{not json');
     writeFileSync(join(dir, '1-big.json'), JSON.stringify({ key: 'k', value: 'x'.repeat(5000) }));
     writeFileSync(join(dir, '2-half.tmp'), '{"key":"k","value":"v"}'); // still being written: left alone
+    const secret = join(dir, '..', `gq-spool-secret-${process.pid}.json`);
+    writeFileSync(secret, '{"key":"stolen","value":"root only"}');
+    symlinkSync(secret, join(dir, '3-link.json')); // a link is never followed
     expect(drainTagSpool(dir)).toEqual([
       { key: 'percent_complete', value: '10' },
       { key: 'percent_complete', value: '20' },

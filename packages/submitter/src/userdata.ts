@@ -37,6 +37,13 @@
  * emulates systemd. With endpoint overrides (AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_ENDPOINT_URL*)
  * set, the script knows it is not on EC2 and never powers off; without them (the runtime's real-EC2
  * mode) it takes exactly the EC2 path: regional HTTPS endpoints, 169.254.169.254, power-off.
+ *
+ * References: user data is limited to 16 KB raw
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html) and runs on the first boot
+ * only; `systemctl enable PATH` links a unit file outside the search path (systemctl(1): the file
+ * system must be there at boot, as /root is); AL2023's default curl is curl-minimal, which keeps
+ * HTTP(S) and its authentication methods (https://docs.aws.amazon.com/linux/al2023/ug/curl-minimal.html);
+ * curl has --aws-sigv4 since 7.75 and --fail-with-body since 7.76.
  */
 import { keys } from '@gq/common';
 
@@ -215,7 +222,7 @@ s3put() { # KEY FILE
 json() { sed 's/[\\\\"]/\\\\&/g' <<<"$1"; }
 report() { # record why in the status table, upload the log, leave the group (desired - 1: no boot loop)
   log "boot failed: $WHY"
-  creds || true
+  creds || { log "no instance identity from the metadata service: nothing reported"; return 0; }
   call dynamodb "$(ep dynamodb)/" -w '\\n' -m 15 -H 'x-amz-target: DynamoDB_20120810.PutItem' -H 'content-type: application/x-amz-json-1.0' --data-binary \\
     "$(printf '{"TableName":"%s","Item":{"pk":{"S":"JOB#%s"},"sk":{"S":"INST#%s"},"kind":{"S":"instance"},"job":{"S":"%s"},"instance":{"S":"%s"},"instanceType":{"S":"%s"},"state":{"S":"BOOT_FAILED"},"heartbeatAt":{"S":"%s"},"detail":{"S":"%s"}},"ConditionExpression":"attribute_not_exists(#s) OR #s <> :f","ExpressionAttributeNames":{"#s":"state"},"ExpressionAttributeValues":{":f":{"S":"INSTALL_FAILED"}}}' \\
       "$T" "$J" "\${ID:-}" "$J" "\${ID:-}" "$Y" "$(date -u +%FT%T.000Z)" "$(json "$WHY")")" && log "failure recorded" || log "failure not recorded"

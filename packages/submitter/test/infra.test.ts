@@ -39,7 +39,7 @@ import {
 import { formatCheck, runDoctor } from '../src/commands/doctor.js';
 import { runSetup } from '../src/commands/setup.js';
 import { PINNED_NODE_VERSION } from '../src/userdata.js';
-import { startNodeMirror } from '../../../test/support/node-mirror.js';
+import { startNodeMirror } from '../../../test/support/node-mirror.mjs';
 import type { CommandContext } from '../src/context.js';
 
 const TEMPLATE_FILE = fileURLToPath(new URL('../../../infra/gq.yaml', import.meta.url));

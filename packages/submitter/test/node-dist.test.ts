@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { UserError, type ArtifactStore } from '@gq/common';
 import { ensureNodeUploaded, nodeBuildFor, nodeManifestKey, shaFromShasums } from '../src/aws/node-dist.js';
-import { startNodeMirror } from '../../../test/support/node-mirror.js';
+import { startNodeMirror } from '../../../test/support/node-mirror.mjs';
 
 /** The bucket, in memory. */
 function memoryStore(): ArtifactStore & { objects: Map<string, Buffer> } {

@@ -4,30 +4,34 @@
  * The "Node.js build" in each tarball is a wrapper around the node running the tests: `node
  * --version` answers the pinned version (the UserData checks the major version), anything else
  * runs this node. `tamper` serves a tarball whose bytes do not match SHASUMS256.txt.
+ * Plain JavaScript: shared with the benchmarks (bench/submit.mjs).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export interface NodeMirror {
-  /** e.g. http://127.0.0.1:41234/dist */
-  url: string;
-  /** sha256 of each tarball by nodejs.org architecture name. */
-  sha256: Record<string, string>;
-  /** Request paths served, in order. */
-  readonly requests: readonly string[];
-  close(): Promise<void>;
-}
+/**
+ * @typedef {object} NodeMirror
+ * @property {string} url e.g. http://127.0.0.1:41234/dist
+ * @property {Record<string, string>} sha256 sha256 of each tarball by nodejs.org architecture name
+ * @property {readonly string[]} requests request paths served, in order
+ * @property {() => Promise<void>} close
+ */
 
-export async function startNodeMirror(version: string, opts: { tamper?: boolean } = {}): Promise<NodeMirror> {
+/**
+ * @param {string} version
+ * @param {{ tamper?: boolean }} [opts]
+ * @returns {Promise<NodeMirror>}
+ */
+export async function startNodeMirror(version, opts = {}) {
   const dir = mkdtempSync(join(process.env.GQ_TEST_ROOT ?? tmpdir(), 'node-mirror-'));
-  const files = new Map<string, Buffer>();
-  const sha256: Record<string, string> = {};
-  const lines: string[] = [];
+  const files = new Map();
+  /** @type {Record<string, string>} */
+  const sha256 = {};
+  const lines = [];
   for (const arch of ['x64', 'arm64']) {
     const dist = `node-${version}-linux-${arch}`;
     mkdirSync(join(dir, dist, 'bin'), { recursive: true });
@@ -42,21 +46,22 @@ export async function startNodeMirror(version: string, opts: { tamper?: boolean 
     files.set(`/dist/${version}/${dist}.tar.gz`, opts.tamper ? Buffer.concat([data, Buffer.from('x')]) : data);
   }
   files.set(`/dist/${version}/SHASUMS256.txt`, Buffer.from(`${'1'.repeat(64)}  node-${version}-darwin-arm64.tar.gz\n${lines.join('\n')}\n`));
-  const requests: string[] = [];
+  /** @type {string[]} */
+  const requests = [];
   const server = createServer((req, res) => {
     requests.push(req.url ?? '');
     const body = files.get(req.url ?? '');
     if (!body) return res.writeHead(404).end('not found');
     res.writeHead(200, { 'content-length': body.length }).end(body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise((r) => server.listen(0, '127.0.0.1', () => r()));
   server.unref();
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/dist`,
+    url: `http://127.0.0.1:${server.address().port}/dist`,
     sha256,
     requests,
     close: () =>
-      new Promise<void>((r) => {
+      new Promise((r) => {
         server.close(() => r());
         server.closeAllConnections();
       }),
