@@ -25,6 +25,7 @@
  * The stand-ins reach this process through a small HTTP control server on 127.0.0.1.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -91,7 +92,7 @@ const MARK = 'GQ_RUNTIME_INSTANCE';
 const UNIT_MARK = 'GQ_RUNTIME_UNIT';
 const HAS_PROC = existsSync('/proc/self/environ');
 
-/** Live (non-zombie) pids whose environment has MARK=id (and UNIT_MARK=unit when given). */
+/** Live (non-zombie) pids whose environment has MARK=token (and UNIT_MARK=unit when given). */
 export function markedPids(id: string, unit?: string): number[] {
   if (!HAS_PROC) return [];
   const want = `${MARK}=${id}`;
@@ -226,6 +227,9 @@ const STUBS = ['systemctl', 'shutdown', 'poweroff', 'halt', 'reboot', 'telinit',
 
 export async function startMachine(o: MachineOptions): Promise<Machine> {
   const ctl = await controlServer();
+  // Marks this machine's processes and names it to the control server: unique even when two
+  // machines stand for the same instance id (one test after another).
+  const token = `${o.id}.${randomBytes(4).toString('hex')}`;
   mkdirSync(o.home, { recursive: true });
   const bin = join(dirname(o.home), `.bin-${basename(o.home)}`);
   mkdirSync(bin, { recursive: true });
@@ -235,7 +239,7 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
     writeFileSync(
       join(bin, name),
       `#!/bin/sh\n# gq test machine: stand-in for ${name} (never the host's)\n` +
-        `exec env -u NODE_OPTIONS '${process.execPath}' '${ctl.client}' ${ctl.port} '${o.id}' ${name} "$@"\n`,
+        `exec env -u NODE_OPTIONS '${process.execPath}' '${ctl.client}' ${ctl.port} '${token}' ${name} "$@"\n`,
     );
   }
   const realId = spawnSync('sh', ['-c', 'command -v id'], { encoding: 'utf8' }).stdout.trim() || '/usr/bin/id';
@@ -261,7 +265,7 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
   const baseEnv = (unit: string): Record<string, string> => ({
     ...o.env,
     PATH: `${bin}:${o.env.PATH ?? '/usr/bin:/bin'}`,
-    [MARK]: o.id,
+    [MARK]: token,
     [UNIT_MARK]: unit,
   });
 
@@ -276,11 +280,11 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
     return child;
   }
 
-  const pids = () => (HAS_PROC ? markedPids(o.id) : [...spawned]);
+  const pids = () => (HAS_PROC ? markedPids(token) : [...spawned]);
 
   async function killAll(sig: NodeJS.Signals = 'SIGKILL', unit?: string): Promise<void> {
     for (let i = 0; i < 50; i++) {
-      const left = unit === undefined ? pids() : markedPids(o.id, unit);
+      const left = unit === undefined ? pids() : markedPids(token, unit);
       if (left.length === 0) return;
       for (const p of left) signal(p, sig);
       await sleep(40);
@@ -436,7 +440,7 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
     return { code: 0 };
   }
 
-  handlers.set(o.id, async (name, args) => {
+  handlers.set(token, async (name, args) => {
     calls.push(`${name} ${args.join(' ')}`.trim());
     switch (name) {
       case 'systemctl':
@@ -494,12 +498,12 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
       const deadline = Date.now() + graceMs;
       while (pids().length > 0 && Date.now() < deadline) await sleep(50);
       await killAll();
-      handlers.delete(o.id);
+      handlers.delete(token);
     },
     async kill() {
       halted = true;
       await killAll();
-      handlers.delete(o.id);
+      handlers.delete(token);
     },
     get poweredOff() {
       return poweredOff;
