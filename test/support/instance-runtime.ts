@@ -24,6 +24,9 @@
  *    processes and the UserData, then SIGKILL to every process of the machine after a grace
  *    period) and stops the instance's IMDS.
  *  - reboot(id): every process of the instance killed, the boot sequence again without UserData.
+ *  - an instance that powers itself off (shutdown, poweroff) is terminated in its group when its
+ *    launch template says InstanceInitiatedShutdownBehavior=terminate (without lowering the
+ *    desired capacity: Auto Scaling replaces it, as on EC2).
  *
  * Safety: nothing runs the host's shutdown, systemctl, useradd or iptables: the machine's
  * stand-ins come first on PATH and only record and emulate.
@@ -35,6 +38,7 @@ import {
   AutoScalingClient,
   DescribeAutoScalingGroupsCommand,
   DescribeLaunchConfigurationsCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
   type AutoScalingGroup,
   type Instance as AsgInstance,
   type LaunchTemplateSpecification,
@@ -207,7 +211,9 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
     return groups;
   }
 
-  async function userDataOf(group: AutoScalingGroup, inst: AsgInstance): Promise<string | undefined> {
+  /** The instance's UserData and what a shutdown from inside does (InstanceInitiatedShutdownBehavior). */
+  async function launchDataOf(group: AutoScalingGroup, inst: AsgInstance): Promise<{ userData?: string; onShutdown: string }> {
+    let onShutdown = 'stop'; // EC2's default
     const spec: LaunchTemplateSpecification | undefined =
       inst.LaunchTemplate ?? group.LaunchTemplate ?? group.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
     let encoded: string | undefined;
@@ -219,6 +225,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
         }),
       );
       encoded = out.LaunchTemplateVersions?.[0]?.LaunchTemplateData?.UserData;
+      onShutdown = out.LaunchTemplateVersions?.[0]?.LaunchTemplateData?.InstanceInitiatedShutdownBehavior ?? onShutdown;
     } else {
       const name = inst.LaunchConfigurationName ?? group.LaunchConfigurationName;
       if (name) {
@@ -226,11 +233,11 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
         encoded = out.LaunchConfigurations?.[0]?.UserData;
       }
     }
-    return encoded ? Buffer.from(encoded, 'base64').toString('utf8') : undefined;
+    return { userData: encoded ? Buffer.from(encoded, 'base64').toString('utf8') : undefined, onShutdown };
   }
 
   async function launch(group: AutoScalingGroup, inst: AsgInstance, t: Tracked): Promise<void> {
-    const userData = await userDataOf(group, inst);
+    const { userData, onShutdown } = await launchDataOf(group, inst);
     if (userData === undefined) throw new Error('its launch template has no UserData');
     if (stopped || t.terminated) return;
     mkdirSync(t.home, { recursive: true });
@@ -254,6 +261,14 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
       userData,
       imds: t.imds,
       hostTaskUser: opts.hostTaskUser,
+      // Powered off from inside: with InstanceInitiatedShutdownBehavior=terminate EC2 terminates
+      // the instance, and its group replaces it unless the agent lowered the desired capacity.
+      onPowerOff: () => {
+        if (onShutdown !== 'terminate') return;
+        void asg
+          .send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: t.id, ShouldDecrementDesiredCapacity: false }))
+          .catch(() => undefined); // gone already (it left its group itself)
+      },
       env: {
         PATH: path,
         HOME: t.home,
