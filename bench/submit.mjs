@@ -89,7 +89,11 @@ function gqEnv(home, endpoint, stack, ami, extra = {}) {
 }
 
 async function setupStack(env) {
-  const r = await run(process.execPath, [GQ, 'setup'], env);
+  // gq setup stores the instances' Node.js in the bucket: from a local stand-in for nodejs.org.
+  const { startNodeMirror } = await import('../test/support/node-mirror.mjs');
+  const { PINNED_NODE_VERSION } = await import('../packages/submitter/dist/userdata.js');
+  const mirror = await startNodeMirror(PINNED_NODE_VERSION);
+  const r = await run(process.execPath, [GQ, 'setup'], { ...env, GQ_NODE_MIRROR: mirror.url }).finally(() => mirror.close());
   if (r.code !== 0) throw new Error(`gq setup failed:\n${r.stderr}`);
 }
 

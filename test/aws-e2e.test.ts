@@ -24,6 +24,8 @@ import { describeAws, motoClients, startMoto, type Moto } from './support/moto.j
 import { startInstanceRuntime, type InstanceRuntime } from './support/instance-runtime.js';
 import { agentPrincipal, collectSeen, evaluate, readKeyPolicy, readPolicy, toRequests, userPrincipal, type IamRequest } from './support/iam-eval.js';
 import type { CallRecord } from '../packages/common/src/aws/call-log.js';
+import { startNodeMirror } from './support/node-mirror.mjs';
+import { PINNED_NODE_VERSION } from '../packages/submitter/src/userdata.js';
 
 const moto = await startMoto();
 
@@ -71,7 +73,8 @@ describeAws('AWS backend on moto, end to end', () => {
     });
     // The first setup creates the stack, which takes an administrator (README "Permissions"):
     // its calls are not recorded. Every command after it is.
-    const setup = await gq(['setup'], env, { timeoutMs: 120_000 });
+    const mirror = await startNodeMirror(PINNED_NODE_VERSION); // stands in for nodejs.org
+    const setup = await gq(['setup'], { ...env, GQ_NODE_MIRROR: mirror.url }, { timeoutMs: 120_000 }).finally(() => mirror.close());
     expect(setup.stderr + setup.stdout).not.toMatch(/internal error/);
     expect(setup.code, setup.stderr).toBe(0);
     callLog = join(home, 'aws-calls.jsonl');

@@ -4,6 +4,8 @@
  * the visibility timeout. One harness for the file; each test its own job. Every scenario ends
  * with the three checks of checkInvariants.
  */
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import {
@@ -40,8 +42,23 @@ describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () =>
 
   slow('a task that always fails and one that kills its own agent end FAILED after their limit; the others succeed', async () => {
     const s = awsScenario(h, 'fp-poison');
-    const f = jobFile(s, [task(s, 1, 'echo always broken >&2; exit 5'), task(s, 2, 'kill -9 $PPID; sleep 1'), task(s, 3), task(s, 4)]);
-    const r = await submit(s, f, ['--retries', '1', '--visibility', '3s', '--wait', '--json']);
+    // Task 2 crashes its agent at every attempt. It runs as the unprivileged task user and cannot
+    // kill its (root) agent itself: it names it ($PPID) and the test kills it.
+    const victims = join(s.dir, 'kill-agent');
+    mkdirSync(victims, { mode: 0o777 });
+    chmodSync(victims, 0o777);
+    const killer = setInterval(() => {
+      for (const n of readdirSync(victims).filter((x) => !x.endsWith('.done'))) {
+        try {
+          process.kill(Number(readFileSync(join(victims, n), 'utf8')), 'SIGKILL');
+        } catch {
+          /* gone already */
+        }
+        renameSync(join(victims, n), join(victims, `${n}.done`));
+      }
+    }, 100);
+    const f = jobFile(s, [task(s, 1, 'echo always broken >&2; exit 5'), task(s, 2, `echo $PPID > ${victims}/$GQ_ATTEMPT; sleep 30`), task(s, 3), task(s, 4)]);
+    const r = await submit(s, f, ['--retries', '1', '--visibility', '3s', '--wait', '--json']).finally(() => clearInterval(killer));
     expect(r.code, `${r.stderr}\n${h.runtime.errors.join('\n')}`).toBe(1); // tasks failed
     const st = await statusJson(s.job, h.env, true);
     expect(st.counts).toEqual({ queued: 0, running: 0, succeeded: 2, failed: 2, cancelled: 0 });

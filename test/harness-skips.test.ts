@@ -54,7 +54,7 @@ describe('every AWS test file skips through describeAws', () => {
     for (const f of files) {
       const text = readFileSync(`${ROOT}/${f}`, 'utf8');
       // A hand-made skip is silent when the file has no other tests (vitest never runs its hooks).
-      if (/\?\s*describe\s*:\s*describe\.skip|describe\.skipIf\(\s*!\s*\w*moto|warnSkipped\(/i.test(text)) offenders.push(f);
+      if (/(?:motoAvailable\(\)|\bavailable|haveMoto|\bmoto)\s*\?\s*describe\s*:\s*describe\.skip|describe\.skipIf\(\s*!\s*\w*moto|warnSkipped\(/i.test(text)) offenders.push(f);
     }
     expect(offenders, 'use describeAws from test/support/moto.ts').toEqual([]);
   });

@@ -251,7 +251,9 @@ describeAws('with moto', () => {
         instanceType: 't3.micro',
         agentKey: 'agents/stub/gq-agent.mjs',
         agentSha256: sha256(STUB_AGENT),
-        nodeVersion: '20.19.5',
+        nodeVersion: process.version, // the image's node (the test's) is used as it is
+        nodeKey: 'node/none.tar.gz',
+        nodeSha256: '0'.repeat(64),
       });
       await ec2.send(
         new CreateLaunchTemplateCommand({
@@ -322,17 +324,23 @@ describeAws('with moto', () => {
           expect(m.instanceId).toBe(i.id); // each process sees its own metadata
           expect(m.argv).toEqual([
             'run', '--backend', 'aws', '--region', REGION, '--bucket', BUCKET, '--table', 'gq-status',
-            '--job', 'rt-job', '--instance-type', 't3.micro',
+            '--job', 'rt-job', '--instance-type', 't3.micro', '--task-user', 'gq-task',
           ]);
-          // Only what bash itself adds besides the four variables: no keys, no region.
+          // Only what bash itself adds besides the four variables and the machine's process
+          // markers: no keys, no region.
           expect(m.env.filter((k) => !['OLDPWD', 'PWD', 'SHLVL', '_'].includes(k))).toEqual([
             'AWS_EC2_METADATA_SERVICE_ENDPOINT',
             'AWS_ENDPOINT_URL',
+            'GQ_RUNTIME_INSTANCE',
+            'GQ_RUNTIME_UNIT',
             'HOME',
             'PATH',
           ]);
           expect(m.cwd).toBe(join(i.home, 'gq'));
-          expect(readFileSync(join(i.home, 'gq', 'userdata.log'), 'utf8')).toMatch(/starting gq-agent/);
+          // The agent runs as the systemd service the UserData installed, not in the UserData.
+          expect(i.exitCode).toBe(0);
+          expect(runtime.machine(i.id).unit('gq-agent.service')).toMatchObject({ enabled: true, state: 'active' });
+          expect(readFileSync(join(i.home, 'gq', 'userdata.log'), 'utf8')).toMatch(/gq-agent.service started/);
           expect(runtime.consoleLog(i.id)).toMatch(/sha256 ok/);
         }
 

@@ -14,7 +14,7 @@
  * local processes, so the same check works there): each number must be there exactly once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +172,7 @@ describeAws('gq submit interrupted during enqueue and run again: AWS backend on 
     'SIGINT while the messages are being sent: the same command again finishes it, no task duplicated or run twice',
     async () => {
       const dir = testHome('submit-interrupt-aws');
+      chmodSync(dir, 0o1777); // tasks run as the instances' task user and record their runs here
       const job = 'sint-aws';
       const { jobfile, code, ran } = writeJob(dir, job, ROWS, TYPES);
       const args = ['submit', jobfile, '--code', code, '--name', job];

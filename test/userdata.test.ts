@@ -1,31 +1,39 @@
 /**
- * The worker UserData (packages/submitter/src/userdata.ts): size, no secrets, bash syntax, the
- * embedded bootstrap (S3 and the failure report's API calls) against moto and the IMDS emulator,
- * and whole runs of the script as a local process (agent stub, node already present or installed
- * from a checked tarball), including the boot-failure report: the BOOT_FAILED status item in
- * moto's DynamoDB and the TerminateInstanceInAutoScalingGroup call, captured by a local stand-in
- * (the emulated instance is in no Auto Scaling group; test/boot-failure.test.ts does it for real).
+ * The worker UserData (packages/submitter/src/userdata.ts): size with the largest legal inputs,
+ * no secrets, bash syntax, and whole boots of the script on an emulated machine
+ * (test/support/machine.ts: systemd, stand-ins) against moto and the IMDS emulator, with an agent
+ * stub: the service it installs, the image's node or the bucket's, the boot-failure report (the
+ * BOOT_FAILED status item in moto's DynamoDB and the TerminateInstanceInAutoScalingGroup call,
+ * captured by a local stand-in: the emulated instance is in no Auto Scaling group;
+ * test/boot-failure.test.ts does it for real), and curl's SigV4 signatures checked against the
+ * SDK's signer (moto does not check signatures).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { dirname, join } from 'node:path';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  bootstrapSource,
+  AGENT_UNIT,
   checkUserData,
+  FAILED_UNIT,
+  PARAM_RULES,
+  PINNED_NODE_VERSION,
   renderUserData,
+  userDataBudgetBytes,
   userDataLimitBytes,
   type UserDataParams,
 } from '../packages/submitter/src/userdata.js';
 import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
 import type { AwsClients } from '../packages/common/src/aws/clients.js';
+import { JOB_NAME_MAX_LENGTH } from '../packages/common/src/job/names.js';
 import { startImds, type ImdsEmulator } from './support/imds.js';
+import { parseUnitFile, splitWords, startMachine, type Machine } from './support/machine.js';
 import { describeAws, createSharedResources, motoClients, startMoto, type Moto } from './support/moto.js';
 
 const REGION = 'us-east-1';
@@ -43,25 +51,47 @@ const params: UserDataParams = {
   table: TABLE,
   job: 'job-1',
   instanceType: 'c5.large',
-  agentKey: 'agents/0.1.0/gq-agent.mjs',
+  agentKey: 'agent/0.1.0/gq-agent-0123456789abcdef.mjs',
   agentSha256: 'a'.repeat(64),
-  nodeVersion: '20.19.5',
+  nodeVersion: PINNED_NODE_VERSION,
+  nodeKey: `node/${PINNED_NODE_VERSION}/node-${PINNED_NODE_VERSION}-linux-x64.tar.gz`,
+  nodeSha256: 'b'.repeat(64),
   logLevel: 'info',
 };
 
+/** The largest inputs the validators accept, each at its maximum length. */
+const largest: UserDataParams = {
+  region: `us-${'a'.repeat(PARAM_RULES.region[2] - 6)}-12`,
+  bucket: `b${'x'.repeat(61)}b`,
+  table: 't'.repeat(255),
+  job: `j${'x'.repeat(JOB_NAME_MAX_LENGTH - 1)}`,
+  instanceType: `${'a'.repeat(16)}.${'b'.repeat(16)}`,
+  agentKey: 'k'.repeat(200),
+  agentSha256: 'f'.repeat(64),
+  nodeVersion: 'v999.999.999',
+  nodeKey: 'n'.repeat(200),
+  nodeSha256: 'e'.repeat(64),
+  logLevel: 'debug',
+  taskAwsAccess: true,
+};
+
 /**
- * An agent stand-in: records how it was started, then exits with $STUB_EXIT (default 0); with
- * STUB_WAIT set it runs until SIGTERM and then exits 1; with STUB_KILL set it SIGKILLs itself.
+ * An agent stand-in: records how it was started (and as whom), then exits with $STUB_EXIT (default
+ * 0); with STUB_WAIT set it runs until SIGTERM and then exits 0; with STUB_KILL set it SIGKILLs
+ * itself on its first start.
  */
 const STUB_AGENT = `
-import { writeFileSync } from 'node:fs';
-writeFileSync(process.env.HOME + '/agent-ran.json', JSON.stringify({
-  argv: process.argv.slice(2), node: process.version, execPath: process.execPath,
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+const file = process.env.HOME + '/agent-ran.json';
+const first = !existsSync(file);
+writeFileSync(file, JSON.stringify({
+  argv: process.argv.slice(2), node: process.version, execPath: process.execPath, uid: process.getuid(),
   env: Object.keys(process.env).sort(), logLevel: process.env.GQ_LOG_LEVEL ?? null,
 }));
-if (process.env.STUB_KILL) process.kill(process.pid, 'SIGKILL');
+appendFileSync(process.env.HOME + '/agent-starts', 'x');
+if (process.env.STUB_KILL && first) process.kill(process.pid, 'SIGKILL');
 if (process.env.STUB_WAIT) {
-  process.on('SIGTERM', () => process.exit(1));
+  process.on('SIGTERM', () => { writeFileSync(process.env.HOME + '/agent-sigterm', ''); process.exit(0); });
   setInterval(() => {}, 1000);
 } else {
   process.exit(Number(process.env.STUB_EXIT ?? 0));
@@ -180,6 +210,16 @@ const curlSigV4 = (() => {
   return m ? Number(m[1]) * 100 + Number(m[2]) >= 776 : false;
 })();
 
+// The UserData signs its AWS calls with curl --aws-sigv4 (curl >= 7.76, as every supported image
+// has). A machine whose curl lacks it cannot run these boots: that fails, it is never skipped.
+const withMoto = curlSigV4
+  ? describeAws
+  : (name: string, _fn: () => void) =>
+      describe(name, () => {
+        it('needs curl >= 7.76 (--aws-sigv4) to boot the UserData', () => {
+          throw new Error('this curl has no --aws-sigv4; install curl >= 7.76');
+        });
+      });
 
 let work: string;
 beforeAll(() => {
@@ -187,26 +227,36 @@ beforeAll(() => {
 });
 
 describe('renderUserData', () => {
-  it('is a bash script well under the 16 KB EC2 limit', () => {
-    const text = renderUserData(params);
-    const check = checkUserData(text);
-    expect(check.problems).toEqual([]);
-    expect(check.ok).toBe(true);
+  it('stays within gq\'s 12 KiB budget (EC2 allows 16 KB) even with the largest legal inputs', () => {
+    const typical = checkUserData(renderUserData(params));
+    const big = checkUserData(renderUserData(largest));
+    for (const c of [typical, big]) expect(c.problems).toEqual([]);
     expect(userDataLimitBytes).toBe(16_384);
-    expect(check.bytes).toBe(Buffer.byteLength(text));
-    expect(check.bytes).toBeLessThan(14 * 1024); // leave room for growth (it was 9.3 KB before the failure report)
-    expect(text).toContain('\nset -euo pipefail\n');
-    expect(text).toContain('$GQ_ROOT/userdata.log');
-    console.log(`UserData: ${check.bytes} bytes (${Math.ceil(check.bytes / 3) * 4} in base64)`);
+    expect(userDataBudgetBytes).toBe(12 * 1024);
+    expect(big.bytes).toBeLessThanOrEqual(userDataBudgetBytes);
+    // The README says "about 9 KB".
+    expect(typical.bytes).toBeGreaterThan(8 * 1024);
+    expect(typical.bytes).toBeLessThan(10 * 1024);
+    // Every input at its maximum really is legal, and one character more is not.
+    for (const [name, [, , max]] of Object.entries(PARAM_RULES)) {
+      const v = String(largest[name as keyof UserDataParams]);
+      if (!/Sha256$/.test(name)) expect(v.length, name).toBe(name === 'nodeVersion' ? 12 : max);
+    }
+    expect(() => renderUserData({ ...largest, table: 't'.repeat(256) })).toThrow(/table/);
+    expect(() => renderUserData({ ...largest, agentKey: 'k'.repeat(201) })).toThrow(/agentKey/);
+    expect(() => renderUserData({ ...largest, region: `${largest.region}3` })).toThrow(/region/);
+    console.log(`UserData: ${typical.bytes} bytes typical, ${big.bytes} bytes with the largest inputs (budget ${userDataBudgetBytes})`);
   });
 
-  it('passes bash -n', () => {
-    const dir = mkdtempSync(join(work, 'syntax-'));
-    const file = join(dir, 'userdata.sh');
-    writeFileSync(file, renderUserData({ ...params, job: `it's "$(odd)" \`job\`` }));
-    const r = spawnSync('bash', ['-n', file], { encoding: 'utf8' });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
+  it('passes bash -n, whatever the parameters', () => {
+    for (const p of [params, largest]) {
+      const dir = mkdtempSync(join(work, 'syntax-'));
+      const file = join(dir, 'userdata.sh');
+      writeFileSync(file, renderUserData(p));
+      const r = spawnSync('bash', ['-n', file], { encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }
   });
 
   it('holds no secrets, whatever extra fields it is handed', () => {
@@ -220,7 +270,6 @@ describe('renderUserData', () => {
     } as UserDataParams);
     for (const s of [licence, accessKey, secret]) expect(text).not.toContain(s);
     expect(text).not.toMatch(/\b(AKIA|ASIA)[A-Z0-9]{16}\b/);
-    expect(text).not.toContain('AWS_SECRET_ACCESS_KEY');
     expect(text.toLowerCase()).not.toContain('aws_secret_access_key');
     expect(text.toLowerCase()).not.toContain('aws_access_key_id');
   });
@@ -235,16 +284,29 @@ describe('renderUserData', () => {
     expect(checkUserData('echo no shebang\n').ok).toBe(false);
   });
 
-  it('rejects malformed parameters and quotes the free-text ones', () => {
+  it('rejects malformed parameters', () => {
     expect(() => renderUserData({ ...params, agentSha256: 'abc' })).toThrow(/agentSha256/);
+    expect(() => renderUserData({ ...params, nodeSha256: 'abc' })).toThrow(/nodeSha256/);
     expect(() => renderUserData({ ...params, region: 'us-east-1; rm -rf /' })).toThrow(/region/);
-    expect(() => renderUserData({ ...params, job: 'a\nb' })).toThrow(/job/);
+    expect(() => renderUserData({ ...params, job: "x'; touch /tmp/gq-pwned; echo '" })).toThrow(/job/);
+    expect(() => renderUserData({ ...params, agentKey: 'a b' })).toThrow(/agentKey/);
     expect(() => renderUserData({ ...params, nodeVersion: 'latest' })).toThrow(/nodeVersion/);
     expect(() => renderUserData({ ...params, logLevel: 'loud' })).toThrow(/logLevel/);
-    const job = `x'; touch /tmp/gq-pwned; echo '$(id) \`id\` "$HOME"`;
-    const line = renderUserData({ ...params, job }).split('\n').find((l) => l.startsWith('GQ_JOB='))!;
-    const r = spawnSync('bash', ['-c', `${line}\nprintf %s "$GQ_JOB"`], { encoding: 'utf8' });
-    expect(r.stdout).toBe(job);
+  });
+
+  it('says whether tasks may use the instance role', () => {
+    expect(renderUserData(params)).toMatch(/ TA=''\n/);
+    expect(renderUserData({ ...params, taskAwsAccess: true })).toMatch(/ TA=--task-aws-access\n/);
+  });
+});
+
+describe('unit file parsing of the machine emulator', () => {
+  it('follows systemd quoting and repeated keys', () => {
+    expect(splitWords(`/bin/bash "/a b/boot.sh" agent 'x y'`)).toEqual(['/bin/bash', '/a b/boot.sh', 'agent', 'x y']);
+    const u = parseUnitFile('[Unit]\nOnFailure=a.service\n# c\n[Service]\nEnvironment="HOME=/h"\nEnvironment=X=1\n[Install]\nWantedBy=multi-user.target\n');
+    expect(u.unit.OnFailure).toEqual(['a.service']);
+    expect(u.service.Environment).toEqual(['"HOME=/h"', 'X=1']);
+    expect(() => parseUnitFile('[Nope]\n')).toThrow(/section/);
   });
 });
 
@@ -258,6 +320,7 @@ describeAws('with moto', () => {
   let status: DynamoStatusStore;
   /** Stand-in for Auto Scaling: the emulated instance is in no group. */
   let autoScaling: Awaited<ReturnType<typeof captureServer>>;
+  const machines: Machine[] = [];
 
   beforeAll(async () => {
     moto = (await startMoto())!;
@@ -276,6 +339,7 @@ describeAws('with moto', () => {
   });
 
   afterAll(async () => {
+    for (const m of machines) await m.kill();
     s3?.destroy();
     clients?.destroy();
     await autoScaling?.close();
@@ -283,190 +347,49 @@ describeAws('with moto', () => {
     await moto?.stop();
   });
 
-  function instanceEnv(extra: Record<string, string> = {}): Record<string, string> {
-    return {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: work,
-      AWS_ENDPOINT_URL: moto.endpoint,
-      AWS_ENDPOINT_URL_AUTO_SCALING: autoScaling.endpoint,
-      AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
-      ...extra,
-    };
-  }
-
-  function runBoot(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-    const dir = mkdtempSync(join(work, 'boot-'));
-    const file = join(dir, 'boot.mjs');
-    writeFileSync(file, bootstrapSource);
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (code) => resolve({ code, stderr }));
-    });
-  }
-
-  describe('bootstrap (boot.mjs)', () => {
-    it('downloads an object from moto with credentials from the metadata service', async () => {
-      const body = `console.log("agent ${Date.now()}");\n`;
-      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'agents/a b+c/gq-agent.mjs', Body: body }));
-      const out = join(mkdtempSync(join(work, 'get-')), 'gq-agent.mjs');
-      const before = imds.requests.length;
-      const r = await runBoot(['get', REGION, BUCKET, 'agents/a b+c/gq-agent.mjs', out, sha256(body)], instanceEnv());
-      expect(r.stderr).toContain('sha256 ok');
-      expect(r.code).toBe(0);
-      expect(readFileSync(out, 'utf8')).toBe(body);
-      const used = imds.requests.slice(before);
-      expect(used[0]).toMatchObject({ method: 'PUT', path: '/latest/api/token', status: 200 });
-      expect(used.filter((q) => q.method === 'GET').every((q) => q.token && q.status === 200)).toBe(true);
-      expect(used.map((q) => q.path)).toContain('/latest/meta-data/iam/security-credentials/gq-instance-role');
-    });
-
-    it('rejects a sha256 mismatch and leaves no file', async () => {
-      const out = join(mkdtempSync(join(work, 'bad-')), 'gq-agent.mjs');
-      const r = await runBoot(['get', REGION, BUCKET, 'agents/stub/gq-agent.mjs', out, 'b'.repeat(64)], instanceEnv());
-      expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(/sha256 mismatch/);
-      expect(existsSync(out)).toBe(false);
-      expect(existsSync(out + '.part')).toBe(false);
-    });
-
-    it('gives up at once on a missing object', async () => {
-      const out = join(mkdtempSync(join(work, 'missing-')), 'x');
-      const r = await runBoot(['get', REGION, BUCKET, 'agents/nope.mjs', out, 'c'.repeat(64)], instanceEnv());
-      expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(/404/);
-    });
-
-    it('uploads a file, putting the instance id in the key', async () => {
-      const file = join(mkdtempSync(join(work, 'put-')), 'userdata.log');
-      writeFileSync(file, 'boot log\n');
-      const r = await runBoot(['put', REGION, BUCKET, 'jobs/j/instances/{instance}/userdata.log', file], instanceEnv());
-      expect(r.code).toBe(0);
-      const got = await s3.send(
-        new GetObjectCommand({ Bucket: BUCKET, Key: 'jobs/j/instances/i-0123456789abcdef0/userdata.log' }),
-      );
-      expect(await got.Body!.transformToString()).toBe('boot log\n');
-    });
-
-    it('signs exactly like the SDK (SigV4) and retries a server error', async () => {
-      // Moto does not check signatures, so compare with the SDK's signer on a captured request.
-      const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = [];
-      const body = 'payload';
-      const server = createServer((req, res) => {
-        seen.push({ method: req.method!, url: req.url!, headers: req.headers });
-        req.resume();
-        if (seen.length === 1) {
-          res.writeHead(500).end('try again');
-        } else {
-          res.writeHead(200, { 'content-length': body.length }).end(body);
-        }
-      });
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-      const port = (server.address() as AddressInfo).port;
-      try {
-        const out = join(mkdtempSync(join(work, 'sig-')), 'obj');
-        const started = Date.now();
-        const r = await runBoot(
-          ['get', REGION, BUCKET, 'k/obj.mjs', out, sha256(body)],
-          instanceEnv({ AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` }),
-        );
-        expect(r.code, r.stderr).toBe(0);
-        expect(r.stderr).toMatch(/retry 1/);
-        expect(Date.now() - started).toBeGreaterThanOrEqual(900); // backed off
-        expect(seen).toHaveLength(2);
-        const req = seen[1]!;
-        expect(req.url).toBe(`/${BUCKET}/k/obj.mjs`);
-        const captured = { ...req, body: '' };
-        const want = await sdkAuthorization(imds.endpoint, 's3', captured, port, ['x-amz-content-sha256']);
-        expect(req.headers.authorization).toBe(want);
-      } finally {
-        await new Promise<void>((r) => server.close(() => r()));
-      }
-    });
-    it('api: DynamoDB (JSON protocol) and Auto Scaling (query protocol) calls, signed like the SDK', async () => {
-      const server = await captureServer((req) => ({
-        status: 200,
-        body: req.headers['x-amz-target'] ? '{}' : TERMINATE_RESPONSE,
-      }));
-      try {
-        const env = instanceEnv({ AWS_ENDPOINT_URL_DYNAMODB: server.endpoint, AWS_ENDPOINT_URL_AUTO_SCALING: server.endpoint });
-        const item = '{"TableName":"t","Item":{"sk":{"S":"INST#{instance}"},"instance":{"S":"{instance}"}}}';
-        const put = await runBoot(['api', REGION, 'dynamodb', item, 'DynamoDB_20120810.PutItem'], env);
-        expect(put.code, put.stderr).toBe(0);
-        const leave = await runBoot(['api', REGION, 'autoscaling', TERMINATE_BODY.replace(INSTANCE, '{instance}'), ''], env);
-        expect(leave.code, leave.stderr).toBe(0);
-        expect(leave.stderr).toContain('autoscaling Action=TerminateInstanceInAutoScalingGroup: ok');
-
-        const [ddb, asg] = server.seen as [Captured, Captured];
-        expect(server.seen).toHaveLength(2);
-        expect(ddb).toMatchObject({ method: 'POST', url: '/', body: item.replaceAll('{instance}', INSTANCE) });
-        expect(ddb.headers['content-type']).toBe('application/x-amz-json-1.0');
-        expect(ddb.headers['x-amz-target']).toBe('DynamoDB_20120810.PutItem');
-        expect(ddb.headers.authorization).toMatch(/Credential=ASIA[0-9A-F]+\/\d{8}\/us-east-1\/dynamodb\/aws4_request, /);
-        expect(ddb.headers.authorization).toBe(
-          await sdkAuthorization(imds.endpoint, 'dynamodb', ddb, server.port, ['content-type', 'x-amz-target']),
-        );
-        expect(asg).toMatchObject({ method: 'POST', url: '/', body: TERMINATE_BODY });
-        expect(asg.headers['content-type']).toBe('application/x-www-form-urlencoded; charset=utf-8');
-        expect(asg.headers['x-amz-target']).toBeUndefined();
-        expect(asg.headers.authorization).toMatch(/\/us-east-1\/autoscaling\/aws4_request, /);
-        expect(asg.headers.authorization).toBe(await sdkAuthorization(imds.endpoint, 'autoscaling', asg, server.port, ['content-type']));
-      } finally {
-        await server.close();
-      }
-    });
-
-    it('api: gives up at once on a client error, retries throttling and server errors (bounded)', async () => {
-      const validation = '<ErrorResponse><Error><Code>ValidationError</Code><Message>Instance Id not found</Message></Error></ErrorResponse>';
-      const throttled = '<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>';
-      const answers = [
-        { status: 400, body: throttled },
-        { status: 503, body: 'busy' },
-        { status: 200, body: TERMINATE_RESPONSE },
-      ];
-      const flaky = await captureServer((_req, n) => answers[n - 1]!);
-      const refusing = await captureServer(() => ({ status: 400, body: validation }));
-      const down = await captureServer(() => ({ status: 500, body: 'down' }));
-      try {
-        const run = (endpoint: string) =>
-          runBoot(['api', REGION, 'autoscaling', TERMINATE_BODY, ''], instanceEnv({ AWS_ENDPOINT_URL_AUTO_SCALING: endpoint }));
-        const started = Date.now();
-        const [ok, refused, gaveUp] = await Promise.all([run(flaky.endpoint), run(refusing.endpoint), run(down.endpoint)]);
-        expect(ok.code, ok.stderr).toBe(0);
-        expect(flaky.seen).toHaveLength(3);
-        expect(refused.code).toBe(3);
-        expect(refused.stderr).toMatch(/HTTP 400 .*ValidationError/);
-        expect(refusing.seen).toHaveLength(1);
-        expect(gaveUp.code).toBe(2);
-        expect(down.seen).toHaveLength(4); // 4 tries, 1 + 2 + 4 s apart
-        expect(Date.now() - started).toBeLessThan(15_000);
-      } finally {
-        await Promise.all([flaky.close(), refusing.close(), down.close()]);
-      }
-    }, 30_000);
+  beforeEach(() => {
+    autoScaling.seen.length = 0;
   });
 
-  // ---------------------------------------------------------------------------------------------
+  const stubParams = (job = 'job-run'): UserDataParams => ({
+    ...params,
+    job,
+    nodeVersion: process.version, // the image's node (this one) is the right version
+    agentKey: 'agents/stub/gq-agent.mjs',
+    agentSha256: sha256(STUB_AGENT),
+  });
 
-  /** A folder of stand-ins put first on PATH: they record their calls and fail. */
-  function guardBin(dir: string, names: string[]): { dir: string; calls(): string[] } {
-    mkdirSync(dir, { recursive: true });
-    const log = join(dir, 'calls.log');
-    for (const name of names) {
-      writeFileSync(join(dir, name), `#!/bin/sh\necho "${name} $*" >> '${log}'\nexit 1\n`);
-      chmodSync(join(dir, name), 0o755);
-    }
-    return { dir, calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []) };
+  /** Boot a machine with this UserData; resolves once its UserData ended. */
+  async function boot(name: string, text: string, env: Record<string, string> = {}): Promise<Machine> {
+    const home = join(work, name);
+    const m = await startMachine({
+      id: INSTANCE,
+      home,
+      userData: text,
+      imds,
+      env: {
+        PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
+        HOME: home,
+        AWS_ENDPOINT_URL: moto.endpoint,
+        AWS_ENDPOINT_URL_AUTO_SCALING: autoScaling.endpoint,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
+        ...env,
+      },
+    });
+    machines.push(m);
+    m.boot();
+    await until(() => m.userDataExit() !== null, 30_000, () => log(m));
+    return m;
   }
 
-  function runUserData(text: string, home: string, env: Record<string, string>): Promise<number | null> {
-    mkdirSync(home, { recursive: true });
-    writeFileSync(join(home, 'userdata.sh'), text);
-    return new Promise((resolve) => {
-      const child = spawn('bash', [join(home, 'userdata.sh')], { cwd: home, env, stdio: 'ignore' });
-      child.on('close', (code) => resolve(code));
-    });
+  const log = (m: Machine) => (existsSync(join(m.home, 'gq', 'userdata.log')) ? readFileSync(join(m.home, 'gq', 'userdata.log'), 'utf8') : '');
+
+  async function until(cond: () => boolean, ms: number, why: () => string = () => ''): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`condition not met in ${ms} ms\n${why()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** The status item of the emulated instance in `job`, read the way `gq status` reads it. */
@@ -479,221 +402,188 @@ describeAws('with moto', () => {
     expect(autoScaling.seen).toHaveLength(1);
     const req = autoScaling.seen[0]!;
     expect(req).toMatchObject({ method: 'POST', url: '/', body: TERMINATE_BODY });
-    expect(req.headers.authorization).toBe(
-      await sdkAuthorization(imds.endpoint, 'autoscaling', req, autoScaling.port, ['content-type']),
-    );
+    expect(req.headers.authorization).toBe(await sdkAuthorization(imds.endpoint, 'autoscaling', req, autoScaling.port, ['content-type']));
   }
 
-  describe('UserData run as a local process', () => {
-    const stubParams = (job = 'job-run') => ({ ...params, job, agentKey: 'agents/stub/gq-agent.mjs', agentSha256: sha256(STUB_AGENT) });
-    beforeEach(() => {
-      autoScaling.seen.length = 0;
-    });
+  it('first boot: the image node, the agent checked, gq-task, the service enabled for reboots; no power-off', async () => {
+    const m = await boot('run-ok', renderUserData(stubParams()), { STUB_WAIT: '1' });
+    expect(m.userDataExit(), log(m)).toEqual({ code: 0, signal: null });
+    await until(() => existsSync(join(m.home, 'agent-ran.json')), 15_000, () => log(m));
+    const text = log(m);
+    expect(text).toMatch(/using node v\d+/);
+    expect(text).toMatch(/GET s3:\/\/.*gq-agent.mjs: sha256 ok/);
+    expect(text).toMatch(/gq-agent.service started/);
+    const ran = JSON.parse(readFileSync(join(m.home, 'agent-ran.json'), 'utf8')) as { argv: string[]; logLevel: string; uid: number };
+    expect(ran.argv).toEqual([
+      'run', '--backend', 'aws', '--region', REGION, '--bucket', BUCKET, '--table', TABLE,
+      '--job', 'job-run', '--instance-type', 'c5.large', '--task-user', 'gq-task',
+    ]);
+    expect(ran.logLevel).toBe('info');
+    // The units as systemd reads them: restarts bounded, enabled for multi-user.target, OnFailure.
+    const agent = parseUnitFile(readFileSync(join(m.home, 'gq', AGENT_UNIT), 'utf8'));
+    expect(agent.service).toMatchObject({ Restart: ['on-failure'], ExecStart: [`/bin/bash "${m.home}/gq/boot.sh" agent`] });
+    expect(agent.unit).toMatchObject({ OnFailure: [FAILED_UNIT], StartLimitBurst: ['4'], StartLimitIntervalSec: ['900'] });
+    expect(agent.install.WantedBy).toEqual(['multi-user.target']);
+    expect(m.unit(AGENT_UNIT)).toMatchObject({ enabled: true, state: 'active' });
+    expect(m.unit(FAILED_UNIT)).toMatchObject({ enabled: false, state: 'inactive' });
+    // gq-task made, the metadata service blocked for it (an owner-match rule for its uid).
+    const calls = m.calls();
+    expect(calls).toContain('useradd --system --no-create-home --shell /usr/sbin/nologin gq-task');
+    const uid = spawnSync('id', ['-u', process.getuid?.() === 0 ? 'nobody' : (process.env.USER ?? '')], { encoding: 'utf8' }).stdout.trim();
+    expect(calls).toContain(`iptables -w -I OUTPUT -d 169.254.169.254 -m owner --uid-owner ${uid} -j REJECT`);
+    expect(calls.filter((c) => /^(shutdown|poweroff|halt)/.test(c))).toEqual([]);
+    expect(autoScaling.seen).toEqual([]); // a good boot does not leave its group
+    expect(await instanceItem('job-run')).toBeUndefined();
 
-    it('uses the node on PATH, fetches and runs the agent, never powers off', async () => {
-      const home = join(work, 'run-ok');
-      const guard = guardBin(join(work, 'guard-ok'), ['shutdown', 'poweroff', 'halt', 'reboot', 'curl', 'wget']);
-      const env = { ...instanceEnv(), HOME: home, PATH: `${guard.dir}:${process.env.PATH}` };
-      const code = await runUserData(renderUserData(stubParams()), home, env);
-      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
-      expect(code, log).toBe(0);
-      expect(guard.calls()).toEqual([]); // no shutdown, and no download of node
-      expect(log).toMatch(/using node v\d+/);
-      expect(log).toMatch(/gq-agent exited with status 0/);
-      expect(log).toMatch(/not on real EC2/);
-      expect(log).not.toMatch(/boot failed/);
-      const ran = JSON.parse(readFileSync(join(home, 'agent-ran.json'), 'utf8')) as { argv: string[]; logLevel: string };
-      expect(ran.argv).toEqual([
-        'run', '--backend', 'aws', '--region', REGION, '--bucket', BUCKET, '--table', TABLE,
-        '--job', 'job-run', '--instance-type', 'c5.large',
-      ]);
-      expect(ran.logLevel).toBe('info');
-      expect(autoScaling.seen).toEqual([]); // a good boot does not leave its group
-      expect(await instanceItem('job-run')).toBeUndefined();
-    });
+    // Stopped from outside (shutdown, scale-in): the agent gets SIGTERM, nothing is reported.
+    await m.stop(5000);
+    expect(existsSync(join(m.home, 'agent-sigterm'))).toBe(true);
+    expect(autoScaling.seen).toEqual([]);
+    expect(log(m)).not.toMatch(/boot failed/);
+  });
 
-    it('reports a failed agent: BOOT_FAILED recorded, userdata.log uploaded, group left, still no power-off', async () => {
-      const home = join(work, 'run-fail');
-      const guard = guardBin(join(work, 'guard-fail'), ['shutdown', 'poweroff', 'halt', 'reboot']);
-      const env = { ...instanceEnv(), HOME: home, PATH: `${guard.dir}:${process.env.PATH}`, STUB_EXIT: '7' };
-      const started = Date.now();
-      const code = await runUserData(renderUserData(stubParams('job-fail')), home, env);
-      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
-      expect(code, log).toBe(7);
-      expect(Date.now() - started).toBeLessThan(10_000); // nothing waited on
-      expect(guard.calls()).toEqual([]);
-      const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `jobs/job-fail/instances/${INSTANCE}/userdata.log` }));
-      expect(await got.Body!.transformToString()).toMatch(/gq-agent exited with status 7/);
-      const item = await instanceItem('job-fail');
-      expect(item).toMatchObject({
-        job: 'job-fail',
-        instance: INSTANCE,
-        instanceType: 'c5.large',
-        state: 'BOOT_FAILED',
-        detail: 'gq-agent exited with status 7',
+  it('with --task-aws-access the metadata service stays open to tasks', async () => {
+    const m = await boot('run-access', renderUserData({ ...stubParams('job-access'), taskAwsAccess: true }));
+    expect(m.userDataExit()?.code, log(m)).toBe(0);
+    await until(() => existsSync(join(m.home, 'agent-ran.json')), 15_000, () => log(m));
+    const ran = JSON.parse(readFileSync(join(m.home, 'agent-ran.json'), 'utf8')) as { argv: string[] };
+    expect(ran.argv.slice(-3)).toEqual(['--task-user', 'gq-task', '--task-aws-access']);
+    expect(m.calls().filter((c) => c.startsWith('iptables'))).toEqual([]);
+  });
+
+  it('an agent that ends for good (status 2): BOOT_FAILED recorded, userdata.log uploaded, group left', async () => {
+    const m = await boot('run-fail', renderUserData(stubParams('job-fail')), { STUB_EXIT: '2' });
+    await until(() => m.unit(AGENT_UNIT)?.state === 'inactive' && autoScaling.seen.length > 0, 20_000, () => log(m));
+    await until(() => /not powering off/.test(log(m)), 5000, () => log(m));
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `jobs/job-fail/instances/${INSTANCE}/userdata.log` }));
+    expect(await got.Body!.transformToString()).toMatch(/gq-agent exited with status 2/);
+    const item = await instanceItem('job-fail');
+    expect(item).toMatchObject({ job: 'job-fail', instance: INSTANCE, instanceType: 'c5.large', state: 'BOOT_FAILED', detail: 'gq-agent exited with status 2' });
+    expect(Math.abs(Date.parse(item!.heartbeatAt) - Date.now())).toBeLessThan(60_000);
+    await expectLeft();
+    const text = log(m);
+    expect(text).toMatch(/failure recorded/);
+    expect(text).toMatch(/left the Auto Scaling group/);
+    expect(text).not.toMatch(/not recorded|could not/);
+    expect(m.unit(AGENT_UNIT)?.starts).toHaveLength(1); // final: not started again
+  });
+
+  it('does not run the agent when its sha256 does not match, and says so in the status item', async () => {
+    const m = await boot('run-badsha', renderUserData({ ...stubParams('job-badsha'), agentSha256: 'd'.repeat(64) }));
+    expect(m.userDataExit()?.code).toBe(3);
+    expect(existsSync(join(m.home, 'agent-ran.json'))).toBe(false);
+    expect(m.unit(AGENT_UNIT)).toBeUndefined(); // never installed
+    const item = await instanceItem('job-badsha');
+    expect(item?.state).toBe('BOOT_FAILED');
+    expect(item?.detail).toBe(
+      `agent download failed: GET s3://${BUCKET}/agents/stub/gq-agent.mjs: sha256 mismatch, expected ${'d'.repeat(64)}, got ${sha256(STUB_AGENT)}`,
+    );
+    await expectLeft();
+    expect(log(m)).not.toMatch(/not recorded|could not/);
+  });
+
+  it('keeps the INSTALL_FAILED item the agent wrote (its detail says more), still leaves the group', async () => {
+    await status.putInstance({
+      job: 'job-install',
+      instance: INSTANCE,
+      instanceType: 'c5.large',
+      state: 'INSTALL_FAILED',
+      heartbeatAt: new Date().toISOString(),
+      detail: 'install exited with code 1 (after 2 attempts)',
+      installLogKey: `jobs/job-install/instances/${INSTANCE}/install.log`,
+    });
+    const m = await boot('run-install-failed', renderUserData(stubParams('job-install')), { STUB_EXIT: '3' });
+    await until(() => autoScaling.seen.length > 0, 20_000, () => log(m));
+    expect(await instanceItem('job-install')).toMatchObject({
+      state: 'INSTALL_FAILED',
+      detail: 'install exited with code 1 (after 2 attempts)',
+      installLogKey: `jobs/job-install/instances/${INSTANCE}/install.log`,
+    });
+    expect(log(m)).toMatch(/ConditionalCheckFailed/);
+    expect(log(m)).toMatch(/failure not recorded/);
+    await expectLeft();
+  });
+
+  it('an agent killed by SIGKILL (OOM killer) is started again by systemd: no report, no decrement', async () => {
+    const m = await boot('run-sigkill', renderUserData(stubParams('job-sigkill')), { STUB_KILL: '1', STUB_WAIT: '1' });
+    await until(() => existsSync(join(m.home, 'agent-starts')) && readFileSync(join(m.home, 'agent-starts'), 'utf8').length === 2, 20_000, () => log(m));
+    expect(m.unit(AGENT_UNIT)).toMatchObject({ state: 'active' });
+    expect(log(m)).toMatch(/gq-agent exited with status 137/);
+    expect(await instanceItem('job-sigkill')).toBeUndefined();
+    expect(autoScaling.seen).toEqual([]);
+    await m.stop(5000);
+  });
+
+  /** The pinned Node.js in the bucket, and an old node first on PATH (the image's). */
+  async function bucketNode(name: string, tamper: boolean) {
+    const version = 'v22.99.0';
+    const root = join(work, name);
+    const dist = `node-${version}-linux-x64`;
+    mkdirSync(join(root, dist, 'bin'), { recursive: true });
+    mkdirSync(join(root, 'bin'), { recursive: true });
+    writeFileSync(join(root, dist, 'bin', 'node'), `#!/bin/sh\n[ "$1" = --version ] && { echo ${version}; exit 0; }\nexec '${process.execPath}' "$@"\n`);
+    writeFileSync(join(root, 'bin', 'node'), '#!/bin/sh\necho v18.20.0\n');
+    for (const f of [join(root, dist, 'bin', 'node'), join(root, 'bin', 'node')]) chmodSync(f, 0o755);
+    expect(spawnSync('tar', ['-czf', `${dist}.tar.gz`, dist], { cwd: root }).status).toBe(0);
+    const data = readFileSync(join(root, `${dist}.tar.gz`));
+    const key = `node/${version}/${dist}.tar.gz`;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: data }));
+    return { version, key, sha: tamper ? 'e'.repeat(64) : sha256(data), real: sha256(data), bin: join(root, 'bin') };
+  }
+
+  it('installs the pinned node from the gq bucket (sha256 checked) when the image has another version', async () => {
+    const n = await bucketNode('bucket-node', false);
+    const m = await boot('run-bucket-node', renderUserData({ ...stubParams(), nodeVersion: n.version, nodeKey: n.key, nodeSha256: n.sha }), {
+      PATH: `${n.bin}:${dirname(process.execPath)}:${process.env.PATH}`,
+    });
+    expect(m.userDataExit()?.code, log(m)).toBe(0);
+    expect(log(m)).toMatch(new RegExp(`GET s3://${BUCKET}/${n.key}: sha256 ok`));
+    expect(log(m)).toMatch(/installed node v22\.99\.0/);
+    await until(() => existsSync(join(m.home, 'agent-ran.json')), 15_000, () => log(m));
+    expect(existsSync(join(m.home, 'gq', 'node', 'bin', 'node'))).toBe(true);
+    expect(existsSync(join(m.home, 'gq', 'node.tgz'))).toBe(false);
+  });
+
+  it('refuses a node tarball whose sha256 is not the published one, and reports it without node', async () => {
+    const n = await bucketNode('bucket-node-bad', true);
+    const m = await boot('run-bucket-node-bad', renderUserData({ ...stubParams('job-node-bad'), nodeVersion: n.version, nodeKey: n.key, nodeSha256: n.sha }), {
+      PATH: `${n.bin}:${dirname(process.execPath)}:${process.env.PATH}`,
+    });
+    expect(m.userDataExit()?.code).toBe(3);
+    expect(existsSync(join(m.home, 'agent-ran.json'))).toBe(false);
+    const item = await instanceItem('job-node-bad');
+    expect(item).toMatchObject({ job: 'job-node-bad', state: 'BOOT_FAILED' });
+    expect(item?.detail).toBe(`Node.js install failed: GET s3://${BUCKET}/${n.key}: sha256 mismatch, expected ${n.sha}, got ${n.real}`);
+    await expectLeft();
+    expect(log(m)).toMatch(/uploaded s3:/);
+    expect(log(m)).not.toMatch(/not recorded|could not/);
+  });
+
+  it("curl signs S3 GET and PUT exactly as the SDK does (SigV4 with the role's session token)", async () => {
+    const body = STUB_AGENT;
+    const s3Stub = await captureServer((req) => (req.method === 'GET' ? { status: 200, body } : { status: 200, body: '' }));
+    try {
+      const m = await boot('run-sig', renderUserData({ ...stubParams('job-sig'), agentKey: 'k/obj.mjs' }), {
+        AWS_ENDPOINT_URL_S3: s3Stub.endpoint,
+        STUB_EXIT: '2', // ends for good: the report PUTs userdata.log
       });
-      expect(Math.abs(Date.parse(item!.heartbeatAt) - Date.now())).toBeLessThan(60_000);
-      await expectLeft();
-      expect(log).toMatch(/boot failed: gq-agent exited with status 7/);
-      expect(log).toMatch(/dynamodb DynamoDB_20120810.PutItem: ok/);
-      expect(log).toMatch(/autoscaling Action=TerminateInstanceInAutoScalingGroup: ok/);
-      expect(log).not.toMatch(/not recorded|could not/);
-      expect(log).toMatch(/not on real EC2/);
-    });
-
-    it('does not run the agent when its sha256 does not match, and says so in the status item', async () => {
-      const home = join(work, 'run-badsha');
-      const code = await runUserData(renderUserData({ ...stubParams('job-badsha'), agentSha256: 'd'.repeat(64) }), home, {
-        ...instanceEnv(),
-        HOME: home,
-      });
-      expect(code).toBe(3);
-      expect(existsSync(join(home, 'agent-ran.json'))).toBe(false);
-      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
-      expect(log).toMatch(/sha256 mismatch/);
-      expect(log).not.toMatch(/not recorded|could not/);
-      const item = await instanceItem('job-badsha');
-      expect(item?.state).toBe('BOOT_FAILED');
-      expect(item?.detail).toBe(
-        `agent download failed: GET s3://${BUCKET}/agents/stub/gq-agent.mjs: sha256 mismatch, expected ${'d'.repeat(64)}, got ${sha256(STUB_AGENT)}`,
+      await until(() => autoScaling.seen.length > 0, 20_000, () => log(m));
+      await until(() => s3Stub.seen.some((r) => r.method === 'PUT'), 5000, () => log(m));
+      const get = s3Stub.seen.find((r) => r.method === 'GET')!;
+      expect(get.url).toBe(`/${BUCKET}/k/obj.mjs`);
+      expect(get.headers['x-amz-content-sha256']).toBe(sha256(''));
+      expect(get.headers.authorization).toBe(await sdkAuthorization(imds.endpoint, 's3', get, s3Stub.port, ['x-amz-content-sha256']));
+      const put = s3Stub.seen.find((r) => r.method === 'PUT')!;
+      expect(put.url).toBe(`/${BUCKET}/jobs/job-sig/instances/${INSTANCE}/userdata.log`);
+      expect(put.headers['x-amz-content-sha256']).toBe(sha256(put.body));
+      expect(put.body).toMatch(/boot failed: gq-agent exited with status 2/);
+      expect(put.headers.authorization).toBe(
+        await sdkAuthorization(imds.endpoint, 's3', put, s3Stub.port, ['content-type', 'x-amz-content-sha256']),
       );
-      await expectLeft();
-    });
-
-    it('keeps the INSTALL_FAILED item the agent wrote (its detail says more), still leaves the group', async () => {
-      await status.putInstance({
-        job: 'job-install',
-        instance: INSTANCE,
-        instanceType: 'c5.large',
-        state: 'INSTALL_FAILED',
-        heartbeatAt: new Date().toISOString(),
-        detail: 'install exited with code 1 (after 2 attempts)',
-        installLogKey: `jobs/job-install/instances/${INSTANCE}/install.log`,
-      });
-      const home = join(work, 'run-install-failed');
-      const code = await runUserData(renderUserData(stubParams('job-install')), home, { ...instanceEnv(), HOME: home, STUB_EXIT: '3' });
-      expect(code).toBe(3);
-      expect(await instanceItem('job-install')).toMatchObject({
-        state: 'INSTALL_FAILED',
-        detail: 'install exited with code 1 (after 2 attempts)',
-        installLogKey: `jobs/job-install/instances/${INSTANCE}/install.log`,
-      });
-      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
-      expect(log).toMatch(/ConditionalCheckFailed/);
-      expect(log).toMatch(/failure not recorded/);
-      expect(log).not.toMatch(/could not leave/);
-      await expectLeft();
-    });
-
-    it('is not a boot failure when the instance is stopped from outside (SIGTERM)', async () => {
-      const home = join(work, 'run-sigterm');
-      mkdirSync(home, { recursive: true });
-      writeFileSync(join(home, 'userdata.sh'), renderUserData(stubParams('job-sigterm')));
-      const child = spawn('bash', [join(home, 'userdata.sh')], {
-        cwd: home,
-        env: { ...instanceEnv(), HOME: home, STUB_WAIT: '1' },
-        stdio: 'ignore',
-        detached: true,
-      });
-      const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-      const deadline = Date.now() + 15_000;
-      while (!existsSync(join(home, 'agent-ran.json')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      process.kill(-child.pid!, 'SIGTERM'); // as a shutdown does: the whole process group
-      expect(await closed).toBe(143);
-      expect(await instanceItem('job-sigterm')).toBeUndefined();
-      expect(autoScaling.seen).toEqual([]);
-      expect(readFileSync(join(home, 'gq', 'userdata.log'), 'utf8')).not.toMatch(/boot failed/);
-    });
-
-    it('is not a boot failure when the agent is killed by SIGKILL (OOM killer): no report, no decrement', async () => {
-      const home = join(work, 'run-sigkill');
-      const code = await runUserData(renderUserData(stubParams('job-sigkill')), home, { ...instanceEnv(), HOME: home, STUB_KILL: '1' });
-      expect(code).toBe(137);
-      expect(await instanceItem('job-sigkill')).toBeUndefined();
-      expect(autoScaling.seen).toEqual([]);
-      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
-      expect(log).toMatch(/gq-agent exited with status 137/);
-      expect(log).not.toMatch(/boot failed/);
-    });
-
-    /**
-     * PATH with an old `node` first and a `curl` that serves nodejs.org from `site` and hands
-     * every other call (the failure report without node) to the real curl, when there is one.
-     */
-    function oldNodeWorld(name: string, tamper: boolean) {
-      const version = 'v20.99.0';
-      const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
-      const dist = `node-${version}-linux-${arch}`;
-      const root = join(work, name);
-      const site = join(root, 'site');
-      const bin = join(root, 'bin');
-      mkdirSync(join(site, dist, 'bin'), { recursive: true });
-      mkdirSync(bin, { recursive: true });
-      // The "downloaded" node is a wrapper around the node running this test.
-      writeFileSync(join(site, dist, 'bin', 'node'), `#!/bin/sh\nexec '${process.execPath}' "$@"\n`);
-      chmodSync(join(site, dist, 'bin', 'node'), 0o755);
-      const tar = spawnSync('tar', ['-czf', join(site, `${dist}.tar.gz`), '-C', site, dist]);
-      expect(tar.status).toBe(0);
-      const sum = tamper ? 'e'.repeat(64) : sha256(readFileSync(join(site, `${dist}.tar.gz`)));
-      writeFileSync(
-        join(site, 'SHASUMS256.txt'),
-        `${'0'.repeat(64)}  node-${version}-linux-s390x.tar.gz\n${sum}  ${dist}.tar.gz\n${'1'.repeat(64)}  ${dist}.tar.xz\n`,
-      );
-      writeFileSync(join(bin, 'node'), '#!/bin/sh\necho v18.20.0\n');
-      writeFileSync(
-        join(bin, 'curl'),
-        `#!/bin/bash\necho "curl $*" >> '${root}/curl.log'\n` +
-          `case " $* " in *" https://nodejs.org/"*) ;; *) ${realCurl ? `exec '${realCurl}' "$@"` : 'exit 2'};; esac\nout=""; url=""\n` +
-          `while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; -*) shift;; *) url="$1"; shift;; esac; done\n` +
-          `case "$url" in https://nodejs.org/dist/${version}/*) cp "${site}/$(basename "$url")" "$out";; *) exit 22;; esac\n`,
-      );
-      for (const f of ['node', 'curl']) chmodSync(join(bin, f), 0o755);
-      return { version, dist, bin, curlLog: () => readFileSync(join(root, 'curl.log'), 'utf8') };
+      // The role's credentials never appear on a command line (they reach curl on stdin).
+      expect(readFileSync(join(m.home, 'gq', 'boot.sh'), 'utf8')).toMatch(/curl -sS --fail-with-body -K -/);
+    } finally {
+      await s3Stub.close();
     }
-
-    it('installs node from a checked tarball when the node on PATH is too old', async () => {
-      const world = oldNodeWorld('old-node', false);
-      const home = join(work, 'run-install');
-      const code = await runUserData(
-        renderUserData({ ...stubParams(), nodeVersion: world.version }),
-        home,
-        { ...instanceEnv(), HOME: home, PATH: `${world.bin}:${process.env.PATH}` },
-      );
-      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
-      expect(code, log).toBe(0);
-      expect(log).toMatch(/node v18\.20\.0 on PATH is too old/);
-      expect(world.curlLog()).toContain(`https://nodejs.org/dist/${world.version}/SHASUMS256.txt`);
-      expect(world.curlLog()).toContain(`https://nodejs.org/dist/${world.version}/${world.dist}.tar.gz`);
-      expect(existsSync(join(home, 'gq', 'node', 'bin', 'node'))).toBe(true);
-      expect(existsSync(join(home, 'agent-ran.json'))).toBe(true);
-    });
-
-    it('refuses a node tarball whose sha256 is not the published one', async () => {
-      const world = oldNodeWorld('old-node-tampered', true);
-      const home = join(work, 'run-install-bad');
-      const code = await runUserData(
-        renderUserData({ ...stubParams('job-node-bad'), nodeVersion: world.version }),
-        home,
-        { ...instanceEnv(), HOME: home, PATH: `${world.bin}:${process.env.PATH}` },
-      );
-      const log = readFileSync(join(home, 'gq', 'userdata.log'), 'utf8');
-      expect(code).not.toBe(0);
-      expect(log).toMatch(/does not match SHASUMS256/);
-      expect(existsSync(join(home, 'agent-ran.json'))).toBe(false);
-      // No usable node: the failure report goes through curl --aws-sigv4 (curl >= 7.76).
-      if (!curlSigV4) {
-        console.warn('SKIPPED: the no-node failure report needs curl >= 7.76 on this machine');
-        return;
-      }
-      const item = await instanceItem('job-node-bad');
-      expect(item).toMatchObject({ job: 'job-node-bad', instance: INSTANCE, instanceType: 'c5.large', state: 'BOOT_FAILED' });
-      expect(item?.detail).toBe(
-        `Node.js install failed: sha256 of ${world.dist}.tar.gz does not match SHASUMS256.txt (want ${'e'.repeat(64)}, ` +
-          `got ${sha256(readFileSync(join(work, 'old-node-tampered', 'site', `${world.dist}.tar.gz`)))})`,
-      );
-      await expectLeft(); // signed by curl exactly as the SDK signs
-      expect(log).not.toMatch(/uploaded/); // no node, no log upload
-      expect(log).not.toMatch(/not recorded|could not/);
-    });
   });
 });

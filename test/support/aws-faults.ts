@@ -3,7 +3,7 @@
  * job per test, tasks that record every start of their command, and EC2's power-off behaviour,
  * which the instance runtime does not play.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeAutoScalingGroupsCommand, TerminateInstanceInAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { expect } from 'vitest';
@@ -28,6 +28,9 @@ export function awsScenario(h: AwsHarness, job: string): AwsScenario {
   const runs = join(dir, 'runs');
   mkdirSync(code, { recursive: true });
   mkdirSync(runs, { recursive: true });
+  // Tasks run as the instances' task user: they record their starts here and leave markers in dir.
+  chmodSync(runs, 0o777);
+  chmodSync(dir, 0o1777);
   writeFileSync(join(code, 'README'), 'fault scenario code\n');
   return { dir, code, runs, job, h };
 }

@@ -14,6 +14,8 @@ import { readStackOutputs } from '../../packages/submitter/src/aws/stack.js';
 import { gq, gqEnv, testHome } from './cli.js';
 import { startInstanceRuntime, type InstanceRuntime } from './instance-runtime.js';
 import { motoClients, startMoto, warnSkipped, type Moto } from './moto.js';
+import { startNodeMirror } from './node-mirror.mjs';
+import { PINNED_NODE_VERSION } from '../../packages/submitter/src/userdata.js';
 
 export interface AwsHarness {
   moto: Moto;
@@ -37,6 +39,8 @@ export async function startAwsHarness(
     endpoint?: (moto: Moto) => string;
     /** GQ_TEST_FAULT etc. for the instances. */
     faultEnv?: Record<string, string>;
+    /** Instances take their real-EC2 code paths (no endpoint overrides; see instance-runtime.ts). */
+    realEc2?: boolean;
   },
 ): Promise<AwsHarness | undefined> {
   const moto = await startMoto();
@@ -66,8 +70,15 @@ export async function startAwsHarness(
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...opts.env,
   });
+  // gq setup stores the instances' Node.js in the bucket: from a local stand-in for nodejs.org,
+  // kept for the file's life so that a test may run gq setup again (another stack) with h.env.
+  const mirror = await startNodeMirror(PINNED_NODE_VERSION);
+  env.GQ_NODE_MIRROR = mirror.url;
   const setup = await gq(['setup'], { ...env, AWS_ENDPOINT_URL: moto.endpoint }, { timeoutMs: 120_000 });
-  if (setup.code !== 0) throw new Error(`gq setup failed: ${setup.stderr}`);
+  if (setup.code !== 0) {
+    await mirror.close();
+    throw new Error(`gq setup failed: ${setup.stderr}`);
+  }
   const cfn = new CloudFormationClient({ region: 'us-east-1', endpoint: moto.endpoint });
   const out = await readStackOutputs({ cfn, stackName: stack });
   cfn.destroy();
@@ -77,6 +88,7 @@ export async function startAwsHarness(
     rootDir: join(home, 'instances'),
     groups: (g) => g.startsWith(`gq-${opts.jobPrefix}`),
     faultEnv: opts.faultEnv,
+    realEc2: opts.realEc2,
   });
   const backend = openAwsBackend({ region: 'us-east-1', bucket: out.bucket, table: out.table, clients: motoClients(moto.endpoint) });
   return {
@@ -90,6 +102,7 @@ export async function startAwsHarness(
     async stop() {
       await runtime.stop();
       backend.clients.destroy();
+      await mirror.close();
       await moto.stop();
     },
   };

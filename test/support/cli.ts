@@ -3,7 +3,7 @@
  * making sure no worker outlives its test.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -20,7 +20,9 @@ export interface CliResult {
 export function testHome(label: string): string {
   const base = process.env.GQ_TEST_ROOT ?? tmpdir();
   mkdirSync(base, { recursive: true });
-  return mkdtempSync(join(base, `${label.replace(/[^a-z0-9]+/gi, '-')}-`));
+  const dir = mkdtempSync(join(base, `${label.replace(/[^a-z0-9]+/gi, '-')}-`));
+  chmodSync(dir, 0o711); // tasks of emulated instances run as gq-task: they may pass through
+  return dir;
 }
 
 /** Environment for a test's gq: its own home and config, quick leases and idle periods. */

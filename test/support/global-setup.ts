@@ -8,7 +8,7 @@
  *   instead, so CI can never pass with the AWS tests skipped.
  * Moto itself is started by the tests that need it, once per test file.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onPath } from './moto-server.mjs';
@@ -39,6 +39,8 @@ export default async function setup(): Promise<() => void> {
   process.env.GQ_MOTO_SOURCE = source ?? '';
   if (source === 'docker') console.warn('moto: no moto_server on PATH; running moto in Docker containers (testcontainers)');
   const root = mkdtempSync(join(tmpdir(), 'gq-test-'));
+  // Tasks of the emulated instances run as another user (gq-task): they pass through, no more.
+  chmodSync(root, 0o711);
   process.env.GQ_TEST_ROOT = root;
   return () => {
     if (!process.env.GQ_KEEP_TEST_ROOT) rmSync(root, { recursive: true, force: true });

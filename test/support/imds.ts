@@ -13,8 +13,13 @@
  *   GET /latest/dynamic/instance-identity/document
  *   GET /latest/user-data                                    → 404 when there is none
  * Any GET without a valid token gets 401 (no IMDSv1).
+ *
+ * blockUid(uid) emulates an iptables owner match (`-m owner --uid-owner UID -j REJECT` for
+ * 169.254.169.254): a connection whose client socket belongs to that uid (read from
+ * /proc/net/tcp, Linux) is reset before anything is read, as a rejected SYN would fail.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -46,10 +51,33 @@ export interface ImdsEmulator {
   readonly requests: readonly ImdsRequestRecord[];
   /** From now on spot/instance-action answers terminate in two minutes. */
   announceSpotInterruption(): void;
+  /** Refuse connections from processes of this uid (see the module comment). */
+  blockUid(uid: number): void;
+  /** Forget every blocked uid (firewall rules do not survive a reboot). */
+  unblockAll(): void;
+  /** Connections refused so far by blockUid. */
+  readonly refused: number;
   stop(): Promise<void>;
 }
 
 const MAX_TTL = 21600;
+
+/** Owner uid of the local TCP socket 127.0.0.1:localPort connected to 127.0.0.1:remotePort (Linux). */
+export function socketUid(localPort: number, remotePort: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/tcp', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const hex = (p: number) => p.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    if (f[1]!.endsWith(`:${hex(localPort)}`) && f[2]!.endsWith(`:${hex(remotePort)}`)) return Number(f[7]);
+  }
+  return undefined;
+}
 
 function dummyCredentials(): NonNullable<ImdsEmulatorOptions['credentials']> {
   const id = randomBytes(8).toString('hex').toUpperCase();
@@ -157,6 +185,16 @@ export async function startImds(opts: ImdsEmulatorOptions): Promise<ImdsEmulator
       return answer(req, res, 200, body);
     });
   });
+  const blocked = new Set<number>();
+  let refused = 0;
+  server.on('connection', (socket) => {
+    if (blocked.size === 0) return;
+    const uid = socketUid(socket.remotePort ?? 0, socket.localPort ?? 0);
+    if (uid !== undefined && blocked.has(uid)) {
+      refused++;
+      socket.resetAndDestroy();
+    }
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -166,6 +204,15 @@ export async function startImds(opts: ImdsEmulatorOptions): Promise<ImdsEmulator
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
+    blockUid(uid) {
+      blocked.add(uid);
+    },
+    unblockAll() {
+      blocked.clear();
+    },
+    get refused() {
+      return refused;
+    },
     announceSpotInterruption() {
       spot = { action: 'terminate', time: new Date(Date.now() + 120_000).toISOString().replace(/\.\d+Z$/, 'Z') };
     },

@@ -6,35 +6,47 @@
  *  - it polls moto's Auto Scaling groups (the real SDK client, ~500 ms);
  *  - for each new InService instance it reads the UserData of the instance's launch template,
  *    starts an IMDS emulator for it (test/support/imds.ts), makes a home folder
- *    `rootDir/<instance-id>/` and runs `bash userdata.sh` there, detached in its own process
- *    group, stdout+stderr to `home/console.log`, with ONLY these variables:
- *      PATH                               guard folder + this node's folder + the test's PATH
- *      HOME                               the instance's home folder
+ *    `rootDir/<instance-id>/` (standing in for /root) and boots a machine there
+ *    (test/support/machine.ts: the UserData on first boot, systemd emulated, stand-ins for
+ *    shutdown/poweroff/useradd/iptables...), output to `home/console.log`, with ONLY these
+ *    variables (as on EC2, everything else comes from the metadata service):
+ *      PATH   this node's folder + the test's PATH (the stand-ins are put first)
+ *      HOME   the instance's home folder
+ *    and either (default) the endpoint overrides
  *      AWS_ENDPOINT_URL                   moto
  *      AWS_EC2_METADATA_SERVICE_ENDPOINT  the instance's IMDS emulator
- *    No keys and no region: as on EC2, everything else comes from the metadata service.
+ *    or, with `realEc2: true`, none: the UserData and the agent take their real-EC2 code paths
+ *    (regional HTTPS endpoints, 169.254.169.254, power-off) and test/support/real-ec2.ts makes
+ *    those land on moto and the emulator (a TLS proxy with a test CA, curl's connect-to, a Node
+ *    --import hook).
  *  - when an instance leaves its group or is Terminating/Terminated (e.g. the agent called
- *    TerminateInstanceInAutoScalingGroup), it stops the process group (SIGTERM, then SIGKILL
- *    after a grace period) and the instance's IMDS.
+ *    TerminateInstanceInAutoScalingGroup), it shuts the machine down (SIGTERM to the units' main
+ *    processes and the UserData, then SIGKILL to every process of the machine after a grace
+ *    period) and stops the instance's IMDS.
+ *  - reboot(id): every process of the instance killed, the boot sequence again without UserData.
+ *  - an instance that powers itself off (shutdown, poweroff) is terminated in its group when its
+ *    launch template says InstanceInitiatedShutdownBehavior=terminate (without lowering the
+ *    desired capacity: Auto Scaling replaces it, as on EC2).
  *
- * Safety: the guard folder first on PATH holds `shutdown`, `poweroff`, `halt`, `reboot` and
- * `systemctl` stand-ins that only record the call (shutdownAttempts()) and fail. The UserData
- * already never powers off when AWS_EC2_METADATA_SERVICE_ENDPOINT is set; the guard is a second
- * line of defence, as tests may run as root on a developer machine.
+ * Safety: nothing runs the host's shutdown, systemctl, useradd or iptables: the machine's
+ * stand-ins come first on PATH and only record and emulate.
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve, sep } from 'node:path';
 import {
   AutoScalingClient,
   DescribeAutoScalingGroupsCommand,
   DescribeLaunchConfigurationsCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
   type AutoScalingGroup,
   type Instance as AsgInstance,
   type LaunchTemplateSpecification,
 } from '@aws-sdk/client-auto-scaling';
 import { DescribeLaunchTemplateVersionsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { startImds, type ImdsEmulator } from './imds.js';
+import { startMachine, type Machine } from './machine.js';
+import { startRealEc2Network, type RealEc2Network } from './real-ec2.js';
 
 export interface InstanceRuntimeOptions {
   /** Moto's endpoint, e.g. http://127.0.0.1:5000. */
@@ -55,6 +67,10 @@ export interface InstanceRuntimeOptions {
   faultEnv?: Record<string, string>;
   /** File that every instance's AWS SDK calls are appended to (GQ_TEST_AWS_CALL_LOG). */
   callLog?: string;
+  /** No endpoint overrides: the real-EC2 code paths, on the emulated network (see above). */
+  realEc2?: boolean;
+  /** Host user the instances' task user stands for (default: nobody when root, else this user). */
+  hostTaskUser?: string;
 }
 
 export interface RuntimeInstance {
@@ -68,10 +84,14 @@ export interface RuntimeInstance {
   /** Exit status of the UserData script; null while it runs or when it died of a signal. */
   exitCode: number | null;
   signal: NodeJS.Signals | null;
-  /** Whether any process of the instance's process group is still running. */
+  /** Whether any process of the instance is still running. */
   alive: boolean;
   /** Set once the runtime saw the instance leave its group (or stop() was called). */
   terminated: boolean;
+  /** The instance powered itself off (shutdown, poweroff). */
+  poweredOff: boolean;
+  /** Boots so far (1 + reboots). */
+  boots: number;
   /** Why the instance did not start, if it did not. */
   error?: string;
 }
@@ -80,15 +100,22 @@ export interface InstanceRuntime {
   instances(): RuntimeInstance[];
   /** The instance's metadata now announces a Spot interruption (terminate in 2 min). */
   announceSpot(instanceId: string): void;
+  /** Every process of the instance killed, then the boot sequence again without UserData. */
+  reboot(instanceId: string): Promise<void>;
+  /** The emulated machine of an instance (units, stand-in calls). */
+  machine(instanceId: string): Machine;
+  imds(instanceId: string): ImdsEmulator;
+  /** The real-EC2 network (realEc2 only): hosts asked for. */
+  readonly network: RealEc2Network | undefined;
   /** Resolve with instances() once predicate(instances()) holds; reject after timeoutMs. */
   waitFor(predicate: (instances: RuntimeInstance[]) => boolean, timeoutMs?: number): Promise<RuntimeInstance[]>;
-  /** Text of an instance's console.log (UserData stdout and stderr). */
+  /** Text of an instance's console.log (UserData and units: stdout and stderr). */
   consoleLog(instanceId: string): string;
-  /** Calls of the shutdown/poweroff/... guards (should always be empty). */
+  /** Calls of shutdown/poweroff/halt/reboot (and systemctl poweroff) by any instance. */
   shutdownAttempts(): string[];
   /** Errors met while polling or starting instances. */
   readonly errors: readonly string[];
-  /** Stop polling, kill every instance, stop every IMDS; throws if a process is left. */
+  /** Stop polling, shut every instance down, stop every IMDS; throws if a process is left. */
   stop(): Promise<void>;
 }
 
@@ -97,63 +124,18 @@ interface Tracked {
   group: string;
   instanceType: string;
   home: string;
-  pid?: number;
   imds?: ImdsEmulator;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  exited: boolean;
+  machine?: Machine;
   terminated: boolean;
   error?: string;
   stopping?: Promise<void>;
 }
 
-const GUARDED = ['shutdown', 'poweroff', 'halt', 'reboot', 'systemctl', 'telinit'];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Between an instance leaving its group and its machine getting the shutdown (EC2 takes seconds). */
+const SHUTDOWN_DELAY_MS = 1000;
 
-/** Process groups that still have a live (non-zombie) member. */
-function liveGroups(): Set<number> | undefined {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return undefined; // no /proc (macOS): fall back to kill(-pgid, 0)
-  }
-  const groups = new Set<number>();
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // "pid (comm) state ppid pgrp ..." — comm may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') continue;
-    groups.add(Number(fields[2]));
-  }
-  return groups;
-}
-
-function groupAlive(pgid: number, live = liveGroups()): boolean {
-  if (live) return live.has(pgid);
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function killGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-// Kill every instance's process group if the test process exits without stop().
+// Kill every instance if the test process exits without stop() (synchronously: SIGKILL by marker).
 const registry = new Set<Map<string, Tracked>>();
 let exitHookInstalled = false;
 function installExitHook(): void {
@@ -161,33 +143,41 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const instances of registry) {
-      for (const t of instances.values()) if (t.pid !== undefined) killGroup(t.pid, 'SIGKILL');
+      for (const t of instances.values()) {
+        for (const pid of t.machine?.pids() ?? []) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+      }
     }
   });
 }
 
-function writeGuards(dir: string, log: string): void {
-  mkdirSync(dir, { recursive: true });
-  for (const name of GUARDED) {
-    const file = join(dir, name);
-    writeFileSync(
-      file,
-      `#!/bin/sh\n# gq test runtime: never let a test "instance" power off the machine.\n` +
-        `echo "${name} $* (HOME=$HOME)" >> '${log}'\n` +
-        `echo "gq test runtime: refused to run ${name}" >&2\nexit 1\n`,
-    );
-    chmodSync(file, 0o755);
+/**
+ * Tasks run as another user (nobody) must reach their folders under rootDir: the test's own
+ * temporary folders (mode 0700 from mkdtemp) get o+x, never anything outside the temp folders.
+ */
+function traversable(dir: string): void {
+  const roots = [tmpdir(), process.env.GQ_TEST_ROOT].filter((r): r is string => !!r).map((r) => resolve(r));
+  for (let d = resolve(dir); roots.some((r) => d.startsWith(r + sep)); d = dirname(d)) {
+    chmodSync(d, statSync(d).mode | 0o111);
   }
 }
+
+const SHUTDOWNS = /^(shutdown|poweroff|halt|reboot|telinit)\b|^systemctl (poweroff|halt|reboot)\b/;
 
 export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promise<InstanceRuntime> {
   const pollMs = opts.pollMs ?? 500;
   const graceMs = opts.graceMs ?? 5000;
   mkdirSync(opts.rootDir, { recursive: true });
-  const guardDir = join(opts.rootDir, '.guard-bin');
-  const guardLog = join(opts.rootDir, '.guard-calls.log');
-  writeGuards(guardDir, guardLog);
-  const path = [guardDir, dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(':');
+  traversable(opts.rootDir);
+  const path = [dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(':');
+  const network = opts.realEc2
+    ? await startRealEc2Network({ endpoint: opts.endpoint, region: opts.region, dir: join(opts.rootDir, '.real-ec2') })
+    : undefined;
 
   // The runtime's own calls to moto (the instances get nothing of this).
   const clientConfig = {
@@ -212,7 +202,6 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
     errors.push(`${new Date().toISOString()} ${msg}`);
     if (errors.length > 100) errors.shift();
   };
-
   async function describeGroups(): Promise<AutoScalingGroup[]> {
     const groups: AutoScalingGroup[] = [];
     let NextToken: string | undefined;
@@ -224,7 +213,9 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
     return groups;
   }
 
-  async function userDataOf(group: AutoScalingGroup, inst: AsgInstance): Promise<string | undefined> {
+  /** The instance's UserData and what a shutdown from inside does (InstanceInitiatedShutdownBehavior). */
+  async function launchDataOf(group: AutoScalingGroup, inst: AsgInstance): Promise<{ userData?: string; onShutdown: string }> {
+    let onShutdown = 'stop'; // EC2's default
     const spec: LaunchTemplateSpecification | undefined =
       inst.LaunchTemplate ?? group.LaunchTemplate ?? group.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
     let encoded: string | undefined;
@@ -236,6 +227,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
         }),
       );
       encoded = out.LaunchTemplateVersions?.[0]?.LaunchTemplateData?.UserData;
+      onShutdown = out.LaunchTemplateVersions?.[0]?.LaunchTemplateData?.InstanceInitiatedShutdownBehavior ?? onShutdown;
     } else {
       const name = inst.LaunchConfigurationName ?? group.LaunchConfigurationName;
       if (name) {
@@ -243,16 +235,14 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
         encoded = out.LaunchConfigurations?.[0]?.UserData;
       }
     }
-    return encoded ? Buffer.from(encoded, 'base64').toString('utf8') : undefined;
+    return { userData: encoded ? Buffer.from(encoded, 'base64').toString('utf8') : undefined, onShutdown };
   }
 
   async function launch(group: AutoScalingGroup, inst: AsgInstance, t: Tracked): Promise<void> {
-    const userData = await userDataOf(group, inst);
+    const { userData, onShutdown } = await launchDataOf(group, inst);
     if (userData === undefined) throw new Error('its launch template has no UserData');
     if (stopped || t.terminated) return;
     mkdirSync(t.home, { recursive: true });
-    const script = join(t.home, 'userdata.sh');
-    writeFileSync(script, userData, { mode: 0o700 });
     t.imds = await startImds({
       instanceId: t.id,
       instanceType: t.instanceType,
@@ -264,59 +254,52 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
       await t.imds.stop(); // went away while starting: terminate() may have run before the IMDS existed
       return;
     }
-    const out = openSync(join(t.home, 'console.log'), 'a');
-    try {
-      const child = spawn('bash', [script], {
-        cwd: t.home,
-        detached: true,
-        stdio: ['ignore', out, out],
-        env: {
-          PATH: path,
-          HOME: t.home,
-          AWS_ENDPOINT_URL: opts.endpoint,
-          AWS_EC2_METADATA_SERVICE_ENDPOINT: t.imds.endpoint,
-          // Fault tests only (GQ_TEST_FAULT); empty in every other test.
-          ...(opts.faultEnv ?? {}),
-          // The policy-coverage record (packages/common/src/aws/call-log.ts): which instance calls.
-          ...(opts.callLog
-            ? {
-                GQ_TEST_AWS_CALL_LOG: opts.callLog,
-                GQ_TEST_AWS_CALL_WHO: JSON.stringify({
-                  job: group.Tags?.find((x) => x.Key === 'gq:job')?.Value,
-                  instance: t.id,
-                  group: group.AutoScalingGroupName,
-                }),
-              }
-            : {}),
-        },
-      });
-      t.pid = child.pid;
-      child.on('error', (e) => {
-        t.error = `spawn failed: ${e.message}`;
-        t.exited = true;
-      });
-      child.on('exit', (code, signal) => {
-        t.exitCode = code;
-        t.signal = signal;
-        t.exited = true;
-      });
-      child.unref();
-    } finally {
-      closeSync(out);
-    }
+    const endpoints: Record<string, string> = network
+      ? network.instanceEnv(t.id, Number(new URL(t.imds.endpoint).port))
+      : { AWS_ENDPOINT_URL: opts.endpoint, AWS_EC2_METADATA_SERVICE_ENDPOINT: t.imds.endpoint };
+    t.machine = await startMachine({
+      id: t.id,
+      home: t.home,
+      userData,
+      imds: t.imds,
+      hostTaskUser: opts.hostTaskUser,
+      // Powered off from inside: with InstanceInitiatedShutdownBehavior=terminate EC2 terminates
+      // the instance, and its group replaces it unless the agent lowered the desired capacity.
+      onPowerOff: () => {
+        if (onShutdown !== 'terminate') return;
+        void asg
+          .send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: t.id, ShouldDecrementDesiredCapacity: false }))
+          .catch(() => undefined); // gone already (it left its group itself)
+      },
+      env: {
+        PATH: path,
+        HOME: t.home,
+        ...endpoints,
+        // Fault tests only (GQ_TEST_FAULT); empty in every other test.
+        ...(opts.faultEnv ?? {}),
+        // The policy-coverage record (packages/common/src/aws/call-log.ts): which instance calls.
+        // The machine passes its environment to its units, so the agent service records too.
+        ...(opts.callLog
+          ? {
+              GQ_TEST_AWS_CALL_LOG: opts.callLog,
+              GQ_TEST_AWS_CALL_WHO: JSON.stringify({
+                job: group.Tags?.find((x) => x.Key === 'gq:job')?.Value,
+                instance: t.id,
+                group: group.AutoScalingGroupName,
+              }),
+            }
+          : {}),
+      },
+    });
+    t.machine.boot();
   }
 
-  async function terminate(t: Tracked): Promise<void> {
+  async function terminate(t: Tracked, delayMs = 0): Promise<void> {
     t.terminated = true;
     t.stopping ??= (async () => {
-      if (t.pid !== undefined && groupAlive(t.pid)) {
-        killGroup(t.pid, 'SIGTERM');
-        const deadline = Date.now() + graceMs;
-        while (groupAlive(t.pid) && Date.now() < deadline) await sleep(50);
-        if (groupAlive(t.pid)) killGroup(t.pid, 'SIGKILL');
-        const hard = Date.now() + 3000;
-        while (groupAlive(t.pid) && Date.now() < hard) await sleep(50);
-      }
+      // EC2 takes a moment between Terminating and the shutdown reaching the machine.
+      if (delayMs > 0) await sleep(delayMs);
+      await t.machine?.stop(graceMs);
       await t.imds?.stop();
     })();
     return t.stopping;
@@ -344,9 +327,6 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
           group: group.AutoScalingGroupName ?? '?',
           instanceType: inst.InstanceType ?? '?',
           home: join(opts.rootDir, id),
-          exitCode: null,
-          signal: null,
-          exited: false,
           terminated: false,
         };
         tracked.set(id, t);
@@ -362,7 +342,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
     for (const t of tracked.values()) {
       if (t.terminated) continue;
       const state = present.get(t.id);
-      if (state === undefined || /^(Terminating|Terminated|Detaching|Detached)/.test(state)) void terminate(t);
+      if (state === undefined || /^(Terminating|Terminated|Detaching|Detached)/.test(state)) void terminate(t, SHUTDOWN_DELAY_MS);
     }
   }
 
@@ -378,20 +358,24 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
   }
 
   function snapshot(): RuntimeInstance[] {
-    const live = liveGroups();
-    return [...tracked.values()].map((t) => ({
-      id: t.id,
-      group: t.group,
-      instanceType: t.instanceType,
-      pid: t.pid,
-      home: t.home,
-      imdsEndpoint: t.imds?.endpoint ?? '',
-      exitCode: t.exitCode,
-      signal: t.signal,
-      alive: t.pid !== undefined && groupAlive(t.pid, live),
-      terminated: t.terminated,
-      ...(t.error !== undefined ? { error: t.error } : {}),
-    }));
+    return [...tracked.values()].map((t) => {
+      const exit = t.machine?.userDataExit() ?? null;
+      return {
+        id: t.id,
+        group: t.group,
+        instanceType: t.instanceType,
+        pid: t.machine?.userDataPid(),
+        home: t.home,
+        imdsEndpoint: t.imds?.endpoint ?? '',
+        exitCode: exit?.code ?? null,
+        signal: exit?.signal ?? null,
+        alive: t.machine?.alive() ?? false,
+        terminated: t.terminated,
+        poweredOff: t.machine?.poweredOff ?? false,
+        boots: t.machine?.boots ?? 0,
+        ...(t.error !== undefined ? { error: t.error } : {}),
+      };
+    });
   }
 
   function consoleLog(id: string): string {
@@ -402,10 +386,17 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
   function describe(): string {
     const lines = snapshot().map((i) => {
       const tail = consoleLog(i.id).trimEnd().split('\n').slice(-15).join('\n      ');
-      return `  ${i.id} (${i.group}, ${i.instanceType}) pid ${i.pid} alive ${i.alive} exit ${i.exitCode ?? i.signal}` +
+      const units = tracked.get(i.id)?.machine?.units().map((u) => `${u.name}=${u.state}`).join(' ') ?? '';
+      return `  ${i.id} (${i.group}, ${i.instanceType}) alive ${i.alive} userdata exit ${i.exitCode ?? i.signal} ${units}` +
         `${i.error ? ` error ${i.error}` : ''}\n    console.log tail:\n      ${tail}`;
     });
     return [...lines, ...errors.slice(-10).map((e) => `  runtime: ${e}`)].join('\n') || '  (no instances)';
+  }
+
+  function get(id: string): Tracked & { machine: Machine; imds: ImdsEmulator } {
+    const t = tracked.get(id);
+    if (!t?.machine || !t.imds) throw new Error(`instance runtime: no running instance ${id}`);
+    return t as Tracked & { machine: Machine; imds: ImdsEmulator };
   }
 
   await poll();
@@ -414,10 +405,12 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
   return {
     instances: snapshot,
     announceSpot(instanceId) {
-      const t = tracked.get(instanceId);
-      if (!t?.imds) throw new Error(`announceSpot: no running instance ${instanceId}`);
-      t.imds.announceSpotInterruption();
+      get(instanceId).imds.announceSpotInterruption();
     },
+    reboot: (instanceId) => get(instanceId).machine.reboot(),
+    machine: (instanceId) => get(instanceId).machine,
+    imds: (instanceId) => get(instanceId).imds,
+    network,
     async waitFor(predicate, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -428,8 +421,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
       }
     },
     consoleLog,
-    shutdownAttempts: () =>
-      existsSync(guardLog) ? readFileSync(guardLog, 'utf8').split('\n').filter((l) => l !== '') : [],
+    shutdownAttempts: () => [...tracked.values()].flatMap((t) => (t.machine?.calls() ?? []).filter((c) => SHUTDOWNS.test(c))),
     errors,
     async stop() {
       stopped = true;
@@ -439,12 +431,12 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
       await Promise.all([...tracked.values()].map((t) => terminate(t)));
       asg.destroy();
       ec2.destroy();
-      const live = liveGroups();
-      const left = [...tracked.values()].filter((t) => t.pid !== undefined && groupAlive(t.pid, live));
+      await network?.stop();
+      const left = [...tracked.values()].filter((t) => t.machine?.alive());
       registry.delete(tracked);
       if (left.length > 0) {
-        for (const t of left) killGroup(t.pid!, 'SIGKILL');
-        throw new Error(`instance runtime: processes left after stop: ${left.map((t) => `${t.id} (pgid ${t.pid})`).join(', ')}`);
+        for (const t of left) await t.machine!.kill();
+        throw new Error(`instance runtime: processes left after stop: ${left.map((t) => t.id).join(', ')}`);
       }
     },
   };

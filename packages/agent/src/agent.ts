@@ -3,7 +3,7 @@
  * (after the queue stayed empty for the idle period, on SIGTERM, or on a Spot interruption).
  * Written once against the four ports; the local backend and EC2 run exactly this.
  */
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord } from '@gq/common';
 import type { AgentDeps } from './deps.js';
@@ -143,6 +143,8 @@ export class Agent implements AgentControl {
       const file = join(d.ws.secret, 'gurobi.lic');
       writeFileSync(file, text, { mode: 0o600 });
       chmodSync(file, 0o600);
+      // Tasks run as the task user (EC2): the licence is theirs to read, nobody else's.
+      if (d.taskUser) for (const p of [d.ws.secret, file]) chownSync(p, d.taskUser.uid, d.taskUser.gid);
       d.licenseFile = file;
     }
     if (!job.installKey) return true;

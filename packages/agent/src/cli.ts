@@ -27,7 +27,9 @@ async function main(argv: string[]): Promise<number> {
           .option('region', { type: 'string', describe: 'AWS region (default: from instance metadata)' })
           .option('bucket', { type: 'string', describe: 'AWS: artifact bucket' })
           .option('table', { type: 'string', describe: 'AWS: status table' })
-          .option('workdir', { type: 'string', describe: 'Folder for code, task copies and logs' }),
+          .option('workdir', { type: 'string', describe: 'Folder for code, task copies and logs' })
+          .option('task-user', { type: 'string', describe: 'Run tasks as this unprivileged user (EC2: gq-task); default: as the agent' })
+          .option('task-aws-access', { type: 'boolean', default: false, describe: 'With --task-user: tasks may use the instance role' }),
       async (a) => {
         code = await runWorker({
           backend: a.backend,
@@ -39,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
           bucket: a.bucket,
           table: a.table,
           workdir: a.workdir,
+          taskUser: a['task-user'],
+          taskAwsAccess: a['task-aws-access'],
         });
       },
     )

@@ -1,6 +1,7 @@
 /** What the agent loop is given: the ports and this worker's identity and folders. */
 import type { Backend, Logger, TaskQueue } from '@gq/common';
 import type { Workspace } from './workspace.js';
+import type { TaskUser } from './task-user.js';
 
 export interface AgentDeps {
   backend: Backend;
@@ -15,4 +16,10 @@ export interface AgentDeps {
   /** JSON that `gq-agent tag` uses to reach the status store (no secrets). */
   contextJson: string;
   licenseFile?: string;
+  /** Run tasks as this unprivileged user (EC2); absent: as the agent's own user (local backend). */
+  taskUser?: TaskUser;
+  /** With taskUser: leave the instance role reachable to tasks (`gq submit --task-aws-access`). */
+  taskAwsAccess?: boolean;
+  /** EC2: a progress tag also goes on the instance's own tags (best effort). */
+  tagInstance?: (key: string, value: string) => Promise<void>;
 }

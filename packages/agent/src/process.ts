@@ -22,6 +22,8 @@ export interface RunSpec {
    * lost worker left running (see reapRun in @gq/common local/procs.ts). Removed when it ends.
    */
   runFile?: string;
+  /** Run as this user (the agent runs as root on EC2); default: the agent's own user. */
+  user?: { uid: number; gid: number };
 }
 
 /** Environment variable that marks the processes of one command run (see RunSpec.runFile). */
@@ -56,6 +58,8 @@ export function runCommand(spec: RunSpec): RunningProcess {
     cwd: spec.cwd,
     env: runId ? { ...spec.env, [RUN_ID_ENV]: runId } : spec.env,
     detached: true, // own process group: stop() reaches everything the command started
+    // setgid + setuid in the child (libuv also drops the supplementary groups).
+    ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
     stdio: ['ignore', log, 'pipe'],
   });
   let tail = '';

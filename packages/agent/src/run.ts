@@ -9,6 +9,7 @@ import { createLogger, UserError, type Backend } from '@gq/common';
 import { Agent } from './agent.js';
 import { openBackend, type AgentContext } from './backend.js';
 import { workspaceAt, writeAgentWrapper } from './workspace.js';
+import { resolveTaskUser } from './task-user.js';
 
 export interface WorkerArgs {
   backend: 'local' | 'aws';
@@ -20,6 +21,9 @@ export interface WorkerArgs {
   bucket?: string;
   table?: string;
   workdir?: string;
+  /** Run tasks as this user (see task-user.ts). */
+  taskUser?: string;
+  taskAwsAccess?: boolean;
 }
 
 /** How this very program is started again (for the tasks' `gq-agent` wrapper and local workers). */
@@ -64,6 +68,7 @@ async function identify(a: WorkerArgs): Promise<Identity> {
 
 export async function runWorker(a: WorkerArgs): Promise<number> {
   const id = await identify(a);
+  const taskUser = a.taskUser ? resolveTaskUser(a.taskUser) : undefined;
   const log = createLogger({ base: { job: a.job, instance: id.instance } });
   let backend: Backend | undefined;
   const cleanups: Array<() => void> = [];
@@ -82,6 +87,9 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
       log,
       baseEnv: { ...process.env },
       contextJson: JSON.stringify(id.ctx),
+      taskUser,
+      taskAwsAccess: a.taskAwsAccess ?? false,
+      ...(id.ctx.backend === 'aws' ? { tagInstance: instanceTagger(id.ctx.region, id.instance) } : {}),
     });
 
     let signals = 0;
@@ -128,6 +136,15 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
     await backend?.close();
     if (id.ctx.backend === 'local') rmSync(id.workdir, { recursive: true, force: true });
   }
+}
+
+/** A progress tag on the instance's own EC2 tags too (as `gq-agent tag` does when it can). */
+function instanceTagger(region: string, instance: string): ((key: string, value: string) => Promise<void>) | undefined {
+  if (!instance.startsWith('i-')) return undefined;
+  return async (key, value) => {
+    const { tagInstance } = await import('./aws/ec2-tags.js');
+    await tagInstance(region, instance, key, value);
+  };
 }
 
 /** On EC2: the UserData log goes to the bucket so an instance can be debugged without SSH. */

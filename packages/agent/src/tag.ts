@@ -4,6 +4,7 @@
  */
 import { ENV, UserError } from '@gq/common';
 import { contextFromEnv, openBackend } from './backend.js';
+import { spoolTag, TAG_SPOOL_ENV } from './task-user.js';
 
 const KEY_RE = /^[A-Za-z0-9_.:/=+@-]{1,64}$/;
 const MAX_VALUE = 256;
@@ -34,6 +35,9 @@ export async function runTag(key: string, value: string, env: NodeJS.ProcessEnv 
       hint: `The agent sets ${ENV.JOB}, ${ENV.TASK} and ${ENV.AGENT_CONTEXT} for the task's command; they are missing here.`,
     });
   }
+  // A task run as the task user has no AWS access: the agent records the tag for it.
+  const spool = env[TAG_SPOOL_ENV];
+  if (spool) return spoolTag(spool, { key, value });
   const backend = await openBackend(ctx, []);
   try {
     await backend.status.setTag(job, task, key, value);

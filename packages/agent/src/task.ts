@@ -14,6 +14,8 @@ import { OutputsRefusedError, uploadOutputs, type Uploaded } from './uploads.js'
 import { freshTaskDir, removeTaskDir, RUN_FILE } from './workspace.js';
 import { crashPoint } from './faults.js';
 import { GaveUpError, persist } from './retry.js';
+import { chownTree, drainTagSpool, ownedDir, TAG_SPOOL_ENV, taskUserEnv } from './task-user.js';
+import { validateTag } from './tag.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -46,21 +48,25 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       log,
       onStop: (r) => stop(r),
     });
+    const spool = d.taskUser ? startTagRelay(d, job, task, log) : undefined;
     let r: RunResult;
     try {
+      if (d.taskUser) chownTree(dir, d.taskUser);
       const p = runCommand({
         command: task.command,
         cwd: dir,
-        env: taskEnv(d, job, task, dir),
+        env: taskEnv(d, job, task, dir, spool?.dir),
         logFile,
         timeoutSeconds: job.timeoutSeconds,
         runFile: join(d.ws.root, RUN_FILE),
+        user: d.taskUser,
       });
       stopProcess = p.stop;
       if (stopReason) p.stop(stopReason);
       r = await p.result;
     } finally {
       await hb.stop();
+      await spool?.stop();
     }
     log.debug({ exitCode: r.exitCode, signal: r.signal, ms: r.durationMs }, 'command ended');
 
@@ -191,8 +197,41 @@ function describeFailure(r: RunResult): string {
   return `exited with code ${r.exitCode}`;
 }
 
-function taskEnv(d: AgentDeps, job: JobRecord, task: TaskRecord, dir: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
+/**
+ * Tags a task run as the task user leaves in its spool folder (it cannot reach the status store):
+ * recorded every second and once more when the task ends. A tag that cannot be recorded is logged,
+ * as `gq-agent tag` run directly would fail it.
+ */
+function startTagRelay(d: AgentDeps, job: JobRecord, task: TaskRecord, log: Logger): { dir: string; stop(): Promise<void> } {
+  const user = d.taskUser!;
+  const dir = ownedDir(join(d.ws.root, 'tags', `${task.task}-${task.attempts}`), user);
+  let busy: Promise<void> = Promise.resolve();
+  const drain = () =>
+    (busy = busy.then(async () => {
+      for (const t of drainTagSpool(dir)) {
+        try {
+          validateTag(t.key, t.value);
+          await d.backend.status.setTag(job.name, task.task, t.key, t.value);
+          if (d.tagInstance) await d.tagInstance(t.key, t.value);
+        } catch (e) {
+          log.warn({ err: e, key: t.key }, 'could not record a tag of the task');
+        }
+      }
+    }));
+  const timer = setInterval(() => void drain(), 1000);
+  timer.unref();
+  return {
+    dir,
+    async stop() {
+      clearInterval(timer);
+      await drain();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function taskEnv(d: AgentDeps, job: JobRecord, task: TaskRecord, dir: string, tagSpool?: string): NodeJS.ProcessEnv {
+  let env: NodeJS.ProcessEnv = {
     ...d.baseEnv,
     ...(job.env ?? {}),
     PATH: `${d.ws.bin}:${d.baseEnv.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
@@ -205,6 +244,10 @@ function taskEnv(d: AgentDeps, job: JobRecord, task: TaskRecord, dir: string): N
     [ENV.AGENT_CONTEXT]: d.contextJson,
   };
   if (d.licenseFile) env.GRB_LICENSE_FILE = d.licenseFile;
+  if (d.taskUser) {
+    env = taskUserEnv(env, d.taskUser, ownedDir(join(d.ws.root, 'home'), d.taskUser), d.taskAwsAccess ?? false);
+    if (tagSpool) env[TAG_SPOOL_ENV] = tagSpool;
+  }
   return env;
 }
 

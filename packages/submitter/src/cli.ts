@@ -38,6 +38,8 @@ const SETTING_FLAGS = {
   'launch-failures': { type: 'number', describe: 'AWS: --wait gives up after this many failed launches of a group (default 3)' },
   'boot-timeout': { type: 'string', describe: 'AWS: an instance silent this long after launch failed its boot (default 15m)' },
   'boot-failures': { type: 'number', describe: "AWS: after this many failed boots a type's group is set to 0 (default 3)" },
+  'task-aws-access': { type: 'boolean', describe: 'AWS: let tasks use the instance role (default: tasks get no AWS credentials)' },
+  'node-mirror': { type: 'string', describe: 'gq setup: where to download the instances\' Node.js build (default https://nodejs.org/dist)' },
 } as const;
 
 function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
@@ -59,6 +61,8 @@ function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
     launchFailures: a['launch-failures'],
     bootTimeout: a['boot-timeout'],
     bootFailures: a['boot-failures'],
+    taskAwsAccess: a['task-aws-access'],
+    nodeMirror: a['node-mirror'],
   };
 }
 
@@ -217,6 +221,7 @@ export async function main(argv: string[]): Promise<number> {
           subnetIds: ids(a.subnets),
           publicIpv4: a['public-ipv4'] as string | undefined,
           gatewayEndpointRouteTables: ids(a['gateway-endpoints']),
+          nodeMirror: ctx.config.nodeMirror,
         });
       }),
     )

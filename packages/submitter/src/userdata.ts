@@ -1,39 +1,68 @@
 /**
- * The UserData of a worker instance: a short bash script that cloud-init runs as root at first
- * boot. It makes Node >= 20 available, fetches the agent bundle from S3 with the instance role
- * (no AWS CLI needed: a tiny embedded Node bootstrap does IMDSv2 + SigV4), checks its sha256 and
- * runs `gq-agent run --backend aws ...`. When the agent ends (or anything before it fails), the
- * instance powers off on real EC2 so that it never idles (the launch template sets
- * InstanceInitiatedShutdownBehavior=terminate).
+ * The UserData of a worker instance: a bash script that cloud-init runs as root at first boot. It
+ * needs only bash, coreutils, tar and curl >= 7.76 (every AWS call is `curl --aws-sigv4` with the
+ * instance role's credentials from IMDSv2: no AWS CLI, no Node bootstrap); Amazon Linux 2023
+ * (curl 8), Ubuntu 22.04 (curl 7.81) and 24.04 (curl 8.5) have it.
  *
- * A failed boot (any non-zero exit: Node.js install, agent download or sha256 check, the agent
- * exiting non-zero) must not become a boot loop: powering off alone leaves the group's desired
- * capacity as it is, and Auto Scaling launches a replacement that fails the same way, for ever. So
- * the EXIT trap first records why in the status table (the instance item as the agent writes it,
- * see packages/common/src/aws/dynamo.ts, with state BOOT_FAILED and a one-line detail, for
- * `gq status`; an INSTALL_FAILED item of the agent is kept, not overwritten), uploads
- * userdata.log, then calls TerminateInstanceInAutoScalingGroup with
- * ShouldDecrementDesiredCapacity=true for its own instance. Without a usable node (its install
- * failed) the same two API calls go through curl >= 7.76 (--aws-sigv4) and the log is not
- * uploaded. Every call has bounded retries; the power-off stays the last resort. The instance role
- * allows both calls (infra/gq.yaml: StatusTableItems, ManageOwnFleetMembership).
- * Not boot failures (no report, no decrement; on EC2 the instance powers off and Auto Scaling
- * replaces it): the script stopped from outside (SIGTERM: shutdown, Spot, scale-in), and the agent
- * killed by SIGKILL (status 137: the OOM killer, kill -9), a crash of one instance rather than a
- * boot that fails the same way every time.
+ * First boot (no argument):
+ *  1. copies itself to $G/boot.sh (G = $HOME/gq, /root/gq on EC2): the service runs that copy;
+ *  2. Node.js: the image's `node` when its major version is the pinned one, else the pinned build
+ *     from the account's gq bucket (uploaded once by `gq setup`, sha256 from nodejs.org's
+ *     SHASUMS256.txt checked here again): nothing is downloaded from the internet;
+ *  3. the agent bundle from the bucket, sha256 checked;
+ *  4. the task user (gq-task): tasks never run as root;
+ *  5. the systemd service gq-agent (Restart=on-failure, bounded by StartLimitBurst, enabled for
+ *     multi-user.target so that it comes back after a reboot; EC2 runs UserData on the first boot
+ *     only) and gq-agent-failed, its OnFailure= unit; then `systemctl enable --now` and exit 0.
+ * `boot.sh agent` is the service's ExecStart: it blocks the metadata service for the task user
+ * (iptables owner match, again on every start: the rule does not survive a reboot) unless tasks
+ * may use the role, runs the agent, and when the agent is done (status 0), or ends for good
+ * (2: job gone, 3: install failed), powers the instance off; any other status is a crash and
+ * systemd restarts it. `boot.sh failed` runs when systemd gives up (start limit hit).
  *
- * The script holds no secrets: no credentials (the instance role provides them through IMDS), no
- * licence (the agent fetches the stored licence from S3 itself).
+ * A failed boot (first boot failing, the agent ending with 2 or 3, or systemd giving up) must not
+ * become a boot loop: powering off alone leaves the group's desired capacity as it is, and Auto
+ * Scaling launches a replacement that fails the same way, for ever. So it records why in the status
+ * table (the instance item as the agent writes it, see packages/common/src/aws/dynamo.ts, with
+ * state BOOT_FAILED and a one-line detail, for `gq status`; an INSTALL_FAILED item of the agent is
+ * kept, not overwritten), uploads userdata.log, calls TerminateInstanceInAutoScalingGroup with
+ * ShouldDecrementDesiredCapacity=true for its own instance, then powers off (the launch template
+ * sets InstanceInitiatedShutdownBehavior=terminate). The instance role allows both calls
+ * (infra/gq.yaml). Stopped from outside (SIGTERM: shutdown, Spot, scale-in) is not a failure.
  *
- * The test runtime (test/support/instance-runtime.ts) runs this very script as a local process,
- * with AWS_EC2_METADATA_SERVICE_ENDPOINT pointing at a metadata emulator and AWS_ENDPOINT_URL at
- * moto. Real EC2 sets neither, and that is how the script knows it must never power off the
- * machine it runs on.
+ * The script holds no secrets: no credentials (the instance role provides them through IMDS; they
+ * reach curl on its standard input, never its command line), no licence (the agent fetches it).
+ *
+ * The test runtime (test/support/instance-runtime.ts) runs this very script as a local process and
+ * emulates systemd. With endpoint overrides (AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_ENDPOINT_URL*)
+ * set, the script knows it is not on EC2 and never powers off; without them (the runtime's real-EC2
+ * mode) it takes exactly the EC2 path: regional HTTPS endpoints, 169.254.169.254, power-off.
+ *
+ * References: user data is limited to 16 KB raw
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html) and runs on the first boot
+ * only; `systemctl enable PATH` links a unit file outside the search path (systemctl(1): the file
+ * system must be there at boot, as /root is); AL2023's default curl is curl-minimal, which keeps
+ * HTTP(S) and its authentication methods (https://docs.aws.amazon.com/linux/al2023/ug/curl-minimal.html);
+ * curl has --aws-sigv4 since 7.75 and --fail-with-body since 7.76.
  */
 import { keys } from '@gq/common';
 
 /** EC2 limit on user data: 16 KB in raw form, before base64 encoding. */
 export const userDataLimitBytes = 16 * 1024;
+/** What gq allows itself, so that the script can grow without reaching the limit. */
+export const userDataBudgetBytes = 12 * 1024;
+
+/** The Node.js build instances run when the image has no node of the same major version. */
+export const PINNED_NODE_VERSION = 'v22.20.0';
+
+/** Name of the unprivileged user tasks run as on EC2. */
+export const TASK_USER = 'gq-task';
+
+/** The systemd units the UserData installs. */
+export const AGENT_UNIT = 'gq-agent.service';
+export const FAILED_UNIT = 'gq-agent-failed.service';
+/** systemd's bound on agent restarts: this many starts within the interval, then it gives up. */
+export const AGENT_START_LIMIT = { burst: 4, intervalSec: 900, restartSec: 5 };
 
 export interface UserDataParams {
   region: string;
@@ -45,8 +74,14 @@ export interface UserDataParams {
   agentKey: string;
   /** Hex sha256 of the agent bundle. */
   agentSha256: string;
-  /** Node.js version installed when the AMI has no node >= 20, e.g. "20.19.5" or "v20.19.5". */
+  /** Pinned Node.js version, e.g. "v22.20.0": an image node of this major version is used as it is. */
   nodeVersion: string;
+  /** Key of the Node.js tarball (.tar.gz, this instance type's architecture) in the bucket. */
+  nodeKey: string;
+  /** Hex sha256 of that tarball (from nodejs.org's SHASUMS256.txt, checked by `gq setup`). */
+  nodeSha256: string;
+  /** Let tasks use the instance role (metadata service not blocked for them). Default false. */
+  taskAwsAccess?: boolean;
   /** Exported to the agent as GQ_LOG_LEVEL. */
   logLevel?: string;
 }
@@ -58,157 +93,14 @@ export interface UserDataCheck {
   problems: string[];
 }
 
-/**
- * Node bootstrap written to $GQ_ROOT/boot.mjs by the UserData (plain JS, Node >= 18, no
- * dependencies). `get REGION BUCKET KEY OUT SHA256` downloads an object and checks its sha256;
- * `put REGION BUCKET KEY FILE` uploads a file; `api REGION SERVICE BODY TARGET` POSTs BODY to an
- * AWS API (JSON protocol with X-Amz-Target TARGET, or the query protocol when TARGET is ""): the
- * failure report's DynamoDB PutItem and Auto Scaling TerminateInstanceInAutoScalingGroup.
- * "{instance}" in KEY or BODY becomes the instance id. Credentials come from IMDSv2; requests are
- * signed with SigV4. AWS_ENDPOINT_URL_<SERVICE> (S3, DYNAMODB, AUTO_SCALING) or AWS_ENDPOINT_URL
- * replace the AWS endpoints (tests). Exit status: 0 ok, 2 gave up after bounded retries, 3 fatal
- * (missing object, sha256 mismatch, an API's 4xx other than throttling, usage); with GQ_BOOT_ERR
- * set, the error message is also written to that file.
- */
-export const bootstrapSource = String.raw`// gq-boot: S3 GET/PUT, boot failure report; instance role (IMDSv2 + SigV4). Generated by gq.
-import { createHash, createHmac } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-
-const IMDS = (process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT || 'http://169.254.169.254').replace(/[/]+$/, '');
-const override = (svc) => (process.env['AWS_ENDPOINT_URL_' + svc] || process.env.AWS_ENDPOINT_URL || '').replace(/[/]+$/, '');
-const domain = (region) => (region.startsWith('cn-') ? '.amazonaws.com.cn' : '.amazonaws.com');
-const log = (m) => console.error('[gq-boot] ' + m);
-const sha256 = (data) => createHash('sha256').update(data).digest('hex');
-const hmac = (key, data) => createHmac('sha256', key).update(data).digest();
-class Fatal extends Error {}
-
-async function retry(what, fn, tries = 8) {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof Fatal || i >= tries) throw e;
-      const ms = Math.min(1000 * 2 ** (i - 1), 15000);
-      log(what + ' failed (' + (e.cause?.code || e.message) + '); retry ' + i + ' in ' + ms + ' ms');
-      await new Promise((r) => setTimeout(r, ms));
-    }
-  }
-}
-
-async function imds(path, init = {}) {
-  const res = await fetch(IMDS + path, { ...init, signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error('IMDS ' + path + ': HTTP ' + res.status);
-  return (await res.text()).trim();
-}
-
-/** The instance role's credentials and the instance id, from IMDSv2 only. */
-const identity = () => retry('instance credentials', async () => {
-  const token = await imds('/latest/api/token', { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '300' } });
-  const headers = { 'x-aws-ec2-metadata-token': token };
-  const role = (await imds('/latest/meta-data/iam/security-credentials/', { headers })).split('\n')[0].trim();
-  if (!role) throw new Error('the instance has no IAM role (yet)');
-  const c = JSON.parse(await imds('/latest/meta-data/iam/security-credentials/' + role, { headers }));
-  const instance = await imds('/latest/meta-data/instance-id', { headers });
-  return { id: c.AccessKeyId, secret: c.SecretAccessKey, session: c.Token, instance };
-});
-
-function objectUrl(region, bucket, key) {
-  const enc = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (ch) => '%' + ch.charCodeAt(0).toString(16).toUpperCase());
-  const path = key.split('/').map(enc).join('/');
-  const S3 = override('S3');
-  if (S3) return S3 + '/' + bucket + '/' + path;
-  const host = 's3.' + region + domain(region);
-  return bucket.includes('.') ? 'https://' + host + '/' + bucket + '/' + path : 'https://' + bucket + '.' + host + '/' + path;
-}
-
-/** SigV4 headers for a request without a query string. */
-function sign(method, url, region, svc, cred, body, extra) {
-  const u = new URL(url);
-  const payloadHash = sha256(body || '');
-  const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/[.][0-9]+/, '');
-  const day = amzDate.slice(0, 8);
-  const h = { host: u.host, 'x-amz-date': amzDate, ...extra };
-  if (svc === 's3') h['x-amz-content-sha256'] = payloadHash;
-  if (cred.session) h['x-amz-security-token'] = cred.session;
-  const names = Object.keys(h).sort();
-  const canonical = [method, u.pathname, '', names.map((n) => n + ':' + h[n] + '\n').join(''), names.join(';'), payloadHash].join('\n');
-  const scope = day + '/' + region + '/' + svc + '/aws4_request';
-  let k = hmac('AWS4' + cred.secret, day);
-  for (const part of [region, svc, 'aws4_request']) k = hmac(k, part);
-  const sig = createHmac('sha256', k).update(['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n')).digest('hex');
-  delete h.host; // fetch sets it, to the same value
-  h.authorization = 'AWS4-HMAC-SHA256 Credential=' + cred.id + '/' + scope + ', SignedHeaders=' + names.join(';') + ', Signature=' + sig;
-  return h;
-}
-
-/** A signed request, retried; an API (not S3) 4xx other than throttling/busy is fatal. */
-async function send(what, method, url, region, svc, cred, body, extra = {}, tries = 8) {
-  return retry(what, async () => {
-    const headers = sign(method, url, region, svc, cred, body, extra);
-    const res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(svc === 's3' ? 300000 : 15000) });
-    if (res.ok) return Buffer.from(await res.arrayBuffer());
-    if (svc === 's3' && res.status === 404) throw new Fatal(what + ': no such bucket or key (HTTP 404)');
-    const text = 'HTTP ' + res.status + ' ' + (await res.text()).replace(/\s+/g, ' ').slice(0, 300);
-    if (svc !== 's3' && res.status < 500 && !/Throttl|Exceeded|TooMany|InProgress/.test(text)) throw new Fatal(what + ': ' + text);
-    throw new Error(text);
-  }, tries);
-}
-
-async function get(region, bucket, key, out, want) {
-  const cred = await identity();
-  const what = 'GET s3://' + bucket + '/' + key;
-  const data = await send(what, 'GET', objectUrl(region, bucket, key), region, 's3', cred);
-  const got = sha256(data);
-  if (got !== want.toLowerCase()) throw new Fatal(what + ': sha256 mismatch, expected ' + want + ', got ' + got);
-  writeFileSync(out + '.part', data);
-  renameSync(out + '.part', out);
-  log(what + ': ' + data.length + ' bytes, sha256 ok');
-}
-
-async function put(region, bucket, key, file) {
-  const cred = await identity();
-  key = key.split('{instance}').join(cred.instance);
-  await send('PUT s3://' + bucket + '/' + key, 'PUT', objectUrl(region, bucket, key), region, 's3', cred, readFileSync(file));
-  log('uploaded ' + file + ' to s3://' + bucket + '/' + key);
-}
-
-/** POST BODY to an AWS API: JSON protocol with TARGET, else query protocol. "{instance}" in BODY becomes the instance id. */
-async function api(region, svc, body, target) {
-  const cred = await identity();
-  const url = (override(svc.toUpperCase().replace('AUTOS', 'AUTO_S')) || 'https://' + svc + '.' + region + domain(region)) + '/';
-  const type = target ? 'application/x-amz-json-1.0' : 'application/x-www-form-urlencoded; charset=utf-8';
-  const headers = { 'content-type': type, ...(target && { 'x-amz-target': target }) };
-  const what = svc + ' ' + (target || body.split('&')[0]);
-  await send(what, 'POST', url, region, svc, cred, body.split('{instance}').join(cred.instance), headers, 4);
-  log(what + ': ok');
-}
-
-const modes = { get: [get, 5], put: [put, 4], api: [api, 4] };
-const [mode, ...args] = process.argv.slice(2);
-try {
-  if (modes[mode]?.[1] !== args.length) throw new Fatal('usage: boot.mjs get REGION BUCKET KEY OUT SHA256 | put REGION BUCKET KEY FILE | api REGION SERVICE BODY TARGET');
-  await modes[mode][0](...args);
-} catch (e) {
-  if (mode === 'get') rmSync(args[3] + '.part', { force: true });
-  log(e.message);
-  if (process.env.GQ_BOOT_ERR) writeFileSync(process.env.GQ_BOOT_ERR, e.message);
-  process.exit(e instanceof Fatal ? 3 : 2);
-}
-`;
-
 /** Quote a value for bash (single quotes; safe for any text without NUL). */
 function q(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-function must(name: string, value: string, ok: boolean | RegExp, what: string): void {
-  const good = typeof ok === 'boolean' ? ok : ok.test(value);
-  if (!good) throw new Error(`renderUserData: invalid ${name} ${JSON.stringify(value)} (${what})`);
+function must(name: string, value: string, ok: RegExp, what: string): void {
+  if (!ok.test(value)) throw new Error(`renderUserData: invalid ${name} ${JSON.stringify(value)} (${what})`);
 }
-
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
-const plain = (v: string) => v.length > 0 && v.length <= 1024 && !CONTROL.test(v);
 
 /** Things that must never appear in user data (it is readable by anyone with ec2:Describe*). */
 const FORBIDDEN: Array<[RegExp, string]> = [
@@ -231,192 +123,235 @@ export function checkUserData(text: string): UserDataCheck {
   return { ok: problems.length === 0, bytes, problems };
 }
 
+/**
+ * What the parameters may be, at most (the largest legal inputs are tested against the budget).
+ * Regions: the longest today is 14 characters (ap-southeast-5); instance types 19
+ * (u7in-32tb.224xlarge). S3 bucket names have 3-63 characters, DynamoDB table names 3-255:
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
+ */
+export const PARAM_RULES = {
+  region: [/^[a-z]{2}(-[a-z]+){1,3}-\d{1,2}$/, 'like us-east-1', 32],
+  bucket: [/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name', 63],
+  table: [/^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name', 255],
+  job: [/^[a-z][a-z0-9-]{0,39}$/, 'a gq job name', 40],
+  instanceType: [/^[a-z0-9-]{1,16}\.[a-z0-9-]{1,16}$/, 'like c5.large', 33],
+  agentKey: [/^[A-Za-z0-9._/-]{1,200}$/, 'an S3 key of letters, digits and . _ / -', 200],
+  nodeKey: [/^[A-Za-z0-9._/-]{1,200}$/, 'an S3 key of letters, digits and . _ / -', 200],
+  agentSha256: [/^[0-9a-f]{64}$/, '64 lower-case hex digits', 64],
+  nodeSha256: [/^[0-9a-f]{64}$/, '64 lower-case hex digits', 64],
+  nodeVersion: [/^v?\d{1,3}\.\d{1,3}\.\d{1,3}$/, 'like v22.20.0', 12],
+} as const satisfies Record<string, readonly [RegExp, string, number]>;
+
 export function renderUserData(p: UserDataParams): string {
-  must('region', p.region, /^[a-z]{2}(-[a-z]+)+-\d+$/, 'like us-east-1');
-  must('bucket', p.bucket, /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name');
-  must('table', p.table, /^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name');
-  must('job', p.job, plain(p.job), 'non-empty, no control characters');
-  must('instanceType', p.instanceType, /^[a-z0-9-]+\.[a-z0-9-]+$/, 'like c5.large');
-  must('agentKey', p.agentKey, plain(p.agentKey), 'non-empty, no control characters');
-  must('agentSha256', p.agentSha256, /^[0-9a-f]{64}$/, '64 lower-case hex digits');
-  must('nodeVersion', p.nodeVersion, /^v?\d+\.\d+\.\d+$/, 'like 20.19.5');
-  const nodeVersion = p.nodeVersion.startsWith('v') ? p.nodeVersion : `v${p.nodeVersion}`;
-  if (p.logLevel !== undefined) {
-    must('logLevel', p.logLevel, /^(trace|debug|info|warn|error|fatal|silent)$/, 'a pino level');
+  for (const [name, [re, what, max]] of Object.entries(PARAM_RULES)) {
+    const value = String(p[name as keyof UserDataParams]);
+    must(name, value, re, what);
+    if (value.length > max) throw new Error(`renderUserData: ${name} is longer than ${max} characters`);
   }
-  const logKey = keys.instanceLog(p.job, '{instance}', 'userdata.log');
+  const nodeVersion = p.nodeVersion.startsWith('v') ? p.nodeVersion : `v${p.nodeVersion}`;
+  if (p.logLevel !== undefined) must('logLevel', p.logLevel, /^(trace|debug|info|warn|error|fatal|silent)$/, 'a pino level');
+  const L = AGENT_START_LIMIT;
 
   const text = `#!/bin/bash
-# gq worker boot script (generated by gq). It holds no secrets: AWS access comes from the
-# instance role through the metadata service. Log: $GQ_ROOT/userdata.log (and the console).
+# gq worker boot script, generated by gq (see userdata.ts in gq). No secrets: AWS access is the
+# instance role's, via IMDSv2. First boot: install, then run the agent as systemd service
+# ${AGENT_UNIT}. Modes: agent (its ExecStart), failed (its OnFailure). Log: $G/userdata.log
 set -euo pipefail
 umask 022
-
-GQ_REGION=${q(p.region)}
-GQ_BUCKET=${q(p.bucket)}
-GQ_TABLE=${q(p.table)}
-GQ_JOB=${q(p.job)}
-GQ_INSTANCE_TYPE=${q(p.instanceType)}
-GQ_AGENT_KEY=${q(p.agentKey)}
-GQ_AGENT_SHA256=${q(p.agentSha256)}
-GQ_NODE_VERSION=${q(nodeVersion)}
-GQ_LOG_KEY=${q(logKey)}
+R=${q(p.region)} B=${q(p.bucket)} T=${q(p.table)} J=${q(p.job)} Y=${q(p.instanceType)}
+AK=${q(p.agentKey)} AS=${q(p.agentSha256)}
+NV=${q(nodeVersion)} NK=${q(p.nodeKey)} NS=${q(p.nodeSha256)}
+LK=${q(keys.instanceLog(p.job, '{instance}', 'userdata.log'))} TU=${TASK_USER} TA=${p.taskAwsAccess ? '--task-aws-access' : "''"}
 ${p.logLevel !== undefined ? `export GQ_LOG_LEVEL=${q(p.logLevel)}` : '# GQ_LOG_LEVEL: agent default'}
-
-# cloud-init runs this as root, possibly without HOME; the test runtime sets HOME per instance.
 export HOME="\${HOME:-/root}"
-GQ_ROOT="$HOME/gq"
-mkdir -p "$GQ_ROOT"
-cd "$GQ_ROOT"
-exec > >(tee -a "$GQ_ROOT/userdata.log") 2>&1
+G="$HOME/gq" M="\${1:-boot}" WHY="" STOPPED="" D=amazonaws.com
+[[ $R != cn-* ]] || D+=.cn
+mkdir -p "$G"
+cd "$G"
+exec > >(tee -a "$G/userdata.log") 2>&1
 TEE=\${!:-}
+log() { echo "[gq-$M $(date -u +%FT%TZ)] $*"; }
+# Real EC2 sets no endpoint override; the test runtime may. Never power off outside EC2.
+real_ec2() { [ -z "\${AWS_EC2_METADATA_SERVICE_ENDPOINT:-}\${AWS_ENDPOINT_URL:-}" ]; }
 
-log() { echo "[gq-userdata $(date -u +%Y-%m-%dT%H:%M:%SZ)] $*"; }
-
-# Real EC2 sets neither variable; the test runtime sets both. Never power off outside EC2.
-real_ec2() { [ -z "\${AWS_EC2_METADATA_SERVICE_ENDPOINT:-}" ] && [ -z "\${AWS_ENDPOINT_URL:-}" ]; }
-
-# Failure report call: Node bootstrap, or without node curl >= 7.76. {instance}: the instance id.
-aws_api() { # SERVICE BODY TARGET ("": query protocol, else JSON)
-  if [ "$NODE_OK" = 1 ]; then node "$GQ_ROOT/boot.mjs" api "$GQ_REGION" "$@"; return $?; fi # (bare return: the trap's status)
-  local m=\${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254} t c i u=AWS_ENDPOINT_URL_\${1^^} d=amazonaws.com
-  t=$(curl -fsS -m 5 -X PUT -H 'x-aws-ec2-metadata-token-ttl-seconds: 300' "\${m%/}/latest/api/token") || return 1
-  md() { curl -fsS -m 5 -H "x-aws-ec2-metadata-token: $t" "\${m%/}/latest/meta-data/$1"; }
-  i=$(md instance-id) && c=$(md iam/security-credentials/) && c=$(md "iam/security-credentials/$c" | tr -d '\\n') || return 1
+creds() { # IMDSv2: instance id and role credentials
+  local m=\${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254} t c
+  m=\${m%/}
+  t=$(curl -fsS -m 5 --retry 3 -X PUT -H 'x-aws-ec2-metadata-token-ttl-seconds: 300' "$m/latest/api/token") || return 1
+  md() { curl -fsS -m 5 --retry 3 -H "x-aws-ec2-metadata-token: $t" "$m/latest/meta-data/$1"; }
+  ID=$(md instance-id) && c=$(md iam/security-credentials/) && c=$(md "iam/security-credentials/\${c%%$'\\n'*}" | tr -d '\\n') || return 1
   v() { sed -n 's/.*"'$1'" *: *"\\([^"]*\\)".*/\\1/p' <<<"$c"; }
-  [[ $GQ_REGION == cn-* ]] && d+=.cn
-  u=\${u/AUTOS/AUTO_S}
-  u=\${!u:-\${AWS_ENDPOINT_URL:-https://$1.$GQ_REGION.$d}}
-  printf 'user="%s:%s"\\n' "$(v AccessKeyId)" "$(v SecretAccessKey)" | curl -sS --fail-with-body -m 15 --retry 3 -K - -w '\\n' \\
-    --aws-sigv4 "aws:amz:$GQ_REGION:$1" -H "x-amz-security-token: $(v Token)" \${3:+-H "x-amz-target: $3"} \\
-    -H "content-type: application/\${3:+x-amz-json-1.0}\${3:-x-www-form-urlencoded; charset=utf-8}" --data-binary "\${2//\\{instance\\}/$i}" "\${u%/}/"
+  CK=$(v AccessKeyId) CS=$(v SecretAccessKey) CT=$(v Token)
+}
+ep() { # SERVICE: its endpoint (AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, else regional)
+  local e=AWS_ENDPOINT_URL_\${1^^}
+  e=\${e/AUTOS/AUTO_S}
+  e=\${!e:-\${AWS_ENDPOINT_URL:-https://$1.$R.$D}}
+  echo "\${e%/}"
+}
+call() { # SERVICE URL CURL-ARGS...: SigV4 with the role's credentials (on stdin, not in argv)
+  local s=$1 u=$2
+  shift 2
+  creds || { log "no instance credentials"; return 1; }
+  printf 'user = "%s:%s"\\nheader = "x-amz-security-token: %s"\\n' "$CK" "$CS" "$CT" |
+    curl -sS --fail-with-body -K - --aws-sigv4 "aws:amz:$R:$s" --connect-timeout 10 --retry 5 --retry-connrefused "$@" "$u"
+}
+s3url() { # KEY (path style for dotted buckets and overrides)
+  if [ -n "\${AWS_ENDPOINT_URL_S3:-}\${AWS_ENDPOINT_URL:-}" ]; then echo "$(ep s3)/$B/$1"
+  elif [[ $B == *.* ]]; then echo "https://s3.$R.$D/$B/$1"
+  else echo "https://$B.s3.$R.$D/$1"; fi
+}
+s3get() { # KEY FILE SHA256
+  local c h
+  c=$(call s3 "$(s3url "$1")" -H "x-amz-content-sha256: $(sha256sum </dev/null | cut -d' ' -f1)" -m 900 -o "$2.part" -w '%{http_code}') ||
+    { WHY+=": GET s3://$B/$1: HTTP \${c:-error}"; rm -f "$2.part"; return 2; }
+  h=$(sha256sum "$2.part" | cut -d' ' -f1)
+  [ "$h" = "$3" ] || { WHY+=": GET s3://$B/$1: sha256 mismatch, expected $3, got $h"; rm -f "$2.part"; return 3; }
+  mv "$2.part" "$2"
+  log "GET s3://$B/$1: sha256 ok"
+}
+s3put() { # KEY FILE
+  cp "$2" "$2.up"
+  call s3 "$(s3url "$1")" -X PUT -H "x-amz-content-sha256: $(sha256sum "$2.up" | cut -d' ' -f1)" -H 'content-type: text/plain' \\
+    --data-binary "@$2.up" -m 60 -o /dev/null && log "uploaded s3://$B/$1"
+  local rc=$?
+  rm -f "$2.up"
+  return $rc
 }
 json() { sed 's/[\\\\"]/\\\\&/g' <<<"$1"; }
-
-NODE_OK=0
-WHY=""
-STOPPED=""
-finish() {
-  local rc=$? j
+report() { # record why in the status table, upload the log, leave the group (desired - 1: no boot loop)
+  log "boot failed: $WHY"
+  creds || { log "no instance identity from the metadata service: nothing reported"; return 0; }
+  call dynamodb "$(ep dynamodb)/" -w '\\n' -m 15 -H 'x-amz-target: DynamoDB_20120810.PutItem' -H 'content-type: application/x-amz-json-1.0' --data-binary \\
+    "$(printf '{"TableName":"%s","Item":{"pk":{"S":"JOB#%s"},"sk":{"S":"INST#%s"},"kind":{"S":"instance"},"job":{"S":"%s"},"instance":{"S":"%s"},"instanceType":{"S":"%s"},"state":{"S":"BOOT_FAILED"},"heartbeatAt":{"S":"%s"},"detail":{"S":"%s"}},"ConditionExpression":"attribute_not_exists(#s) OR #s <> :f","ExpressionAttributeNames":{"#s":"state"},"ExpressionAttributeValues":{":f":{"S":"INSTALL_FAILED"}}}' \\
+      "$T" "$J" "\${ID:-}" "$J" "\${ID:-}" "$Y" "$(date -u +%FT%T.000Z)" "$(json "$WHY")")" && log "failure recorded" || log "failure not recorded"
+  s3put "\${LK/\\{instance\\}/\${ID:-unknown}}" "$G/userdata.log" || log "could not upload userdata.log"
+  call autoscaling "$(ep autoscaling)/" -w '\\n' -m 15 -H 'content-type: application/x-www-form-urlencoded; charset=utf-8' \\
+    --data-binary "Action=TerminateInstanceInAutoScalingGroup&InstanceId=\${ID:-}&ShouldDecrementDesiredCapacity=true&Version=2011-01-01" &&
+    log "left the Auto Scaling group" || log "could not leave the Auto Scaling group"
+}
+bye() { # RC [power off]
   trap - EXIT
-  trap '' PIPE # tee may be gone (killed): logging must not kill the report
-  set +e
-  log "boot script ends with status $rc"
-  if [ "$rc" -ne 0 ] && [ -z "$STOPPED" ]; then
-    # Record why, upload the log, leave the group with desired capacity - 1 (no boot loop).
-    WHY=\${WHY:-boot script failed with status $rc}
-    log "boot failed: $WHY"
-    j=$(json "$GQ_JOB")
-    aws_api dynamodb "$(printf '{"TableName":"%s","Item":{"pk":{"S":"JOB#%s"},"sk":{"S":"INST#{instance}"},"kind":{"S":"instance"},"job":{"S":"%s"},"instance":{"S":"{instance}"},"instanceType":{"S":"%s"},"state":{"S":"BOOT_FAILED"},"heartbeatAt":{"S":"%s"},"detail":{"S":"%s"}},"ConditionExpression":"attribute_not_exists(#s) OR #s <> :f","ExpressionAttributeNames":{"#s":"state"},"ExpressionAttributeValues":{":f":{"S":"INSTALL_FAILED"}}}' \\
-      "$GQ_TABLE" "$j" "$j" "$GQ_INSTANCE_TYPE" "$(date -u +%FT%T.000Z)" "$(json "$WHY")")" DynamoDB_20120810.PutItem ||
-      log "failure not recorded"
-    if [ "$NODE_OK" = 1 ]; then
-      node "$GQ_ROOT/boot.mjs" put "$GQ_REGION" "$GQ_BUCKET" "$GQ_LOG_KEY" "$GQ_ROOT/userdata.log" ||
-        log "could not upload userdata.log"
-    fi
-    aws_api autoscaling 'Action=TerminateInstanceInAutoScalingGroup&InstanceId={instance}&ShouldDecrementDesiredCapacity=true&Version=2011-01-01' '' ||
-      log "could not leave the Auto Scaling group"
-  fi
-  if real_ec2; then
-    log "powering off (the instance terminates)"
-    shutdown -h now || poweroff
-  else
-    log "not on real EC2 (metadata/endpoint override set): not powering off"
+  if [ -n "\${2:-}" ]; then
+    if real_ec2; then log "powering off (the instance terminates)"; shutdown -h now || poweroff; else log "not on real EC2 (endpoint override set): not powering off"; fi
   fi
   exec >&- 2>&- # let tee end (bounded: a leftover process may hold the pipe)
   for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$TEE" 2>/dev/null && sleep 0.2 || break; done
-  exit "$rc"
+  exit "$1"
 }
-trap finish EXIT
-# Stopped from outside (shutdown, Spot, scale-in): not a boot failure.
-trap 'STOPPED=1; exit 143' TERM INT HUP
-
-fetch_url() { # URL FILE, with bounded retries
-  local i
-  for i in 1 2 3 4 5; do
-    if command -v curl >/dev/null 2>&1; then
-      curl -fsSL --connect-timeout 10 --max-time 600 -o "$2" "$1" && return 0
-    elif command -v wget >/dev/null 2>&1; then
-      wget -q -T 60 -O "$2" "$1" && return 0
-    else
-      WHY+=": neither curl nor wget is installed"
-      return 1
-    fi
-    log "download of $1 failed (try $i)"
-    sleep $((i * 3))
-  done
-  WHY+=": download of $1 failed"
-  return 1
-}
-
-ensure_node() {
-  local v major arch name base want got
-  if command -v node >/dev/null 2>&1; then
-    v=$(node --version 2>/dev/null || true)
-    major=\${v#v}
-    major=\${major%%.*}
-    if [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -ge 20 ]; then
-      log "using node $v at $(command -v node)"
-      return 0
-    fi
-    log "node \${v:-(unknown version)} on PATH is too old: need >= 20"
-  fi
-  case "$(uname -m)" in
-    x86_64 | amd64) arch=x64 ;;
-    aarch64 | arm64) arch=arm64 ;;
-    *) WHY+=": no Node.js build for $(uname -m)"; return 1 ;;
-  esac
-  name="node-$GQ_NODE_VERSION-linux-$arch.tar.gz"
-  base="https://nodejs.org/dist/$GQ_NODE_VERSION"
-  log "installing Node.js $GQ_NODE_VERSION ($arch) from nodejs.org"
-  fetch_url "$base/SHASUMS256.txt" "$GQ_ROOT/SHASUMS256.txt"
-  fetch_url "$base/$name" "$GQ_ROOT/$name"
-  want=$(awk -v n="$name" '$2 == n { print $1 }' "$GQ_ROOT/SHASUMS256.txt")
-  got=$(sha256sum "$GQ_ROOT/$name" | awk '{ print $1 }')
-  if [ -z "$want" ] || [ "$want" != "$got" ]; then
-    WHY+=": sha256 of $name does not match SHASUMS256.txt (want \${want:-none}, got $got)"
+node_ok() { local v; v=$(node --version 2>/dev/null) && [ "\${v%%.*}" = "\${NV%%.*}" ]; }
+block_imds() { # tasks may not reach the role's credentials (iptables rules do not survive a reboot)
+  [ -z "$TA" ] || return 0
+  local u
+  u=$(id -u "$TU")
+  if command -v iptables >/dev/null; then
+    iptables -w -C OUTPUT -d 169.254.169.254 -m owner --uid-owner "$u" -j REJECT 2>/dev/null ||
+      iptables -w -I OUTPUT -d 169.254.169.254 -m owner --uid-owner "$u" -j REJECT
+  elif command -v nft >/dev/null; then
+    nft list table inet gq >/dev/null 2>&1 || { nft add table inet gq && nft add chain inet gq out '{ type filter hook output priority 0; }' &&
+      nft add rule inet gq out meta skuid "$u" ip daddr 169.254.169.254 reject; }
+  else
+    WHY="cannot keep tasks from the instance role: neither iptables nor nft is installed (use an image with one, or --task-aws-access)"
     return 1
   fi
-  rm -rf "$GQ_ROOT/node"
-  mkdir -p "$GQ_ROOT/node"
-  tar -xzf "$GQ_ROOT/$name" -C "$GQ_ROOT/node" --strip-components=1
-  rm -f "$GQ_ROOT/$name"
-  export PATH="$GQ_ROOT/node/bin:$PATH"
+  log "metadata service blocked for $TU"
+}
+
+case $M in
+agent)
+  [ ! -x "$G/node/bin/node" ] || export PATH="$G/node/bin:$PATH"
+  trap '[ -z "$WHY" ] || report; bye 0 off' EXIT
+  block_imds
+  trap - EXIT
+  node "$G/gq-agent.mjs" run --backend aws --region "$R" --bucket "$B" --table "$T" --job "$J" --instance-type "$Y" --task-user "$TU" $TA &
+  P=$!
+  trap 'STOPPED=1; kill -TERM $P 2>/dev/null' TERM INT # systemd stops us (shutdown): the agent drains
+  rc=0
+  wait $P || rc=$?
+  while [ -n "$STOPPED" ] && kill -0 $P 2>/dev/null; do rc=0; wait $P || rc=$?; done
+  echo "$rc" >"$G/agent.rc"
+  log "gq-agent exited with status $rc"
+  [ -z "$STOPPED" ] || bye 0
+  case $rc in
+  0) ;;                                              # done: it left its group
+  2 | 3) WHY="gq-agent exited with status $rc"; report ;; # for good: job gone, install failed
+  *) bye "$rc" ;;                                    # a crash: systemd starts it again
+  esac
+  bye 0 off ;;
+failed)
+  WHY="gq-agent exited with status $(cat "$G/agent.rc" 2>/dev/null || echo unknown), ${L.burst} starts in a row"
+  report
+  bye 0 off ;;
+esac
+
+finish() {
+  local rc=$?
+  trap '' PIPE # tee may be gone: logging must not kill the report
+  set +e
+  log "boot script ends with status $rc"
+  [ "$rc" -eq 0 ] && bye 0
+  [ -n "$STOPPED" ] || { WHY=\${WHY:-boot script failed with status $rc}; report; }
+  bye "$rc" off
+}
+trap finish EXIT
+trap 'STOPPED=1; exit 143' TERM INT HUP # stopped from outside (shutdown, Spot): not a boot failure
+log "gq worker: job $J, instance type $Y, region $R"
+cp "$0" "$G/boot.sh"
+if node_ok; then
+  log "using node $(node --version) at $(command -v node)"
+else
+  WHY="Node.js install failed"
+  log "Node.js $NV from the gq bucket"
+  s3get "$NK" "$G/node.tgz" "$NS"
+  rm -rf "$G/node"
+  mkdir -p "$G/node"
+  tar -xzf "$G/node.tgz" -C "$G/node" --strip-components=1
+  rm -f "$G/node.tgz"
+  export PATH="$G/node/bin:$PATH"
+  node_ok || { WHY+=": the node of $NK does not run"; exit 1; }
   log "installed node $(node --version)"
-}
-
-cat >"$GQ_ROOT/boot.mjs" <<'GQ_BOOT_JS'
-${bootstrapSource.trimEnd()}
-GQ_BOOT_JS
-
-log "gq worker boot: job $GQ_JOB, instance type $GQ_INSTANCE_TYPE, region $GQ_REGION"
-WHY="Node.js install failed"
-ensure_node
-NODE_OK=1
+fi
+WHY="agent download failed"
+s3get "$AK" "$G/gq-agent.mjs" "$AS"
+WHY="task user $TU: could not create it"
+id -u "$TU" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$TU"
+chmod 711 "$HOME" "$G" # $TU reaches its folders under $G/work, and nothing else
 WHY=""
-GQ_BOOT_ERR="$GQ_ROOT/boot.err" node "$GQ_ROOT/boot.mjs" get "$GQ_REGION" "$GQ_BUCKET" "$GQ_AGENT_KEY" \\
-  "$GQ_ROOT/gq-agent.mjs" "$GQ_AGENT_SHA256" || {
-  rc=$?
-  WHY=$(head -c 600 "$GQ_ROOT/boot.err" 2>/dev/null | tr -s '\\n' ' ') || true
-  WHY="agent download failed: \${WHY:-status $rc}"
-  exit "$rc"
-}
-
-log "starting gq-agent"
-set +e
-node "$GQ_ROOT/gq-agent.mjs" run --backend aws --region "$GQ_REGION" --bucket "$GQ_BUCKET" \\
-  --table "$GQ_TABLE" --job "$GQ_JOB" --instance-type "$GQ_INSTANCE_TYPE"
-rc=$?
-set -e
-log "gq-agent exited with status $rc"
-WHY="gq-agent exited with status $rc"
-# SIGKILL (out of memory, kill -9) is a crash of this instance, not a boot that fails every time:
-# no report, Auto Scaling replaces the instance.
-[ "$rc" -ne 137 ] || STOPPED=1
-exit "$rc"
+block_imds
+cat >"$G/${AGENT_UNIT}" <<EOF
+[Unit]
+Description=gq agent (job $J, $Y)
+Wants=network-online.target
+After=network-online.target
+StartLimitIntervalSec=${L.intervalSec}
+StartLimitBurst=${L.burst}
+OnFailure=${FAILED_UNIT}
+[Service]
+Environment="HOME=$HOME"
+ExecStart=/bin/bash "$G/boot.sh" agent
+Restart=on-failure
+RestartSec=${L.restartSec}
+KillMode=mixed
+TimeoutStopSec=150
+[Install]
+WantedBy=multi-user.target
+EOF
+cat >"$G/${FAILED_UNIT}" <<EOF
+[Unit]
+Description=gq: the agent cannot run here; report it and power off
+[Service]
+Type=oneshot
+Environment="HOME=$HOME"
+ExecStart=/bin/bash "$G/boot.sh" failed
+EOF
+WHY="could not start the ${AGENT_UNIT}"
+systemctl link "$G/${FAILED_UNIT}"
+systemctl enable --now "$G/${AGENT_UNIT}"
+WHY=""
+log "${AGENT_UNIT} started"
 `;
 
-  if (bootstrapSource.includes('\nGQ_BOOT_JS\n')) throw new Error('renderUserData: heredoc delimiter in bootstrap');
   const check = checkUserData(text);
   if (!check.ok) throw new Error(`renderUserData: ${check.problems.join('; ')}`);
   return text;

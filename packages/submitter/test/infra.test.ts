@@ -48,6 +48,8 @@ import { formatCheck, runDoctor } from '../src/commands/doctor.js';
 import { describeAws, startMoto, type Moto } from '../../../test/support/moto.js';
 import { EC2_TRUST_POLICY } from '../src/aws/job-role.js';
 import { runSetup, setupParameters } from '../src/commands/setup.js';
+import { PINNED_NODE_VERSION } from '../src/userdata.js';
+import { startNodeMirror } from '../../../test/support/node-mirror.mjs';
 import type { CommandContext } from '../src/context.js';
 
 const TEMPLATE_FILE = fileURLToPath(new URL('../../../infra/gq.yaml', import.meta.url));
@@ -305,8 +307,9 @@ describe('infra/gq.yaml: least privilege', () => {
     expect(s3.length).toBe(2);
     const reads = statementsWith('s3:GetObject').flatMap(resourcesOf).map(subText);
     const writes = statementsWith('s3:PutObject').flatMap(resourcesOf).map(subText);
-    // Shared read-only inputs (content-addressed bundles, the agent) and the job's own script.
-    expect(reads.sort()).toEqual(['bundles/*', 'agent/*', 'jobs/${!aws:PrincipalTag/gq-job}/install.sh'].map((p) => '${ArtifactBucket.Arn}/' + p).sort());
+    // Shared read-only inputs (content-addressed bundles, the agent, the pinned Node.js build)
+    // and the job's own script.
+    expect(reads.sort()).toEqual(['bundles/*', 'agent/*', 'node/*', 'jobs/${!aws:PrincipalTag/gq-job}/install.sh'].map((p) => '${ArtifactBucket.Arn}/' + p).sort());
     expect(writes.sort()).toEqual(
       ['jobs/${!aws:PrincipalTag/gq-job}/tasks/*', 'jobs/${!aws:PrincipalTag/gq-job}/instances/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort(),
     );
@@ -737,9 +740,21 @@ describeAws('the stack on moto', () => {
 
   it('gq setup on the existing stack reports it up to date and prints its resources', async () => {
     const { ctx, lines } = testContext();
-    expect(await runSetup(ctx, { stack: 'gq', region: 'us-east-1' })).toBe(0);
+    const mirror = await startNodeMirror(PINNED_NODE_VERSION);
+    try {
+      expect(await runSetup(ctx, { stack: 'gq', region: 'us-east-1', nodeMirror: mirror.url })).toBe(0);
+      // Once per account: a second run finds the Node.js build stored and downloads nothing.
+      const served = mirror.requests.length;
+      expect(served).toBe(3); // SHASUMS256.txt and two tarballs
+      expect(await runSetup(ctx, { stack: 'gq', region: 'us-east-1', nodeMirror: mirror.url })).toBe(0);
+      expect(mirror.requests).toHaveLength(served);
+    } finally {
+      await mirror.close();
+    }
     const text = lines.join('\n');
     expect(text).toMatch(/Stack gq in us-east-1 is up to date/);
+    expect(text).toMatch(new RegExp(`Node.js\\s+${PINNED_NODE_VERSION} stored \\(from http://127`));
+    expect(text).toMatch(new RegExp(`Node.js\\s+${PINNED_NODE_VERSION} already stored`));
     expect(text).toMatch(/security group\s+sg-\S+ \(no inbound rules\)/);
     expect(text).not.toContain(SECRET);
   });

@@ -83,7 +83,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
       } catch {
         out[key] = { '*': v };
       }
-    } else if (key === 'spot') out[key] = v === '1' || v.toLowerCase() === 'true';
+    } else if (key === 'spot' || key === 'taskAwsAccess') out[key] = v === '1' || v.toLowerCase() === 'true';
     else out[key] = v;
   }
   // The AWS CLI's order: AWS_REGION, then AWS_DEFAULT_REGION (the profile's region comes last,

@@ -53,6 +53,10 @@ export const configShape = {
   bootTimeout: duration.default(900),
   /** AWS: after this many failed boots of an instance type its group is set to 0. */
   bootFailures: intFromEnv(1, 100).default(3),
+  /** AWS: tasks may use the instance role (default: no AWS credentials reach a task). */
+  taskAwsAccess: z.boolean().default(false),
+  /** Where `gq setup` downloads the pinned Node.js build for the instances (nodejs.org's layout). */
+  nodeMirror: z.string().regex(/^https?:\/\/[^\s]+$/).default('https://nodejs.org/dist'),
 };
 
 export const configSchema = z.object(configShape).strict();
@@ -84,6 +88,8 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   launchFailures: { what: 'a whole number from 1 to 100', example: '3' },
   bootTimeout: { what: 'a duration such as 10m, 15m or 30m', example: '15m' },
   bootFailures: { what: 'a whole number from 1 to 100', example: '3' },
+  taskAwsAccess: { what: 'true or false', example: 'true' },
+  nodeMirror: { what: 'an http(s) URL laid out like https://nodejs.org/dist', example: 'https://nodejs.org/dist' },
 };
 
 /** GQ_MAX_INSTANCES for maxInstances, etc. */

@@ -10,8 +10,9 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Backend, Config, JobRecord } from '@gq/common';
 import { installCallLog, makeAwsClients, openAwsBackend, type LaunchSpec } from '@gq/common/aws/index';
 import { readStackOutputs } from './stack.js';
-import { renderUserData } from '../userdata.js';
-import { amiSettingFor, resolveAmi } from './ami.js';
+import { PINNED_NODE_VERSION, renderUserData } from '../userdata.js';
+import { nodeBuildFor } from './node-dist.js';
+import { amiSettingFor, architectureFor, resolveAmi } from './ami.js';
 import { describeTypes } from './instance-types.js';
 import { ensureAgentUploaded, type AgentBundle } from './agent-bundle.js';
 import { resolveRegion } from './region.js';
@@ -68,6 +69,8 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
       const ami = await resolveAmi({ ec2: clients.ec2, ssm }, amiSettingFor(config.ami, instanceType), type, {
         gurobiProductCode: config.gurobiProductCode,
       }).finally(() => ssm.destroy());
+      // The Node.js build for the image's architecture (the one the AMI was checked against).
+      const node = await nodeBuildFor(backend.artifacts, PINNED_NODE_VERSION, architectureFor(type.architectures) === 'arm64' ? 'arm64' : 'x86_64');
       return {
         imageId: ami.imageId,
         rootDeviceName: ami.rootDeviceName,
@@ -83,7 +86,10 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
           instanceType,
           agentKey: agent.key,
           agentSha256: agent.sha256,
-          nodeVersion: process.versions.node,
+          nodeVersion: PINNED_NODE_VERSION,
+          nodeKey: node.key,
+          nodeSha256: node.sha256,
+          taskAwsAccess: config.taskAwsAccess,
         }),
         subnetIds: subnets,
         maxInstances: config.maxInstances,

@@ -4,7 +4,10 @@
  */
 import { UserError } from '@gq/common';
 import type { CommandContext } from '../context.js';
+import { makeAwsClients, S3ArtifactStore } from '@gq/common/aws/index';
 import { deployStack, destroySetupClients, makeSetupClients } from '../aws/stack.js';
+import { ensureNodeUploaded } from '../aws/node-dist.js';
+import { PINNED_NODE_VERSION } from '../userdata.js';
 
 export interface SetupArgs {
   stack: string;
@@ -19,6 +22,8 @@ export interface SetupArgs {
   publicIpv4?: string;
   /** Route tables that get S3 and DynamoDB gateway endpoints (GatewayEndpointRouteTableIds). */
   gatewayEndpointRouteTables?: string[];
+  /** Where to download the instances' Node.js build (nodejs.org's layout). */
+  nodeMirror?: string;
 }
 
 export const EGRESS_CHOICES = ['https-only', 'http-and-https', 'all'] as const;
@@ -84,6 +89,20 @@ export async function runSetup(ctx: CommandContext, args: SetupArgs): Promise<nu
     ctx.io.out(`  job role policy  ${outputs.jobAgentPolicyArn} (one role per job, under ${outputs.jobRolePath})`);
     if (outputs.userPolicyArn) ctx.io.out(`  user policy      ${outputs.userPolicyArn} (attach it to the people who run gq)`);
     if (outputs.kmsKeyArn) ctx.io.out(`  KMS key          ${outputs.kmsKeyArn}`);
+    // The instances' Node.js, once per account: they never download it from the internet.
+    const aws = makeAwsClients({ region: args.region, profile: ctx.config.profile });
+    try {
+      const artifacts = new S3ArtifactStore(aws.s3, { bucket: outputs.bucket });
+      const node = await ensureNodeUploaded({
+        artifacts,
+        version: PINNED_NODE_VERSION,
+        mirror: args.nodeMirror ?? 'https://nodejs.org/dist',
+        onProgress: (line) => ctx.io.out(line),
+      });
+      ctx.io.out(`  Node.js          ${PINNED_NODE_VERSION} ${node.uploaded ? `stored (from ${node.manifest.source})` : 'already stored'}`);
+    } finally {
+      aws.destroy();
+    }
     return 0;
   } finally {
     destroySetupClients(clients);
