@@ -27,6 +27,8 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gq, gqEnv, testHome, type CliResult } from './support/cli.js';
 import { describeAws, motoClients, startMoto, type Moto } from './support/moto.js';
+import { startNodeMirror, type NodeMirror } from './support/node-mirror.mjs';
+import { PINNED_NODE_VERSION } from '../packages/submitter/src/userdata.js';
 
 
 /** A secret long enough for gq to register it for redaction: it must never be printed. */
@@ -48,6 +50,7 @@ describeAws('gq doctor (moto)', () => {
   let home: string;
   let env: NodeJS.ProcessEnv;
   let arm64Ami: string;
+  let mirror: NodeMirror | undefined;
   const healthy = `gq-doctor-ok-${process.pid}`;
   const broken = `gq-doctor-noroute-${process.pid}`;
   let routeless: string;
@@ -70,6 +73,9 @@ describeAws('gq doctor (moto)', () => {
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     });
+    // gq setup stores the instances' Node.js build: from a local stand-in for nodejs.org.
+    mirror = await startNodeMirror(PINNED_NODE_VERSION);
+    env.GQ_NODE_MIRROR = mirror.url;
     const ssm = new SSMClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
     arm64Ami = (await ssm.send(new GetParameterCommand({ Name: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64' }))).Parameter!.Value!;
     ssm.destroy();
@@ -100,6 +106,7 @@ describeAws('gq doctor (moto)', () => {
   }, 300_000);
 
   afterAll(async () => {
+    await mirror?.close();
     ec2?.destroy();
     await moto?.stop();
   });
