@@ -4,17 +4,16 @@
  * when the job's queue is gone, and a lease lost while the task runs (another worker took the task
  * over: this worker must record nothing over the newer attempt, its results file included).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tar from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, keys, type Backend, type JobSpec, type TaskQueue } from '@gq/common';
+import { createLogger, keys, type Backend, type TaskQueue } from '@gq/common';
 import { openLocalBackend, type LocalBackend } from '@gq/common/local/index';
 import { Agent, type AgentResult } from '../src/agent.js';
 import { workspaceAt } from '../src/workspace.js';
+import { makeLocalJob, TYPE, type Fixture } from './local-job.js';
 
-const TYPE = 'local';
 const homes: string[] = [];
 const open: LocalBackend[] = [];
 const agents: Agent[] = [];
@@ -26,49 +25,6 @@ afterEach(async () => {
   for (const b of open.splice(0)) await b.close();
   for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
 });
-
-interface Fixture {
-  home: string;
-  backend: LocalBackend;
-  job: string;
-}
-
-/** A job of `commands` on a fresh local backend: spec and tasks recorded, code uploaded, messages sent. */
-async function makeJob(label: string, commands: string[], over: Partial<JobSpec> = {}): Promise<Fixture> {
-  const home = mkdtempSync(join(tmpdir(), `gq-agent-${label}-`));
-  homes.push(home);
-  const backend = openLocalBackend({ home: join(home, 'gq') });
-  open.push(backend);
-  const code = join(home, 'code');
-  mkdirSync(code);
-  writeFileSync(join(code, 'README'), 'agent loop test\n');
-  const bundle = join(home, 'code.tar.gz');
-  await tar.c({ gzip: true, file: bundle, cwd: code }, ['.']);
-  const job = `al-${label}`;
-  const codeKey = `code/${label}.tar.gz`;
-  await backend.artifacts.putFile(codeKey, bundle);
-  const spec: JobSpec = {
-    name: job,
-    backend: 'local',
-    createdAt: new Date().toISOString(),
-    total: commands.length,
-    instanceTypes: { [TYPE]: commands.length },
-    codeKey,
-    resultsPath: 'results.csv',
-    outputs: [],
-    maxAttempts: 3,
-    timeoutSeconds: 0,
-    installTimeoutSeconds: 60,
-    installAttempts: 1,
-    visibilitySeconds: 30,
-    idleSeconds: 600,
-    ...over,
-  };
-  await backend.status.createJob(spec, commands.map((command, i) => ({ task: i + 1, instanceType: TYPE, command })));
-  const q = await backend.queues.ensure(job, TYPE, { visibilitySeconds: spec.visibilitySeconds, maxReceiveCount: 10 });
-  await q.send(commands.map((_, i) => i + 1));
-  return { home, backend, job };
-}
 
 /** An agent of the job in this process, with `wrap` around its queue (to make it fail). */
 async function agentOf(f: Fixture, instance: string, wrap: (q: TaskQueue) => TaskQueue = (q) => q, backend: Backend = f.backend): Promise<Agent> {
@@ -122,6 +78,13 @@ async function until(what: string, pred: () => Promise<boolean> | boolean, timeo
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+async function makeJob(label: string, commands: string[], over: Parameters<typeof makeLocalJob>[2] = {}): Promise<Fixture> {
+  const f = await makeLocalJob(label, commands, over);
+  homes.push(f.home);
+  open.push(f.backend);
+  return f;
 }
 
 describe('agent loop: AWS out of reach', () => {
