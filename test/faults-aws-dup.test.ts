@@ -30,7 +30,7 @@ describeAws('AWS backend on moto: duplicate delivery while the task runs', () =>
   });
 
   slow('the duplicate is hidden again, never run twice', async () => {
-    const s = awsScenario(h, 'fd-dup');
+    const s = awsScenario(h, 'fd-dup', 'every-task');
     const f = jobFile(s, [task(s, 1, 'sleep 8'), task(s, 2)]);
     const r = await submit(s, f, ['--visibility', '2s', '--wait', '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -45,7 +45,7 @@ describeAws('AWS backend on moto: duplicate delivery while the task runs', () =>
   }, 150_000);
 
   slow('a duplicated task whose attempt fails is retried once, with a fresh message', async () => {
-    const s = awsScenario(h, 'fd-dup-fail');
+    const s = awsScenario(h, 'fd-dup-fail', 'every-task');
     const f = jobFile(s, [task(s, 1, 'if [ "$GQ_ATTEMPT" = 1 ]; then sleep 8; echo first attempt fails >&2; exit 3; fi'), task(s, 2)]);
     const r = await submit(s, f, ['--visibility', '2s', '--retries', '1', '--wait', '--json']);
     expect(r.code, r.stderr).toBe(0);

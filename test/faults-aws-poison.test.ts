@@ -41,7 +41,7 @@ describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () =>
   });
 
   slow('a task that always fails and one that kills its own agent end FAILED after their limit; the others succeed', async () => {
-    const s = awsScenario(h, 'fp-poison');
+    const s = awsScenario(h, 'fp-poison', 'every-task');
     // Task 2 crashes its agent at every attempt. It runs as the unprivileged task user and cannot
     // kill its (root) agent itself: it names it ($PPID) and the test kills it.
     const victims = join(s.dir, 'kill-agent');
@@ -83,7 +83,7 @@ describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () =>
   slow('a message that reached the dead-letter queue: gq status records its task as failed and says why', async () => {
     // A job whose instances the runtime does not boot (its name is outside this file's prefix):
     // the test itself receives the message until SQS moves it to the dead-letter queue.
-    const s = awsScenario(h, 'xdlq-fp');
+    const s = awsScenario(h, 'xdlq-fp', 'every-task');
     const f = jobFile(s, [task(s, 1)]);
     const r = await submit(s, f, ['--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -105,7 +105,7 @@ describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () =>
   }, 120_000);
 
   slow('a task that runs longer than the visibility timeout is kept by its heartbeat and never runs twice', async () => {
-    const s = awsScenario(h, 'fp-long');
+    const s = awsScenario(h, 'fp-long', 'every-task');
     const f = jobFile(s, [task(s, 1, 'sleep 10'), task(s, 2), task(s, 3)]);
     const r = await submit(s, f, ['--visibility', '3s', '--wait', '--json']);
     expect(r.code, r.stderr).toBe(0);

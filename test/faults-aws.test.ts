@@ -58,7 +58,7 @@ describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
 
   for (const c of cases) {
     slow(`kill:${c.point} — ${c.what}`, async () => {
-      const s = awsScenario(h, `fa-${c.point}`);
+      const s = awsScenario(h, `fa-${c.point}`, 'every-task');
       const install = join(s.dir, 'INSTALL.sh');
       writeFileSync(install, 'echo installing; sleep 0.5; echo installed\n');
       const f = jobFile(s, [1, 2, 3].map((n) => task(s, n, 'sleep 0.5')));
@@ -86,7 +86,7 @@ describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
   }
 
   slow('killed while its task runs (SIGKILL to its agent, once): the task runs again, recorded once', async () => {
-    const s = awsScenario(h, 'fa-running');
+    const s = awsScenario(h, 'fa-running', 'every-task');
     const once = join(s.dir, 'killed-once');
     // The task runs as the unprivileged task user and cannot kill its (root) agent itself: it
     // names it ($PPID), and the test kills it.
@@ -112,7 +112,7 @@ describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
   }, 180_000);
 
   slow('a Spot interruption: the task is given back within 5 s, uncharged, and the instance takes no more work', async () => {
-    const s = awsScenario(h, 'fa-spot');
+    const s = awsScenario(h, 'fa-spot', 'every-task');
     const started = join(s.dir, 'started');
     const f = jobFile(s, [task(s, 1, `if [ ! -e ${started} ]; then touch ${started}; sleep 60; fi`)]);
     const r = await submit(s, f, ['--visibility', '5s', '--json']);

@@ -31,7 +31,7 @@ describeAws('AWS backend on moto: install scripts that fail or hang', () => {
 
   for (const kind of ['fails', 'hangs'] as const) {
     slow(`an install script that ${kind} every time: bounded, recorded, instances leave, no task consumed, --wait stops`, async () => {
-      const s = awsScenario(h, `fi-${kind}`);
+      const s = awsScenario(h, `fi-${kind}`, 'every-task');
       const install = join(s.dir, 'INSTALL.sh');
       writeFileSync(
         install,

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openDb, openLocalBackend } from '../packages/common/src/local/index.js';
 import type { TaskState } from '../packages/common/src/index.js';
 import { gq, gqEnv, killAll, pidsMatching, statusJson, testHome, waitFor } from './support/cli.js';
-import { checkInvariants } from './support/invariants.js';
+import { checkInvariants, type ResultsDeclared } from './support/invariants.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 
@@ -23,11 +23,13 @@ interface Scenario {
   code: string;
   runs: string;
   job: string;
+  /** What its tasks write (checkInvariants): task() below writes a results file on success. */
+  results: ResultsDeclared;
 }
 
 const homes: string[] = [];
 
-function setup(label: string, extra: Record<string, string> = {}): Scenario {
+function setup(label: string, extra: Record<string, string>, results: ResultsDeclared): Scenario {
   const home = testHome(`faults-${label}`);
   homes.push(home);
   const code = join(home, 'code');
@@ -35,7 +37,7 @@ function setup(label: string, extra: Record<string, string> = {}): Scenario {
   mkdirSync(code, { recursive: true });
   mkdirSync(runs, { recursive: true });
   writeFileSync(join(code, 'README'), 'fault scenario code\n');
-  return { home, env: gqEnv(home, extra), code, runs, job: `fl-${label}` };
+  return { home, env: gqEnv(home, extra), code, runs, job: `fl-${label}`, results };
 }
 
 /** A task: record this start, run `body`, then write a one-row results file (id = task number). */
@@ -67,7 +69,16 @@ function workerLogs(s: Scenario): string {
 async function invariants(s: Scenario, allowed?: TaskState[]): Promise<void> {
   const backend = openLocalBackend({ home: s.env.GQ_HOME! });
   try {
-    await checkInvariants({ status: backend.status, job: s.job, env: s.env, out: join(s.home, 'out'), allowed, idColumn: 'id' });
+    await checkInvariants({
+      status: backend.status,
+      artifacts: backend.artifacts,
+      job: s.job,
+      env: s.env,
+      out: join(s.home, 'out'),
+      results: s.results,
+      allowed,
+      idColumn: 'id',
+    });
   } finally {
     await backend.close();
   }
@@ -113,7 +124,7 @@ describe('local backend: an agent killed with SIGKILL mid-task', () => {
   for (const p of points) {
     // Quick (about 5 s each): these run in `npm run test:quick` too.
     it(`kill:${p.point} — ${p.what}`, async () => {
-      const s = setup(p.point);
+      const s = setup(p.point, {}, 'every-task');
       const marker = join(s.home, 'fault-fired');
       s.env.GQ_TEST_FAULT = `kill:${p.point}@${marker}`;
       const install = join(s.home, 'INSTALL.sh');
@@ -153,7 +164,7 @@ describe('local backend: an agent killed with SIGKILL mid-task', () => {
   }
 
   slow('killed while its task runs: what it ran is stopped, the task runs again elsewhere and is recorded once', async () => {
-    const s = setup('running', { GQ_VISIBILITY: '2' });
+    const s = setup('running', { GQ_VISIBILITY: '2' }, 'every-task');
     // Task 1's first start would run for a minute; every later start is quick.
     const started = join(s.home, 'started-1');
     const f = jobFile(s, [task(s, 1, `if [ ! -e ${started} ]; then touch ${started}; sleep 59.7; fi`), task(s, 2), task(s, 3)]);
@@ -189,7 +200,7 @@ describe('local backend: duplicate delivery and long tasks', () => {
   slow('a message delivered again while its task runs is hidden again, never run twice', async () => {
     // skip:extend: the heartbeat renews the lease but not the message, so the message comes back
     // every 2 s while task 1 runs for 6 s; the other worker receives it, sees the live lease.
-    const s = setup('dup', { GQ_TEST_FAULT: 'skip:extend', GQ_VISIBILITY: '2', GQ_IDLE: '4' });
+    const s = setup('dup', { GQ_TEST_FAULT: 'skip:extend', GQ_VISIBILITY: '2', GQ_IDLE: '4' }, 'every-task');
     const f = jobFile(s, [task(s, 1, 'sleep 6'), task(s, 2)]);
     expect((await gq(['submit', f, '--code', s.code, '--name', s.job, '--workers', '2', '--json'], s.env)).code).toBe(0);
     // The duplicate delivery really happened (the message was received again while task 1 ran).
@@ -213,7 +224,7 @@ describe('local backend: duplicate delivery and long tasks', () => {
   slow('a duplicated task whose attempt fails is retried once, by the queue, not twice', async () => {
     // As above, but attempt 1 fails after the message was delivered to the other worker: the
     // retry must give the message back although this worker's receipt is no longer current.
-    const s = setup('dup-fail', { GQ_TEST_FAULT: 'skip:extend', GQ_VISIBILITY: '2', GQ_IDLE: '4' });
+    const s = setup('dup-fail', { GQ_TEST_FAULT: 'skip:extend', GQ_VISIBILITY: '2', GQ_IDLE: '4' }, 'every-task');
     const f = jobFile(s, [task(s, 1, 'if [ "$GQ_ATTEMPT" = 1 ]; then sleep 5; echo first attempt fails >&2; exit 3; fi'), task(s, 2)]);
     const r = await gq(['submit', f, '--code', s.code, '--name', s.job, '--workers', '2', '--retries', '1', '--wait', '--json'], s.env, {
       timeoutMs: 90_000,
@@ -229,7 +240,7 @@ describe('local backend: duplicate delivery and long tasks', () => {
   }, 120_000);
 
   slow('a task running longer than the visibility timeout is kept by its heartbeat', async () => {
-    const s = setup('long', { GQ_VISIBILITY: '3', GQ_IDLE: '2' });
+    const s = setup('long', { GQ_VISIBILITY: '3', GQ_IDLE: '2' }, 'every-task');
     const f = jobFile(s, [task(s, 1, 'sleep 10'), task(s, 2), task(s, 3)]);
     const r = await gq(['submit', f, '--code', s.code, '--name', s.job, '--workers', '2', '--wait', '--json'], s.env, { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
@@ -243,7 +254,7 @@ describe('local backend: duplicate delivery and long tasks', () => {
 
 describe('local backend: poison tasks', () => {
   slow('a task that always fails and one that kills its own agent end FAILED after their limit', async () => {
-    const s = setup('poison', { GQ_VISIBILITY: '2' });
+    const s = setup('poison', { GQ_VISIBILITY: '2' }, 'every-task');
     const f = jobFile(s, [
       task(s, 1, 'echo always broken >&2; exit 5'),
       task(s, 2, 'kill -9 $PPID; sleep 1'),
@@ -277,7 +288,7 @@ describe('local backend: poison tasks', () => {
   slow('a message that reached the dead-letter queue is reported and its task does not hang the job', async () => {
     // One worker is busy with task 1; meanwhile task 2's message is received (by the test) until
     // the queue moves it to the dead-letter queue: no worker will ever see it again.
-    const s = setup('dlq', { GQ_IDLE: '1' });
+    const s = setup('dlq', { GQ_IDLE: '1' }, 'every-task');
     const f = jobFile(s, [task(s, 1, 'sleep 4'), task(s, 2)]);
     expect((await gq(['submit', f, '--code', s.code, '--name', s.job, '--workers', '1', '--json'], s.env)).code).toBe(0);
     const backend = openLocalBackend({ home: s.env.GQ_HOME! });
@@ -313,7 +324,7 @@ describe('local backend: poison tasks', () => {
 describe('local backend: install scripts that fail or hang', () => {
   for (const kind of ['fails', 'hangs'] as const) {
     slow(`an install script that ${kind} every time: bounded retries, recorded, no task consumed, --wait stops`, async () => {
-      const s = setup(`install-${kind}`);
+      const s = setup(`install-${kind}`, {}, 'every-task');
       const install = join(s.home, 'INSTALL.sh');
       writeFileSync(
         install,
@@ -368,7 +379,7 @@ describe('local backend: install scripts that fail or hang', () => {
 
 describe('local backend: a worker asked to stop twice (the local analogue of a Spot interruption)', () => {
   it('two SIGTERMs: the task is given back at once, not charged, and the worker takes no more work', async () => {
-    const s = setup('sigterm', { GQ_VISIBILITY: '3' });
+    const s = setup('sigterm', { GQ_VISIBILITY: '3' }, 'every-task');
     // Only the first start runs long; the rerun is quick.
     const f = jobFile(s, [task(s, 1, `if [ ! -e ${s.home}/started ]; then touch ${s.home}/started; sleep 30; fi`)]);
     expect((await gq(['submit', f, '--code', s.code, '--name', s.job, '--workers', '1', '--json'], s.env)).code).toBe(0);

@@ -38,7 +38,7 @@ describeAws('instances on moto: reboot, task user', () => {
   });
 
   it('a reboot mid-task: the agent service comes back without UserData, the task runs again and succeeds once', async () => {
-    const s = awsScenario(h, 'ir-reboot');
+    const s = awsScenario(h, 'ir-reboot', 'every-task');
     const f = jobFile(s, [1, 2, 3].map((n) => task(s, n, 'sleep 4')));
     const r = await submit(s, f, ['--max-instances', '1', '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -81,7 +81,7 @@ describeAws('instances on moto: reboot, task user', () => {
     `printf 'id,uid,home,keys,imds\\n1,%s,%s,%s,%s\\n' "$(id -u)" "$HOME" "$(env | grep -c '^AWS_ACCESS_KEY_ID=${KEY_ID}')" "\${t:+reachable}" > results.csv`;
 
   async function probeJob(job: string, args: string[]): Promise<Record<string, string>> {
-    const s = awsScenario(h, job);
+    const s = awsScenario(h, job, 'every-task');
     const r = await submit(s, jobFile(s, [probe]), [...args, '--wait', '--json']);
     expect(r.code, `${r.stderr}\n${h.runtime.errors.join('\n')}`).toBe(0);
     const out = join(s.dir, 'out');

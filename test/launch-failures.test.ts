@@ -115,7 +115,7 @@ describeAws('AWS backend on moto: instances that do not start', () => {
 
   for (const [n, m] of CAUSES.entries()) {
     (n === 0 ? it : slow)(`launch refused (${m.cause}): gq status says why and what to do, --wait ends with the reason`, async () => {
-      const s = awsScenario(h, `lf-${m.cause}`);
+      const s = awsScenario(h, `lf-${m.cause}`, 'every-task');
       // A transient cause counts only once it has lasted 10 minutes: these failures are older.
       const ago = m.cause === 'instance-profile' ? [11, 12, 13] : [1, 2, 3];
       refusals.set(groupName(s.job, TYPE), () => failedActivities(groupName(s.job, TYPE), m.message, ago));
@@ -150,7 +150,7 @@ describeAws('AWS backend on moto: instances that do not start', () => {
 
   slow('a transient cause that has not persisted is shown but not counted', async () => {
     const m = CAUSES.find((c) => c.cause === 'instance-profile')!;
-    const s = awsScenario(h, 'lf-profile-new');
+    const s = awsScenario(h, 'lf-profile-new', 'every-task');
     refusals.set(groupName(s.job, TYPE), () => failedActivities(groupName(s.job, TYPE), m.message, [0.1, 0.2, 0.3, 0.4]));
     const r = await submit(s, jobFile(s, [task(s, 1)]), []);
     expect(r.code, r.stderr).toBe(0);
@@ -162,7 +162,7 @@ describeAws('AWS backend on moto: instances that do not start', () => {
 
   slow('an instance that stays silent past --boot-timeout is a failed boot', async () => {
     // The "lf-" instances that moto starts never boot (the runtime runs only "bl-" groups).
-    const s = awsScenario(h, 'lf-silent');
+    const s = awsScenario(h, 'lf-silent', 'every-task');
     const env = { ...h.env, GQ_BOOT_TIMEOUT: '3s', GQ_BOOT_FAILURES: '1' };
     const r = await gq(['submit', jobFile(s, [task(s, 1)]), '--code', s.code, '--name', s.job, '--wait'], env, { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(1);
@@ -173,7 +173,7 @@ describeAws('AWS backend on moto: instances that do not start', () => {
   });
 
   it('a launch template or instance profile not yet visible to Auto Scaling: group creation is retried', async () => {
-    const s = awsScenario(h, 'lf-not-yet');
+    const s = awsScenario(h, 'lf-not-yet', 'every-task');
     const group = groupName(s.job, TYPE);
     notYet.set(group, [
       `The specified launch template, with template name ${group}, does not exist.`,
@@ -191,7 +191,7 @@ describeAws('AWS backend on moto: instances that do not start', () => {
   it('a boot loop (UserData fails and cannot report) is stopped after 3 boots: group at 0, reason shown', async () => {
     instancesCutOff = true;
     stopPowerOff = emulateEc2PowerOff(h);
-    const s = awsScenario(h, 'bl-loop');
+    const s = awsScenario(h, 'bl-loop', 'every-task');
     const group = groupName(s.job, TYPE);
     const mine = () => h.runtime.instances().filter((i) => i.group === group);
     const t0 = Date.now();

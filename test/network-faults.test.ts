@@ -206,7 +206,8 @@ describeAws('network faults between gq and AWS (moto, instance runtime)', () => 
     const st = await statusJson(job, h!.env, true);
     expect(st).toMatchObject({ name: job, total, counts: { queued: 0, running: 0, succeeded: total, failed: 0, cancelled: 0 } });
     expect(st.tasks.map((t: { state: string }) => t.state)).toEqual(Array(total).fill('SUCCEEDED'));
-    await checkInvariants({ status: h!.backend.status, job, env: h!.env, out: join(dir, `${job}-results`), idColumn: 'id' });
+    // Every task writes a one-row results file.
+    await checkInvariants({ status: h!.backend.status, artifacts: h!.backend.artifacts, job, env: h!.env, out: join(dir, `${job}-results`), results: 'every-task', idColumn: 'id' });
     // Every worker left on its own (idle), none was left running or crashed.
     const mine = () => h!.runtime.instances().filter((i) => i.group.startsWith(`gq-${job}-`));
     await h!.runtime.waitFor(() => mine().length > 0 && mine().every((i) => i.terminated && !i.alive), 90_000);

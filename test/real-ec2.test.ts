@@ -39,7 +39,7 @@ describeAws('real-EC2 code paths (no endpoint override) on moto', () => {
   });
 
   it('boots from the bucket over regional HTTPS endpoints, runs the job, and powers off when done', async () => {
-    const s = awsScenario(h, 're-job');
+    const s = awsScenario(h, 're-job', 'every-task');
     const r = await submit(s, jobFile(s, [1, 2].map((n) => task(s, n))), ['--max-instances', '1', '--wait', '--json']);
     expect(r.code, `${r.stderr}\n${h.runtime.errors.join('\n')}`).toBe(0);
     expect(JSON.parse(r.stdout).counts).toMatchObject({ succeeded: 2, failed: 0 });

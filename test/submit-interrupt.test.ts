@@ -132,7 +132,7 @@ describe('gq submit interrupted and run again: local backend', () => {
         expect(st).toMatchObject({ total: ROWS, counts: { queued: 0, running: 0, succeeded: ROWS, failed: 0, cancelled: 0 } });
         expectEachRanOnce(ran, ROWS);
         // The queue held one message per task: the second run did not enqueue again.
-        await checkInvariants({ status: backend.status, job, env, out: join(home, 'out'), idColumn: 'id' });
+        await checkInvariants({ status: backend.status, artifacts: backend.artifacts, job, env, out: join(home, 'out'), results: 'every-task', idColumn: 'id' });
       } finally {
         await backend.close();
       }
@@ -236,7 +236,7 @@ describeAws('gq submit interrupted during enqueue and run again: AWS backend on 
       expect(st).toMatchObject({ total: ROWS, counts: { queued: 0, running: 0, succeeded: ROWS, failed: 0, cancelled: 0 } });
       expect(await h!.backend.status.listTasks(job)).toHaveLength(ROWS);
       expectEachRanOnce(ran, ROWS);
-      await checkInvariants({ status: h!.backend.status, job, env: h!.env, out: join(dir, 'out'), idColumn: 'id' });
+      await checkInvariants({ status: h!.backend.status, artifacts: h!.backend.artifacts, job, env: h!.env, out: join(dir, 'out'), results: 'every-task', idColumn: 'id' });
       const mine = () => h!.runtime.instances().filter((i) => i.group.startsWith(`gq-${job}-`));
       await h!.runtime.waitFor(() => mine().length > 0 && mine().every((i) => i.terminated && !i.alive), 90_000);
     },

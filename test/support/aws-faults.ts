@@ -10,7 +10,7 @@ import { expect } from 'vitest';
 import type { TaskState } from '../../packages/common/src/index.js';
 import type { AwsHarness } from './aws-harness.js';
 import { gq, pidsMatching, statusJson, testHome, waitFor } from './cli.js';
-import { checkInvariants } from './invariants.js';
+import { checkInvariants, type ResultsDeclared } from './invariants.js';
 
 export const TYPE = 't3.micro';
 
@@ -20,9 +20,11 @@ export interface AwsScenario {
   runs: string;
   job: string;
   h: AwsHarness;
+  /** What its tasks write (checkInvariants): task() below writes a results file on success. */
+  results: ResultsDeclared;
 }
 
-export function awsScenario(h: AwsHarness, job: string): AwsScenario {
+export function awsScenario(h: AwsHarness, job: string, results: ResultsDeclared): AwsScenario {
   const dir = testHome(job);
   const code = join(dir, 'code');
   const runs = join(dir, 'runs');
@@ -32,7 +34,7 @@ export function awsScenario(h: AwsHarness, job: string): AwsScenario {
   chmodSync(runs, 0o777);
   chmodSync(dir, 0o1777);
   writeFileSync(join(code, 'README'), 'fault scenario code\n');
-  return { dir, code, runs, job, h };
+  return { dir, code, runs, job, h, results };
 }
 
 /** A task: record this start ("<attempt> <instance>"), run `body`, write a one-row results file. */
@@ -66,7 +68,16 @@ export function consoleLogs(s: AwsScenario): string {
 }
 
 export async function awsInvariants(s: AwsScenario, allowed?: TaskState[]): Promise<void> {
-  await checkInvariants({ status: s.h.backend.status, job: s.job, env: s.h.env, out: join(s.dir, 'out'), allowed, idColumn: 'id' });
+  await checkInvariants({
+    status: s.h.backend.status,
+    artifacts: s.h.backend.artifacts,
+    job: s.job,
+    env: s.h.env,
+    out: join(s.dir, 'out'),
+    results: s.results,
+    allowed,
+    idColumn: 'id',
+  });
 }
 
 /** Follow the job with `gq status` (which restores capacity when no worker is left) until it ends. */

@@ -23,12 +23,12 @@ export interface AgentControl {
 export interface AgentResult {
   exitCode: number;
   tasksRun: number;
-  reason: 'idle' | 'drained' | 'interrupted' | 'install-failed' | 'job-missing';
+  reason: 'idle' | 'drained' | 'interrupted' | 'install-failed' | 'job-missing' | 'unreachable';
 }
 
 const MAX_BACKOFF_MS = 30_000;
-/** A worker that cannot reach AWS for this long leaves (see loop). */
-const UNREACHABLE_LIMIT_MS = 30 * 60_000;
+/** A worker that cannot reach AWS for this long leaves (see loop); the job's `unreachableTimeout`. */
+const DEFAULT_UNREACHABLE_S = 30 * 60;
 const MAX_VISIBILITY_S = 43_200;
 
 /**
@@ -57,6 +57,8 @@ export class Agent implements AgentControl {
   private instanceState: InstanceState = 'BOOTING';
   /** Scale-in protection as AWS accepted it (protection.ts). */
   private protection: ScaleInProtection | undefined;
+  /** Why the loop ended, when not idle, drained or interrupted. */
+  private leftFor: 'job-missing' | 'unreachable' | undefined;
 
   constructor(private readonly d: AgentDeps) {}
 
@@ -121,7 +123,7 @@ export class Agent implements AgentControl {
     }
     await this.setState('READY');
     const tasksRun = await this.loop(job);
-    const reason = this.interrupted ? 'interrupted' : this.draining ? 'drained' : 'idle';
+    const reason = this.interrupted ? 'interrupted' : this.draining ? 'drained' : (this.leftFor ?? 'idle');
     await this.leave();
     return { exitCode: 0, tasksRun, reason };
   }
@@ -179,13 +181,15 @@ export class Agent implements AgentControl {
     let idleSince = Date.now();
     let failures = 0;
     let failingSince: number | undefined;
+    const unreachableMs = (job.unreachableSeconds ?? DEFAULT_UNREACHABLE_S) * 1000;
     while (!this.draining) {
       // AWS out of reach for good (a broken network on this instance): do not bill for ever.
       // Leaving powers the instance off on EC2; Auto Scaling replaces it if work remains.
       if (failures === 0) failingSince = undefined;
       else failingSince ??= Date.now();
-      if (failingSince !== undefined && Date.now() - failingSince > UNREACHABLE_LIMIT_MS) {
-        d.log.error({ failures, minutes: UNREACHABLE_LIMIT_MS / 60_000 }, 'AWS has been out of reach too long; this worker leaves');
+      if (failingSince !== undefined && Date.now() - failingSince > unreachableMs) {
+        d.log.error({ failures, seconds: unreachableMs / 1000 }, 'AWS has been out of reach too long; this worker leaves');
+        this.leftFor = 'unreachable';
         break;
       }
       const idleLeft = job.idleSeconds * 1000 - (Date.now() - idleSince);
@@ -218,6 +222,12 @@ export class Agent implements AgentControl {
         });
         failures = 0;
       } catch (e) {
+        // The queue is gone (the job was cleaned while this worker idled): nothing can come.
+        if (isQueueGone(e)) {
+          d.log.warn('the job\'s queue is gone (the job was cleaned); this worker leaves');
+          this.leftFor = 'job-missing';
+          break;
+        }
         // A failed receive is "nothing found" after a pause that grows, never a hot spin.
         failures++;
         const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
@@ -334,4 +344,12 @@ export class Agent implements AgentControl {
       .terminateSelf(d.job, d.instanceType, d.instance)
       .catch((e: unknown) => d.log.warn({ err: e }, 'could not leave the fleet'));
   }
+}
+
+/**
+ * QueueNotFoundError of either queue adapter (SQS's QueueDoesNotExist is mapped onto it).
+ * Recognised by name: the class lives with the local backend, which the EC2 bundle must not import.
+ */
+function isQueueGone(e: unknown): boolean {
+  return e instanceof Error && e.name === 'QueueNotFoundError';
 }

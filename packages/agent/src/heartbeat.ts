@@ -22,6 +22,8 @@ export interface HeartbeatOptions {
 
 export interface Heartbeat {
   stop(): Promise<void>;
+  /** Epoch ms of the last renewal the store accepted (the start, before the first one). */
+  lastRenewedAt(): number;
 }
 
 /** SQS keeps a message hidden for at most 12 hours after it was received. */
@@ -34,10 +36,14 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
   let signalled = false;
   let inFlight: Promise<void> = Promise.resolve();
   let failures = 0;
+  // The claim renewed the lease just before the heartbeat started.
+  let renewedAt = Date.now();
 
   const beat = async (): Promise<void> => {
     try {
+      const sentAt = Date.now();
       const r = await o.status.heartbeat(o.job, o.task, o.instance, o.leaseSeconds * 1000);
+      if (r !== 'lost') renewedAt = sentAt;
       if (r !== 'ok' && !signalled) {
         signalled = true;
         o.onStop(r);
@@ -68,5 +74,6 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
       clearInterval(timer);
       await inFlight;
     },
+    lastRenewedAt: () => renewedAt,
   };
 }

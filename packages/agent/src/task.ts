@@ -70,16 +70,22 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     }
     log.debug({ exitCode: r.exitCode, signal: r.signal, ms: r.durationMs }, 'command ended');
 
+    // Uploads that had to be retried (AWS out of reach) first check that the task is still ours:
+    // if another worker took it over meanwhile, its newer files must not be overwritten.
+    const stillOurs = async () =>
+      (await d.backend.status.heartbeat(job.name, task.task, d.instance, job.visibilitySeconds * 1000)) !== 'lost';
+    // Heartbeats that did not reach the store for half a lease (a network cut, a paused machine):
+    // another worker may hold the task now, and its results (same keys) must not be overwritten
+    // with this attempt's. Ask once before uploading anything; no extra call when they did.
+    if (stopReason !== 'lost' && Date.now() - hb.lastRenewedAt() > (job.visibilitySeconds * 1000) / 2) {
+      if (!(await stillOurs().catch(() => true))) stopReason = 'lost';
+    }
     if (stopReason === 'lost') {
       // Another worker owns the task now; record nothing and leave the message alone.
       log.warn('lease lost while running; the task belongs to another worker now');
       removeTaskDir(dir);
       return;
     }
-    // Uploads that had to be retried (AWS out of reach) first check that the task is still ours:
-    // if another worker took it over meanwhile, its newer files must not be overwritten.
-    const stillOurs = async () =>
-      (await d.backend.status.heartbeat(job.name, task.task, d.instance, job.visibilitySeconds * 1000)) !== 'lost';
     const finish = async (): Promise<void> => {
       // A task that printed nothing has no log to keep.
       const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;

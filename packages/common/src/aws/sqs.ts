@@ -141,15 +141,21 @@ export class SqsQueue implements TaskQueue {
     // Before the call: the invisibility of what it returns starts later than this.
     const sentAt = Date.now();
     if (this.batching) for (const [r, until] of this.hiddenUntil) if (until < sentAt) this.hiddenUntil.delete(r);
-    const out = await this.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: this.url,
-        MaxNumberOfMessages: clamp(opts.max, 1, SQS_MAX_BATCH),
-        WaitTimeSeconds: clamp(opts.waitSeconds, 0, SQS_MAX_WAIT_SECONDS),
-        VisibilityTimeout: clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS),
-        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-      }),
-    );
+    const out = await this.sqs
+      .send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.url,
+          MaxNumberOfMessages: clamp(opts.max, 1, SQS_MAX_BATCH),
+          WaitTimeSeconds: clamp(opts.waitSeconds, 0, SQS_MAX_WAIT_SECONDS),
+          VisibilityTimeout: clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS),
+          MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        }),
+      )
+      .catch((err: unknown) => {
+        // Deleted (the job was cleaned): the same typed error as the local queue's.
+        if (isMissingQueue(err)) throw new QueueNotFoundError(this.job, this.instanceType);
+        throw err;
+      });
     const result: ReceivedMessage[] = [];
     for (const m of out.Messages ?? []) {
       if (!m.ReceiptHandle) continue;

@@ -34,6 +34,11 @@ export const configShape = {
   installRetries: intFromEnv(0, 10).default(2),
   /** A worker leaves after the queue has been empty this long. */
   idle: duration.optional(),
+  /**
+   * A worker that cannot reach AWS (or the local store) this long leaves: on EC2 the instance
+   * powers off and Auto Scaling replaces it if work remains.
+   */
+  unreachableTimeout: duration.refine((v) => v >= 1, { message: 'must be at least 1 second' }).default(1800),
   /** Message visibility and task lease; renewed by the heartbeat. */
   visibility: duration.default(300),
   /** AWS: instances per instance type at most. */
@@ -77,6 +82,7 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   installTimeout: { what: 'a duration such as 90s, 30m or 1h', example: '30m' },
   installRetries: { what: 'a whole number from 0 to 10', example: '2' },
   idle: { what: 'a duration such as 90s, 5m or 1h', example: '2m' },
+  unreachableTimeout: { what: 'a duration of at least 1s, such as 10m, 30m or 1h', example: '30m' },
   visibility: { what: 'a duration such as 90s, 5m or 1h', example: '5m' },
   maxInstances: { what: 'a whole number from 1 to 10000', example: '20' },
   ami: {

@@ -38,6 +38,8 @@ export interface JobSpec {
   visibilitySeconds: number;
   /** A worker exits after the queue has been empty this long. */
   idleSeconds: number;
+  /** A worker leaves after AWS (or the local store) was out of reach this long; absent in jobs recorded before: 1800. */
+  unreachableSeconds?: number;
   /** Artifact key of the stored licence, when one was given. Never the licence itself. */
   licenseKey?: string;
   /** Extra environment for tasks (never secrets). */

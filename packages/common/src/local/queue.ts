@@ -219,6 +219,8 @@ export class LocalTaskQueue implements TaskQueue {
     const deadline = Date.now() + Math.max(0, Math.min(MAX_WAIT_SECONDS, opts.waitSeconds)) * 1000;
     for (;;) {
       if (!this.db.open) return [];
+      // Removed (the job was cleaned): say so, as SQS answers QueueDoesNotExist.
+      if (!this.st.queueById.get(this.queueId)) throw new QueueNotFoundError(this.job, this.instanceType);
       const now = this.clock();
       if (this.st.anyVisible.get(this.queueId, now)) {
         const got = this.receiveTx.immediate(max, visibilityMs, now);

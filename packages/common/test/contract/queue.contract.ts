@@ -66,6 +66,8 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       await fx.queues.remove(q.job, TYPE);
       await fx.queues.remove(q.job, TYPE); // missing is not an error
       await expect(fx.queues.open(q.job, TYPE)).rejects.toThrow();
+      // A worker still holding the queue learns that it is gone (the job was cleaned).
+      await expect(opened.receive({ max: 1, waitSeconds: 1, visibilitySeconds: 30 })).rejects.toMatchObject({ name: 'QueueNotFoundError' });
     });
 
     it('send / receive / delete', async () => {

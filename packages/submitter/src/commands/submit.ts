@@ -229,6 +229,7 @@ function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'loca
     installAttempts: c.installRetries + 1,
     visibilitySeconds: Math.max(2, Math.round(c.visibility)),
     idleSeconds: c.idle ?? (backend === 'local' ? 3 : 120),
+    unreachableSeconds: c.unreachableTimeout,
     licenseKey: p.licenseFile ? keys.license(p.name) : undefined,
   };
 }
