@@ -66,7 +66,15 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
     if (!queue) continue; // a submit that stopped before enqueueing: re-running it creates the queue
     // With workers alive, reading the queue is only for the dead-letter check: best effort.
     const depth = live > 0 ? await queue.depth().catch(() => undefined) : await queue.depth();
-    const pending = depth ? depth.visible + depth.delayed + depth.inFlight : undefined;
+    let pending = depth ? depth.visible + depth.delayed + depth.inFlight : undefined;
+    if (pending === 0 && live === 0 && counts.queued > 0) {
+      // No worker, no message, yet the store holds QUEUED tasks: their messages are gone (SQS
+      // drops a message after its retention period). Live workers do this themselves (the one
+      // that stays when idle, agent idle-leave.ts); read the tasks only in this rare case.
+      const lost = await resendQueued(backend, job, queue, type);
+      if (lost.length > 0) ctx.log.warn({ type, tasks: lost.length }, 'queued tasks had no message in the queue: sent them again');
+      pending = lost.length;
+    }
     if (pending === 0) {
       const failed = await failDeadLettered(backend, job, queue).catch((e: unknown) => {
         ctx.log.warn({ err: e, type }, 'could not check the dead-letter queue');
@@ -79,6 +87,16 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
     restarted.push(type);
   }
   return result();
+}
+
+/**
+ * Send again the message of every QUEUED task of `type` (their messages were lost). A duplicate
+ * is harmless: a second delivery finds the task claimed or final. Returns the tasks sent.
+ */
+export async function resendQueued(backend: Backend, job: JobRecord, queue: TaskQueue, type: string): Promise<number[]> {
+  const tasks = (await backend.status.listTasks(job.name, { states: ['QUEUED'] })).filter((t) => t.instanceType === type).map((t) => t.task);
+  if (tasks.length > 0) await queue.send(tasks);
+  return tasks;
 }
 
 /**
