@@ -4,7 +4,8 @@
  * status store directly.
  * - the last worker stays while a failed attempt waits out its retry delay elsewhere;
  * - a message lost (as SQS drops one after its retention period; removed by hand here) is sent
- *   again by the worker that stays idle, or by the next gq command when no worker is left.
+ *   again by the worker that stays idle, or by the next gq command when no worker is left;
+ * - the workers and queues of a finished job are removed without `gq clean`; gq retry makes them again.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -144,5 +145,34 @@ describe('local backend: tasks that must not strand', () => {
     const j = await finished(s);
     expect(j.counts).toEqual({ queued: 0, running: 0, succeeded: 1, failed: 0, cancelled: 0 });
     await workersGone(s);
+  });
+
+  it('the workers and queues of a finished job are removed without gq clean; gq retry makes them again', async () => {
+    const s = setup('gone');
+    const once = join(s.home, 'failed-once');
+    const r = await gq(
+      ['submit', jobFile(s, [task(s, 1), task(s, 2, `[ -e ${once} ] || { touch ${once}; exit 3; }`)]), '--code', s.code, '--name', s.job, '--workers', '2', '--retries', '0', '--wait', '--json'],
+      s.env,
+      { timeoutMs: 60_000 },
+    );
+    expect(r.code, r.stderr).toBe(1); // one task failed
+    const removed = async () => {
+      const b = openLocalBackend({ home: s.env.GQ_HOME! });
+      try {
+        const queue = await b.queues.open(s.job, 'local').then(() => true, () => false);
+        return { queue, fleet: existsSync(join(s.env.GQ_HOME!, 'fleet', s.job)) };
+      } finally {
+        await b.close();
+      }
+    };
+    // Its workers were stopped (SIGTERM, they were idle) and its queue deleted.
+    await workersGone(s);
+    expect(await removed()).toEqual({ queue: false, fleet: false });
+    const rr = await gq(['retry', s.job, '--failed', '--wait', '--json'], s.env, { timeoutMs: 60_000 });
+    expect(rr.code, rr.stderr).toBe(0);
+    expect((await jobOf(s))?.counts).toMatchObject({ succeeded: 2, failed: 0 });
+    // Its workers were stopped (SIGTERM, they were idle) and its queue deleted.
+    await workersGone(s);
+    expect(await removed()).toEqual({ queue: false, fleet: false });
   });
 });

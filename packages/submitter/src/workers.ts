@@ -52,6 +52,7 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   const { counts } = job;
   if (counts.queued + counts.running === 0) {
     await dropFinishedLicence(ctx, backend, job);
+    await removeFinishedFleet(ctx, backend, job);
     return result();
   }
   if (job.cancelRequested) return result();
@@ -97,6 +98,39 @@ export async function resendQueued(backend: Backend, job: JobRecord, queue: Task
   const tasks = (await backend.status.listTasks(job.name, { states: ['QUEUED'] })).filter((t) => t.instanceType === type).map((t) => t.task);
   if (tasks.length > 0) await queue.send(tasks);
   return tasks;
+}
+
+/** Every task final: nothing queued or running, and all of them created (not a submit half way). */
+export function isFinished(job: JobRecord): boolean {
+  const c = job.counts;
+  return c.queued + c.running === 0 && c.succeeded + c.failed + c.cancelled >= job.total;
+}
+
+/**
+ * A finished job needs its workers and queues no more: delete its groups, launch templates (and
+ * on AWS its IAM role and instance profile, with the fleet: aws/backend.ts) and its queues, so
+ * that a user running many jobs never reaches the account's limits (500 Auto Scaling groups and
+ * 5,000 launch templates a region, 1,000 IAM roles) without `gq clean`, which remains for the
+ * status items and the artifacts. Done by the gq commands that look at a job (status, --wait),
+ * not by the agents: their per-job role may not delete groups, queues or roles (infra/gq.yaml),
+ * and a role cannot delete itself. Queues go last, so a job whose first queue is gone was removed
+ * already: one GetQueueUrl on later looks. `gq retry` creates again what the job needs.
+ * Best effort: a failure is logged and the next command tries again.
+ */
+export async function removeFinishedFleet(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<boolean> {
+  if (!isFinished(job)) return false;
+  const types = Object.keys(job.instanceTypes);
+  try {
+    const present = await Promise.all(types.map((t) => backend.queues.open(job.name, t).then(() => true, () => false)));
+    if (!present.some(Boolean)) return false;
+    await backend.fleet.remove(job.name);
+    for (const type of types) await backend.queues.remove(job.name, type);
+    ctx.log.info({ job: job.name }, 'removed the workers and queues of the finished job');
+    return true;
+  } catch (e) {
+    ctx.log.warn({ err: e, job: job.name }, 'could not remove the workers and queues of the finished job; the next gq command tries again');
+    return false;
+  }
 }
 
 /**

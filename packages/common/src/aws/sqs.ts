@@ -26,7 +26,7 @@ import {
   type SendMessageBatchRequestEntry,
 } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
-import { GqError, UserError } from '../errors.js';
+import { GqError, QueueDeletedRecentlyError } from '../errors.js';
 // Backend-neutral errors (defined with the local backend; no SQLite in that module).
 import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
@@ -423,10 +423,7 @@ export class SqsQueueProvider implements QueueProvider {
       return out.QueueUrl;
     } catch (err) {
       if (isName(err, 'QueueDeletedRecently')) {
-        throw new UserError(`The queue ${name} was deleted less than 60 seconds ago.`, {
-          hint: 'SQS does not allow a queue name to be used again for 60 seconds after deleting it: wait a minute and submit again.',
-          cause: err,
-        });
+        throw new QueueDeletedRecentlyError(name, err);
       }
       if (!(err instanceof QueueNameExists || isName(err, 'QueueNameExists', 'QueueAlreadyExists'))) throw err;
       const url = await this.url(name);
