@@ -5,7 +5,7 @@
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
+import { failDeadLettered, keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { runInstall } from './install.js';
 import { runTask, type TaskRun } from './task.js';
@@ -280,7 +280,11 @@ export class Agent implements AgentControl {
     );
     const decision = decideIdle(facts);
     if (decision.action === 'resend') {
-      const tasks = queuedTasks ?? (await tasksOfType(['QUEUED'])).map((t) => t.task);
+      // A task whose message went to the dead-letter queue is not lost: it is recorded as
+      // FAILED (as gq commands do), never sent again (that message may crash every agent).
+      const failed = await failDeadLettered(d.backend.status, job, d.queue);
+      if (failed.length > 0) d.log.warn({ tasks: failed }, 'tasks whose message went to the dead-letter queue recorded as failed');
+      const tasks = failed.length === 0 && queuedTasks ? queuedTasks : (await tasksOfType(['QUEUED'])).map((t) => t.task);
       d.log.warn({ tasks: tasks.length, depth: facts.depth }, 'queued tasks have no message in the queue (dropped after its retention period?): sending them again');
       // A duplicate is harmless: the claim is conditional, a second delivery finds the task taken.
       if (tasks.length > 0) await d.queue.send(tasks);

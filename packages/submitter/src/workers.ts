@@ -1,6 +1,8 @@
 /** Starting workers for a job, and restoring them when a later command finds work and none left. */
 import { availableParallelism } from 'node:os';
-import type { Backend, FleetGroup, JobRecord, TaskQueue } from '@gq/common';
+import { failDeadLettered, type Backend, type FleetGroup, type JobRecord, type TaskQueue } from '@gq/common';
+
+export { failDeadLettered };
 import type { CommandContext } from './context.js';
 import { desiredForBacklog } from '@gq/common/aws/scaling';
 import { splitWorkers } from './scaling.js';
@@ -68,20 +70,21 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
     // With workers alive, reading the queue is only for the dead-letter check: best effort.
     const depth = live > 0 ? await queue.depth().catch(() => undefined) : await queue.depth();
     let pending = depth ? depth.visible + depth.delayed + depth.inFlight : undefined;
-    if (pending === 0 && live === 0 && counts.queued > 0) {
-      // No worker, no message, yet the store holds QUEUED tasks: their messages are gone (SQS
-      // drops a message after its retention period). Live workers do this themselves (the one
-      // that stays when idle, agent idle-leave.ts); read the tasks only in this rare case.
-      const lost = await resendQueued(backend, job, queue, type);
-      if (lost.length > 0) ctx.log.warn({ type, tasks: lost.length }, 'queued tasks had no message in the queue: sent them again');
-      pending = lost.length;
-    }
     if (pending === 0) {
-      const failed = await failDeadLettered(backend, job, queue).catch((e: unknown) => {
+      const failed = await failDeadLettered(backend.status, job, queue).catch((e: unknown) => {
         ctx.log.warn({ err: e, type }, 'could not check the dead-letter queue');
-        return [];
+        return undefined;
       });
-      deadLettered.push(...failed);
+      deadLettered.push(...(failed ?? []));
+      if (failed && live === 0 && counts.queued > failed.length) {
+        // No worker, no message, yet the store holds QUEUED tasks (the dead-lettered ones are
+        // FAILED now): their messages are gone (SQS drops a message after its retention
+        // period). Live workers do this themselves (the one that stays when idle, agent
+        // idle-leave.ts); the tasks are read only in this rare case.
+        const lost = await resendQueued(backend, job, queue, type);
+        if (lost.length > 0) ctx.log.warn({ type, tasks: lost.length }, 'queued tasks had no message in the queue: sent them again');
+        pending = lost.length;
+      }
     }
     if (live > 0 || !pending) continue;
     await startWorkers(ctx, backend, job, { [type]: pending });
@@ -141,25 +144,4 @@ export async function removeFinishedFleet(ctx: CommandContext, backend: Backend,
 export async function dropFinishedLicence(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<void> {
   if (!job.licenseKey) return;
   await backend.secrets.deleteLicence(job.name).catch((e: unknown) => ctx.log.warn({ err: e }, 'could not delete the licence of a finished job'));
-}
-
-/**
- * A message that was received too many times without its task finishing goes to the queue's
- * dead-letter queue, and no worker ever receives it again: its task would stay QUEUED (or RUNNING
- * under a dead worker's lease) for ever, `gq status` would not say why and `--wait` would never
- * end. Called when the type's queue holds nothing any more (so no other message can still bring
- * such a task back), this records each of those tasks as FAILED with the reason, which
- * `gq status` shows and `gq retry --failed` undoes. A task whose worker still holds a live lease
- * is left to it. Messages of tasks that are already final are left where they are.
- * No attempt is counted for it (StatusStore.failUnrun). Returns the tasks failed.
- */
-export async function failDeadLettered(backend: Backend, job: JobRecord, queue: TaskQueue): Promise<number[]> {
-  const reason =
-    'its queue message was delivered too many times without the task finishing and went to the dead-letter queue, ' +
-    `so no worker will receive it again; run it again with: gq retry ${job.name} --failed`;
-  const failed: number[] = [];
-  for (const n of await queue.deadLetters()) {
-    if (await backend.status.failUnrun(job.name, n, reason)) failed.push(n);
-  }
-  return failed;
 }
