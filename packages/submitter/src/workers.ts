@@ -37,16 +37,18 @@ export interface Reconciled {
   changed: boolean;
 }
 
+/** Workers that could not start (install or boot failed): restarting them would only repeat it. */
+export const FAILED_TO_START: ReadonlySet<string> = new Set(['INSTALL_FAILED', 'BOOT_FAILED']);
+
 /**
  * If a type has queued messages and no live worker (all left, crashed or were killed), start
  * workers again, unless that type's workers failed their install (that would only repeat).
  * When a type's queue is empty, tasks whose message went to the dead-letter queue are recorded
- * as failed (see failDeadLettered).
+ * as failed (see failDeadLettered), and, with no worker left, QUEUED tasks whose message is gone
+ * are sent again (then workers started). A finished job loses its licence, workers and queues
+ * (removeFinishedFleet).
+ * `described`: the job's groups when the caller has just described them (fleetReport).
  */
-/** Workers that could not start (install or boot failed): restarting them would only repeat it. */
-export const FAILED_TO_START: ReadonlySet<string> = new Set(['INSTALL_FAILED', 'BOOT_FAILED']);
-
-/** `described`: the job's groups when the caller has just described them (fleetReport). */
 export async function reconcile(ctx: CommandContext, backend: Backend, job: JobRecord, described?: FleetGroup[]): Promise<Reconciled> {
   const restarted: string[] = [];
   const deadLettered: number[] = [];
