@@ -31,6 +31,7 @@ import {
 import { GqError, JobNotFoundError, UserError } from '../errors.js';
 import type { Db } from './db.js';
 import { ConcurrentUpdateError } from './errors.js';
+import { processStartTime } from './procs.js';
 
 export interface LocalStatusOptions {
   /** Clock for leases and timestamps (tests). */
@@ -402,7 +403,10 @@ export class LocalStatusStore implements StatusStore {
   }
 
   async putInstance(rec: InstanceRecord): Promise<void> {
-    this.s.putInstance.run(rec.job, rec.instance, JSON.stringify(rec));
+    // A worker recording itself: with its start time, its pid names it for good (reaper.ts).
+    const own = rec.pid === process.pid && rec.pidStart === undefined ? processStartTime(process.pid) : undefined;
+    const full = own === undefined ? rec : { ...rec, pidStart: own };
+    this.s.putInstance.run(rec.job, rec.instance, JSON.stringify(full));
   }
 
   async listInstances(job: string): Promise<InstanceRecord[]> {
