@@ -9,19 +9,39 @@
  * reads through a symbolic link in the artifact folder, makes the whole command refuse, with
  * every such key listed, before anything is downloaded.
  */
-import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import pLimit from 'p-limit';
 import { JobNotFoundError, keys, UserError, type Backend, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
-import { mergeResults, type TaskResultFile } from '../results/merge.js';
+import { mergeResultsTo, type ResultSource } from '../results/merge.js';
 import { pathUnder, safeRelative } from '../results/safe-path.js';
 
 export interface ResultsArgs {
   name: string;
   out?: string;
   json?: boolean;
+}
+
+/** Downloads in flight at once. */
+const DOWNLOADS_AT_ONCE = 8;
+
+/** Run `fn` on every item, `limit` at a time (workers pulling from one list: no promise per item up front). */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 async function download(backend: Backend, key: string, dest: string): Promise<void> {
@@ -146,21 +166,19 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     const partial = pathUnder(out, 'results.csv.gq-partial');
     const missing: Array<{ task: number; state: string; why: string }> = [];
     const lost = new Set<number>();
-    const limit = pLimit(8);
-    await Promise.all(
-      plan.map((f) =>
-        limit(async () => {
-          try {
-            await download(backend, f.key, f.dest);
-          } catch (e) {
-            if ((e as Error)?.name !== 'ArtifactNotFoundError') throw e;
-            if (f.kind === 'result') lost.add(f.task);
-            else ctx.io.err(`task ${f.task}: ${f.kind === 'log' ? 'its log' : `output ${f.key}`} is missing from the artifact store`);
-          }
-        }),
-      ),
-    );
-    const files: TaskResultFile[] = [];
+    // A fixed number of downloads at a time, each streamed to its file: memory stays flat
+    // whether there is one large file or 100,000 small ones.
+    await forEachLimited(plan, DOWNLOADS_AT_ONCE, async (f) => {
+      try {
+        await download(backend, f.key, f.dest);
+      } catch (e) {
+        if ((e as Error)?.name !== 'ArtifactNotFoundError') throw e;
+        if (f.kind === 'result') lost.add(f.task);
+        else ctx.io.err(`task ${f.task}: ${f.kind === 'log' ? 'its log' : `output ${f.key}`} is missing from the artifact store`);
+      }
+    });
+    const resultDest = new Map(plan.filter((f) => f.kind === 'result').map((f) => [f.task, f.dest]));
+    const files: ResultSource[] = [];
     for (const t of tasks) {
       if (!t.resultKey) {
         missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
@@ -170,14 +188,13 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
         missing.push({ task: t.task, state: t.state, why: `its results file ${t.resultKey} is missing from the artifact store` });
         continue;
       }
-      const dest = plan.find((f) => f.task === t.task && f.kind === 'result')!.dest;
-      files.push({ task: t.task, text: readFileSync(dest, 'utf8') });
+      const dest = resultDest.get(t.task)!;
+      files.push({ task: t.task, open: () => createReadStream(dest) });
     }
-    const merged = mergeResults(files);
     mkdirSync(out, { recursive: true });
     rmSync(partial, { force: true });
     // 'wx': never through a link or file that appeared in the meantime.
-    writeFileSync(partial, merged.csv, { flag: 'wx' });
+    const merged = await mergeResultsTo(files, createWriteStream(partial, { flags: 'wx' }));
     renameSync(partial, target);
     if (a.json) {
       ctx.io.out(JSON.stringify({ out, results: target, rows: merged.rows, columns: merged.columns, missing, problems: merged.problems }));
