@@ -86,7 +86,8 @@ describe('mergeResultsTo (streamed)', () => {
   for (const [i, files] of cases.entries()) {
     it(`writes what the in-memory merge wrote, byte for byte, in chunks of any size (case ${i})`, async () => {
       const want = referenceMerge(files);
-      for (const chunk of [1, 3, 1 << 16]) {
+      // 0: each file read whole (ResultSource.readSmall) rather than streamed.
+      for (const chunk of [0, 1, 3, 1 << 16]) {
         const out: Buffer[] = [];
         const sink = new Writable({
           write(c: Buffer, _e, cb) {
@@ -102,6 +103,7 @@ describe('mergeResultsTo (streamed)', () => {
             for (let k = 0; k < b.length; k += chunk) parts.push(b.subarray(k, k + chunk));
             return Readable.from(parts);
           },
+          readSmall: () => (chunk === 0 ? Buffer.from(f.text, 'utf8') : undefined),
         }));
         const m = await mergeResultsTo(sources, sink);
         expect(Buffer.concat(out).toString('utf8')).toBe(want.csv);

@@ -118,6 +118,7 @@ export class LocalStatusStore implements StatusStore {
     deleteJob: Statement<[string]>;
     getTask: Statement<[string, number], TaskRow>;
     listTasks: Statement<[string], TaskRow>;
+    taskPage: Statement<[string, number, number], TaskRow>;
     listLive: Statement<[string], TaskRow>;
     listFailed: Statement<[string], TaskRow>;
     insertTask: Statement<[string, number, string, string, string, number, string]>;
@@ -157,6 +158,7 @@ export class LocalStatusStore implements StatusStore {
       deleteJob: db.prepare('DELETE FROM jobs WHERE name = ?'),
       getTask: db.prepare('SELECT * FROM tasks WHERE job = ? AND task = ?'),
       listTasks: db.prepare('SELECT * FROM tasks WHERE job = ? ORDER BY task'),
+      taskPage: db.prepare('SELECT * FROM tasks WHERE job = ? AND task > ? ORDER BY task LIMIT ?'),
       listLive: db.prepare(`SELECT * FROM tasks WHERE job = ? AND state IN ('QUEUED', 'RUNNING') ORDER BY task`),
       listFailed: db.prepare(`SELECT * FROM tasks WHERE job = ? AND state = 'FAILED' ORDER BY task`),
       insertTask: db.prepare(
@@ -372,6 +374,16 @@ export class LocalStatusStore implements StatusStore {
       return rows.map(taskFromRow);
     }
     return this.s.listTasks.all(job).map(taskFromRow);
+  }
+
+  async *taskPages(job: string, pageSize = 1000): AsyncIterable<TaskRecord[]> {
+    const size = Math.max(1, Math.floor(pageSize));
+    for (let after = Number.MIN_SAFE_INTEGER; ; ) {
+      const rows = this.s.taskPage.all(job, after, size);
+      if (rows.length === 0) return;
+      after = rows[rows.length - 1]!.task;
+      yield rows.map(taskFromRow);
+    }
   }
 
   async claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult> {
