@@ -48,6 +48,8 @@ export interface RunningProcess {
 }
 
 const TAIL_BYTES = 4096;
+/** After the command exited, how long its stderr pipe may stay open (held by a process outside its group). */
+const STDERR_DRAIN_MS = 1000;
 
 export function runCommand(spec: RunSpec): RunningProcess {
   const started = Date.now();
@@ -105,13 +107,16 @@ export function runCommand(spec: RunSpec): RunningProcess {
 
   const result = new Promise<RunResult>((resolve) => {
     let finished = false;
+    let drainTimer: NodeJS.Timeout | undefined;
     const finish = (code: number | null, signal: NodeJS.Signals | null) => {
       if (finished) return;
       finished = true;
       if (timeout) clearTimeout(timeout);
       if (killTimer) clearTimeout(killTimer);
+      if (drainTimer) clearTimeout(drainTimer);
       // Whatever the command left behind in its group goes too.
       killGroup('SIGKILL');
+      child.stderr?.destroy();
       closeSync(log);
       if (spec.runFile) rmSync(spec.runFile, { force: true });
       resolve({
@@ -127,6 +132,17 @@ export function runCommand(spec: RunSpec): RunningProcess {
     child.on('error', (e) => {
       spawnError = e.message;
       if (child.pid === undefined) finish(null, null); // never started: no 'close' will follow
+    });
+    // The command is over when its shell exits, not when the last holder of its stderr closes it:
+    // a process it left in the background (`sleep 600 &`, a daemon) would otherwise keep the task
+    // running for as long as it lives. On exit the group is killed; 'close' then follows as soon as
+    // the pipe is read to its end (what the command wrote before exiting is in the pipe and is kept).
+    // A holder outside the group (one that called setsid) cannot be reached that way: the pipe is
+    // given up after STDERR_DRAIN_MS.
+    child.on('exit', (code, signal) => {
+      killGroup('SIGKILL');
+      drainTimer = setTimeout(() => finish(code, signal), STDERR_DRAIN_MS);
+      drainTimer.unref();
     });
     child.on('close', finish);
   });

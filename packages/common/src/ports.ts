@@ -128,6 +128,11 @@ export interface StatusStore {
   listJobs(): Promise<JobRecord[]>;
   getTask(job: string, task: number): Promise<TaskRecord | undefined>;
   listTasks(job: string, opts?: { states?: readonly TaskState[] }): Promise<TaskRecord[]>;
+  /**
+   * The job's tasks in task order, `pageSize` at a time, for a command that reads them all
+   * without holding them all (gq results of 100,000 tasks). Optional: without it, listTasks.
+   */
+  taskPages?(job: string, pageSize?: number): AsyncIterable<TaskRecord[]>;
   /** Conditional take-over of a task by `instance` with a lease of `leaseMs`. */
   claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult>;
   /** Renew the lease; says whether it is still ours and whether a cancel was asked for. */

@@ -115,6 +115,11 @@ export interface InstanceRecord {
   installLogKey?: string;
   /** Local backend: worker pid. */
   pid?: number;
+  /**
+   * Local backend (Linux): when that process started (field 22 of /proc/<pid>/stat, clock ticks
+   * since boot), so that a recycled pid is never taken for the worker (local/procs.ts).
+   */
+  pidStart?: string;
 }
 
 /** Where a task's artifacts live; the same layout on every backend. */

@@ -12,7 +12,8 @@ import type { Fleet, FleetGroup, FleetInstance, StatusStore } from '../ports.js'
 import type { InstanceRecord, JobRecord } from '../job/model.js';
 import { GqError, UserError } from '../errors.js';
 import { nowIso } from '../time.js';
-import { processAlive, reapRun } from './procs.js';
+import { processStartTime, workerAlive } from './procs.js';
+import { reapWorkFolder, type LocalReaper } from './reaper.js';
 
 /** The most worker processes per (job, instance type). */
 export const MAX_LOCAL_WORKERS = 256;
@@ -24,6 +25,8 @@ export interface LocalFleetOptions {
   status: StatusStore;
   /** Cap on workers per (job, instance type); default and maximum 256. */
   maxWorkers?: number;
+  /** Releases the tasks of workers whose process is gone (run by every liveness check). */
+  reaper?: LocalReaper;
 }
 
 /** A job name or instance id used as a file name. */
@@ -48,38 +51,31 @@ export class LocalFleet implements Fleet {
   readonly maxWorkers: number;
   private readonly agentCommand: readonly string[];
   private readonly status: StatusStore;
+  private readonly reaper: LocalReaper | undefined;
 
   constructor(opts: LocalFleetOptions) {
     this.home = opts.home;
+    this.reaper = opts.reaper;
     this.agentCommand = opts.agentCommand;
     this.status = opts.status;
     this.maxWorkers = Math.max(1, Math.min(MAX_LOCAL_WORKERS, Math.floor(opts.maxWorkers ?? MAX_LOCAL_WORKERS)));
   }
 
-  /** Live workers of a job (optionally of one instance type). Cleans up after lost ones. */
-  async liveWorkers(job: string, instanceType?: string): Promise<InstanceRecord[]> {
-    const recs = await this.status.listInstances(job);
-    const live = recs.filter((r) => processAlive(r.pid, r.instance));
-    for (const r of recs) if (!live.includes(r)) this.reapLost(job, r.instance);
-    return live.filter((r) => (instanceType === undefined || r.instanceType === instanceType) && r.state !== 'STOPPED');
-  }
-
   /**
-   * A worker whose process is gone without having cleaned up (killed with SIGKILL, crashed): its
-   * running command (own process group) is stopped, as losing the machine would stop it on EC2,
-   * so that it does not run on beside the task's retry; then its work folder is removed. The
-   * folder and the run file are the agent's: <home>/work/<job>/<instance>/running (agent
-   * run.ts and workspace.ts). A worker that ended normally removed its folder itself.
+   * Live workers of a job (optionally of one instance type). Cleans up after lost ones: what they
+   * left running is stopped and their tasks go back to the queue at once (reaper.ts), rather
+   * than after their lease.
    */
-  private reapLost(job: string, instance: string): void {
-    try {
-      const dir = join(this.home, 'work', pathSegment('Job name', job), pathSegment('Instance id', instance));
-      if (!existsSync(dir)) return;
-      reapRun(join(dir, 'running'));
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* best effort: never in the way of status or scaling */
-    }
+  async liveWorkers(job: string, instanceType?: string): Promise<InstanceRecord[]> {
+    this.reaper?.reap(job);
+    const recs = await this.status.listInstances(job);
+    const live = recs.filter((r) => workerAlive(r));
+    // A worker whose process is gone without having cleaned up (killed with SIGKILL, crashed):
+    // its running command (own process group) is stopped, as losing the machine would stop it on
+    // EC2, so that it does not run on beside the task's retry; then its work folder is removed.
+    // A worker that ended normally removed its folder itself.
+    for (const r of recs) if (!live.includes(r)) reapWorkFolder(this.home, job, r.instance);
+    return live.filter((r) => (instanceType === undefined || r.instanceType === instanceType) && r.state !== 'STOPPED');
   }
 
   async ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup> {
@@ -123,7 +119,7 @@ export class LocalFleet implements Fleet {
   async stop(job: string): Promise<void> {
     // Every process of the job that is still there, leaving (STOPPED) ones included.
     const recs = await this.status.listInstances(job);
-    for (const r of recs.filter((x) => processAlive(x.pid, x.instance))) {
+    for (const r of recs.filter((x) => workerAlive(x))) {
       try {
         process.kill(r.pid!, 'SIGTERM');
       } catch (e) {
@@ -173,7 +169,8 @@ export class LocalFleet implements Fleet {
       closeSync(fd);
     }
     if (!pid) throw new GqError(`Could not start a local worker with ${JSON.stringify(cmd)}.`);
-    const rec: InstanceRecord = { job, instance: id, instanceType, state: 'BOOTING', heartbeatAt: nowIso(), pid };
+    const pidStart = processStartTime(pid);
+    const rec: InstanceRecord = { job, instance: id, instanceType, state: 'BOOTING', heartbeatAt: nowIso(), pid, ...(pidStart ? { pidStart } : {}) };
     await this.status.putInstance(rec);
     return rec;
   }

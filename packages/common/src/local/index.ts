@@ -8,6 +8,7 @@ import { LocalStatusStore } from './status.js';
 import { LocalArtifactStore } from './artifacts.js';
 import { LocalSecretStore } from './secrets.js';
 import { LocalFleet } from './fleet.js';
+import { LocalReaper } from './reaper.js';
 
 export { openDb, migrate, dbPath, schemaVersion, SCHEMA_VERSION, type Db, type OpenDbOptions } from './db.js';
 export { LocalQueueProvider, LocalTaskQueue, MAX_VISIBILITY_SECONDS, MAX_RECEIVE_BATCH, MAX_WAIT_SECONDS, type LocalQueueOptions } from './queue.js';
@@ -15,7 +16,8 @@ export { LocalStatusStore, countTasksByState, type LocalStatusOptions } from './
 export { LocalArtifactStore, checkKey } from './artifacts.js';
 export { LocalSecretStore } from './secrets.js';
 export { LocalFleet, MAX_LOCAL_WORKERS, type LocalFleetOptions } from './fleet.js';
-export { processAlive } from './procs.js';
+export { processAlive, processStartTime, workerAlive } from './procs.js';
+export { LocalReaper } from './reaper.js';
 export {
   ReceiptInvalidError,
   QueueNotFoundError,
@@ -57,10 +59,11 @@ export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
   const clock = opts.clock;
   const status = new LocalStatusStore(db, { clock });
   const artifacts = new LocalArtifactStore(opts.home);
+  const reaper = new LocalReaper(db, opts.home, clock);
   return {
     name: 'local',
     home: opts.home,
-    queues: new LocalQueueProvider(db, { clock }),
+    queues: new LocalQueueProvider(db, { clock, reap: (job) => reaper.reap(job) }),
     status,
     artifacts,
     secrets: new LocalSecretStore(artifacts),
@@ -69,6 +72,7 @@ export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
       agentCommand: opts.agentCommand ?? defaultAgentCommand(),
       status,
       maxWorkers: opts.maxWorkers,
+      reaper,
     }),
     async close() {
       if (db.open) db.close();

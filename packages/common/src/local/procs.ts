@@ -24,6 +24,41 @@ export function processAlive(pid: number | undefined, marker?: string): boolean 
   }
 }
 
+/**
+ * When process `pid` started (Linux: field 22 of /proc/<pid>/stat, clock ticks since boot), or
+ * undefined when it is gone or the system has no /proc. With the pid it names one process for good.
+ */
+export function processStartTime(pid: number | undefined): string | undefined {
+  if (process.platform !== 'linux' || !pid || !Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) ": state is field 3, so starttime (field 22) is the 20th one from there.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the local backend records about a worker process (InstanceRecord's fields). */
+export interface WorkerProcess {
+  pid?: number;
+  pidStart?: string;
+  /** The worker's instance id (on its command line when the local fleet started it). */
+  instance: string;
+}
+
+/**
+ * Is this worker's process alive? A pid that is gone (or a zombie) is dead. A live pid is the
+ * worker's only if it started when the worker did (pidStart, recorded by the status store); a
+ * record without a start time falls back to the instance id on the command line.
+ */
+export function workerAlive(w: WorkerProcess): boolean {
+  if (w.pidStart === undefined || process.platform !== 'linux') return processAlive(w.pid, w.instance);
+  if (!processAlive(w.pid)) return false;
+  const start = processStartTime(w.pid);
+  return start === undefined ? false : start === w.pidStart;
+}
+
 /** Live members of process group `pgid` (Linux: from /proc). */
 function groupMembers(pgid: number): number[] {
   const out: number[] = [];

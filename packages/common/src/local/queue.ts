@@ -10,6 +10,7 @@
  *  - long poll: when nothing is visible, a cheap read-only probe runs every `pollMs` until
  *    `waitSeconds` (≤ 20, as in SQS) have passed (the write lock is only taken when something is
  *    visible);
+ *  - with a `reap` hook, a polling receive first gives back the tasks of dead workers (reaper.ts);
  *  - no message delay on send (so `depth().delayed` is always 0) and no retention limit.
  */
 import { randomBytes } from 'node:crypto';
@@ -31,7 +32,15 @@ export interface LocalQueueOptions {
   clock?: () => number;
   /** Long-poll probe interval, ms (default 50). */
   pollMs?: number;
+  /**
+   * Run by receive at most once every REAP_EVERY_MS while it polls: gives back the tasks of the
+   * job's workers whose process is gone (reaper.ts), so that a surviving worker takes them at once.
+   */
+  reap?: (job: string) => void;
 }
+
+/** How often a polling receive looks for the tasks of dead workers. */
+export const REAP_EVERY_MS = 1000;
 
 interface QueueRow {
   id: number;
@@ -128,6 +137,7 @@ export class LocalQueueProvider implements QueueProvider {
   private readonly st: Statements;
   private readonly clock: () => number;
   private readonly pollMs: number;
+  private readonly reap: ((job: string) => void) | undefined;
   private readonly removeTx: Transaction<(id: number) => void>;
 
   constructor(
@@ -137,6 +147,7 @@ export class LocalQueueProvider implements QueueProvider {
     this.st = new Statements(db);
     this.clock = opts.clock ?? Date.now;
     this.pollMs = opts.pollMs ?? 50;
+    this.reap = opts.reap;
     this.removeTx = db.transaction((id: number) => {
       this.st.deleteQueueMessages.run(id);
       this.st.deleteQueue.run(id);
@@ -155,7 +166,7 @@ export class LocalQueueProvider implements QueueProvider {
   async open(job: string, instanceType: string): Promise<LocalTaskQueue> {
     const row = this.st.queueByName.get(job, instanceType);
     if (!row) throw new QueueNotFoundError(job, instanceType);
-    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs);
+    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs, this.reap);
   }
 
   async remove(job: string, instanceType: string): Promise<void> {
@@ -167,6 +178,7 @@ export class LocalQueueProvider implements QueueProvider {
 export class LocalTaskQueue implements TaskQueue {
   private readonly sendTx: Transaction<(tasks: readonly number[], now: number) => void>;
   private readonly receiveTx: Transaction<(max: number, visibilityMs: number, now: number) => ReceivedMessage[]>;
+  private lastReap = 0;
 
   /** Use LocalQueueProvider.ensure / open. */
   constructor(
@@ -177,6 +189,7 @@ export class LocalTaskQueue implements TaskQueue {
     readonly instanceType: string,
     private readonly clock: () => number,
     private readonly pollMs: number,
+    private readonly reap?: (job: string) => void,
   ) {
     this.sendTx = db.transaction((tasks: readonly number[], now: number) => {
       if (!st.queueById.get(queueId)) throw new QueueNotFoundError(job, instanceType);
@@ -221,6 +234,14 @@ export class LocalTaskQueue implements TaskQueue {
       if (!this.db.open) return [];
       // Removed (the job was cleaned): say so, as SQS answers QueueDoesNotExist.
       if (!this.st.queueById.get(this.queueId)) throw new QueueNotFoundError(this.job, this.instanceType);
+      if (this.reap && Date.now() - this.lastReap >= REAP_EVERY_MS) {
+        this.lastReap = Date.now();
+        try {
+          this.reap(this.job);
+        } catch {
+          /* only a shortcut: the lease still runs out by itself */
+        }
+      }
       const now = this.clock();
       if (this.st.anyVisible.get(this.queueId, now)) {
         const got = this.receiveTx.immediate(max, visibilityMs, now);

@@ -31,6 +31,7 @@ import {
 import { GqError, JobNotFoundError, UserError } from '../errors.js';
 import type { Db } from './db.js';
 import { ConcurrentUpdateError } from './errors.js';
+import { processStartTime } from './procs.js';
 
 export interface LocalStatusOptions {
   /** Clock for leases and timestamps (tests). */
@@ -117,6 +118,7 @@ export class LocalStatusStore implements StatusStore {
     deleteJob: Statement<[string]>;
     getTask: Statement<[string, number], TaskRow>;
     listTasks: Statement<[string], TaskRow>;
+    taskPage: Statement<[string, number, number], TaskRow>;
     listLive: Statement<[string], TaskRow>;
     listFailed: Statement<[string], TaskRow>;
     insertTask: Statement<[string, number, string, string, string, number, string]>;
@@ -156,6 +158,7 @@ export class LocalStatusStore implements StatusStore {
       deleteJob: db.prepare('DELETE FROM jobs WHERE name = ?'),
       getTask: db.prepare('SELECT * FROM tasks WHERE job = ? AND task = ?'),
       listTasks: db.prepare('SELECT * FROM tasks WHERE job = ? ORDER BY task'),
+      taskPage: db.prepare('SELECT * FROM tasks WHERE job = ? AND task > ? ORDER BY task LIMIT ?'),
       listLive: db.prepare(`SELECT * FROM tasks WHERE job = ? AND state IN ('QUEUED', 'RUNNING') ORDER BY task`),
       listFailed: db.prepare(`SELECT * FROM tasks WHERE job = ? AND state = 'FAILED' ORDER BY task`),
       insertTask: db.prepare(
@@ -373,6 +376,16 @@ export class LocalStatusStore implements StatusStore {
     return this.s.listTasks.all(job).map(taskFromRow);
   }
 
+  async *taskPages(job: string, pageSize = 1000): AsyncIterable<TaskRecord[]> {
+    const size = Math.max(1, Math.floor(pageSize));
+    for (let after = Number.MIN_SAFE_INTEGER; ; ) {
+      const rows = this.s.taskPage.all(job, after, size);
+      if (rows.length === 0) return;
+      after = rows[rows.length - 1]!.task;
+      yield rows.map(taskFromRow);
+    }
+  }
+
   async claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult> {
     return this.tx.claim.immediate(job, task, instance, leaseMs);
   }
@@ -402,7 +415,10 @@ export class LocalStatusStore implements StatusStore {
   }
 
   async putInstance(rec: InstanceRecord): Promise<void> {
-    this.s.putInstance.run(rec.job, rec.instance, JSON.stringify(rec));
+    // A worker recording itself: with its start time, its pid names it for good (reaper.ts).
+    const own = rec.pid === process.pid && rec.pidStart === undefined ? processStartTime(process.pid) : undefined;
+    const full = own === undefined ? rec : { ...rec, pidStart: own };
+    this.s.putInstance.run(rec.job, rec.instance, JSON.stringify(full));
   }
 
   async listInstances(job: string): Promise<InstanceRecord[]> {

@@ -131,3 +131,22 @@ describe('LocalStatusStore', () => {
     expect(st.countTasksByState(name)).toEqual({ queued: 0, running: 0, succeeded: 0, failed: 1, cancelled: 0 });
   });
 });
+
+describe('taskPages', () => {
+  it('yields every task once, in task order, a page at a time', async () => {
+    const st = new LocalStatusStore(connect());
+    const name = job('pages');
+    await st.createJob(makeSpec(name, 2500), makeTasks(2500));
+    const sizes: number[] = [];
+    const seen: number[] = [];
+    for await (const page of st.taskPages(name, 1000)) {
+      sizes.push(page.length);
+      seen.push(...page.map((t) => t.task));
+    }
+    expect(sizes).toEqual([1000, 1000, 500]);
+    expect(seen).toEqual((await st.listTasks(name)).map((t) => t.task));
+    const none: unknown[] = [];
+    for await (const page of st.taskPages('no-such-job')) none.push(page);
+    expect(none).toEqual([]);
+  });
+});

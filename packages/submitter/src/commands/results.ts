@@ -9,19 +9,59 @@
  * reads through a symbolic link in the artifact folder, makes the whole command refuse, with
  * every such key listed, before anything is downloaded.
  */
-import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { dirname, join } from 'node:path';
-import pLimit from 'p-limit';
 import { JobNotFoundError, keys, UserError, type Backend, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
-import { mergeResults, type TaskResultFile } from '../results/merge.js';
+import { mergeResultsTo, SMALL_FILE_BYTES, type ResultSource } from '../results/merge.js';
 import { pathUnder, safeRelative } from '../results/safe-path.js';
 
 export interface ResultsArgs {
   name: string;
   out?: string;
   json?: boolean;
+}
+
+/** The job's tasks a page at a time where the store can, else all at once. */
+function taskPages(backend: Backend, job: string): AsyncIterable<TaskRecord[]> {
+  if (backend.status.taskPages) return backend.status.taskPages(job, 1000);
+  return (async function* () {
+    yield await backend.status.listTasks(job);
+  })();
+}
+
+/** A downloaded results file, read with a buffer no larger than it (100,000 small files, one large one). */
+function openResult(file: string): Readable {
+  const size = statSync(file).size;
+  return createReadStream(file, { highWaterMark: Math.max(1024, Math.min(64 * 1024, size + 1)) });
+}
+
+/** The whole file when it is small (the merge parses it in one call), else undefined (streamed). */
+function readSmall(file: string): Buffer | undefined {
+  return statSync(file).size <= SMALL_FILE_BYTES ? readFileSync(file) : undefined;
+}
+
+/** Downloads in flight at once. */
+const DOWNLOADS_AT_ONCE = 8;
+
+/** Run `fn` on every item, `limit` at a time (workers pulling from one list: no promise per item up front). */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 async function download(backend: Backend, key: string, dest: string): Promise<void> {
@@ -121,12 +161,24 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
   try {
     const job = await backend.status.getJob(a.name);
     if (!job) throw new JobNotFoundError(a.name);
-    const tasks = await backend.status.listTasks(a.name);
+    // The task records (commands and all) are read a page at a time and only what the downloads
+    // and the merge need is kept of them: 100,000 tasks fit in little memory.
     // Every destination is checked before the first byte is written: a store holding a key that
     // would land outside --out (or read through a link) gets nothing downloaded at all.
     const plan: Planned[] = [];
     const refused: Refused[] = [];
-    for (const t of tasks) planTask(backend, a.name, t, out, plan, refused);
+    const missing: Array<{ task: number; state: string; why: string }> = [];
+    // What the merge needs of each task with results: its number, state and results key.
+    const withResults: Array<{ task: number; state: string; key: string }> = [];
+    let total = 0;
+    for await (const page of taskPages(backend, a.name)) {
+      for (const t of page) {
+        total++;
+        planTask(backend, a.name, t, out, plan, refused);
+        if (t.resultKey) withResults.push({ task: t.task, state: t.state, key: t.resultKey });
+        else missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
+      }
+    }
     if (refused.length) {
       throw new UserError(
         `Refusing to download ${refused.length} file${refused.length === 1 ? '' : 's'} of job ${a.name}: ${refused.length === 1 ? 'its key is' : 'their keys are'} not safe to write under ${out}. Nothing was downloaded.`,
@@ -144,45 +196,42 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     // The merged file too: never written through a link planted in --out.
     const target = pathUnder(out, 'results.csv');
     const partial = pathUnder(out, 'results.csv.gq-partial');
-    const missing: Array<{ task: number; state: string; why: string }> = [];
     const lost = new Set<number>();
-    const limit = pLimit(8);
-    await Promise.all(
-      plan.map((f) =>
-        limit(async () => {
-          try {
-            await download(backend, f.key, f.dest);
-          } catch (e) {
-            if ((e as Error)?.name !== 'ArtifactNotFoundError') throw e;
-            if (f.kind === 'result') lost.add(f.task);
-            else ctx.io.err(`task ${f.task}: ${f.kind === 'log' ? 'its log' : `output ${f.key}`} is missing from the artifact store`);
-          }
-        }),
-      ),
-    );
-    const files: TaskResultFile[] = [];
-    for (const t of tasks) {
-      if (!t.resultKey) {
-        missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
+    const resultDest = new Map<number, string>();
+    // A fixed number of downloads at a time, each streamed to its file: memory stays flat
+    // whether there is one large file or 100,000 small ones.
+    await forEachLimited(plan, DOWNLOADS_AT_ONCE, async (f) => {
+      try {
+        await download(backend, f.key, f.dest);
+        if (f.kind === 'result') resultDest.set(f.task, f.dest);
+      } catch (e) {
+        if ((e as Error)?.name !== 'ArtifactNotFoundError') throw e;
+        if (f.kind === 'result') lost.add(f.task);
+        else ctx.io.err(`task ${f.task}: ${f.kind === 'log' ? 'its log' : `output ${f.key}`} is missing from the artifact store`);
+      }
+    });
+    plan.length = 0;
+    const files: ResultSource[] = [];
+    for (const t of withResults) {
+      const dest = resultDest.get(t.task);
+      if (lost.has(t.task) || dest === undefined) {
+        missing.push({ task: t.task, state: t.state, why: `its results file ${t.key} is missing from the artifact store` });
         continue;
       }
-      if (lost.has(t.task)) {
-        missing.push({ task: t.task, state: t.state, why: `its results file ${t.resultKey} is missing from the artifact store` });
-        continue;
-      }
-      const dest = plan.find((f) => f.task === t.task && f.kind === 'result')!.dest;
-      files.push({ task: t.task, text: readFileSync(dest, 'utf8') });
+      files.push({ task: t.task, open: () => openResult(dest), readSmall: () => readSmall(dest) });
     }
-    const merged = mergeResults(files);
+    withResults.length = 0;
+    resultDest.clear();
+    missing.sort((x, y) => x.task - y.task);
     mkdirSync(out, { recursive: true });
     rmSync(partial, { force: true });
     // 'wx': never through a link or file that appeared in the meantime.
-    writeFileSync(partial, merged.csv, { flag: 'wx' });
+    const merged = await mergeResultsTo(files, createWriteStream(partial, { flags: 'wx' }));
     renameSync(partial, target);
     if (a.json) {
       ctx.io.out(JSON.stringify({ out, results: target, rows: merged.rows, columns: merged.columns, missing, problems: merged.problems }));
     } else {
-      ctx.io.out(`Wrote ${target}: ${merged.rows} rows from ${files.length} of ${tasks.length} tasks; per-task files under ${join(out, 'tasks')}/`);
+      ctx.io.out(`Wrote ${target}: ${merged.rows} rows from ${files.length} of ${total} tasks; per-task files under ${join(out, 'tasks')}/`);
       for (const m of missing.slice(0, 20)) ctx.io.out(`  task ${m.task}: no results (${m.state}): ${m.why}`);
       if (missing.length > 20) ctx.io.out(`  ... and ${missing.length - 20} more tasks without results`);
       for (const p of merged.problems) ctx.io.out(`  task ${p.task}: ${p.message}`);
