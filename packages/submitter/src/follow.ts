@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress';
 import { sleep, UserError, type Backend, type FleetGroup, type JobRecord } from '@gq/common';
 import type { CommandContext } from './context.js';
-import { FAILED_TO_START, reconcile, removeFinishedFleet } from './workers.js';
+import { FAILED_TO_START, reconcile } from './workers.js';
 import { statusJson } from './commands/status.js';
 import { fleetReport, giveUpReason } from './fleet-report.js';
 
@@ -33,7 +33,6 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
     started = true;
     if (c.queued + c.running === 0) {
       bar?.stop();
-      await removeFinishedFleet(ctx, backend, job);
       if (o.json) ctx.io.out(JSON.stringify(await statusJson(backend, job, false)));
       else {
         ctx.io.err(`Job ${name} finished: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled.`);
