@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
-import { DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
+import { counterSk, DEFAULT_COUNTER_SHARDS, DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { MAX_COMMAND_BYTES } from '../../src/job/jobfile.js';
 import type { TaskRecord } from '../../src/job/model.js';
@@ -222,7 +222,7 @@ describeAws('DynamoStatusStore (moto)', () => {
   // 1,000 by default. 10,000 shows the same in about 30 s (GQ_TEST_BIG_JOB=10000): moto copies the
   // whole table in every transaction, so the cost grows with the square of the job size.
   const BIG = Number(process.env.GQ_TEST_BIG_JOB ?? 1000);
-  it(`${BIG} tasks: createJob is 1 + ceil(${BIG} / 99) transactions; getJob is one GetItem, as for 10 tasks`, async () => {
+  it(`${BIG} tasks: createJob is 1 + ceil(${BIG} / 99) transactions; getJob is one Query (job and counter shards), as for 10 tasks`, async () => {
     const cost = async (n: number) => {
       const job = uniqueJob(`size${n}`);
       counter.reset();
@@ -235,7 +235,7 @@ describeAws('DynamoStatusStore (moto)', () => {
     };
     const small = await cost(10);
     const big = await cost(BIG);
-    expect(small.get).toEqual({ 'DynamoDB.GetItem': 1 });
+    expect(small.get).toEqual({ 'DynamoDB.Query': 1 });
     expect(big.get).toEqual(small.get);
     // 1 for the job item + its index entry, ceil(n / 99) for the tasks; no reads.
     expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 99) });
@@ -283,9 +283,14 @@ describeAws('DynamoStatusStore (moto)', () => {
       new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': jobPk(job) } }),
     );
     const items = out.Items!;
-    expect(items.map((i) => i.sk)).toEqual(['INST#i-1', 'JOB', 'TASK#0000001', 'TASK#0000002']);
+    const shards = Array.from({ length: DEFAULT_COUNTER_SHARDS }, (_, n) => counterSk(n));
+    expect(items.map((i) => i.sk)).toEqual(['INST#i-1', 'JOB', ...shards, 'TASK#0000001', 'TASK#0000002']);
     const jobItem = items.find((i) => i.sk === 'JOB')!;
-    expect(jobItem).toMatchObject({ queued: 2, running: 0, succeeded: 0, failed: 0, cancelled: 0, cancelRequested: false });
+    // The counts live in the shards: the job item's own stay 0 (read as one more shard).
+    expect(jobItem).toMatchObject({ queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0, cancelRequested: false, counterShards: DEFAULT_COUNTER_SHARDS });
+    const sum = (k: string) => items.filter((i) => String(i.sk).startsWith('JOB#COUNT#')).reduce((n, i) => n + Number(i[k]), 0);
+    expect(sum('queued')).toBe(2);
+    expect(sum('running')).toBe(0);
     expect(jobItem.spec).toMatchObject({ name: job, total: 2 });
     const task = items.find((i) => i.sk === 'TASK#0000002')! as unknown as TaskRecord;
     expect(task).toMatchObject({ job, task: 2, state: 'QUEUED', version: 0, tags: {} });
