@@ -5,9 +5,11 @@
  * Pure: time comes from `now()`.
  *
  * The model, per item (table + key):
- *  - **In flight**: a TransactWriteItems holds each of its items for `windowMs` from its arrival
- *    (DynamoDB's prepare/commit of a transaction takes that long). Within that window, on the
- *    same item, another TransactWriteItems is cancelled (TransactionCanceledException, reason
+ *  - **In flight**: a TransactWriteItems holds each of its items from its arrival until it is
+ *    answered, and takes at least `windowMs` (DynamoDB's prepare and commit of a transaction take
+ *    that long; the layer holds moto's answer back until then, so a client never sees its own
+ *    finished transaction conflict with its next request). Meanwhile, on the same item, another
+ *    TransactWriteItems is cancelled (TransactionCanceledException, reason
  *    `TransactionConflict` on that action, `None` on the others), and a PutItem / UpdateItem /
  *    DeleteItem fails with TransactionConflictException. Single-item writes do not hold an item:
  *    DynamoDB serialises them on the item, and documents conflicts only with transactions.
@@ -45,6 +47,15 @@ export interface ContentionStats {
   /** Writes refused for throughput (transactions and single writes). */
   throttles: number;
 }
+
+/** A forwarded transaction's hold on its items: answer it no sooner than `until`, then `finish` it. */
+export interface ContentionHold {
+  readonly ids: readonly string[];
+  readonly until: number;
+}
+
+/** What the model says of one request: an answer instead of forwarding, or a hold to finish. */
+export type ContentionVerdict = { answer: ContentionAnswer; hold?: undefined } | { answer?: undefined; hold: ContentionHold };
 
 /** What the layer answers instead of forwarding. */
 export interface ContentionAnswer {
@@ -89,8 +100,8 @@ export class ContentionModel {
   private readonly windowMs: number;
   private readonly rate: number;
   private readonly now: () => number;
-  /** item → held until (epoch ms). */
-  private readonly heldUntil = new Map<string, number>();
+  /** item → held until (epoch ms), and while its transaction is not answered (open). */
+  private readonly held = new Map<string, { until: number; open: number }>();
   /** item → [time, units] of the last second. */
   private readonly spent = new Map<string, Array<[number, number]>>();
   private sweptAt = 0;
@@ -110,16 +121,32 @@ export class ContentionModel {
    * (then its items are held and its units spent). `keyAttributes` names a table's key attributes
    * (needed for a Put, whose key is inside its Item).
    */
-  check(operation: string, body: Body, keyAttributes: (table: string) => readonly string[] | undefined): ContentionAnswer | undefined {
+  check(operation: string, body: Body, keyAttributes: (table: string) => readonly string[] | undefined): ContentionVerdict | undefined {
     if (!this.enabled) return undefined;
     const now = this.now();
     this.sweep(now);
     if (operation === 'TransactWriteItems') return this.transaction(body, keyAttributes, now);
-    if (operation === 'PutItem' || operation === 'UpdateItem' || operation === 'DeleteItem') return this.single(operation, body, keyAttributes, now);
+    if (operation === 'PutItem' || operation === 'UpdateItem' || operation === 'DeleteItem') {
+      const answer = this.single(operation, body, keyAttributes, now);
+      return answer && { answer };
+    }
     return undefined;
   }
 
-  private transaction(body: Body, keyAttributes: (table: string) => readonly string[] | undefined, now: number): ContentionAnswer | undefined {
+  /** The transaction of `hold` was answered: its items are free once its window has passed too. */
+  finish(hold: ContentionHold): void {
+    for (const id of hold.ids) {
+      const h = this.held.get(id);
+      if (h) h.open = Math.max(0, h.open - 1);
+    }
+  }
+
+  private isHeld(id: string, now: number): boolean {
+    const h = this.held.get(id);
+    return h !== undefined && (h.open > 0 || h.until > now);
+  }
+
+  private transaction(body: Body, keyAttributes: (table: string) => readonly string[] | undefined, now: number): ContentionVerdict {
     this.stats.writes++;
     const actions = (body.TransactItems as Array<Record<string, Body>> | undefined) ?? [];
     const ids = actions.map((a) => {
@@ -128,23 +155,29 @@ export class ContentionModel {
     });
     const reasons = ids.map((id): string => {
       if (id === undefined) return 'None';
-      if ((this.heldUntil.get(id) ?? 0) > now) return 'TransactionConflict';
+      if (this.isHeld(id, now)) return 'TransactionConflict';
       if (this.rate > 0 && this.units(id, now) + 2 > this.rate) return 'ThrottlingError';
       return 'None';
     });
     if (reasons.every((r) => r === 'None')) {
-      for (const id of ids) {
-        if (id === undefined) continue;
-        if (this.windowMs > 0) this.heldUntil.set(id, now + this.windowMs);
+      const mine = ids.filter((id): id is string => id !== undefined);
+      const until = now + this.windowMs;
+      for (const id of mine) {
+        const h = this.held.get(id);
+        if (h) {
+          h.until = Math.max(h.until, until);
+          h.open++;
+        } else this.held.set(id, { until, open: 1 });
         this.spend(id, now, 2);
       }
-      return undefined;
+      return { hold: { ids: mine, until } };
     }
     const conflict = reasons.includes('TransactionConflict');
     if (conflict) this.stats.conflicts++;
     else this.stats.throttles++;
     const message = `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.join(', ')}]`;
     return {
+      answer: {
       kind: conflict ? 'conflict' : 'throttle',
       ...json('TransactionCanceledException', {
         message,
@@ -154,6 +187,7 @@ export class ContentionModel {
             : { Code: r, Message: r === 'TransactionConflict' ? 'Transaction is ongoing for the item' : THROTTLE_MESSAGE },
         ),
       }),
+      },
     };
   }
 
@@ -161,7 +195,7 @@ export class ContentionModel {
     this.stats.writes++;
     const id = itemId(operation, body, keyAttributes);
     if (id === undefined) return undefined;
-    if ((this.heldUntil.get(id) ?? 0) > now) {
+    if (this.isHeld(id, now)) {
       this.stats.conflicts++;
       return { kind: 'conflict', ...json('TransactionConflictException', { message: 'Transaction is ongoing for the item' }) };
     }
@@ -197,7 +231,7 @@ export class ContentionModel {
   private sweep(now: number): void {
     if (now - this.sweptAt < WINDOW_S) return;
     this.sweptAt = now;
-    for (const [id, until] of this.heldUntil) if (until <= now) this.heldUntil.delete(id);
+    for (const [id, h] of this.held) if (h.open === 0 && h.until <= now) this.held.delete(id);
     for (const [id, list] of this.spent) if (list.length === 0 || list[list.length - 1]![0] <= now - WINDOW_S) this.spent.delete(id);
   }
 }

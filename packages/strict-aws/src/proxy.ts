@@ -28,7 +28,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { NEEDS_GROUP, validateAutoScaling, type GroupSizes } from './autoscaling.js';
 import { tablesOf, validateDynamoDB } from './dynamodb.js';
 import { validateEc2 } from './ec2.js';
-import { ContentionModel, type ContentionOptions, type ContentionStats } from './contention.js';
+import { ContentionModel, type ContentionHold, type ContentionOptions, type ContentionStats } from './contention.js';
 import { errorResponse } from './errors.js';
 import type { Rejection, Service, Violation } from './rules.js';
 import { parseS3, S3Uploads, validateCompleteMultipart, validateS3 } from './s3.js';
@@ -207,15 +207,32 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
     res.end(e.body);
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
+  /**
+   * Forward to the upstream and stream its answer back. With a contention `hold` (a transaction),
+   * the answer is held back until the hold's window has passed, then the hold is finished.
+   */
+  function forward(req: IncomingMessage, res: ServerResponse, body?: Buffer, hold?: ContentionHold): void {
+    let finished = false;
+    const finish = () => {
+      if (hold && !finished) {
+        finished = true;
+        model.finish(hold);
+      }
+    };
+    res.on('close', finish);
     const up = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, body), agent },
       (answer) => {
         // Hop-by-hop: moto's werkzeug closes every connection; ours to the client stays open.
         const { connection: _c, 'keep-alive': _k, ...headers } = answer.headers;
-        res.writeHead(answer.statusCode ?? 502, headers);
-        answer.pipe(res);
-        answer.on('error', () => res.destroy());
+        const send = () => {
+          res.writeHead(answer.statusCode ?? 502, headers);
+          answer.pipe(res);
+          answer.on('error', () => res.destroy());
+        };
+        const wait = hold ? hold.until - Date.now() : 0;
+        if (wait > 0) setTimeout(send, wait);
+        else send();
       },
     );
     up.on('error', (err) => {
@@ -257,10 +274,15 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
         } catch {
           parsed = undefined;
         }
-        const answer = parsed && model.check(operation, parsed, (t) => keySchemas.get(`${region}/${t}`));
-        if (answer) {
-          res.writeHead(answer.status, { ...answer.headers, 'content-length': String(Buffer.byteLength(answer.body)) });
-          res.end(answer.body);
+        const verdict = parsed && model.check(operation, parsed, (t) => keySchemas.get(`${region}/${t}`));
+        if (verdict?.answer) {
+          const a = verdict.answer;
+          res.writeHead(a.status, { ...a.headers, 'content-length': String(Buffer.byteLength(a.body)) });
+          res.end(a.body);
+          return;
+        }
+        if (verdict?.hold) {
+          forward(req, res, body, verdict.hold);
           return;
         }
       }
