@@ -5,11 +5,12 @@
  * Pure: time comes from `now()`.
  *
  * The model, per item (table + key):
- *  - **In flight**: a TransactWriteItems holds each of its items from its arrival until it is
- *    answered, and takes at least `windowMs` (DynamoDB's prepare and commit of a transaction take
- *    that long; the layer holds moto's answer back until then, so a client never sees its own
- *    finished transaction conflict with its next request). Meanwhile, on the same item, another
- *    TransactWriteItems is cancelled (TransactionCanceledException, reason
+ *  - **In flight**: a TransactWriteItems holds each of its items for `windowMs` from its arrival
+ *    (DynamoDB's prepare and commit of a transaction take about that long), and is answered no
+ *    sooner than that (the layer holds moto's answer back), so a client never sees its own
+ *    finished transaction conflict with its next request. The time a request waits for moto (which
+ *    serialises DynamoDB) is not held: DynamoDB has no such queue. Meanwhile, on the same item,
+ *    another TransactWriteItems is cancelled (TransactionCanceledException, reason
  *    `TransactionConflict` on that action, `None` on the others), and a PutItem / UpdateItem /
  *    DeleteItem fails with TransactionConflictException. Single-item writes do not hold an item:
  *    DynamoDB serialises them on the item, and documents conflicts only with transactions.
@@ -48,7 +49,7 @@ export interface ContentionStats {
   throttles: number;
 }
 
-/** A forwarded transaction's hold on its items: answer it no sooner than `until`, then `finish` it. */
+/** A forwarded transaction's hold on its items: answer it no sooner than `until`. */
 export interface ContentionHold {
   readonly ids: readonly string[];
   readonly until: number;
@@ -100,8 +101,8 @@ export class ContentionModel {
   private readonly windowMs: number;
   private readonly rate: number;
   private readonly now: () => number;
-  /** item → held until (epoch ms), and while its transaction is not answered (open). */
-  private readonly held = new Map<string, { until: number; open: number }>();
+  /** item → held until (epoch ms). */
+  private readonly held = new Map<string, number>();
   /** item → [time, units] of the last second. */
   private readonly spent = new Map<string, Array<[number, number]>>();
   private sweptAt = 0;
@@ -133,17 +134,8 @@ export class ContentionModel {
     return undefined;
   }
 
-  /** The transaction of `hold` was answered: its items are free once its window has passed too. */
-  finish(hold: ContentionHold): void {
-    for (const id of hold.ids) {
-      const h = this.held.get(id);
-      if (h) h.open = Math.max(0, h.open - 1);
-    }
-  }
-
   private isHeld(id: string, now: number): boolean {
-    const h = this.held.get(id);
-    return h !== undefined && (h.open > 0 || h.until > now);
+    return (this.held.get(id) ?? 0) > now;
   }
 
   private transaction(body: Body, keyAttributes: (table: string) => readonly string[] | undefined, now: number): ContentionVerdict {
@@ -163,11 +155,7 @@ export class ContentionModel {
       const mine = ids.filter((id): id is string => id !== undefined);
       const until = now + this.windowMs;
       for (const id of mine) {
-        const h = this.held.get(id);
-        if (h) {
-          h.until = Math.max(h.until, until);
-          h.open++;
-        } else this.held.set(id, { until, open: 1 });
+        if (this.windowMs > 0) this.held.set(id, until);
         this.spend(id, now, 2);
       }
       return { hold: { ids: mine, until } };
@@ -231,7 +219,7 @@ export class ContentionModel {
   private sweep(now: number): void {
     if (now - this.sweptAt < WINDOW_S) return;
     this.sweptAt = now;
-    for (const [id, h] of this.held) if (h.open === 0 && h.until <= now) this.held.delete(id);
+    for (const [id, until] of this.held) if (until <= now) this.held.delete(id);
     for (const [id, list] of this.spent) if (list.length === 0 || list[list.length - 1]![0] <= now - WINDOW_S) this.spent.delete(id);
   }
 }

@@ -209,17 +209,9 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
 
   /**
    * Forward to the upstream and stream its answer back. With a contention `hold` (a transaction),
-   * the answer is held back until the hold's window has passed, then the hold is finished.
+   * the answer is held back until the hold's window has passed.
    */
   function forward(req: IncomingMessage, res: ServerResponse, body?: Buffer, hold?: ContentionHold): void {
-    let finished = false;
-    const finish = () => {
-      if (hold && !finished) {
-        finished = true;
-        model.finish(hold);
-      }
-    };
-    res.on('close', finish);
     const up = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, body), agent },
       (answer) => {
