@@ -5,7 +5,9 @@
  *                                        createdAt, updatedAt (and five counters, always 0 for a
  *                                        job with shards: kept so that older jobs still read right)
  *   pk=JOB#<job>  sk=JOB#COUNT#<nnn>     counter shard n of counterShards: the five counters
- *   pk=JOB#<job>  sk=TASK#<0000042>      one task: the TaskRecord's fields as attributes
+ *   pk=JOB#<job>  sk=TASK#<0000042>      one task: the TaskRecord's fields as attributes, but
+ *                                        its command (an item written by an older gq keeps it)
+ *   pk=JOB#<job>  sk=CMD#<0000042>       the task's command (up to 128 KB), written once
  *   pk=JOB#<job>  sk=INST#<instance>     one worker: the InstanceRecord's fields
  *   pk=JOBS       sk=<createdAt>#<job>   index of jobs (listJobs reads it newest first, no Scan)
  *
@@ -46,6 +48,13 @@
  * A claim also records the worker as BUSY with its task (`detail: "task N"`, what `gq status`
  * reads the running tasks through): one more Update, of the instance item, in the claim's own
  * TransactWriteItems, so the worker makes no call of its own for it.
+ *
+ * The command in an item of its own: DynamoDB bills a write on the whole item (1 WCU per KB, twice
+ * in a transaction), and a task item is written at every claim, heartbeat and completion; with
+ * the command in it, a heartbeat of a task with a 128 KB command cost 128 WCU. Without it a task
+ * item is under 1 KB (plus its tags and stderr tail): a heartbeat is 1 WCU. The command is read
+ * with the task in the same BatchGetItem (claim, getTask), and written before the task item
+ * (BatchWriteItem), so that every task anyone can see has its command.
  *
  * Tags: setTag updates only `tags.<key>` (condition: the task exists) and leaves `version` alone;
  * the decided writes never write `tags` (they update changed attributes only, never a whole-item
@@ -95,6 +104,7 @@ export const JOB_SK = 'JOB';
 export const jobPk = (job: string): string => `JOB#${job}`;
 export const taskSk = (task: number): string => `TASK#${String(task).padStart(7, '0')}`;
 export const instanceSk = (instance: string): string => `INST#${instance}`;
+export const commandSk = (task: number): string => `CMD#${String(task).padStart(7, '0')}`;
 export const jobsIndexSk = (createdAt: string, job: string): string => `${createdAt}#${job}`;
 /** Counter shard `n` of a job; sorts right after `JOB`, so one Query reads the job and its shards. */
 export const counterSk = (n: number): string => `${JOB_SK}#COUNT#${String(n).padStart(3, '0')}`;
@@ -103,11 +113,12 @@ const COUNTER_PREFIX = `${JOB_SK}#COUNT#`;
 export const DEFAULT_COUNTER_SHARDS = 64;
 export const MAX_COUNTER_SHARDS = 98;
 const TASK_PREFIX = 'TASK#';
+const CMD_PREFIX = 'CMD#';
 const INST_PREFIX = 'INST#';
 
 const COUNT_KEYS: readonly CountKey[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-/** Attributes a decided write never touches: keys, identity, and tags (owned by setTag). */
-const FROZEN = new Set(['pk', 'sk', 'kind', 'job', 'task', 'tags']);
+/** Attributes a decided write never touches: keys, identity, the command (its own item), and tags (owned by setTag). */
+const FROZEN = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags']);
 
 type Item = Record<string, unknown>;
 
@@ -164,15 +175,22 @@ const backoff = (n: number) => sleep(policyDelay(BACKOFF.contention, Math.max(1,
 // ---------------------------------------------------------------------------------------------
 // Records ↔ items
 
+/** The task item: the record without its command (see the module comment). */
 function taskItem(rec: TaskRecord): Item {
-  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rec };
+  const { command: _command, ...rest } = rec;
+  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rest };
 }
 
-function toTask(item: Item | undefined): TaskRecord | undefined {
+function commandItem(job: string, task: number, command: string): Item {
+  return { pk: jobPk(job), sk: commandSk(task), kind: 'command', job, task, command };
+}
+
+/** The record from its task item and its command item's command (an older item has it inline). */
+function toTask(item: Item | undefined, command?: unknown): TaskRecord | undefined {
   if (!item) return undefined;
   const { pk: _pk, sk: _sk, kind: _kind, ...rest } = item;
   const t = rest as unknown as TaskRecord;
-  return { ...t, tags: (t.tags as Record<string, string> | undefined) ?? {} };
+  return { ...t, command: String(t.command ?? command ?? ''), tags: (t.tags as Record<string, string> | undefined) ?? {} };
 }
 
 /** The job from its item and its counter shards (the counts are their sum; `shards` may be empty). */
@@ -447,17 +465,19 @@ export class DynamoStatusStore implements StatusStore {
     return found;
   }
 
-  /** The task and its job, in one request. */
+  /** The task (with its command) and its job, in one request. */
   private async readTaskAndJob(job: string, task: number): Promise<[TaskRecord | undefined, JobRecord | undefined]> {
     const items = await this.batchGet([
       { pk: jobPk(job), sk: taskSk(task) },
+      { pk: jobPk(job), sk: commandSk(task) },
       { pk: jobPk(job), sk: JOB_SK },
     ]);
-    const t = items.find((i) => i.sk !== JOB_SK);
+    const t = items.find((i) => i.sk === taskSk(task));
+    const c = items.find((i) => i.sk === commandSk(task));
     const j = items.find((i) => i.sk === JOB_SK);
     this.noteJob(job, j);
     // Only the spec and cancelRequested of this record are used (the counts are in the shards).
-    return [toTask(t), toJob(j)];
+    return [toTask(t, c?.command), toJob(j)];
   }
 
   /** Remember how a job keeps its counters (from its item). */
@@ -501,10 +521,48 @@ export class DynamoStatusStore implements StatusStore {
   }
 
   async getTask(job: string, task: number): Promise<TaskRecord | undefined> {
-    return toTask(await this.get(jobPk(job), taskSk(task)));
+    const items = await this.batchGet([
+      { pk: jobPk(job), sk: taskSk(task) },
+      { pk: jobPk(job), sk: commandSk(task) },
+    ]);
+    return toTask(
+      items.find((i) => i.sk === taskSk(task)),
+      items.find((i) => i.sk === commandSk(task))?.command,
+    );
+  }
+
+  /**
+   * The commands of `tasks` (task number → command): one Query of all when `all`, else
+   * BatchGetItem of 100 at a time. Tasks whose item has its command inline need none.
+   */
+  private async commandsOf(job: string, tasks: readonly Item[], all: boolean): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    const need = tasks.filter((t) => t.command === undefined).map((t) => Number(t.task));
+    if (need.length === 0) return out;
+    let items: Item[];
+    if (all) {
+      items = await this.queryAll({
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+        ExpressionAttributeValues: { ':pk': jobPk(job), ':p': CMD_PREFIX },
+        ConsistentRead: true,
+      });
+    } else {
+      const limit = pLimit(this.concurrency);
+      const batches: number[][] = [];
+      for (let i = 0; i < need.length; i += 100) batches.push(need.slice(i, i + 100));
+      items = (await Promise.all(batches.map((b) => limit(() => this.batchGet(b.map((n) => ({ pk: jobPk(job), sk: commandSk(n) }))))))).flat();
+    }
+    for (const i of items) out.set(Number(i.task), String(i.command));
+    return out;
   }
 
   async listTasks(job: string, opts: { states?: readonly TaskState[] } = {}): Promise<TaskRecord[]> {
+    return this.queryTasks(job, opts.states, true);
+  }
+
+  /** The job's tasks (in some states), with their commands or not (then `command` is ''). */
+  protected async queryTasks(job: string, states: readonly TaskState[] | undefined, withCommands: boolean): Promise<TaskRecord[]> {
+    const opts = { states };
     const e = new Expr();
     const pk = e.value(jobPk(job));
     const prefix = e.value(TASK_PREFIX);
@@ -519,7 +577,8 @@ export class DynamoStatusStore implements StatusStore {
       ConsistentRead: true,
       ...e.params(),
     });
-    return items.map((i) => toTask(i)!).sort((a, b) => a.task - b.task);
+    const commands = withCommands ? await this.commandsOf(job, items, !filter) : new Map<number, string>();
+    return items.map((i) => toTask(i, commands.get(Number(i.task)))!).sort((a, b) => a.task - b.task);
   }
 
   /** Count the task items by state (one paginated Query); the counters must always equal it. */
@@ -715,7 +774,8 @@ export class DynamoStatusStore implements StatusStore {
       if (classifyWriteError(err) === 'condition') throw new JobNotFoundError(job);
       throw err;
     }
-    const open = await this.listTasks(job, { states: ['QUEUED', 'RUNNING'] });
+    // Commands are not needed to cancel (decided writes never write them).
+    const open = await this.queryTasks(job, ['QUEUED', 'RUNNING'], false);
     const results = await this.bulkDecide(`cancel ${job}`, open, (t, now) =>
       t ? decideCancel(t, now) : { delta: {}, result: 'none' as const },
     );
@@ -855,6 +915,12 @@ export class DynamoStatusStore implements StatusStore {
       bytes += size;
     }
     if (chunk.length) chunks.push(chunk);
+
+    // The commands first (plain puts, 25 a request, idempotent): a task is never seen without its command.
+    const cmdBatches: Item[][] = [];
+    for (let i = 0; i < todo.length; i += 25) cmdBatches.push(todo.slice(i, i + 25).map((t) => commandItem(spec.name, t.task, t.command)));
+    const putLimit = pLimit(this.concurrency);
+    await Promise.all(cmdBatches.map((b) => putLimit(() => this.batchPut(b))));
 
     const limit = pLimit(this.createConcurrency);
     const results = await Promise.all(chunks.map((c) => limit(() => this.createChunk(spec.name, c))));
@@ -1028,8 +1094,17 @@ export class DynamoStatusStore implements StatusStore {
     await this.batchDelete(last);
   }
 
+  private async batchPut(items: Item[]): Promise<void> {
+    await this.batchWrite(items.map((Item) => ({ PutRequest: { Item } })));
+  }
+
   private async batchDelete(keys: Item[]): Promise<void> {
-    let pending: Array<Record<string, unknown>> = keys.map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } }));
+    await this.batchWrite(keys.map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } })));
+  }
+
+  /** BatchWriteItem (≤ 25 requests); unprocessed ones sent again. */
+  private async batchWrite(requests: Array<Record<string, unknown>>): Promise<void> {
+    let pending = requests;
     for (let round = 0; pending.length > 0; round++) {
       // Unprocessed items are DynamoDB's throttling of a batch: sent again after a backoff, unbounded.
       if (round > 0) await backoff(round);

@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { itemSize } from '@gq/strict-aws';
 import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
 import { counterSk, DEFAULT_COUNTER_SHARDS, DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
@@ -107,6 +109,22 @@ describeAws('DynamoStatusStore (moto)', () => {
     expect(await st.createJob(makeSpec(job, 40), tasks)).toEqual({ created: 40, existing: 0 });
     expect((await st.getTask(job, 40))!.command).toBe(command);
     await expectConsistent(job, { queued: 40 });
+  });
+
+  it('a heartbeat renews a small item: the 128 KB command lives in an item of its own, read with the task', async () => {
+    const job = uniqueJob('cheap');
+    const command = 'x'.repeat(MAX_COMMAND_BYTES);
+    await st.createJob(makeSpec(job, 1), makeTasks(1).map((t) => ({ ...t, command })));
+    const worker = new DynamoStatusStore(clients.ddb, { table });
+    const c = await worker.claim(job, 1, 'i-a', 60_000);
+    expect(c.kind === 'claimed' && c.task.command).toBe(command);
+    expect(await worker.heartbeat(job, 1, 'i-a', 60_000)).toBe('ok');
+    const raw = await clients.dynamodb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: jobPk(job) }, sk: { S: taskSk(1) } }, ConsistentRead: true }));
+    // DynamoDB bills an UpdateItem 1 WCU per KB of the item: this one is 1 WCU, not 129.
+    expect(itemSize(raw.Item as Parameters<typeof itemSize>[0])).toBeLessThan(1024);
+    expect((await st.getTask(job, 1))!.command).toBe(command);
+    expect((await st.listTasks(job))[0]!.command).toBe(command);
+    expect((await st.listTasks(job, { states: ['RUNNING'] }))[0]!.command).toBe(command);
   });
 
   it('listJobs lists a job once when the index holds it twice (BatchGetItem refuses a key asked twice)', async () => {
@@ -237,9 +255,9 @@ describeAws('DynamoStatusStore (moto)', () => {
     const big = await cost(BIG);
     expect(small.get).toEqual({ 'DynamoDB.Query': 1 });
     expect(big.get).toEqual(small.get);
-    // 1 for the job item + its index entry, ceil(n / 99) for the tasks; no reads.
-    expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 99) });
-    expect(small.create).toEqual({ 'DynamoDB.TransactWriteItems': 2 });
+    // 1 for the job item + its index entry, ceil(n / 99) for the tasks, ceil(n / 25) for the commands; no reads.
+    expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 99), 'DynamoDB.BatchWriteItem': Math.ceil(BIG / 25) });
+    expect(small.create).toEqual({ 'DynamoDB.TransactWriteItems': 2, 'DynamoDB.BatchWriteItem': 1 });
     const idx = await clients.ddb.send(
       new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': JOBS_PK } }),
     );
@@ -284,7 +302,7 @@ describeAws('DynamoStatusStore (moto)', () => {
     );
     const items = out.Items!;
     const shards = Array.from({ length: DEFAULT_COUNTER_SHARDS }, (_, n) => counterSk(n));
-    expect(items.map((i) => i.sk)).toEqual(['INST#i-1', 'JOB', ...shards, 'TASK#0000001', 'TASK#0000002']);
+    expect(items.map((i) => i.sk)).toEqual(['CMD#0000001', 'CMD#0000002', 'INST#i-1', 'JOB', ...shards, 'TASK#0000001', 'TASK#0000002']);
     const jobItem = items.find((i) => i.sk === 'JOB')!;
     // The counts live in the shards: the job item's own stay 0 (read as one more shard).
     expect(jobItem).toMatchObject({ queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0, cancelRequested: false, counterShards: DEFAULT_COUNTER_SHARDS });
@@ -294,6 +312,9 @@ describeAws('DynamoStatusStore (moto)', () => {
     expect(jobItem.spec).toMatchObject({ name: job, total: 2 });
     const task = items.find((i) => i.sk === 'TASK#0000002')! as unknown as TaskRecord;
     expect(task).toMatchObject({ job, task: 2, state: 'QUEUED', version: 0, tags: {} });
+    // The command lives in an item of its own, so that the task item written at every heartbeat stays small.
+    expect(task.command).toBeUndefined();
+    expect(items.find((i) => i.sk === 'CMD#0000002')).toMatchObject({ kind: 'command', task: 2, command: 'echo task 2' });
   });
 
   it('cancel and resubmit keep the counters equal to the items under concurrency', async () => {
@@ -337,7 +358,7 @@ describeAws('DynamoStatusStore (moto)', () => {
     const listed = await st.listTasks(job);
     await st.claim(job, 3, 'i-a', 60_000); // after the listing
     class StaleList extends DynamoStatusStore {
-      override async listTasks(): Promise<TaskRecord[]> {
+      protected override async queryTasks(): Promise<TaskRecord[]> {
         return listed;
       }
     }
