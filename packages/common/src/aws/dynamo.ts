@@ -53,8 +53,8 @@
  * in a transaction), and a task item is written at every claim, heartbeat and completion; with
  * the command in it, a heartbeat of a task with a 128 KB command cost 128 WCU. Without it a task
  * item is under 1 KB (plus its tags and stderr tail): a heartbeat is 1 WCU. The command is read
- * with the task in the same BatchGetItem (claim, getTask), and written before the task item
- * (BatchWriteItem), so that every task anyone can see has its command.
+ * with the task in the same BatchGetItem (claim, getTask), and written with the task item in the
+ * same transaction, so that every task anyone can see has its command.
  *
  * Tags: setTag updates only `tags.<key>` (condition: the task exists) and leaves `version` alone;
  * the decided writes never write `tags` (they update changed attributes only, never a whole-item
@@ -405,6 +405,8 @@ export interface DynamoStatusStoreOptions {
 
 /** Tasks per createJob transaction (plus the job counter update = 100, the limit). */
 export const CREATE_CHUNK = 99;
+/** Tasks per createJob transaction: each is two puts (task and command) + the counter update = 99. */
+export const CREATE_TASKS_PER_TRANSACTION = 49;
 const MAX_TRANSACTION_BYTES = 3_500_000;
 
 export class DynamoStatusStore implements StatusStore {
@@ -901,12 +903,14 @@ export class DynamoStatusStore implements StatusStore {
     }
 
     const chunks: Item[][] = [];
+    const commands = new Map<number, Item>();
     let chunk: Item[] = [];
     let bytes = 0;
     for (const t of todo) {
       const item = taskItem(newTaskRecord(spec.name, t, now));
-      const size = approxSize(item);
-      if (chunk.length >= CREATE_CHUNK || (chunk.length > 0 && bytes + size > MAX_TRANSACTION_BYTES)) {
+      commands.set(t.task, commandItem(spec.name, t.task, t.command));
+      const size = approxSize(item) + approxSize(commands.get(t.task)!);
+      if (chunk.length >= CREATE_TASKS_PER_TRANSACTION || (chunk.length > 0 && bytes + size > MAX_TRANSACTION_BYTES)) {
         chunks.push(chunk);
         chunk = [];
         bytes = 0;
@@ -916,14 +920,8 @@ export class DynamoStatusStore implements StatusStore {
     }
     if (chunk.length) chunks.push(chunk);
 
-    // The commands first (plain puts, 25 a request, idempotent): a task is never seen without its command.
-    const cmdBatches: Item[][] = [];
-    for (let i = 0; i < todo.length; i += 25) cmdBatches.push(todo.slice(i, i + 25).map((t) => commandItem(spec.name, t.task, t.command)));
-    const putLimit = pLimit(this.concurrency);
-    await Promise.all(cmdBatches.map((b) => putLimit(() => this.batchPut(b))));
-
     const limit = pLimit(this.createConcurrency);
-    const results = await Promise.all(chunks.map((c) => limit(() => this.createChunk(spec.name, c))));
+    const results = await Promise.all(chunks.map((c) => limit(() => this.createChunk(spec.name, c, commands))));
     let created = 0;
     for (const r of results) {
       created += r.created;
@@ -988,16 +986,19 @@ export class DynamoStatusStore implements StatusStore {
    * One transaction: conditional puts of the chunk's tasks + ADD queued by their number. When some
    * task exists already (a concurrent or earlier submit), each task goes alone, paired with its +1.
    */
-  private async createChunk(job: string, items: Item[]): Promise<{ created: number; existing: number }> {
-    const put = (item: Item) => ({
-      Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' },
-    });
+  private async createChunk(job: string, items: Item[], commands: ReadonlyMap<number, Item>): Promise<{ created: number; existing: number }> {
+    // Each task with its command in the same transaction: no task is ever seen without its command
+    // (the command's put is unconditional: the task's condition alone decides).
+    const put = (item: Item) => [
+      { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+      { Put: { TableName: this.table, Item: commands.get(Number(item.task))! } },
+    ];
     for (let attempt = 1; ; attempt++) {
       try {
         const shard = await this.pickShard(job);
         await this.ddb.send(
           new TransactWriteCommand({
-            TransactItems: [...items.map(put), { Update: counterUpdate(this.table, job, { queued: items.length }, this.now(), shard) }],
+            TransactItems: [...items.flatMap(put), { Update: counterUpdate(this.table, job, { queued: items.length }, this.now(), shard) }],
           }),
         );
         return { created: items.length, existing: 0 };
@@ -1009,7 +1010,7 @@ export class DynamoStatusStore implements StatusStore {
         }
         const reasons = reasonsOf(err) ?? [];
         // Only a task's condition can fall back item by item; a missing job item cannot.
-        const jobGone = reasons[items.length]?.Code === 'ConditionalCheckFailed';
+        const jobGone = reasons[2 * items.length]?.Code === 'ConditionalCheckFailed';
         if (outcome !== 'condition' || jobGone) {
           if (jobGone) throw new GqError(`job ${job} was deleted while its tasks were being created`, { cause: err });
           throw err;
@@ -1028,7 +1029,7 @@ export class DynamoStatusStore implements StatusStore {
               const shard = await this.pickShard(job);
               await this.ddb.send(
                 new TransactWriteCommand({
-                  TransactItems: [put(item), { Update: counterUpdate(this.table, job, { queued: 1 }, this.now(), shard) }],
+                  TransactItems: [...put(item), { Update: counterUpdate(this.table, job, { queued: 1 }, this.now(), shard) }],
                 }),
               );
               created++;
@@ -1092,10 +1093,6 @@ export class DynamoStatusStore implements StatusStore {
     const last: Item[] = [{ pk: jobPk(job), sk: JOB_SK }];
     if (jobItem?.createdAt) last.push({ pk: JOBS_PK, sk: jobsIndexSk(String(jobItem.createdAt), job) });
     await this.batchDelete(last);
-  }
-
-  private async batchPut(items: Item[]): Promise<void> {
-    await this.batchWrite(items.map((Item) => ({ PutRequest: { Item } })));
   }
 
   private async batchDelete(keys: Item[]): Promise<void> {

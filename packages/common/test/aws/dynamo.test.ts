@@ -223,15 +223,15 @@ describeAws('DynamoStatusStore (moto)', () => {
 
   it('a task written by someone else between check and write: the chunk falls back item by item', async () => {
     const job = uniqueJob('fallback');
-    // Task 7 lands first (another submitter's chunk, say): the first 99-task transaction is cancelled.
+    // Task 7 lands first (another submitter's chunk, say): the first 49-task transaction is cancelled.
     await clients.ddb.send(
       new PutCommand({ TableName: table, Item: { pk: jobPk(job), sk: taskSk(7), kind: 'task', job, task: 7, state: 'QUEUED', version: 0, tags: {} } }),
     );
     counter.reset();
     expect(await st.createJob(makeSpec(job, 120), makeTasks(120))).toEqual({ created: 119, existing: 1 });
     const c = counter.counts();
-    // putJob, the cancelled chunk, 99 two-item transactions, the second chunk.
-    expect(c['DynamoDB.TransactWriteItems']).toBe(1 + 1 + 99 + 1);
+    // putJob, the cancelled chunk, 49 one-task transactions, the other two chunks (49 tasks a chunk).
+    expect(c['DynamoDB.TransactWriteItems']).toBe(1 + 1 + 49 + 2);
     // Only what this submit created is counted (task 7 is the other submitter's to count).
     expect((await st.getJob(job))!.counts.queued).toBe(119);
     expect((await st.listTasks(job)).length).toBe(120);
@@ -240,7 +240,7 @@ describeAws('DynamoStatusStore (moto)', () => {
   // 1,000 by default. 10,000 shows the same in about 30 s (GQ_TEST_BIG_JOB=10000): moto copies the
   // whole table in every transaction, so the cost grows with the square of the job size.
   const BIG = Number(process.env.GQ_TEST_BIG_JOB ?? 1000);
-  it(`${BIG} tasks: createJob is 1 + ceil(${BIG} / 99) transactions; getJob is one Query (job and counter shards), as for 10 tasks`, async () => {
+  it(`${BIG} tasks: createJob is 1 + ceil(${BIG} / 49) transactions; getJob is one Query (job and counter shards), as for 10 tasks`, async () => {
     const cost = async (n: number) => {
       const job = uniqueJob(`size${n}`);
       counter.reset();
@@ -255,9 +255,9 @@ describeAws('DynamoStatusStore (moto)', () => {
     const big = await cost(BIG);
     expect(small.get).toEqual({ 'DynamoDB.Query': 1 });
     expect(big.get).toEqual(small.get);
-    // 1 for the job item + its index entry, ceil(n / 99) for the tasks, ceil(n / 25) for the commands; no reads.
-    expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 99), 'DynamoDB.BatchWriteItem': Math.ceil(BIG / 25) });
-    expect(small.create).toEqual({ 'DynamoDB.TransactWriteItems': 2, 'DynamoDB.BatchWriteItem': 1 });
+    // 1 for the job item + its index entry, ceil(n / 49) for the tasks (each with its command); no reads.
+    expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 49) });
+    expect(small.create).toEqual({ 'DynamoDB.TransactWriteItems': 2 });
     const idx = await clients.ddb.send(
       new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': JOBS_PK } }),
     );
