@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { startStrictLayer } from '@gq/strict-aws';
+import { contentionFromEnv, startStrictLayer } from '@gq/strict-aws';
 
 export const REGION = 'us-east-1';
 
@@ -90,7 +90,8 @@ export function motoPython() {
  */
 export async function frontWithStrictLayer(upstreamEndpoint) {
   if (process.env.GQ_STRICT === '0') return { endpoint: upstreamEndpoint, rejections: [], stop: async () => {} };
-  return startStrictLayer({ upstream: upstreamEndpoint, log: process.env.GQ_STRICT_LOG });
+  // GQ_CONTENTION_WINDOW_MS / GQ_ITEM_WRITES_PER_S turn on DynamoDB contention (strict-aws contention.ts).
+  return startStrictLayer({ upstream: upstreamEndpoint, log: process.env.GQ_STRICT_LOG, contention: contentionFromEnv() });
 }
 
 const WRAPPER = readFileSync(join(import.meta.dirname, 'moto_faithful.py'), 'utf8');

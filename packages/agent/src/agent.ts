@@ -230,7 +230,7 @@ export class Agent implements AgentControl {
         }
         // A failed receive is "nothing found" after a pause that grows, never a hot spin.
         failures++;
-        const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
+        const wait = backoffMs(failures, MAX_BACKOFF_MS);
         d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'receive failed; backing off');
         await sleep(wait, this.wake.signal);
         idleSince = Date.now();

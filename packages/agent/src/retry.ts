@@ -7,7 +7,7 @@
  * throttling and 5xx answers, a busy SQLite file. Anything else (a missing queue, access denied,
  * a bug) is thrown at once, as before.
  */
-import { sleep, type Logger } from '@gq/common';
+import { BACKOFF, backoffDelay, sleep, type Logger } from '@gq/common';
 
 const NETWORK_CODES = new Set([
   'ECONNRESET',
@@ -77,9 +77,9 @@ export function isTransient(err: unknown, depth = 0): boolean {
   return false;
 }
 
-/** Pause before try `n` (1-based) after a failure: 1 s doubling to 30 s, each jittered to 50–100%. */
-export function backoffMs(n: number, maxMs = 30_000): number {
-  return Math.min(maxMs, 500 * 2 ** Math.min(Math.max(1, n), 6)) * (0.5 + Math.random() / 2);
+/** Pause after `n` failures: the `transient` policy of backoff.ts (1 s doubling to 30 s, jittered to 50–100 %). */
+export function backoffMs(n: number, maxMs: number = BACKOFF.transient.maxMs): number {
+  return backoffDelay(Math.max(1, n), BACKOFF.transient.baseMs, maxMs, Math.random, BACKOFF.transient.jitter);
 }
 
 export interface PersistOptions {

@@ -1,11 +1,45 @@
 /**
- * Bounded retries with exponential backoff for the few errors that AWS documents as "not yet":
- * eventual consistency right after gq created something (a launch template that Auto Scaling does
- * not see yet, an instance profile that EC2 does not see yet). Throttling and network errors are
- * retried by the SDK itself (clients.ts); this is only for answers that are final for the SDK but
- * not for gq.
+ * The one backoff policy of gq: every pause before trying again is `backoffDelay`, an exponential
+ * pause capped and jittered. Its named uses (`BACKOFF`) differ only in base, cap and jitter:
+ *
+ *   contention  a DynamoDB write cancelled by a transaction conflict or throttled: 10 ms doubling
+ *               to 1 s, full jitter (AWS's advice for contention: spread the retries of racing
+ *               writers over the whole interval). Retried without a bound on the count: a worker
+ *               never gives up because another won a race; the wait is what is bounded.
+ *   transient   AWS out of reach, throttled past the SDK's own retries: 1 s doubling to 30 s.
+ *   notYet      AWS's "not yet" answers right after gq created something (retryWithBackoff).
+ *
+ * https://docs.aws.amazon.com/general/latest/gr/api-retries.html (retries and exponential backoff),
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html (conflicts).
  */
 import { sleep } from './time.js';
+
+export interface BackoffPolicy {
+  /** Pause before the second try (after one failure). */
+  baseMs: number;
+  /** Longest pause. */
+  maxMs: number;
+  /** 'full': uniform over 0–100 % of the pause; 'equal': over 50–100 %. */
+  jitter: 'full' | 'equal';
+}
+
+export const BACKOFF = {
+  contention: { baseMs: 10, maxMs: 1000, jitter: 'full' },
+  transient: { baseMs: 1000, maxMs: 30_000, jitter: 'equal' },
+  notYet: { baseMs: 1000, maxMs: 8000, jitter: 'equal' },
+} as const satisfies Record<string, BackoffPolicy>;
+
+/** Pause before try `n + 1` after `n` failures (n ≥ 1): base · 2^(n-1), capped, jittered. */
+export function backoffDelay(n: number, baseMs = 1000, maxMs = 8000, random: () => number = Math.random, jitter: BackoffPolicy['jitter'] = 'equal'): number {
+  // 2 ** 40 is far past any cap; the exponent is bounded so that the product stays finite.
+  const pause = Math.min(maxMs, baseMs * 2 ** Math.min(40, Math.max(0, n - 1)));
+  return jitter === 'full' ? pause * random() : pause * (0.5 + random() / 2);
+}
+
+/** `backoffDelay` of a named policy. */
+export function policyDelay(policy: BackoffPolicy, n: number, random: () => number = Math.random): number {
+  return backoffDelay(n, policy.baseMs, policy.maxMs, random, policy.jitter);
+}
 
 export interface BackoffOptions {
   /** Tries in all, the first included (default 6). */
@@ -20,11 +54,6 @@ export interface BackoffOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** Pause before try `n + 1` after `n` failures: base · 2^(n-1), capped, jittered to 50–100 %. */
-export function backoffDelay(n: number, baseMs = 1000, maxMs = 8000, random: () => number = Math.random): number {
-  return Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1)) * (0.5 + random() / 2);
-}
-
 /**
  * Run `fn`; while it throws an error for which `retryable` holds, try again after a backoff, at
  * most `tries` times in all. The last error is thrown as it is.
@@ -37,7 +66,7 @@ export async function retryWithBackoff<T>(fn: () => Promise<T>, retryable: (err:
       return await fn();
     } catch (err) {
       if (n >= tries || !retryable(err)) throw err;
-      const wait = backoffDelay(n, o.baseMs, o.maxMs);
+      const wait = backoffDelay(n, o.baseMs ?? BACKOFF.notYet.baseMs, o.maxMs ?? BACKOFF.notYet.maxMs);
       o.onRetry?.(err, n, wait);
       await pause(wait);
     }

@@ -5,6 +5,7 @@
 export { startStrictLayer, type StrictLayer, type StrictLayerOptions } from './proxy.js';
 export type { Rejection, Rule, Service, Violation } from './rules.js';
 export { errorResponse, type ErrorResponse } from './errors.js';
+export { ContentionModel, contentionFromEnv, type ContentionAnswer, type ContentionHold, type ContentionVerdict, type ContentionOptions, type ContentionStats } from './contention.js';
 export { DYNAMODB_RULES, validateDynamoDB, expressionRefs, itemSize, type DynamoContext } from './dynamodb.js';
 export { SQS_RULES, validateSqs, messageSize } from './sqs.js';
 export { S3_RULES, validateS3, validateCompleteMultipart, parseS3, S3Uploads } from './s3.js';

@@ -17,6 +17,10 @@
  * of a group for SetDesiredCapacity / UpdateAutoScalingGroup (DescribeAutoScalingGroups to the
  * upstream), and the part sizes of multipart uploads (noted from the UploadPart requests).
  * `POST /moto-api/reset` forgets all of it.
+ *
+ * Contention (off by default; `contention` option, or GQ_CONTENTION_WINDOW_MS / GQ_ITEM_WRITES_PER_S
+ * through `contentionFromEnv`): valid DynamoDB writes are also put to the model of contention.ts,
+ * which answers transaction conflicts and hot-item throttling as DynamoDB does.
  */
 import { appendFileSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -24,6 +28,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { NEEDS_GROUP, validateAutoScaling, type GroupSizes } from './autoscaling.js';
 import { tablesOf, validateDynamoDB } from './dynamodb.js';
 import { validateEc2 } from './ec2.js';
+import { ContentionModel, type ContentionHold, type ContentionOptions, type ContentionStats } from './contention.js';
 import { errorResponse } from './errors.js';
 import type { Rejection, Service, Violation } from './rules.js';
 import { parseS3, S3Uploads, validateCompleteMultipart, validateS3 } from './s3.js';
@@ -38,6 +43,8 @@ export interface StrictLayerOptions {
   port?: number;
   /** Append each rejection to this file as one JSON line (e.g. to collect them over a test run). */
   log?: string;
+  /** DynamoDB contention emulation (contention.ts); off when absent. */
+  contention?: ContentionOptions;
 }
 
 export interface StrictLayer {
@@ -45,6 +52,8 @@ export interface StrictLayer {
   readonly endpoint: string;
   /** Every refused request, oldest first. */
   readonly rejections: Rejection[];
+  /** What the contention emulation refused (all zero when it is off). */
+  readonly contention: ContentionStats;
   stop(): Promise<void>;
 }
 
@@ -98,6 +107,7 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
   const rejections: Rejection[] = [];
   const keySchemas = new Map<string, readonly string[]>();
   const uploads = new S3Uploads();
+  const model = new ContentionModel(opts.contention);
 
   /** One request to the upstream, answered in memory (the layer's own look-ups). */
   function ask(method: string, headers: Headers, body: string): Promise<{ status: number; body: string }> {
@@ -197,15 +207,24 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
     res.end(e.body);
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
+  /**
+   * Forward to the upstream and stream its answer back. With a contention `hold` (a transaction),
+   * the answer is held back until the hold's window has passed.
+   */
+  function forward(req: IncomingMessage, res: ServerResponse, body?: Buffer, hold?: ContentionHold): void {
     const up = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, body), agent },
       (answer) => {
         // Hop-by-hop: moto's werkzeug closes every connection; ours to the client stays open.
         const { connection: _c, 'keep-alive': _k, ...headers } = answer.headers;
-        res.writeHead(answer.statusCode ?? 502, headers);
-        answer.pipe(res);
-        answer.on('error', () => res.destroy());
+        const send = () => {
+          res.writeHead(answer.statusCode ?? 502, headers);
+          answer.pipe(res);
+          answer.on('error', () => res.destroy());
+        };
+        const wait = hold ? hold.until - Date.now() : 0;
+        if (wait > 0) setTimeout(send, wait);
+        else send();
       },
     );
     up.on('error', (err) => {
@@ -235,8 +254,31 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
     if (service === 'dynamodb' || service === 'sqs' || ((service === 'autoscaling' || service === 'ec2') && form)) {
       const body = await readBody(req);
       const { v, operation } = await check(service, req, body);
-      if (v) refuse(res, service, operation, v);
-      else forward(req, res, body);
+      if (v) {
+        refuse(res, service, operation, v);
+        return;
+      }
+      if (service === 'dynamodb' && model.enabled) {
+        const region = credential(req.headers, url).region ?? 'us-east-1';
+        let parsed: Record<string, unknown> | undefined;
+        try {
+          parsed = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
+        } catch {
+          parsed = undefined;
+        }
+        const verdict = parsed && model.check(operation, parsed, (t) => keySchemas.get(`${region}/${t}`));
+        if (verdict?.answer) {
+          const a = verdict.answer;
+          res.writeHead(a.status, { ...a.headers, 'content-length': String(Buffer.byteLength(a.body)) });
+          res.end(a.body);
+          return;
+        }
+        if (verdict?.hold) {
+          forward(req, res, body, verdict.hold);
+          return;
+        }
+      }
+      forward(req, res, body);
       return;
     }
     if (service === 's3') {
@@ -294,6 +336,7 @@ export async function startStrictLayer(opts: StrictLayerOptions): Promise<Strict
   return {
     endpoint: `http://${host}:${port}`,
     rejections,
+    contention: model.stats,
     async stop() {
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sockets) s.destroy();

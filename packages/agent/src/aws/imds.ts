@@ -6,6 +6,7 @@
  * instance role from IMDS by itself, and it honours AWS_EC2_METADATA_SERVICE_ENDPOINT exactly as
  * this client does (which is how the test runtime points both at its emulator).
  */
+import { backoffDelay } from '@gq/common/backoff';
 
 const DEFAULT_ENDPOINT = 'http://169.254.169.254';
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
@@ -83,7 +84,7 @@ export function createImds(opts: ImdsOptions = {}): Imds {
         return await fn();
       } catch (e) {
         if (i >= attempts || !retryable(e)) throw e;
-        await sleep(100 * 2 ** (i - 1));
+        await sleep(backoffDelay(i, 100, 2000));
       }
     }
   }

@@ -1,17 +1,36 @@
 /**
  * StatusStore on one DynamoDB table (partition key `pk`, sort key `sk`, both strings).
  *
- *   pk=JOB#<job>  sk=JOB                 the job: `spec` (map), the five counters (numbers),
- *                                        cancelRequested, createdAt, updatedAt
- *   pk=JOB#<job>  sk=TASK#<0000042>      one task: the TaskRecord's fields as attributes
+ *   pk=JOB#<job>  sk=JOB                 the job: `spec` (map), counterShards, cancelRequested,
+ *                                        createdAt, updatedAt (and five counters, always 0 for a
+ *                                        job with shards: kept so that older jobs still read right)
+ *   pk=JOB#<job>  sk=JOB#COUNT#<nnn>     counter shard n of counterShards: the five counters
+ *   pk=JOB#<job>  sk=TASK#<0000042>      one task: the TaskRecord's fields as attributes, but
+ *                                        its command (an item written by an older gq keeps it)
+ *   pk=JOB#<job>  sk=CMD#<0000042>       the task's command (up to 128 KB), written once
  *   pk=JOB#<job>  sk=INST#<instance>     one worker: the InstanceRecord's fields
  *   pk=JOBS       sk=<createdAt>#<job>   index of jobs (listJobs reads it newest first, no Scan)
  *
  * Every task change follows the pure decide* functions of job/transitions.ts: read the task (and
  * the job), decide, then write only the attributes that changed, conditional on the version read,
- * with the counter delta applied to the job item in the same TransactWriteItems. A lost race
- * (condition failed, or a transaction conflict) re-reads and decides again, a bounded number of
- * times. So the counters always equal a count of the task items by state.
+ * with the counter delta applied to one counter shard in the same TransactWriteItems. A lost race
+ * (condition failed) re-reads and decides again; a transaction conflict or a throttled write is
+ * tried again after the `contention` backoff (backoff.ts), with no bound on the count: a worker
+ * never gives up because another won a race. So the counters always equal a count of the task
+ * items by state.
+ *
+ * Counter shards: DynamoDB cancels a transaction that overlaps another on one item
+ * (TransactionConflict) and throttles an item written faster than its partition allows (1,000
+ * WCU/s, a transactional write costing 2 WCU per KB), so one counter item for a job would cap the
+ * job at a few hundred transitions a second and make every transition race every other. Each
+ * transition adds its delta to a shard chosen at random (another one on each retry), and a job's
+ * counts are the sum of its shards: `getJob` is one Query (`begins_with(sk, "JOB")`: the job
+ * item and its shards, a few KB), whatever the number of tasks. The shards are created with the
+ * job (one transaction), so an update conditional on the shard's existence also checks that the
+ * job was not deleted. A job item without `counterShards` (written by an older gq) keeps its
+ * counters on the job item, as before.
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-sharding.html
  *
  * The records a store wrote: claim, heartbeat and complete of one task follow each other in the
  * same worker, so each store keeps the last task record it wrote while it holds the task's lease
@@ -29,6 +48,13 @@
  * A claim also records the worker as BUSY with its task (`detail: "task N"`, what `gq status`
  * reads the running tasks through): one more Update, of the instance item, in the claim's own
  * TransactWriteItems, so the worker makes no call of its own for it.
+ *
+ * The command in an item of its own: DynamoDB bills a write on the whole item (1 WCU per KB, twice
+ * in a transaction), and a task item is written at every claim, heartbeat and completion; with
+ * the command in it, a heartbeat of a task with a 128 KB command cost 128 WCU. Without it a task
+ * item is under 1 KB (plus its tags and stderr tail): a heartbeat is 1 WCU. The command is read
+ * with the task in the same BatchGetItem (claim, getTask), and written with the task item in the
+ * same transaction, so that every task anyone can see has its command.
  *
  * Tags: setTag updates only `tags.<key>` (condition: the task exists) and leaves `version` alone;
  * the decided writes never write `tags` (they update changed attributes only, never a whole-item
@@ -52,6 +78,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import pLimit from 'p-limit';
+import { BACKOFF, policyDelay } from '../backoff.js';
 import { GqError, JobNotFoundError, UserError } from '../errors.js';
 import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../job/model.js';
 import { countKey, emptyCounts, TASK_STATES, type Counts, type CountKey, type TaskState } from '../job/states.js';
@@ -77,21 +104,38 @@ export const JOB_SK = 'JOB';
 export const jobPk = (job: string): string => `JOB#${job}`;
 export const taskSk = (task: number): string => `TASK#${String(task).padStart(7, '0')}`;
 export const instanceSk = (instance: string): string => `INST#${instance}`;
+export const commandSk = (task: number): string => `CMD#${String(task).padStart(7, '0')}`;
 export const jobsIndexSk = (createdAt: string, job: string): string => `${createdAt}#${job}`;
+/** Counter shard `n` of a job; sorts right after `JOB`, so one Query reads the job and its shards. */
+export const counterSk = (n: number): string => `${JOB_SK}#COUNT#${String(n).padStart(3, '0')}`;
+const COUNTER_PREFIX = `${JOB_SK}#COUNT#`;
+/** Counter shards of a new job (default). 64 shards + the job item + its index entry fit one transaction. */
+export const DEFAULT_COUNTER_SHARDS = 64;
+export const MAX_COUNTER_SHARDS = 98;
 const TASK_PREFIX = 'TASK#';
+const CMD_PREFIX = 'CMD#';
 const INST_PREFIX = 'INST#';
 
 const COUNT_KEYS: readonly CountKey[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-/** Attributes a decided write never touches: keys, identity, and tags (owned by setTag). */
-const FROZEN = new Set(['pk', 'sk', 'kind', 'job', 'task', 'tags']);
+/** Attributes a decided write never touches: keys, identity, the command (its own item), and tags (owned by setTag). */
+const FROZEN = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags']);
 
 type Item = Record<string, unknown>;
 
 // ---------------------------------------------------------------------------------------------
 // Errors as typed outcomes
 
-/** How a conditional write ended. */
-export type WriteOutcome = 'ok' | 'condition' | 'conflict';
+/**
+ * How a conditional write ended: `condition` (the item is not what was read), `conflict` (another
+ * transaction was in flight on an item: TransactionConflict), `throttle` (an item or the table
+ * over its throughput).
+ */
+export type WriteOutcome = 'ok' | 'condition' | 'conflict' | 'throttle';
+
+/** Error names of a throttled request (single-item operations; the SDK's own retries exhausted). */
+const THROTTLE_NAMES = new Set(['ThrottlingException', 'ProvisionedThroughputExceededException', 'RequestLimitExceeded']);
+/** Cancellation reason codes of a throttled transaction (API_TransactWriteItems.html, CancellationReason). */
+const THROTTLE_REASONS = new Set(['ThrottlingError', 'ProvisionedThroughputExceeded']);
 
 function reasonsOf(err: unknown): CancellationReason[] | undefined {
   if (err instanceof TransactionCanceledException || (err as { name?: string })?.name === 'TransactionCanceledException') {
@@ -105,44 +149,68 @@ function reasonsOf(err: unknown): CancellationReason[] | undefined {
  * be thrown). Uses error names and cancellation reason codes, never message text.
  */
 export function classifyWriteError(err: unknown): Exclude<WriteOutcome, 'ok'> | undefined {
-  if (err instanceof ConditionalCheckFailedException || (err as { name?: string })?.name === 'ConditionalCheckFailedException') {
+  const name = (err as { name?: string })?.name;
+  if (err instanceof ConditionalCheckFailedException || name === 'ConditionalCheckFailedException') {
     return 'condition';
   }
+  // A single-item write that met an ongoing transaction on its item (transaction-apis.html,
+  // "Transaction conflict handling"): not retried by the SDK.
+  if (name === 'TransactionConflictException') return 'conflict';
+  if (name && THROTTLE_NAMES.has(name)) return 'throttle';
   const reasons = reasonsOf(err);
   if (!reasons) return undefined;
   if (reasons.some((r) => r.Code === 'ConditionalCheckFailed')) return 'condition';
   if (reasons.some((r) => r.Code === 'TransactionConflict')) return 'conflict';
+  if (reasons.some((r) => r.Code !== undefined && THROTTLE_REASONS.has(r.Code))) return 'throttle';
   return undefined;
 }
 
+/** Worth the same write again after a pause: a conflict or a throttle. */
+const contended = (o: WriteOutcome | undefined): boolean => o === 'conflict' || o === 'throttle';
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Full-jitter backoff before trying again after a transaction conflict. */
-const backoff = (attempt: number) => sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
+/** The `contention` backoff (backoff.ts) before try `n + 1` after `n` contended tries. */
+const backoff = (n: number) => sleep(policyDelay(BACKOFF.contention, Math.max(1, n)));
 
 // ---------------------------------------------------------------------------------------------
 // Records ↔ items
 
+/** The task item: the record without its command (see the module comment). */
 function taskItem(rec: TaskRecord): Item {
-  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rec };
+  const { command: _command, ...rest } = rec;
+  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rest };
 }
 
-function toTask(item: Item | undefined): TaskRecord | undefined {
+function commandItem(job: string, task: number, command: string): Item {
+  return { pk: jobPk(job), sk: commandSk(task), kind: 'command', job, task, command };
+}
+
+/** The record from its task item and its command item's command (an older item has it inline). */
+function toTask(item: Item | undefined, command?: unknown): TaskRecord | undefined {
   if (!item) return undefined;
   const { pk: _pk, sk: _sk, kind: _kind, ...rest } = item;
   const t = rest as unknown as TaskRecord;
-  return { ...t, tags: (t.tags as Record<string, string> | undefined) ?? {} };
+  return { ...t, command: String(t.command ?? command ?? ''), tags: (t.tags as Record<string, string> | undefined) ?? {} };
 }
 
-function toJob(item: Item | undefined): JobRecord | undefined {
+/** The job from its item and its counter shards (the counts are their sum; `shards` may be empty). */
+function toJob(item: Item | undefined, shards: readonly Item[] = []): JobRecord | undefined {
   if (!item) return undefined;
   const counts = emptyCounts();
-  for (const k of COUNT_KEYS) counts[k] = Number(item[k] ?? 0);
-  return {
-    ...(item.spec as JobSpec),
-    counts,
-    cancelRequested: Boolean(item.cancelRequested),
-    updatedAt: String(item.updatedAt ?? (item.spec as JobSpec).createdAt),
-  };
+  let updatedAt = String(item.updatedAt ?? (item.spec as JobSpec).createdAt);
+  for (const it of [item, ...shards]) {
+    for (const k of COUNT_KEYS) counts[k] += Number(it[k] ?? 0);
+    if (typeof it.updatedAt === 'string' && it.updatedAt > updatedAt) updatedAt = it.updatedAt;
+  }
+  return { ...(item.spec as JobSpec), counts, cancelRequested: Boolean(item.cancelRequested), updatedAt };
+}
+
+/** The job from the items of a `begins_with(sk, "JOB")` Query. */
+function toJobFromItems(items: readonly Item[]): JobRecord | undefined {
+  return toJob(
+    items.find((i) => i.sk === JOB_SK),
+    items.filter((i) => String(i.sk).startsWith(COUNTER_PREFIX)),
+  );
 }
 
 function toInstance(item: Item): InstanceRecord {
@@ -229,8 +297,11 @@ export function taskUpdate(table: string, before: TaskRecord, after: TaskRecord,
   };
 }
 
-/** UpdateItem parameters adding `delta` to the job's counters. */
-export function counterUpdate(table: string, job: string, delta: Partial<Counts>, now: number) {
+/**
+ * UpdateItem parameters adding `delta` to counter shard `shard` of the job (undefined: the job
+ * item, for a job written by an older gq), conditional on that item existing (the job not deleted).
+ */
+export function counterUpdate(table: string, job: string, delta: Partial<Counts>, now: number, shard?: number) {
   const e = new Expr();
   const add = Object.entries(delta)
     .filter(([, v]) => v)
@@ -238,7 +309,7 @@ export function counterUpdate(table: string, job: string, delta: Partial<Counts>
   const set = `${e.name('updatedAt')} = ${e.value(new Date(now).toISOString())}`;
   return {
     TableName: table,
-    Key: { pk: jobPk(job), sk: JOB_SK },
+    Key: { pk: jobPk(job), sk: shard === undefined ? JOB_SK : counterSk(shard) },
     UpdateExpression: `SET ${set}${add.length ? ` ADD ${add.join(', ')}` : ''}`,
     ConditionExpression: `attribute_exists(${e.name('pk')})`,
     ...e.params(),
@@ -326,22 +397,26 @@ export interface DynamoStatusStoreOptions {
    * DynamoDB cancels transactions that overlap on an item, so this stays small. Default 2.
    */
   createConcurrency?: number;
-  /** Times a lost race is re-read and decided again. Default 8. */
-  maxRaces?: number;
+  /** Counter shards of the jobs this store creates (1..98). Default 64 (see the module comment). */
+  counterShards?: number;
   /** Clock (epoch ms); tests move it to expire leases. */
   now?: () => number;
 }
 
 /** Tasks per createJob transaction (plus the job counter update = 100, the limit). */
 export const CREATE_CHUNK = 99;
+/** Tasks per createJob transaction: each is two puts (task and command) + the counter update = 99. */
+export const CREATE_TASKS_PER_TRANSACTION = 49;
 const MAX_TRANSACTION_BYTES = 3_500_000;
 
 export class DynamoStatusStore implements StatusStore {
   readonly table: string;
   private readonly concurrency: number;
   private readonly createConcurrency: number;
-  private readonly maxRaces: number;
+  private readonly counterShards: number;
   private readonly now: () => number;
+  /** Counter shards of each job seen (null: a job of an older gq, counters on the job item). */
+  private readonly shards = new Map<string, number | null>();
 
   constructor(
     private readonly ddb: DynamoDBDocumentClient,
@@ -350,7 +425,9 @@ export class DynamoStatusStore implements StatusStore {
     this.table = opts.table;
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
     this.createConcurrency = Math.max(1, opts.createConcurrency ?? 2);
-    this.maxRaces = Math.max(1, opts.maxRaces ?? 8);
+    const n = opts.counterShards ?? DEFAULT_COUNTER_SHARDS;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_COUNTER_SHARDS) throw new GqError(`counterShards must be an integer in 1..${MAX_COUNTER_SHARDS}, not ${n}`);
+    this.counterShards = n;
     this.now = opts.now ?? Date.now;
   }
 
@@ -378,8 +455,8 @@ export class DynamoStatusStore implements StatusStore {
   private async batchGet(keys: Array<{ pk: string; sk: string }>): Promise<Item[]> {
     const found: Item[] = [];
     let pending: Array<Record<string, unknown>> = keys;
+    // Unprocessed keys are DynamoDB's throttling of a batch: asked again after a backoff, unbounded.
     for (let round = 0; pending.length > 0; round++) {
-      if (round >= this.maxRaces) throw new GqError(`DynamoDB left ${pending.length} key(s) unprocessed ${round} times`);
       if (round > 0) await backoff(round);
       const out = await this.ddb.send(
         new BatchGetCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } } }),
@@ -390,19 +467,43 @@ export class DynamoStatusStore implements StatusStore {
     return found;
   }
 
-  /** The task and its job, in one request. */
+  /** The task (with its command) and its job, in one request. */
   private async readTaskAndJob(job: string, task: number): Promise<[TaskRecord | undefined, JobRecord | undefined]> {
     const items = await this.batchGet([
       { pk: jobPk(job), sk: taskSk(task) },
+      { pk: jobPk(job), sk: commandSk(task) },
       { pk: jobPk(job), sk: JOB_SK },
     ]);
-    const t = items.find((i) => i.sk !== JOB_SK);
+    const t = items.find((i) => i.sk === taskSk(task));
+    const c = items.find((i) => i.sk === commandSk(task));
     const j = items.find((i) => i.sk === JOB_SK);
-    return [toTask(t), toJob(j)];
+    this.noteJob(job, j);
+    // Only the spec and cancelRequested of this record are used (the counts are in the shards).
+    return [toTask(t, c?.command), toJob(j)];
   }
 
+  /** Remember how a job keeps its counters (from its item). */
+  private noteJob(job: string, item: Item | undefined): void {
+    if (!item) return;
+    this.shards.set(job, typeof item.counterShards === 'number' && item.counterShards > 0 ? item.counterShards : null);
+  }
+
+  /** A counter shard of the job chosen at random (undefined: the job item; also for a job that is gone). */
+  private async pickShard(job: string): Promise<number | undefined> {
+    if (!this.shards.has(job)) this.noteJob(job, await this.get(jobPk(job), JOB_SK));
+    const n = this.shards.get(job);
+    return n ? Math.floor(Math.random() * n) : undefined;
+  }
+
+  /** The job item and its counter shards: one Query of a few KB, whatever the number of tasks. */
   async getJob(name: string): Promise<JobRecord | undefined> {
-    return toJob(await this.get(jobPk(name), JOB_SK));
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':pk': jobPk(name), ':p': JOB_SK },
+      ConsistentRead: true,
+    });
+    this.noteJob(name, items.find((i) => i.sk === JOB_SK));
+    return toJobFromItems(items);
   }
 
   async listJobs(): Promise<JobRecord[]> {
@@ -415,22 +516,55 @@ export class DynamoStatusStore implements StatusStore {
     // entry last); BatchGetItem refuses a key asked twice ("Provided list of item keys contains
     // duplicates", https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
     const names = [...new Set(index.map((i) => String(i.job)))];
-    const byName = new Map<string, JobRecord>();
-    for (let i = 0; i < names.length; i += 100) {
-      const items = await this.batchGet(names.slice(i, i + 100).map((n) => ({ pk: jobPk(n), sk: JOB_SK })));
-      for (const it of items) {
-        const j = it.spec ? toJob(it) : undefined;
-        if (j) byName.set(j.name, j);
-      }
-    }
-    return names.map((n) => byName.get(n)).filter((j): j is JobRecord => j !== undefined);
+    // One Query per job (its item and counter shards), a few at a time.
+    const limit = pLimit(this.concurrency);
+    const jobs = await Promise.all(names.map((n) => limit(() => this.getJob(n))));
+    return jobs.filter((j): j is JobRecord => j !== undefined && j.name !== undefined);
   }
 
   async getTask(job: string, task: number): Promise<TaskRecord | undefined> {
-    return toTask(await this.get(jobPk(job), taskSk(task)));
+    const items = await this.batchGet([
+      { pk: jobPk(job), sk: taskSk(task) },
+      { pk: jobPk(job), sk: commandSk(task) },
+    ]);
+    return toTask(
+      items.find((i) => i.sk === taskSk(task)),
+      items.find((i) => i.sk === commandSk(task))?.command,
+    );
+  }
+
+  /**
+   * The commands of `tasks` (task number → command): one Query of all when `all`, else
+   * BatchGetItem of 100 at a time. Tasks whose item has its command inline need none.
+   */
+  private async commandsOf(job: string, tasks: readonly Item[], all: boolean): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    const need = tasks.filter((t) => t.command === undefined).map((t) => Number(t.task));
+    if (need.length === 0) return out;
+    let items: Item[];
+    if (all) {
+      items = await this.queryAll({
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+        ExpressionAttributeValues: { ':pk': jobPk(job), ':p': CMD_PREFIX },
+        ConsistentRead: true,
+      });
+    } else {
+      const limit = pLimit(this.concurrency);
+      const batches: number[][] = [];
+      for (let i = 0; i < need.length; i += 100) batches.push(need.slice(i, i + 100));
+      items = (await Promise.all(batches.map((b) => limit(() => this.batchGet(b.map((n) => ({ pk: jobPk(job), sk: commandSk(n) }))))))).flat();
+    }
+    for (const i of items) out.set(Number(i.task), String(i.command));
+    return out;
   }
 
   async listTasks(job: string, opts: { states?: readonly TaskState[] } = {}): Promise<TaskRecord[]> {
+    return this.queryTasks(job, opts.states, true);
+  }
+
+  /** The job's tasks (in some states), with their commands or not (then `command` is ''). */
+  protected async queryTasks(job: string, states: readonly TaskState[] | undefined, withCommands: boolean): Promise<TaskRecord[]> {
+    const opts = { states };
     const e = new Expr();
     const pk = e.value(jobPk(job));
     const prefix = e.value(TASK_PREFIX);
@@ -445,7 +579,8 @@ export class DynamoStatusStore implements StatusStore {
       ConsistentRead: true,
       ...e.params(),
     });
-    return items.map((i) => toTask(i)!).sort((a, b) => a.task - b.task);
+    const commands = withCommands ? await this.commandsOf(job, items, !filter) : new Map<number, string>();
+    return items.map((i) => toTask(i, commands.get(Number(i.task)))!).sort((a, b) => a.task - b.task);
   }
 
   /** Count the task items by state (one paginated Query); the counters must always equal it. */
@@ -470,13 +605,14 @@ export class DynamoStatusStore implements StatusStore {
   ): Promise<WriteOutcome> {
     const now = this.now();
     const update = taskUpdate(this.table, before, write, { sameLease });
+    const shard = hasDelta(delta) ? await this.pickShard(before.job) : undefined;
     try {
       if (hasDelta(delta) || also.length > 0) {
         await this.ddb.send(
           new TransactWriteCommand({
             TransactItems: [
               { Update: update },
-              ...(hasDelta(delta) ? [{ Update: counterUpdate(this.table, before.job, delta, now) }] : []),
+              ...(hasDelta(delta) ? [{ Update: counterUpdate(this.table, before.job, delta, now, shard) }] : []),
               ...also,
             ],
           }),
@@ -493,23 +629,23 @@ export class DynamoStatusStore implements StatusStore {
   }
 
   /**
-   * Read, decide, write conditionally; on a lost race read and decide again (bounded). Returns
-   * the decision's result (the one that was written, or the one that needed no write).
+   * Read, decide, write conditionally; on a lost race read and decide again, after a backoff when
+   * the write was contended (unbounded: each failed condition means another writer succeeded).
+   * Returns the decision's result (the one that was written, or the one that needed no write).
    */
   private async decideAndWrite<R>(
     what: string,
     read: () => Promise<TaskRecord | undefined>,
     decide: (task: TaskRecord | undefined, now: number) => Decision<R> | Promise<Decision<R>>,
   ): Promise<R> {
-    for (let attempt = 0; attempt < this.maxRaces; attempt++) {
+    for (let contendedTries = 0; ; ) {
       const task = await read();
       const d = await decide(task, this.now());
       if (!d.write || !task) return d.result;
       const outcome = await this.writeDecision(task, d.write, d.delta);
       if (outcome === 'ok') return d.result;
-      if (outcome === 'conflict') await backoff(attempt);
+      if (contended(outcome)) await backoff(++contendedTries);
     }
-    throw new GqError(`${what}: lost the race ${this.maxRaces} times in a row`);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -541,7 +677,7 @@ export class DynamoStatusStore implements StatusStore {
     also: (d: Decision<R>, t: TaskRecord, now: number) => Array<{ Update: ReturnType<typeof instanceBusyUpdate> }> = () => [],
   ): Promise<R> {
     const key = heldKey(job, task);
-    let races = 0;
+    let contendedTries = 0;
     for (;;) {
       const kept = useHeld ? this.held.get(key) : undefined;
       let t: TaskRecord | undefined;
@@ -567,13 +703,10 @@ export class DynamoStatusStore implements StatusStore {
         this.keep(d.write, j);
         return d.result;
       }
-      // A failed condition: the item is not what we had. A conflict: try the same again.
+      // A failed condition: the item is not what we had (read again). A conflict or a throttle:
+      // the same again after a pause, for as long as it takes; the pause is what is bounded.
       if (outcome === 'condition') this.held.delete(key);
-      if (++races >= this.maxRaces) {
-        this.held.delete(key);
-        throw new GqError(`${what}: lost the race ${this.maxRaces} times in a row`);
-      }
-      if (outcome === 'conflict') await backoff(races - 1);
+      else await backoff(++contendedTries);
     }
   }
 
@@ -643,7 +776,8 @@ export class DynamoStatusStore implements StatusStore {
       if (classifyWriteError(err) === 'condition') throw new JobNotFoundError(job);
       throw err;
     }
-    const open = await this.listTasks(job, { states: ['QUEUED', 'RUNNING'] });
+    // Commands are not needed to cancel (decided writes never write them).
+    const open = await this.queryTasks(job, ['QUEUED', 'RUNNING'], false);
     const results = await this.bulkDecide(`cancel ${job}`, open, (t, now) =>
       t ? decideCancel(t, now) : { delta: {}, result: 'none' as const },
     );
@@ -689,7 +823,7 @@ export class DynamoStatusStore implements StatusStore {
     chunk: readonly TaskRecord[],
     decide: (t: TaskRecord | undefined, now: number) => Decision<R>,
   ): Promise<Array<{ result: R; task: TaskRecord | undefined }>> {
-    for (let attempt = 0; attempt < this.maxRaces; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       const now = this.now();
       const decided = chunk.map((t) => ({ t, d: decide(t, now) }));
       const writes = decided.filter((x) => x.d.write);
@@ -701,12 +835,13 @@ export class DynamoStatusStore implements StatusStore {
       if (writes.length === 1) {
         outcome = await this.writeDecision(writes[0]!.t, writes[0]!.d.write!, delta);
       } else {
+        const shard = hasDelta(delta) ? await this.pickShard(job) : undefined;
         try {
           await this.ddb.send(
             new TransactWriteCommand({
               TransactItems: [
                 ...writes.map((x) => ({ Update: taskUpdate(this.table, x.t, x.d.write!) })),
-                ...(hasDelta(delta) ? [{ Update: counterUpdate(this.table, job, delta, now) }] : []),
+                ...(hasDelta(delta) ? [{ Update: counterUpdate(this.table, job, delta, now, shard) }] : []),
               ],
             }),
           );
@@ -719,7 +854,7 @@ export class DynamoStatusStore implements StatusStore {
       }
       if (outcome === 'ok') return decided.map((x) => ({ result: x.d.result, task: x.d.write ?? x.t }));
       if (outcome === 'condition') break;
-      await backoff(attempt);
+      await backoff(attempt); // contended: the same chunk again
     }
     // Something changed under us: each task on its own, read again, decided again.
     const out: Array<{ result: R; task: TaskRecord | undefined }> = [];
@@ -768,12 +903,14 @@ export class DynamoStatusStore implements StatusStore {
     }
 
     const chunks: Item[][] = [];
+    const commands = new Map<number, Item>();
     let chunk: Item[] = [];
     let bytes = 0;
     for (const t of todo) {
       const item = taskItem(newTaskRecord(spec.name, t, now));
-      const size = approxSize(item);
-      if (chunk.length >= CREATE_CHUNK || (chunk.length > 0 && bytes + size > MAX_TRANSACTION_BYTES)) {
+      commands.set(t.task, commandItem(spec.name, t.task, t.command));
+      const size = approxSize(item) + approxSize(commands.get(t.task)!);
+      if (chunk.length >= CREATE_TASKS_PER_TRANSACTION || (chunk.length > 0 && bytes + size > MAX_TRANSACTION_BYTES)) {
         chunks.push(chunk);
         chunk = [];
         bytes = 0;
@@ -784,7 +921,7 @@ export class DynamoStatusStore implements StatusStore {
     if (chunk.length) chunks.push(chunk);
 
     const limit = pLimit(this.createConcurrency);
-    const results = await Promise.all(chunks.map((c) => limit(() => this.createChunk(spec.name, c))));
+    const results = await Promise.all(chunks.map((c) => limit(() => this.createChunk(spec.name, c, commands))));
     let created = 0;
     for (const r of results) {
       created += r.created;
@@ -795,6 +932,7 @@ export class DynamoStatusStore implements StatusStore {
 
   /** Put the job item and its index entry; false when the job was there already (same job). */
   private async putJob(spec: JobSpec, now: number): Promise<boolean> {
+    const updatedAt = new Date(now).toISOString();
     const item: Item = {
       pk: jobPk(spec.name),
       sk: JOB_SK,
@@ -802,15 +940,20 @@ export class DynamoStatusStore implements StatusStore {
       job: spec.name,
       spec,
       ...emptyCounts(),
+      counterShards: this.counterShards,
       cancelRequested: false,
       createdAt: spec.createdAt,
-      updatedAt: new Date(now).toISOString(),
+      updatedAt,
     };
+    const shards = Array.from({ length: this.counterShards }, (_, n) => ({
+      Put: { TableName: this.table, Item: { pk: jobPk(spec.name), sk: counterSk(n), kind: 'counter', job: spec.name, ...emptyCounts(), updatedAt } },
+    }));
     try {
       await this.ddb.send(
         new TransactWriteCommand({
           TransactItems: [
             { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+            ...shards,
             {
               Put: {
                 TableName: this.table,
@@ -820,6 +963,7 @@ export class DynamoStatusStore implements StatusStore {
           ],
         }),
       );
+      this.shards.set(spec.name, this.counterShards);
       return true;
     } catch (err) {
       if (classifyWriteError(err) !== 'condition') throw err;
@@ -842,27 +986,31 @@ export class DynamoStatusStore implements StatusStore {
    * One transaction: conditional puts of the chunk's tasks + ADD queued by their number. When some
    * task exists already (a concurrent or earlier submit), each task goes alone, paired with its +1.
    */
-  private async createChunk(job: string, items: Item[]): Promise<{ created: number; existing: number }> {
-    const put = (item: Item) => ({
-      Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' },
-    });
-    for (let attempt = 0; ; attempt++) {
+  private async createChunk(job: string, items: Item[], commands: ReadonlyMap<number, Item>): Promise<{ created: number; existing: number }> {
+    // Each task with its command in the same transaction: no task is ever seen without its command
+    // (the command's put is unconditional: the task's condition alone decides).
+    const put = (item: Item) => [
+      { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+      { Put: { TableName: this.table, Item: commands.get(Number(item.task))! } },
+    ];
+    for (let attempt = 1; ; attempt++) {
       try {
+        const shard = await this.pickShard(job);
         await this.ddb.send(
           new TransactWriteCommand({
-            TransactItems: [...items.map(put), { Update: counterUpdate(this.table, job, { queued: items.length }, this.now()) }],
+            TransactItems: [...items.flatMap(put), { Update: counterUpdate(this.table, job, { queued: items.length }, this.now(), shard) }],
           }),
         );
         return { created: items.length, existing: 0 };
       } catch (err) {
         const outcome = classifyWriteError(err);
-        if (outcome === 'conflict' && attempt + 1 < this.maxRaces) {
+        if (contended(outcome)) {
           await backoff(attempt);
           continue;
         }
         const reasons = reasonsOf(err) ?? [];
         // Only a task's condition can fall back item by item; a missing job item cannot.
-        const jobGone = reasons[items.length]?.Code === 'ConditionalCheckFailed';
+        const jobGone = reasons[2 * items.length]?.Code === 'ConditionalCheckFailed';
         if (outcome !== 'condition' || jobGone) {
           if (jobGone) throw new GqError(`job ${job} was deleted while its tasks were being created`, { cause: err });
           throw err;
@@ -876,11 +1024,12 @@ export class DynamoStatusStore implements StatusStore {
     await Promise.all(
       items.map((item) =>
         limit(async () => {
-          for (let attempt = 0; ; attempt++) {
+          for (let attempt = 1; ; attempt++) {
             try {
+              const shard = await this.pickShard(job);
               await this.ddb.send(
                 new TransactWriteCommand({
-                  TransactItems: [put(item), { Update: counterUpdate(this.table, job, { queued: 1 }, this.now()) }],
+                  TransactItems: [...put(item), { Update: counterUpdate(this.table, job, { queued: 1 }, this.now(), shard) }],
                 }),
               );
               created++;
@@ -891,7 +1040,7 @@ export class DynamoStatusStore implements StatusStore {
                 existing++;
                 return;
               }
-              if (outcome === 'conflict' && attempt + 1 < this.maxRaces) {
+              if (contended(outcome)) {
                 await backoff(attempt);
                 continue;
               }
@@ -928,6 +1077,7 @@ export class DynamoStatusStore implements StatusStore {
   /** Tasks and instances first, then the job item and its index entry (so a stopped delete can be re-run). */
   async deleteJob(job: string): Promise<void> {
     for (const [key, h] of this.held) if (h.task.job === job) this.held.delete(key);
+    this.shards.delete(job);
     const jobItem = await this.get(jobPk(job), JOB_SK);
     const keys = (
       await this.queryAll({
@@ -946,9 +1096,14 @@ export class DynamoStatusStore implements StatusStore {
   }
 
   private async batchDelete(keys: Item[]): Promise<void> {
-    let pending: Array<Record<string, unknown>> = keys.map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } }));
+    await this.batchWrite(keys.map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } })));
+  }
+
+  /** BatchWriteItem (≤ 25 requests); unprocessed ones sent again. */
+  private async batchWrite(requests: Array<Record<string, unknown>>): Promise<void> {
+    let pending = requests;
     for (let round = 0; pending.length > 0; round++) {
-      if (round >= this.maxRaces) throw new GqError(`DynamoDB left ${pending.length} delete(s) unprocessed ${round} times`);
+      // Unprocessed items are DynamoDB's throttling of a batch: sent again after a backoff, unbounded.
       if (round > 0) await backoff(round);
       const out = await this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.table]: pending } }));
       pending = (out.UnprocessedItems?.[this.table] ?? []) as Array<Record<string, unknown>>;

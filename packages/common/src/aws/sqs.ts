@@ -26,6 +26,7 @@ import {
   type SendMessageBatchRequestEntry,
 } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
+import { backoffDelay } from '../backoff.js';
 import { GqError, UserError } from '../errors.js';
 // Backend-neutral errors (defined with the local backend; no SQLite in that module).
 import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
@@ -133,7 +134,7 @@ export class SqsQueue implements TaskQueue {
       }
       const ids = new Set(failed.map((f) => f.Id));
       entries = entries.filter((e) => ids.has(e.Id));
-      await new Promise((r) => setTimeout(r, 100 * 2 ** round));
+      await new Promise((r) => setTimeout(r, backoffDelay(round + 1, 100, 5000)));
     }
   }
 

@@ -5,8 +5,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { itemSize } from '@gq/strict-aws';
 import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
-import { DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
+import { counterSk, DEFAULT_COUNTER_SHARDS, DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { MAX_COMMAND_BYTES } from '../../src/job/jobfile.js';
 import type { TaskRecord } from '../../src/job/model.js';
@@ -109,6 +111,22 @@ describeAws('DynamoStatusStore (moto)', () => {
     await expectConsistent(job, { queued: 40 });
   });
 
+  it('a heartbeat renews a small item: the 128 KB command lives in an item of its own, read with the task', async () => {
+    const job = uniqueJob('cheap');
+    const command = 'x'.repeat(MAX_COMMAND_BYTES);
+    await st.createJob(makeSpec(job, 1), makeTasks(1).map((t) => ({ ...t, command })));
+    const worker = new DynamoStatusStore(clients.ddb, { table });
+    const c = await worker.claim(job, 1, 'i-a', 60_000);
+    expect(c.kind === 'claimed' && c.task.command).toBe(command);
+    expect(await worker.heartbeat(job, 1, 'i-a', 60_000)).toBe('ok');
+    const raw = await clients.dynamodb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: jobPk(job) }, sk: { S: taskSk(1) } }, ConsistentRead: true }));
+    // DynamoDB bills an UpdateItem 1 WCU per KB of the item: this one is 1 WCU, not 129.
+    expect(itemSize(raw.Item as Parameters<typeof itemSize>[0])).toBeLessThan(1024);
+    expect((await st.getTask(job, 1))!.command).toBe(command);
+    expect((await st.listTasks(job))[0]!.command).toBe(command);
+    expect((await st.listTasks(job, { states: ['RUNNING'] }))[0]!.command).toBe(command);
+  });
+
   it('listJobs lists a job once when the index holds it twice (BatchGetItem refuses a key asked twice)', async () => {
     const job = uniqueJob('twice');
     await st.createJob(makeSpec(job, 1), makeTasks(1));
@@ -205,15 +223,15 @@ describeAws('DynamoStatusStore (moto)', () => {
 
   it('a task written by someone else between check and write: the chunk falls back item by item', async () => {
     const job = uniqueJob('fallback');
-    // Task 7 lands first (another submitter's chunk, say): the first 99-task transaction is cancelled.
+    // Task 7 lands first (another submitter's chunk, say): the first 49-task transaction is cancelled.
     await clients.ddb.send(
       new PutCommand({ TableName: table, Item: { pk: jobPk(job), sk: taskSk(7), kind: 'task', job, task: 7, state: 'QUEUED', version: 0, tags: {} } }),
     );
     counter.reset();
     expect(await st.createJob(makeSpec(job, 120), makeTasks(120))).toEqual({ created: 119, existing: 1 });
     const c = counter.counts();
-    // putJob, the cancelled chunk, 99 two-item transactions, the second chunk.
-    expect(c['DynamoDB.TransactWriteItems']).toBe(1 + 1 + 99 + 1);
+    // putJob, the cancelled chunk, 49 one-task transactions, the other two chunks (49 tasks a chunk).
+    expect(c['DynamoDB.TransactWriteItems']).toBe(1 + 1 + 49 + 2);
     // Only what this submit created is counted (task 7 is the other submitter's to count).
     expect((await st.getJob(job))!.counts.queued).toBe(119);
     expect((await st.listTasks(job)).length).toBe(120);
@@ -222,7 +240,7 @@ describeAws('DynamoStatusStore (moto)', () => {
   // 1,000 by default. 10,000 shows the same in about 30 s (GQ_TEST_BIG_JOB=10000): moto copies the
   // whole table in every transaction, so the cost grows with the square of the job size.
   const BIG = Number(process.env.GQ_TEST_BIG_JOB ?? 1000);
-  it(`${BIG} tasks: createJob is 1 + ceil(${BIG} / 99) transactions; getJob is one GetItem, as for 10 tasks`, async () => {
+  it(`${BIG} tasks: createJob is 1 + ceil(${BIG} / 49) transactions; getJob is one Query (job and counter shards), as for 10 tasks`, async () => {
     const cost = async (n: number) => {
       const job = uniqueJob(`size${n}`);
       counter.reset();
@@ -235,10 +253,10 @@ describeAws('DynamoStatusStore (moto)', () => {
     };
     const small = await cost(10);
     const big = await cost(BIG);
-    expect(small.get).toEqual({ 'DynamoDB.GetItem': 1 });
+    expect(small.get).toEqual({ 'DynamoDB.Query': 1 });
     expect(big.get).toEqual(small.get);
-    // 1 for the job item + its index entry, ceil(n / 99) for the tasks; no reads.
-    expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 99) });
+    // 1 for the job item + its index entry, ceil(n / 49) for the tasks (each with its command); no reads.
+    expect(big.create).toEqual({ 'DynamoDB.TransactWriteItems': 1 + Math.ceil(BIG / 49) });
     expect(small.create).toEqual({ 'DynamoDB.TransactWriteItems': 2 });
     const idx = await clients.ddb.send(
       new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': JOBS_PK } }),
@@ -283,12 +301,20 @@ describeAws('DynamoStatusStore (moto)', () => {
       new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': jobPk(job) } }),
     );
     const items = out.Items!;
-    expect(items.map((i) => i.sk)).toEqual(['INST#i-1', 'JOB', 'TASK#0000001', 'TASK#0000002']);
+    const shards = Array.from({ length: DEFAULT_COUNTER_SHARDS }, (_, n) => counterSk(n));
+    expect(items.map((i) => i.sk)).toEqual(['CMD#0000001', 'CMD#0000002', 'INST#i-1', 'JOB', ...shards, 'TASK#0000001', 'TASK#0000002']);
     const jobItem = items.find((i) => i.sk === 'JOB')!;
-    expect(jobItem).toMatchObject({ queued: 2, running: 0, succeeded: 0, failed: 0, cancelled: 0, cancelRequested: false });
+    // The counts live in the shards: the job item's own stay 0 (read as one more shard).
+    expect(jobItem).toMatchObject({ queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0, cancelRequested: false, counterShards: DEFAULT_COUNTER_SHARDS });
+    const sum = (k: string) => items.filter((i) => String(i.sk).startsWith('JOB#COUNT#')).reduce((n, i) => n + Number(i[k]), 0);
+    expect(sum('queued')).toBe(2);
+    expect(sum('running')).toBe(0);
     expect(jobItem.spec).toMatchObject({ name: job, total: 2 });
     const task = items.find((i) => i.sk === 'TASK#0000002')! as unknown as TaskRecord;
     expect(task).toMatchObject({ job, task: 2, state: 'QUEUED', version: 0, tags: {} });
+    // The command lives in an item of its own, so that the task item written at every heartbeat stays small.
+    expect(task.command).toBeUndefined();
+    expect(items.find((i) => i.sk === 'CMD#0000002')).toMatchObject({ kind: 'command', task: 2, command: 'echo task 2' });
   });
 
   it('cancel and resubmit keep the counters equal to the items under concurrency', async () => {
@@ -332,7 +358,7 @@ describeAws('DynamoStatusStore (moto)', () => {
     const listed = await st.listTasks(job);
     await st.claim(job, 3, 'i-a', 60_000); // after the listing
     class StaleList extends DynamoStatusStore {
-      override async listTasks(): Promise<TaskRecord[]> {
+      protected override async queryTasks(): Promise<TaskRecord[]> {
         return listed;
       }
     }

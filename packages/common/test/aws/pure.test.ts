@@ -119,7 +119,12 @@ describe('dynamo expressions', () => {
       new TransactionCanceledException({ ...meta, CancellationReasons: codes.map((Code) => ({ Code })) });
     expect(classifyWriteError(cancelled(['None', 'ConditionalCheckFailed']))).toBe('condition');
     expect(classifyWriteError(cancelled(['TransactionConflict', 'None']))).toBe('conflict');
-    expect(classifyWriteError(cancelled(['ThrottlingError']))).toBeUndefined();
+    expect(classifyWriteError(cancelled(['ThrottlingError']))).toBe('throttle');
+    expect(classifyWriteError(cancelled(['None', 'ProvisionedThroughputExceeded']))).toBe('throttle');
+    expect(classifyWriteError(cancelled(['ValidationError']))).toBeUndefined();
+    expect(classifyWriteError(Object.assign(new Error('x'), { name: 'TransactionConflictException' }))).toBe('conflict');
+    expect(classifyWriteError(Object.assign(new Error('x'), { name: 'ThrottlingException' }))).toBe('throttle');
+    expect(classifyWriteError(Object.assign(new Error('x'), { name: 'ProvisionedThroughputExceededException' }))).toBe('throttle');
     expect(classifyWriteError(new Error('ConditionalCheckFailed'))).toBeUndefined();
   });
 });
