@@ -309,7 +309,9 @@ describeAws('with moto', () => {
 
         const marker = (i: RuntimeInstance) => join(i.home, 'marker.json');
         const booted = await runtime.waitFor(
-          (list) => list.length === 2 && list.every((i) => i.alive && existsSync(marker(i))),
+          // The agent (its service) writes the marker; the UserData that started the service may
+          // still be writing its last log line: wait for both.
+          (list) => list.length === 2 && list.every((i) => i.alive && existsSync(marker(i)) && i.exitCode !== null),
           30_000,
         );
         console.log(`two instances booted to the agent in ${Date.now() - t0} ms`);
