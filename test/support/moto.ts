@@ -34,7 +34,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { CreateTableCommand, DescribeTableCommand, ResourceInUseException, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { describe } from 'vitest';
-import { HOW_TO_GET_MOTO, motoAvailable, motoSource, NO_MOTO_MARK } from './moto-source.js';
+import { motoAvailable, motoSource, NO_MOTO_MARK } from './moto-source.js';
 import { makeAwsClients, type AwsClientOptions, type AwsClients } from '../../packages/common/src/aws/clients.js';
 
 export interface Moto {
@@ -117,10 +117,6 @@ export function describeAws(name: string, fn: () => void): void {
   else describe.skip(`${name} ${NO_MOTO_MARK}`, fn);
 }
 
-/** Kept for scripts: the same advice as the skip line. */
-export function warnSkipped(what: string): void {
-  console.warn(`SKIPPED ${what}: no moto; ${HOW_TO_GET_MOTO}`);
-}
 
 /** Forget everything moto holds (POST /moto-api/reset). */
 export async function resetMoto(endpoint: string): Promise<void> {
