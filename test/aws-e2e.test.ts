@@ -132,16 +132,13 @@ describeAws('AWS backend on moto, end to end', () => {
     expect(a).toEqual(l);
     expect(a[5]).toEqual(['5', '5', '25', 'row 5, of 20']);
 
-    // Every instance terminated itself and every group is back to 0.
+    // Every instance is gone, and the groups with them: --wait removed the finished job's
+    // groups (and launch templates, queues and role: test/strand-aws.test.ts) without gq clean.
     await runtime.waitFor((is) => is.length > 0 && is.every((i) => i.terminated && !i.alive), 60_000);
     expect(runtime.shutdownAttempts()).toEqual([]);
     const groups = await c.autoscaling.send(new DescribeAutoScalingGroupsCommand({}));
     const ours = (groups.AutoScalingGroups ?? []).filter((g) => g.AutoScalingGroupName?.startsWith(`gq-${JOB}-`));
-    expect(ours.map((g) => g.AutoScalingGroupName).sort()).toEqual(TYPES.map((t) => `gq-${JOB}-${t}`).sort());
-    for (const g of ours) {
-      expect(g.DesiredCapacity, g.AutoScalingGroupName).toBe(0);
-      expect((g.Instances ?? []).filter((i) => i.LifecycleState === 'InService')).toEqual([]);
-    }
+    expect(ours.map((g) => g.AutoScalingGroupName)).toEqual([]);
     // Each instance left its boot log in the bucket (debugging without SSH).
     const logs = await c.s3.send(new ListObjectsV2Command({ Bucket: so.bucket, Prefix: `jobs/${JOB}/instances/` }));
     expect((logs.Contents ?? []).some((o) => o.Key?.endsWith('userdata.log'))).toBe(true);

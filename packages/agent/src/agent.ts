@@ -5,13 +5,14 @@
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord } from '@gq/common';
+import { failDeadLettered, keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { runInstall } from './install.js';
 import { runTask, type TaskRun } from './task.js';
 import { backoffMs, isTransient } from './retry.js';
 import { unpackCode } from './workspace.js';
 import { ScaleInProtection } from './protection.js';
+import { decideIdle, readIdleFacts } from './idle-leave.js';
 
 export interface AgentControl {
   /** First SIGTERM: take no more work, let the running task finish. */
@@ -194,22 +195,22 @@ export class Agent implements AgentControl {
       }
       const idleLeft = job.idleSeconds * 1000 - (Date.now() - idleSince);
       if (idleLeft <= 0) {
-        let depth;
+        let decision;
         try {
-          depth = await d.queue.depth();
+          decision = await this.idleDecision(job);
         } catch (e) {
           // A queue that is gone (job cleaned) means leave; AWS out of reach does not mean the
           // queue is empty: wait, then receive again (retry.ts).
           if (!isTransient(e)) break;
           failures++;
           const wait = backoffMs(failures, MAX_BACKOFF_MS);
-          d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'could not read the queue depth; backing off');
+          d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'could not read whether a task can come back (queue depth, job, workers); backing off');
           await sleep(wait, this.wake.signal);
           idleSince = Date.now();
           continue;
         }
         failures = 0;
-        if (depth.visible === 0) break;
+        if (decision === 'leave') break;
         idleSince = Date.now();
         continue;
       }
@@ -265,6 +266,42 @@ export class Agent implements AgentControl {
       }
     }
     return tasksRun;
+  }
+
+  /**
+   * Idle for the idle period: leave only when no task of this type can come back to the queue,
+   * or another worker of the type stays for it (the rule: idle-leave.ts). The worker that stays
+   * sends again the messages of QUEUED tasks that have none (dropped by SQS's retention).
+   */
+  private async idleDecision(job: JobRecord): Promise<'leave' | 'stay'> {
+    const { d } = this;
+    const type = d.instanceType;
+    const tasksOfType = async (states: readonly TaskState[]) =>
+      (await d.backend.status.listTasks(job.name, { states })).filter((t) => t.instanceType === type);
+    const { facts, queuedTasks } = await readIdleFacts(
+      {
+        depth: () => d.queue.depth(),
+        job: () => d.backend.status.getJob(job.name),
+        tasksOfType,
+        instances: () => d.backend.status.listInstances(job.name),
+      },
+      d.instance,
+      type,
+    );
+    const decision = decideIdle(facts);
+    if (decision.action === 'resend') {
+      // A task whose message went to the dead-letter queue is not lost: it is recorded as
+      // FAILED (as gq commands do), never sent again (that message may crash every agent).
+      const failed = await failDeadLettered(d.backend.status, job, d.queue);
+      if (failed.length > 0) d.log.warn({ tasks: failed }, 'tasks whose message went to the dead-letter queue recorded as failed');
+      const tasks = failed.length === 0 && queuedTasks ? queuedTasks : (await tasksOfType(['QUEUED'])).map((t) => t.task);
+      d.log.warn({ tasks: tasks.length, depth: facts.depth }, 'queued tasks have no message in the queue (dropped after its retention period?): sending them again');
+      // A duplicate is harmless: the claim is conditional, a second delivery finds the task taken.
+      if (tasks.length > 0) await d.queue.send(tasks);
+    } else if (decision.action === 'stay' && decision.why === 'keeper') {
+      d.log.debug({ depth: facts.depth, running: facts.running, queued: facts.queued }, 'idle, staying: a task of this type can come back');
+    }
+    return decision.action === 'leave' ? 'leave' : 'stay';
   }
 
   /** true when the task was run here. */

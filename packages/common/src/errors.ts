@@ -29,3 +29,17 @@ export class JobNotFoundError extends UserError {
     super(`No job named "${job}".`, { hint: 'Run `gq status` to list the jobs this backend knows.' });
   }
 }
+
+/**
+ * SQS refuses to create a queue under a name deleted less than 60 seconds ago
+ * (QueueDeletedRecently, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
+ * gq removes a finished job's queues: `gq retry` right after waits for the name (commands/retry.ts).
+ */
+export class QueueDeletedRecentlyError extends UserError {
+  constructor(readonly queue: string, cause?: unknown) {
+    super(`The queue ${queue} was deleted less than 60 seconds ago.`, {
+      hint: 'SQS does not allow a queue name to be used again for 60 seconds after deleting it: wait a minute and submit again.',
+      cause,
+    });
+  }
+}

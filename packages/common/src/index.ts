@@ -11,3 +11,4 @@ export * from './config/load.js';
 export * from './job/transitions.js';
 export * from './job/jobfile.js';
 export * from './job/names.js';
+export * from './job/dead-letters.js';

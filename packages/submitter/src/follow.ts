@@ -2,9 +2,12 @@
 import cliProgress from 'cli-progress';
 import { sleep, UserError, type Backend, type FleetGroup, type JobRecord } from '@gq/common';
 import type { CommandContext } from './context.js';
-import { FAILED_TO_START, reconcile } from './workers.js';
+import { FAILED_TO_START, reconcile, removeFinishedFleet } from './workers.js';
 import { statusJson } from './commands/status.js';
 import { fleetReport, giveUpReason } from './fleet-report.js';
+
+/** The longest --wait waits for a finished job's workers to leave before it returns. */
+const LEAVE_WAIT_MAX_S = 300;
 
 export async function followJob(ctx: CommandContext, backend: Backend, name: string, o: { json?: boolean; pollMs?: number }): Promise<number> {
   const tty = process.stderr.isTTY && !o.json;
@@ -33,6 +36,15 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
     started = true;
     if (c.queued + c.running === 0) {
       bar?.stop();
+      // Nothing of the job is left billing when --wait returns: its workers leave within their
+      // idle period (then the fleet and queues go); a worker that does not is named by gq status.
+      await removeFinishedFleet(ctx, backend, job, {
+        waitMs: Math.min(LEAVE_WAIT_MAX_S, job.idleSeconds + 60) * 1000,
+        pollMs: Math.min(1000, o.pollMs ?? 1000),
+        onWait: (n) => {
+          if (!o.json) ctx.io.err(`${name}: every task is final; waiting for ${n} worker(s) to leave (within the ${job.idleSeconds} s idle period).`);
+        },
+      });
       if (o.json) ctx.io.out(JSON.stringify(await statusJson(backend, job, false)));
       else {
         ctx.io.err(`Job ${name} finished: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled.`);

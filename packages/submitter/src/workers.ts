@@ -1,6 +1,8 @@
 /** Starting workers for a job, and restoring them when a later command finds work and none left. */
 import { availableParallelism } from 'node:os';
-import type { Backend, FleetGroup, JobRecord, TaskQueue } from '@gq/common';
+import { failDeadLettered, sleep, type Backend, type FleetGroup, type JobRecord, type TaskQueue } from '@gq/common';
+
+export { failDeadLettered };
 import type { CommandContext } from './context.js';
 import { desiredForBacklog } from '@gq/common/aws/scaling';
 import { splitWorkers } from './scaling.js';
@@ -35,16 +37,18 @@ export interface Reconciled {
   changed: boolean;
 }
 
+/** Workers that could not start (install or boot failed): restarting them would only repeat it. */
+export const FAILED_TO_START: ReadonlySet<string> = new Set(['INSTALL_FAILED', 'BOOT_FAILED']);
+
 /**
  * If a type has queued messages and no live worker (all left, crashed or were killed), start
  * workers again, unless that type's workers failed their install (that would only repeat).
  * When a type's queue is empty, tasks whose message went to the dead-letter queue are recorded
- * as failed (see failDeadLettered).
+ * as failed (see failDeadLettered), and, with no worker left, QUEUED tasks whose message is gone
+ * are sent again (then workers started). A finished job loses its licence, workers and queues
+ * (removeFinishedFleet).
+ * `described`: the job's groups when the caller has just described them (fleetReport).
  */
-/** Workers that could not start (install or boot failed): restarting them would only repeat it. */
-export const FAILED_TO_START: ReadonlySet<string> = new Set(['INSTALL_FAILED', 'BOOT_FAILED']);
-
-/** `described`: the job's groups when the caller has just described them (fleetReport). */
 export async function reconcile(ctx: CommandContext, backend: Backend, job: JobRecord, described?: FleetGroup[]): Promise<Reconciled> {
   const restarted: string[] = [];
   const deadLettered: number[] = [];
@@ -52,6 +56,7 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   const { counts } = job;
   if (counts.queued + counts.running === 0) {
     await dropFinishedLicence(ctx, backend, job);
+    await removeFinishedFleet(ctx, backend, job);
     return result();
   }
   if (job.cancelRequested) return result();
@@ -66,19 +71,102 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
     if (!queue) continue; // a submit that stopped before enqueueing: re-running it creates the queue
     // With workers alive, reading the queue is only for the dead-letter check: best effort.
     const depth = live > 0 ? await queue.depth().catch(() => undefined) : await queue.depth();
-    const pending = depth ? depth.visible + depth.delayed + depth.inFlight : undefined;
+    let pending = depth ? depth.visible + depth.delayed + depth.inFlight : undefined;
     if (pending === 0) {
-      const failed = await failDeadLettered(backend, job, queue).catch((e: unknown) => {
+      const failed = await failDeadLettered(backend.status, job, queue).catch((e: unknown) => {
         ctx.log.warn({ err: e, type }, 'could not check the dead-letter queue');
-        return [];
+        return undefined;
       });
-      deadLettered.push(...failed);
+      deadLettered.push(...(failed ?? []));
+      if (failed && live === 0 && counts.queued > failed.length) {
+        // No worker, no message, yet the store holds QUEUED tasks (the dead-lettered ones are
+        // FAILED now): their messages are gone (SQS drops a message after its retention
+        // period). Live workers do this themselves (the one that stays when idle, agent
+        // idle-leave.ts); the tasks are read only in this rare case.
+        const lost = await resendQueued(backend, job, queue, type);
+        if (lost.length > 0) ctx.log.warn({ type, tasks: lost.length }, 'queued tasks had no message in the queue: sent them again');
+        pending = lost.length;
+      }
     }
     if (live > 0 || !pending) continue;
     await startWorkers(ctx, backend, job, { [type]: pending });
     restarted.push(type);
   }
   return result();
+}
+
+/**
+ * Send again the message of every QUEUED task of `type` (their messages were lost). A duplicate
+ * is harmless: a second delivery finds the task claimed or final. Returns the tasks sent.
+ */
+export async function resendQueued(backend: Backend, job: JobRecord, queue: TaskQueue, type: string): Promise<number[]> {
+  const tasks = (await backend.status.listTasks(job.name, { states: ['QUEUED'] })).filter((t) => t.instanceType === type).map((t) => t.task);
+  if (tasks.length > 0) await queue.send(tasks);
+  return tasks;
+}
+
+/** Every task final: nothing queued or running, and all of them created (not a submit half way). */
+export function isFinished(job: JobRecord): boolean {
+  const c = job.counts;
+  return c.queued + c.running === 0 && c.succeeded + c.failed + c.cancelled >= job.total;
+}
+
+/** Group instances that are still there: running, or on their way out but not gone. */
+export function stillThere(groups: FleetGroup[]): number {
+  return groups.reduce((n, g) => n + g.instances.filter((i) => i.state !== 'Terminated').length, 0);
+}
+
+export type FleetRemoval = 'removed' | 'already-removed' | 'not-finished' | 'workers-leaving' | 'failed';
+
+/**
+ * A finished job needs its workers and queues no more: delete its groups, launch templates (and
+ * on AWS its IAM role and instance profile, with the fleet: aws/backend.ts) and its queues, so
+ * that a user running many jobs never reaches the account's limits (500 Auto Scaling groups and
+ * 5,000 launch templates a region, 1,000 IAM roles) without `gq clean`, which remains for the
+ * status items and the artifacts. Done by the gq commands that look at a job (status, results,
+ * --wait), not by the agents: their per-job role may not delete groups, queues or roles
+ * (infra/gq.yaml), and a role cannot delete itself.
+ *
+ * Only once every worker has left on its own: a worker of a finished job is on its way out
+ * (idle period, then it uploads its boot log, deletes the job's licence and terminates itself
+ * with its role's credentials). Deleting its group, role or queue under it would lose those, so
+ * while an instance is still there nothing is removed and the next command tries again;
+ * `waitMs` (--wait) waits that long for them first. Queues go last, so a job whose first queue is
+ * gone was removed already: one GetQueueUrl on later looks. `gq retry` creates again what the
+ * job needs. Best effort: a failure is logged and the next command tries again.
+ */
+export async function removeFinishedFleet(
+  ctx: CommandContext,
+  backend: Backend,
+  job: JobRecord,
+  o: { waitMs?: number; pollMs?: number; onWait?: (leaving: number) => void } = {},
+): Promise<FleetRemoval> {
+  if (!isFinished(job)) return 'not-finished';
+  const types = Object.keys(job.instanceTypes);
+  try {
+    const present = await Promise.all(types.map((t) => backend.queues.open(job.name, t).then(() => true, () => false)));
+    if (!present.some(Boolean)) return 'already-removed';
+    const until = Date.now() + (o.waitMs ?? 0);
+    let told = false;
+    for (;;) {
+      const leaving = stillThere(await backend.fleet.describe(job.name));
+      if (leaving === 0) break;
+      if (Date.now() >= until) {
+        ctx.log.info({ job: job.name, leaving }, 'workers of the finished job are still leaving; the next gq command removes its groups and queues');
+        return 'workers-leaving';
+      }
+      if (!told) o.onWait?.(leaving);
+      told = true;
+      await sleep(Math.min(o.pollMs ?? 1000, Math.max(0, until - Date.now())));
+    }
+    await backend.fleet.remove(job.name);
+    for (const type of types) await backend.queues.remove(job.name, type);
+    ctx.log.info({ job: job.name }, 'removed the workers and queues of the finished job');
+    return 'removed';
+  } catch (e) {
+    ctx.log.warn({ err: e, job: job.name }, 'could not remove the workers and queues of the finished job; the next gq command tries again');
+    return 'failed';
+  }
 }
 
 /**
@@ -89,25 +177,4 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
 export async function dropFinishedLicence(ctx: CommandContext, backend: Backend, job: JobRecord): Promise<void> {
   if (!job.licenseKey) return;
   await backend.secrets.deleteLicence(job.name).catch((e: unknown) => ctx.log.warn({ err: e }, 'could not delete the licence of a finished job'));
-}
-
-/**
- * A message that was received too many times without its task finishing goes to the queue's
- * dead-letter queue, and no worker ever receives it again: its task would stay QUEUED (or RUNNING
- * under a dead worker's lease) for ever, `gq status` would not say why and `--wait` would never
- * end. Called when the type's queue holds nothing any more (so no other message can still bring
- * such a task back), this records each of those tasks as FAILED with the reason, which
- * `gq status` shows and `gq retry --failed` undoes. A task whose worker still holds a live lease
- * is left to it. Messages of tasks that are already final are left where they are.
- * No attempt is counted for it (StatusStore.failUnrun). Returns the tasks failed.
- */
-export async function failDeadLettered(backend: Backend, job: JobRecord, queue: TaskQueue): Promise<number[]> {
-  const reason =
-    'its queue message was delivered too many times without the task finishing and went to the dead-letter queue, ' +
-    `so no worker will receive it again; run it again with: gq retry ${job.name} --failed`;
-  const failed: number[] = [];
-  for (const n of await queue.deadLetters()) {
-    if (await backend.status.failUnrun(job.name, n, reason)) failed.push(n);
-  }
-  return failed;
 }

@@ -27,7 +27,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
 import { backoffDelay } from '../backoff.js';
-import { GqError, UserError } from '../errors.js';
+import { GqError, QueueDeletedRecentlyError } from '../errors.js';
 // Backend-neutral errors (defined with the local backend; no SQLite in that module).
 import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
@@ -37,7 +37,14 @@ import { deadLetterQueueName, JOB_TAG, queueName, TYPE_TAG } from './names.js';
 export const SQS_MAX_BATCH = 10;
 export const SQS_MAX_WAIT_SECONDS = 20;
 export const SQS_MAX_VISIBILITY_SECONDS = 43_200;
-const RETENTION_SECONDS = 1_209_600; // 14 days, the maximum
+/**
+ * MessageRetentionPeriod bounds, seconds: 60 to 1,209,600 (14 days), AWS's SetQueueAttributes page
+ * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html).
+ * gq uses the maximum; a task QUEUED longer still loses its message, and the status store brings it
+ * back (the idle worker that stays, agent idle-leave.ts, or a gq command's reconcile).
+ */
+export const SQS_MIN_RETENTION_SECONDS = 60;
+export const SQS_MAX_RETENTION_SECONDS = 1_209_600;
 /** A delete that could wait less than this is not worth holding back. */
 const MIN_DELETE_WAIT_MS = 200;
 
@@ -61,6 +68,8 @@ export interface SqsQueueProviderOptions {
    * Default 0: every delete is one DeleteMessage, done before `delete` returns.
    */
   deleteBatchMs?: number;
+  /** MessageRetentionPeriod of the queues gq creates, seconds. Default (and maximum) 14 days. */
+  retentionSeconds?: number;
 }
 
 function isName(err: unknown, ...names: string[]): boolean {
@@ -383,7 +392,12 @@ export class SqsQueueProvider implements QueueProvider {
       maxBatchRounds: options.maxBatchRounds ?? 5,
       maxDeadLetterPeek: options.maxDeadLetterPeek ?? 1000,
       deleteBatchMs: Math.max(0, options.deleteBatchMs ?? 0),
+      retentionSeconds: options.retentionSeconds ?? SQS_MAX_RETENTION_SECONDS,
     };
+    const r = this.opts.retentionSeconds;
+    if (!Number.isInteger(r) || r < SQS_MIN_RETENTION_SECONDS || r > SQS_MAX_RETENTION_SECONDS) {
+      throw new GqError(`queue retention must be a whole number of seconds from ${SQS_MIN_RETENTION_SECONDS} to ${SQS_MAX_RETENTION_SECONDS}, not ${r}`);
+    }
     this.tags = options.tags ?? {};
   }
 
@@ -416,10 +430,7 @@ export class SqsQueueProvider implements QueueProvider {
       return out.QueueUrl;
     } catch (err) {
       if (isName(err, 'QueueDeletedRecently')) {
-        throw new UserError(`The queue ${name} was deleted less than 60 seconds ago.`, {
-          hint: 'SQS does not allow a queue name to be used again for 60 seconds after deleting it: wait a minute and submit again.',
-          cause: err,
-        });
+        throw new QueueDeletedRecentlyError(name, err);
       }
       if (!(err instanceof QueueNameExists || isName(err, 'QueueNameExists', 'QueueAlreadyExists'))) throw err;
       const url = await this.url(name);
@@ -436,7 +447,7 @@ export class SqsQueueProvider implements QueueProvider {
 
   async ensure(job: string, instanceType: string, opts: QueueOptions): Promise<SqsQueue> {
     const tags = { ...this.tags, [JOB_TAG]: job, [TYPE_TAG]: instanceType };
-    const common = { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: String(RETENTION_SECONDS) };
+    const common = { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: String(this.opts.retentionSeconds) };
     const dlqUrl = await this.createQueue(deadLetterQueueName(job, instanceType), common, tags);
     const arn = (await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes
       ?.QueueArn;

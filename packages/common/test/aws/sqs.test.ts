@@ -105,6 +105,8 @@ describeAws('SqsQueueProvider (moto)', () => {
     expect(a.SqsManagedSseEnabled).toBe('true');
     expect(d.SqsManagedSseEnabled).toBe('true');
     expect(a.VisibilityTimeout).toBe('90');
+    // The longest retention SQS allows, on both queues (a task may wait that long).
+    expect([a.MessageRetentionPeriod, d.MessageRetentionPeriod]).toEqual(['1209600', '1209600']);
     expect(JSON.parse(a.RedrivePolicy!)).toEqual({ deadLetterTargetArn: d.QueueArn, maxReceiveCount: 4 });
     const tags = (await clients.sqs.send(new ListQueueTagsCommand({ QueueUrl: main }))).Tags;
     expect(tags).toMatchObject({ 'gq:job': job, 'gq:instance-type': TYPE });
@@ -117,6 +119,15 @@ describeAws('SqsQueueProvider (moto)', () => {
     expect(JSON.parse(b.RedrivePolicy!).maxReceiveCount).toBe(2);
     expect(await url(queueName(job, TYPE))).toBe(main);
     await queues.remove(job, TYPE);
+  });
+
+  it('retention is configurable within what SQS allows (60 s to 14 days); anything else is refused', async () => {
+    const job = uniqueJob('ret');
+    await new SqsQueueProvider(clients.sqs, { retentionSeconds: 60 }).ensure(job, TYPE, { visibilitySeconds: 30, maxReceiveCount: 3 });
+    const a = (await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: await url(queueName(job, TYPE)), AttributeNames: ['MessageRetentionPeriod'] }))).Attributes!;
+    expect(a.MessageRetentionPeriod).toBe('60');
+    await queues.remove(job, TYPE);
+    for (const bad of [59, 1_209_601, 90.5]) expect(() => new SqsQueueProvider(clients.sqs, { retentionSeconds: bad })).toThrow(/queue retention must be/);
   });
 
   it('dead letters: listed without being consumed, sorted; depth of the dead-letter queue', async () => {

@@ -1,6 +1,6 @@
 /** gq retry NAME --failed: only the failed tasks run again (like GNU parallel --resume-failed). */
 import { readFileSync } from 'node:fs';
-import { JobNotFoundError, registerSecret, UserError } from '@gq/common';
+import { JobNotFoundError, QueueDeletedRecentlyError, registerSecret, sleep, UserError } from '@gq/common';
 import { maxReceiveCountFor } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
@@ -36,7 +36,9 @@ export async function runRetry(
     const byType: Record<string, number[]> = {};
     for (const t of tasks) (byType[t.instanceType] ??= []).push(t.task);
     for (const [type, nums] of Object.entries(byType)) {
-      const q = await backend.queues.ensure(a.name, type, { visibilitySeconds: job.visibilitySeconds, maxReceiveCount: maxReceiveCountFor(job.maxAttempts) });
+      const q = await ensureQueue(ctx, () =>
+        backend.queues.ensure(a.name, type, { visibilitySeconds: job.visibilitySeconds, maxReceiveCount: maxReceiveCountFor(job.maxAttempts) }),
+      );
       await q.send(nums);
     }
     const fresh = (await backend.status.getJob(a.name))!;
@@ -47,5 +49,27 @@ export async function runRetry(
     return 0;
   } finally {
     await backend.close();
+  }
+}
+
+/** How long `gq retry` waits for SQS to allow a queue name again (60 s after its deletion). */
+const QUEUE_NAME_WAIT_MS = 75_000;
+
+/**
+ * The queues of a finished job are removed (workers.ts removeFinishedFleet), and SQS refuses
+ * their names for 60 seconds after: a retry right after the job finished waits for them.
+ */
+async function ensureQueue<T>(ctx: CommandContext, ensure: () => Promise<T>, waitMs = QUEUE_NAME_WAIT_MS): Promise<T> {
+  const until = Date.now() + waitMs;
+  let said = false;
+  for (;;) {
+    try {
+      return await ensure();
+    } catch (e) {
+      if (!(e instanceof QueueDeletedRecentlyError) || Date.now() > until) throw e;
+      if (!said) ctx.io.err(`The queues of ${e.queue.replace(/-dlq$/, '')} were removed when the job finished; SQS allows the name again a minute after: waiting.`);
+      said = true;
+      await sleep(5000);
+    }
   }
 }

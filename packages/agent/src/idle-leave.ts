@@ -1,0 +1,131 @@
+/**
+ * Whether an idle worker may leave, and what the one that stays must do. Pure rule
+ * (decideIdle) apart from the reads that feed it (readIdleFacts).
+ *
+ * The rule: a worker leaves on idle only when no task of its type can come back to the queue,
+ * or when another worker of its type is there to take it when it does.
+ *
+ * A task can come back while its message is in flight or delayed (an attempt running somewhere
+ * that may fail and be retried; a failed attempt given back with a short delay; the message of a
+ * worker that was lost, invisible until its visibility timeout) or while the status store says it
+ * is RUNNING (a live lease; SQS's counts are approximate and lag). Looking only at visible
+ * messages, the last workers left while a failed attempt waited out its retry delay, and the
+ * retry waited for the next `gq` command to start workers again.
+ *
+ * Keeping every worker for that would keep a whole fleet idle for the length of the longest
+ * task. So one worker of the type stays, the keeper, and the others leave:
+ * - a worker leaves when another live worker of its type is BUSY (that one looks again when its
+ *   task ends: the same rule applies to it then), or is idle with a smaller instance id (ties
+ *   broken by id, so two idle workers never both leave and never both stay);
+ * - otherwise it is the keeper, and it stays while a task of its type could come back.
+ * "Live" is a worker record of the type, not STOPPED nor failed to start, whose heartbeat is
+ * fresh (workers beat every minute). The keeper also re-sends the message of a QUEUED task that
+ * has none (SQS dropped it after its retention period): see `resend`.
+ *
+ * Bound: at most one idle worker per type waits, and only while tasks of the type run or wait
+ * for a retry. A keeper that leaves at the same moment a busy one crashes can still strand a
+ * task until the next gq command (which restarts workers); on EC2 a crashed instance is replaced
+ * by its group anyway (its desired capacity was not lowered).
+ */
+import type { InstanceRecord, QueueDepth } from '@gq/common';
+
+/** A record whose heartbeat is older than this is a worker that is gone. */
+export const LIVE_HEARTBEAT_MS = 3 * 60_000;
+
+const NOT_LIVE: ReadonlySet<string> = new Set(['STOPPED', 'INSTALL_FAILED', 'BOOT_FAILED']);
+
+export interface IdleFacts {
+  /** This worker's instance id and type. */
+  self: string;
+  instanceType: string;
+  depth: QueueDepth;
+  /** Tasks of this type the status store holds as RUNNING. */
+  running: number;
+  /** Tasks of this type the status store holds as QUEUED. */
+  queued: number;
+  /** The job's worker records (all types). */
+  instances: readonly InstanceRecord[];
+  now: number;
+}
+
+export type IdleDecision =
+  /** Messages are waiting: receive again. */
+  | { action: 'stay'; why: 'visible' | 'keeper' }
+  /** Stay, and first send the messages of the QUEUED tasks again (their messages are gone). */
+  | { action: 'resend'; why: 'queued-without-message' }
+  | { action: 'leave'; why: 'nothing-can-come-back' | 'another-worker-stays' };
+
+/** Workers of `type`, other than `self`, that are alive now. */
+export function liveOthers(f: Pick<IdleFacts, 'self' | 'instanceType' | 'instances' | 'now'>): InstanceRecord[] {
+  return f.instances.filter(
+    (i) =>
+      i.instance !== f.self &&
+      i.instanceType === f.instanceType &&
+      !NOT_LIVE.has(i.state) &&
+      f.now - Date.parse(i.heartbeatAt) <= LIVE_HEARTBEAT_MS,
+  );
+}
+
+/** Whether this worker is the one of its type that stays (see the rule above). */
+export function isKeeper(f: Pick<IdleFacts, 'self' | 'instanceType' | 'instances' | 'now'>): boolean {
+  return !liveOthers(f).some((o) => o.state === 'BUSY' || o.instance < f.self);
+}
+
+/**
+ * Messages that exist for tasks of the type are visible, delayed or in flight; tasks that need
+ * one are QUEUED or RUNNING (a running task's message is in flight, held by its worker). More
+ * tasks than messages, with nothing visible or delayed: some QUEUED task lost its message.
+ */
+export function missingMessages(f: Pick<IdleFacts, 'depth' | 'queued' | 'running'>): boolean {
+  const { visible, delayed, inFlight } = f.depth;
+  return f.queued > 0 && visible === 0 && delayed === 0 && f.queued + f.running > inFlight;
+}
+
+export function decideIdle(f: IdleFacts): IdleDecision {
+  if (f.depth.visible > 0) return { action: 'stay', why: 'visible' };
+  const couldComeBack = f.depth.inFlight + f.depth.delayed + f.running + f.queued > 0;
+  if (!couldComeBack) return { action: 'leave', why: 'nothing-can-come-back' };
+  if (!isKeeper(f)) return { action: 'leave', why: 'another-worker-stays' };
+  if (missingMessages(f)) return { action: 'resend', why: 'queued-without-message' };
+  return { action: 'stay', why: 'keeper' };
+}
+
+/** Reads of the status store the facts need (a narrow slice of StatusStore). */
+export interface IdleReads {
+  depth(): Promise<QueueDepth>;
+  /** The job's counters and its instance types (StatusStore.getJob). */
+  job(): Promise<{ counts: { queued: number; running: number }; instanceTypes: Record<string, number> } | undefined>;
+  /** Task numbers of the type in each of these states (StatusStore.listTasks). */
+  tasksOfType(states: readonly ('QUEUED' | 'RUNNING')[]): Promise<{ task: number; state: string }[]>;
+  instances(): Promise<InstanceRecord[]>;
+}
+
+/**
+ * Gather the facts, reading no more than the decision needs: visible messages decide alone (one
+ * GetQueueAttributes); then the job item; the tasks of the type only when the job has several
+ * types and unfinished tasks; the worker records only when a task could come back.
+ * `queuedTasks` lists the QUEUED tasks of the type when they were read.
+ */
+export async function readIdleFacts(
+  r: IdleReads,
+  self: string,
+  instanceType: string,
+  now: () => number = Date.now,
+): Promise<{ facts: IdleFacts; queuedTasks?: number[] }> {
+  const depth = await r.depth();
+  const base = { self, instanceType, depth, running: 0, queued: 0, instances: [] as InstanceRecord[] };
+  if (depth.visible > 0) return { facts: { ...base, now: now() } };
+  const job = await r.job();
+  if (!job) return { facts: { ...base, now: now() } };
+  let { queued, running } = job.counts;
+  let queuedTasks: number[] | undefined;
+  if (queued + running > 0 && Object.keys(job.instanceTypes).length > 1) {
+    const tasks = await r.tasksOfType(['QUEUED', 'RUNNING']);
+    queuedTasks = tasks.filter((t) => t.state === 'QUEUED').map((t) => t.task);
+    queued = queuedTasks.length;
+    running = tasks.length - queued;
+  }
+  const facts = { ...base, queued, running };
+  if (depth.inFlight + depth.delayed + queued + running === 0) return { facts: { ...facts, now: now() } };
+  return { facts: { ...facts, instances: await r.instances(), now: now() }, queuedTasks };
+}
