@@ -79,6 +79,39 @@ describeAws('security on moto: the licence and the credentials leak nowhere', ()
   let work: string;
   const cli: Array<{ args: string[]; r: CliResult }> = [];
   let submitted: CliResult;
+  /** The job's templates, tags and queues as AWS described them while the job ran. */
+  let snap: Snapshot;
+
+  interface Snapshot {
+    templates: Array<{ name: string; versions: LaunchTemplateVersion[] }>;
+    ec2Tags: unknown[];
+    groups: unknown[];
+    asgTags: Array<{ Value?: string }>;
+    queues: Array<{ url: string; attributes: Record<string, string> }>;
+  }
+
+  /** Undefined until every template, group and queue of the job exists. */
+  async function snapshot(): Promise<Snapshot | undefined> {
+    const c = h.backend.clients;
+    const lts = (await c.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:gq:job', Values: [JOB] }] }))).LaunchTemplates ?? [];
+    const urls = ((await c.sqs.send(new ListQueuesCommand({ QueueNamePrefix: `gq-${JOB}-` }))).QueueUrls ?? []).sort();
+    const groups = ((await c.autoscaling.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? []).filter((g) => g.AutoScalingGroupName?.startsWith(`gq-${JOB}-`));
+    if (lts.length < TYPES.length || urls.length < TYPES.length * 2 || groups.length < TYPES.length) return undefined;
+    const templates = [];
+    for (const t of lts) {
+      const versions = (await c.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: t.LaunchTemplateId }))).LaunchTemplateVersions ?? [];
+      templates.push({ name: t.LaunchTemplateName ?? '', versions });
+    }
+    const queues = [];
+    for (const url of urls) queues.push({ url, attributes: (await c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }))).Attributes ?? {} });
+    return {
+      templates,
+      ec2Tags: (await c.ec2.send(new DescribeTagsCommand({ MaxResults: 1000 }))).Tags ?? [],
+      groups,
+      asgTags: (await c.autoscaling.send(new AsgDescribeTagsCommand({}))).Tags ?? [],
+      queues,
+    };
+  }
 
   async function run(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
     const r = await gq(args, h.env, { cwd: work, timeoutMs: opts.timeoutMs ?? 60_000 });
@@ -104,7 +137,10 @@ describeAws('security on moto: the licence and the credentials leak nowhere', ()
     writeFileSync(join(work, 'install.sh'), 'echo "install sees a licence of $(wc -c < "$GRB_LICENSE_FILE") bytes"\n');
     writeFileSync(join(work, 'gurobi.lic'), LICENCE, { mode: 0o600 });
     writeFileSync(join(work, 'jobs.csv'), ['instance_type,command', ...TYPES.map((t, i) => `${t},bash solve.sh ${i + 1}`)].join('\n') + '\n');
-    submitted = await run(['submit', 'jobs.csv', '--code', 'code', '--install', 'install.sh', '--license', 'gurobi.lic', '--name', JOB, '--verbose', '--wait', '--json'], { timeoutMs: 180_000 });
+    const submitting = run(['submit', 'jobs.csv', '--code', 'code', '--install', 'install.sh', '--license', 'gurobi.lic', '--name', JOB, '--verbose', '--wait', '--json'], { timeoutMs: 180_000 });
+    // What gq created for the job is read while it runs: --wait removes it once the workers left.
+    snap = await waitFor('the job running on its instances', () => (h.runtime.instances().length >= TYPES.length ? snapshot() : undefined), 120_000, 200);
+    submitted = await submitting;
     expect(submitted.code, `${submitted.stderr}\n${h.runtime.errors.join('\n')}`).toBe(0);
     // The instances leave by themselves once the queues are empty: then every log is complete.
     await h.runtime.waitFor((is) => is.length >= TYPES.length && is.every((i) => i.terminated && !i.alive), 90_000);
@@ -139,32 +175,33 @@ describeAws('security on moto: the licence and the credentials leak nowhere', ()
     }
   });
 
-  it('appears in no launch template (UserData and every other field), EC2 tag or Auto Scaling tag', async () => {
-    const c = h.backend.clients;
+  it('appears in no launch template (UserData and every other field), EC2 tag or Auto Scaling tag', () => {
     const found: string[] = [];
-    const templates = (await c.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:gq:job', Values: [JOB] }] }))).LaunchTemplates ?? [];
-    expect(templates.map((t) => t.LaunchTemplateName).sort()).toEqual(TYPES.map((t) => `gq-${JOB}-${t}`).sort());
+    expect(snap.templates.map((t) => t.name).sort()).toEqual(TYPES.map((t) => `gq-${JOB}-${t}`).sort());
     let userDatas = 0;
-    for (const t of templates) {
-      const versions: LaunchTemplateVersion[] = (await c.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: t.LaunchTemplateId }))).LaunchTemplateVersions ?? [];
-      for (const v of versions) {
+    for (const t of snap.templates) {
+      for (const v of t.versions) {
         const userData = Buffer.from(v.LaunchTemplateData?.UserData ?? '', 'base64').toString('utf8');
         expect(userData.startsWith('#!/bin/bash')).toBe(true);
         userDatas++;
-        found.push(...findIn(`${t.LaunchTemplateName} v${v.VersionNumber} UserData`, userData, [...LICENCE_NEEDLES, AWS_SECRET]));
-        found.push(...findIn(`${t.LaunchTemplateName} v${v.VersionNumber}`, JSON.stringify(v), [...LICENCE_NEEDLES, AWS_SECRET]));
+        found.push(...findIn(`${t.name} v${v.VersionNumber} UserData`, userData, [...LICENCE_NEEDLES, AWS_SECRET]));
+        found.push(...findIn(`${t.name} v${v.VersionNumber}`, JSON.stringify(v), [...LICENCE_NEEDLES, AWS_SECRET]));
       }
     }
     expect(userDatas).toBeGreaterThanOrEqual(TYPES.length);
-    const ec2Tags = (await c.ec2.send(new DescribeTagsCommand({ MaxResults: 1000 }))).Tags ?? [];
-    expect(ec2Tags.some((t) => t.Value === JOB)).toBe(true); // the search did see gq's tags
-    found.push(...findIn('EC2 tags', JSON.stringify(ec2Tags), [...LICENCE_NEEDLES, AWS_SECRET]));
-    const groups = (await c.autoscaling.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? [];
-    const asgTags = (await c.autoscaling.send(new AsgDescribeTagsCommand({}))).Tags ?? [];
-    expect(asgTags.some((t) => t.Value === JOB)).toBe(true);
-    found.push(...findIn('Auto Scaling groups', JSON.stringify(groups), [...LICENCE_NEEDLES, AWS_SECRET]));
-    found.push(...findIn('Auto Scaling tags', JSON.stringify(asgTags), [...LICENCE_NEEDLES, AWS_SECRET]));
+    expect(JSON.stringify(snap.ec2Tags)).toContain(`"${JOB}"`); // the search did see gq's tags
+    found.push(...findIn('EC2 tags', JSON.stringify(snap.ec2Tags), [...LICENCE_NEEDLES, AWS_SECRET]));
+    expect(snap.asgTags.some((t) => t.Value === JOB)).toBe(true);
+    found.push(...findIn('Auto Scaling groups', JSON.stringify(snap.groups), [...LICENCE_NEEDLES, AWS_SECRET]));
+    found.push(...findIn('Auto Scaling tags', JSON.stringify(snap.asgTags), [...LICENCE_NEEDLES, AWS_SECRET]));
     expect(found).toEqual([]);
+  });
+
+  it('what the job ran on is gone once --wait returned (templates, groups, queues)', async () => {
+    const c = h.backend.clients;
+    const templates = (await c.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:gq:job', Values: [JOB] }] }))).LaunchTemplates ?? [];
+    const urls = (await c.sqs.send(new ListQueuesCommand({ QueueNamePrefix: `gq-${JOB}-` }))).QueueUrls ?? [];
+    expect({ templates: templates.length, queues: urls.length }).toEqual({ templates: 0, queues: 0 });
   });
 
   it('appears in no bucket object, and in no status item once the job is finished', async () => {
@@ -247,16 +284,13 @@ describeAws('security on moto: the licence and the credentials leak nowhere', ()
     expect(h.env.AWS_SECRET_ACCESS_KEY).toBe(AWS_SECRET);
   });
 
-  it('(b) launch templates require IMDSv2, ask for no public IP, have no key pair, terminate on shutdown', async () => {
-    const c = h.backend.clients;
-    const templates = (await c.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:gq:job', Values: [JOB] }] }))).LaunchTemplates ?? [];
-    expect(templates).toHaveLength(TYPES.length);
-    for (const t of templates) {
-      const versions = (await c.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: t.LaunchTemplateId }))).LaunchTemplateVersions ?? [];
-      expect(versions.length).toBeGreaterThan(0);
-      for (const v of versions) {
+  it('(b) launch templates require IMDSv2, ask for no public IP, have no key pair, terminate on shutdown', () => {
+    expect(snap.templates).toHaveLength(TYPES.length);
+    for (const t of snap.templates) {
+      expect(t.versions.length).toBeGreaterThan(0);
+      for (const v of t.versions) {
         const data = v.LaunchTemplateData!;
-        const name = `${t.LaunchTemplateName} v${v.VersionNumber}`;
+        const name = `${t.name} v${v.VersionNumber}`;
         expect(data.MetadataOptions?.HttpTokens, name).toBe('required');
         expect(data.MetadataOptions?.HttpPutResponseHopLimit, name).toBe(1);
         expect(data.KeyName, name).toBeUndefined();
@@ -282,15 +316,12 @@ describeAws('security on moto: the licence and the credentials leak nowhere', ()
     }
   });
 
-  it('(b) every queue of the job has server-side encryption (SqsManagedSseEnabled)', async () => {
-    const c = h.backend.clients;
-    const urls = ((await c.sqs.send(new ListQueuesCommand({ QueueNamePrefix: `gq-${JOB}-` }))).QueueUrls ?? []).sort();
+  it('(b) every queue of the job has server-side encryption (SqsManagedSseEnabled)', () => {
     // A queue and its dead-letter queue per instance type.
-    expect(urls).toHaveLength(TYPES.length * 2);
-    for (const url of urls) {
-      const a = await c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }));
-      expect(a.Attributes?.SqsManagedSseEnabled, url).toBe('true');
-      expect(JSON.stringify(a.Attributes)).not.toContain(WLS_SECRET);
+    expect(snap.queues).toHaveLength(TYPES.length * 2);
+    for (const q of snap.queues) {
+      expect(q.attributes.SqsManagedSseEnabled, q.url).toBe('true');
+      expect(JSON.stringify(q.attributes)).not.toContain(WLS_SECRET);
     }
   });
 
