@@ -148,7 +148,9 @@ export async function removeFinishedFleet(
     if (!present.some(Boolean)) return 'already-removed';
     const until = Date.now() + (o.waitMs ?? 0);
     let told = false;
-    for (;;) {
+    // A local worker takes nothing from the removal (it stops an idle worker with SIGTERM; its
+    // logs stay on this machine): only instances that leave with the job's role are waited for.
+    for (; backend.name === 'aws'; ) {
       const leaving = stillThere(await backend.fleet.describe(job.name));
       if (leaving === 0) break;
       if (Date.now() >= until) {
