@@ -5,8 +5,9 @@
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { failDeadLettered, keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
+import { failDeadLettered, keys, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
+import { realClock, type Clock } from './clock.js';
 import { runInstall } from './install.js';
 import { runTask, type TaskRun } from './task.js';
 import { backoffMs, isTransient } from './retry.js';
@@ -60,8 +61,11 @@ export class Agent implements AgentControl {
   private protection: ScaleInProtection | undefined;
   /** Why the loop ended, when not idle, drained or interrupted. */
   private leftFor: 'job-missing' | 'unreachable' | undefined;
+  private readonly clock: Clock;
 
-  constructor(private readonly d: AgentDeps) {}
+  constructor(private readonly d: AgentDeps) {
+    this.clock = d.clock ?? realClock;
+  }
 
   drain(): void {
     this.draining = true;
@@ -91,7 +95,7 @@ export class Agent implements AgentControl {
         instance: this.d.instance,
         instanceType: this.d.instanceType,
         state,
-        heartbeatAt: nowIso(),
+        heartbeatAt: new Date(this.clock.now()).toISOString(),
         pid: process.pid,
         ...this.stateExtra,
       })
@@ -107,12 +111,11 @@ export class Agent implements AgentControl {
     }
     await this.setState('INSTALLING');
     // The instance record's heartbeat: `gq status` shows when each worker was last seen.
-    const beat = setInterval(() => void this.setState(this.instanceState), INSTANCE_HEARTBEAT_MS);
-    beat.unref();
+    const stopBeat = this.clock.every(INSTANCE_HEARTBEAT_MS, () => void this.setState(this.instanceState));
     try {
       return await this.runPrepared(job);
     } finally {
-      clearInterval(beat);
+      stopBeat();
     }
   }
 
@@ -164,6 +167,7 @@ export class Agent implements AgentControl {
       attempts: job.installAttempts,
       shouldStop: () => this.draining,
       onAttempt: (n) => d.log.info({ attempt: n }, 'running install script'),
+      clock: this.clock,
     });
     const installLogKey = keys.instanceLog(job.name, d.instance, 'install.log');
     await d.backend.artifacts.putFile(installLogKey, logFile).catch((e: unknown) => d.log.warn({ err: e }, 'install log upload failed'));
@@ -179,7 +183,7 @@ export class Agent implements AgentControl {
   private async loop(job: JobRecord): Promise<number> {
     const { d } = this;
     let tasksRun = 0;
-    let idleSince = Date.now();
+    let idleSince = this.clock.now();
     let failures = 0;
     let failingSince: number | undefined;
     const unreachableMs = (job.unreachableSeconds ?? DEFAULT_UNREACHABLE_S) * 1000;
@@ -187,13 +191,13 @@ export class Agent implements AgentControl {
       // AWS out of reach for good (a broken network on this instance): do not bill for ever.
       // Leaving powers the instance off on EC2; Auto Scaling replaces it if work remains.
       if (failures === 0) failingSince = undefined;
-      else failingSince ??= Date.now();
-      if (failingSince !== undefined && Date.now() - failingSince > unreachableMs) {
+      else failingSince ??= this.clock.now();
+      if (failingSince !== undefined && this.clock.now() - failingSince > unreachableMs) {
         d.log.error({ failures, seconds: unreachableMs / 1000 }, 'AWS has been out of reach too long; this worker leaves');
         this.leftFor = 'unreachable';
         break;
       }
-      const idleLeft = job.idleSeconds * 1000 - (Date.now() - idleSince);
+      const idleLeft = job.idleSeconds * 1000 - (this.clock.now() - idleSince);
       if (idleLeft <= 0) {
         let decision;
         try {
@@ -205,13 +209,13 @@ export class Agent implements AgentControl {
           failures++;
           const wait = backoffMs(failures, MAX_BACKOFF_MS);
           d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'could not read whether a task can come back (queue depth, job, workers); backing off');
-          await sleep(wait, this.wake.signal);
-          idleSince = Date.now();
+          await this.clock.sleep(wait, this.wake.signal);
+          idleSince = this.clock.now();
           continue;
         }
         failures = 0;
         if (decision === 'leave') break;
-        idleSince = Date.now();
+        idleSince = this.clock.now();
         continue;
       }
       let msgs;
@@ -233,8 +237,8 @@ export class Agent implements AgentControl {
         failures++;
         const wait = backoffMs(failures, MAX_BACKOFF_MS);
         d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'receive failed; backing off');
-        await sleep(wait, this.wake.signal);
-        idleSince = Date.now();
+        await this.clock.sleep(wait, this.wake.signal);
+        idleSince = this.clock.now();
         continue;
       }
       if (msgs.length === 0) {
@@ -260,9 +264,9 @@ export class Agent implements AgentControl {
           failures++;
           const wait = backoffMs(failures, MAX_BACKOFF_MS);
           d.log.warn({ err: e, task: m.task, failures, waitMs: Math.round(wait) }, 'could not handle the task; it comes back to the queue; backing off');
-          await sleep(wait, this.wake.signal);
+          await this.clock.sleep(wait, this.wake.signal);
         }
-        idleSince = Date.now();
+        idleSince = this.clock.now();
       }
     }
     return tasksRun;
@@ -287,6 +291,7 @@ export class Agent implements AgentControl {
       },
       d.instance,
       type,
+      () => this.clock.now(),
     );
     const decision = decideIdle(facts);
     if (decision.action === 'resend') {
@@ -316,7 +321,7 @@ export class Agent implements AgentControl {
         return false;
       case 'leased': {
         // A duplicate delivery while the holder is alive: hide it again, never run it twice.
-        const secs = hideLeased(claim.leaseUntil, claim.runningSince, job.visibilitySeconds, Date.now());
+        const secs = hideLeased(claim.leaseUntil, claim.runningSince, job.visibilitySeconds, this.clock.now());
         d.log.info({ task: taskNo, hideSeconds: secs }, 'task delivered again while its lease is held by another worker: hidden again, not run');
         await d.queue.extend(receipt, secs);
         return false;

@@ -2,6 +2,7 @@
 import type { Backend, Logger, TaskQueue } from '@gq/common';
 import type { Workspace } from './workspace.js';
 import type { TaskUser } from './task-user.js';
+import type { Clock } from './clock.js';
 
 export interface AgentDeps {
   backend: Backend;
@@ -22,4 +23,6 @@ export interface AgentDeps {
   taskAwsAccess?: boolean;
   /** EC2: a progress tag also goes on the instance's own tags (best effort). */
   tagInstance?: (key: string, value: string) => Promise<void>;
+  /** Time for the loop, the heartbeat and the install (tests); default the real clock. */
+  clock?: Clock;
 }

@@ -4,6 +4,7 @@
  */
 import type { Logger, StatusStore, TaskQueue } from '@gq/common';
 import { skipStep } from './faults.js';
+import { realClock, type Clock } from './clock.js';
 
 export type HeartbeatStop = 'cancel' | 'lost';
 
@@ -18,6 +19,8 @@ export interface HeartbeatOptions {
   log: Logger;
   /** Called once when the task must stop (cancelled, or the lease is no longer ours). */
   onStop(reason: HeartbeatStop): void;
+  /** Default the real clock. */
+  clock?: Clock;
 }
 
 export interface Heartbeat {
@@ -30,6 +33,7 @@ export interface Heartbeat {
 const MAX_VISIBILITY = 43_200;
 
 export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
+  const clock = o.clock ?? realClock;
   // A third of the lease, and at least every 15 s so that `gq cancel` stops a task promptly.
   const everyMs = Math.max(200, Math.min(15_000, (o.leaseSeconds * 1000) / 3));
   let stopped = false;
@@ -37,11 +41,11 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
   let inFlight: Promise<void> = Promise.resolve();
   let failures = 0;
   // The claim renewed the lease just before the heartbeat started.
-  let renewedAt = Date.now();
+  let renewedAt = clock.now();
 
   const beat = async (): Promise<void> => {
     try {
-      const sentAt = Date.now();
+      const sentAt = clock.now();
       const r = await o.status.heartbeat(o.job, o.task, o.instance, o.leaseSeconds * 1000);
       if (r !== 'lost') renewedAt = sentAt;
       if (r !== 'ok' && !signalled) {
@@ -62,16 +66,15 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
     }
   };
 
-  const timer = setInterval(() => {
+  const stopTimer = clock.every(everyMs, () => {
     if (stopped) return;
     inFlight = inFlight.then(beat);
-  }, everyMs);
-  timer.unref();
+  });
 
   return {
     async stop() {
       stopped = true;
-      clearInterval(timer);
+      stopTimer();
       await inFlight;
     },
     lastRenewedAt: () => renewedAt,

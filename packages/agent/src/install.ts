@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { runCommand } from './process.js';
 import { RUN_FILE } from './workspace.js';
 import { crashPoint } from './faults.js';
+import { realClock, type Clock } from './clock.js';
 
 export interface InstallOptions {
   script: string;
@@ -21,6 +22,8 @@ export interface InstallOptions {
   /** Checked between attempts: stop trying when it returns true. */
   shouldStop?: () => boolean;
   onAttempt?: (n: number) => void;
+  /** For the pause between attempts and the log's times; default the real clock. */
+  clock?: Pick<Clock, 'now' | 'sleep'>;
 }
 
 export interface InstallResult {
@@ -31,6 +34,7 @@ export interface InstallResult {
 }
 
 export async function runInstall(o: InstallOptions): Promise<InstallResult> {
+  const clock = o.clock ?? realClock;
   const scriptFile = join(o.cwd, 'INSTALL.sh');
   writeFileSync(scriptFile, o.script, { mode: 0o700 });
   const readyFiles = [join(o.cwd, 'READY'), ...(o.env.HOME ? [join(o.env.HOME, 'READY')] : [])];
@@ -39,7 +43,7 @@ export async function runInstall(o: InstallOptions): Promise<InstallResult> {
     if (o.shouldStop?.()) return { ok: false, attempts: n - 1, reason: 'stopped before install finished' };
     o.onAttempt?.(n);
     for (const f of readyFiles) rmSync(f, { force: true });
-    appendFileSync(o.logFile, `\n===== gq: install attempt ${n} of ${o.attempts} (${new Date().toISOString()}) =====\n`);
+    appendFileSync(o.logFile, `\n===== gq: install attempt ${n} of ${o.attempts} (${new Date(clock.now()).toISOString()}) =====\n`);
     const p = runCommand({
       command: `bash ./INSTALL.sh`,
       cwd: o.cwd,
@@ -66,7 +70,7 @@ export async function runInstall(o: InstallOptions): Promise<InstallResult> {
     const tail = r.stderrTail.split('\n').slice(-3).join(' | ');
     if (tail) reason += `: ${tail}`;
     appendFileSync(o.logFile, `===== gq: ${reason} =====\n`);
-    if (n < o.attempts) await new Promise((res) => setTimeout(res, (o.backoffSeconds ?? 2) * 1000 * n));
+    if (n < o.attempts) await clock.sleep((o.backoffSeconds ?? 2) * 1000 * n);
   }
   return { ok: false, attempts: o.attempts, reason: reason.slice(0, 500) };
 }

@@ -16,6 +16,7 @@ import { crashPoint } from './faults.js';
 import { GaveUpError, persist } from './retry.js';
 import { chownTree, drainTagSpool, ownedDir, TAG_SPOOL_ENV, taskUserEnv } from './task-user.js';
 import { validateTag } from './tag.js';
+import { realClock } from './clock.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -24,6 +25,7 @@ export interface TaskRun {
 }
 
 export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt: string): TaskRun {
+  const clock = d.clock ?? realClock;
   const log: Logger = d.log.child({ task: task.task, attempt: task.attempts });
   let stopReason: HeartbeatStop | 'release' | 'shutdown' | undefined;
   let stopProcess: ((why: string) => void) | undefined;
@@ -47,6 +49,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       leaseSeconds: job.visibilitySeconds,
       log,
       onStop: (r) => stop(r),
+      clock,
     });
     const spool = d.taskUser ? startTagRelay(d, job, task, log) : undefined;
     let r: RunResult;
@@ -77,7 +80,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     // Heartbeats that did not reach the store for half a lease (a network cut, a paused machine):
     // another worker may hold the task now, and its results (same keys) must not be overwritten
     // with this attempt's. Ask once before uploading anything; no extra call when they did.
-    if (stopReason !== 'lost' && Date.now() - hb.lastRenewedAt() > (job.visibilitySeconds * 1000) / 2) {
+    if (stopReason !== 'lost' && clock.now() - hb.lastRenewedAt() > (job.visibilitySeconds * 1000) / 2) {
       if (!(await stillOurs().catch(() => true))) stopReason = 'lost';
     }
     if (stopReason === 'lost') {

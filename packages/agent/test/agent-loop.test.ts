@@ -8,10 +8,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, keys, type Backend, type TaskQueue } from '@gq/common';
+import { keys, type Backend, type TaskQueue } from '@gq/common';
 import { openLocalBackend, type LocalBackend } from '@gq/common/local/index';
 import { Agent, type AgentResult } from '../src/agent.js';
-import { workspaceAt } from '../src/workspace.js';
+import { workerDeps } from './in-process.js';
 import { makeLocalJob, TYPE, type Fixture } from './local-job.js';
 
 const homes: string[] = [];
@@ -29,17 +29,7 @@ afterEach(async () => {
 /** An agent of the job in this process, with `wrap` around its queue (to make it fail). */
 async function agentOf(f: Fixture, instance: string, wrap: (q: TaskQueue) => TaskQueue = (q) => q, backend: Backend = f.backend): Promise<Agent> {
   const queue = wrap(await f.backend.queues.open(f.job, TYPE));
-  const agent = new Agent({
-    backend,
-    queue,
-    ws: workspaceAt(join(f.home, 'work', instance)),
-    job: f.job,
-    instance,
-    instanceType: TYPE,
-    log: createLogger({ level: (process.env.GQ_TEST_AGENT_LOG as 'info' | undefined) ?? 'silent' }),
-    baseEnv: { PATH: process.env.PATH },
-    contextJson: JSON.stringify({ backend: 'local', home: f.backend.home }),
-  });
+  const agent = new Agent(workerDeps(f, instance, { queue, backend }));
   agents.push(agent);
   return agent;
 }

@@ -16,12 +16,17 @@ export interface Fixture {
 
 /**
  * A job of `commands` (or of commands made from the test's folder) on a fresh local backend: spec
- * and tasks recorded, code uploaded, messages sent.
+ * and tasks recorded, code uploaded, messages sent. `clock`: the queue's and status store's time.
  */
-export async function makeLocalJob(label: string, commandsOf: string[] | ((home: string) => string[]), over: Partial<JobSpec> = {}): Promise<Fixture> {
+export async function makeLocalJob(
+  label: string,
+  commandsOf: string[] | ((home: string) => string[]),
+  over: Partial<JobSpec> = {},
+  clock?: () => number,
+): Promise<Fixture> {
   const home = mkdtempSync(join(tmpdir(), `gq-agent-${label}-`));
   const commands = typeof commandsOf === 'function' ? commandsOf(home) : commandsOf;
-  const backend = openLocalBackend({ home: join(home, 'gq') });
+  const backend = openLocalBackend({ home: join(home, 'gq'), clock });
   const code = join(home, 'code');
   mkdirSync(code);
   writeFileSync(join(code, 'README'), 'agent loop test\n');
