@@ -1,6 +1,6 @@
 /**
  * The store's reads: a job (its item and counter shards, one Query whatever the number of tasks),
- * the index of jobs, a task with its command, a job's tasks, and
+ * the index of jobs, a task with its command, a job's tasks all at once or a page at a time, and
  * the count of a job's task items by state (what the counters must always equal).
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -13,6 +13,8 @@ import { Table, type StoreContext } from './table.js';
 
 /** BatchGetItem takes at most 100 keys (API_BatchGetItem.html). */
 const BATCH_GET_MAX = 100;
+/** Most tasks in one page of taskPages (and its default). */
+export const MAX_TASK_PAGE = 1000;
 
 /** The job item and its counter shards: one Query of a few KB, whatever the number of tasks. */
 export async function getJob(ctx: StoreContext, name: string): Promise<JobRecord | undefined> {
@@ -99,6 +101,34 @@ export async function queryTasks(ctx: StoreContext, job: string, states: readonl
   );
   const commands = withCommands ? await commandsOf(ctx, job, items, !states) : new Map<number, string>();
   return items.map((i) => toTask(i, commands.get(Number(i.task)))!).sort((a, b) => a.task - b.task);
+}
+
+/**
+ * The job's tasks with their commands, at most `pageSize` (1..1000) a page: one Query of the task
+ * items with that Limit per page, continued from its LastEvaluatedKey (a page can hold fewer: a
+ * Query also stops at 1 MB; an empty page is skipped), and one Query of the page's commands (the
+ * command items of its first to its last task, `BETWEEN` on the sort key). Pages come in sort-key
+ * order: task order (task numbers are padded to 7 digits). Only one page is held at a time.
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.Pagination.html,
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html (Limit: at least 1).
+ */
+export async function* taskPages(ctx: StoreContext, job: string, pageSize = MAX_TASK_PAGE): AsyncGenerator<TaskRecord[]> {
+  const size = Math.min(MAX_TASK_PAGE, Math.max(1, Math.floor(Number.isFinite(pageSize) ? pageSize : MAX_TASK_PAGE)));
+  const e = new Expr();
+  const tasksQuery = e.build({ KeyConditionExpression: keyCondition(e, jobPk(job), { prefix: TASK_PREFIX }), Limit: size, ConsistentRead: true });
+  for await (const items of ctx.table.queryPages(tasksQuery)) {
+    if (items.length === 0) continue;
+    const commands = new Map<number, string>();
+    const need = withoutCommand(items);
+    if (need.length > 0) {
+      const c = new Expr();
+      const range = { from: commandSk(Math.min(...need)), to: commandSk(Math.max(...need)) };
+      for await (const page of ctx.table.queryPages(c.build({ KeyConditionExpression: keyCondition(c, jobPk(job), range), ConsistentRead: true }))) {
+        for (const i of page) commands.set(Number(i.task), String(i.command));
+      }
+    }
+    yield items.map((i) => toTask(i, commands.get(Number(i.task)))!).sort((a, b) => a.task - b.task);
+  }
 }
 
 /** Count a job's task items by state (paginated Query of the `state` attribute only). */

@@ -104,6 +104,11 @@ export class DynamoStatusStore implements StatusStore {
     return this.queryTasks(job, opts.states, true);
   }
 
+  /** The job's tasks in task order, with their commands, at most `pageSize` (1..1000) a page (reads.ts). */
+  taskPages(job: string, pageSize?: number): AsyncIterable<TaskRecord[]> {
+    return reads.taskPages(this.ctx, job, pageSize);
+  }
+
   /** The job's tasks (in some states), with their commands or not (then `command` is ''). */
   protected async queryTasks(job: string, states: readonly TaskState[] | undefined, withCommands: boolean): Promise<TaskRecord[]> {
     return reads.queryTasks(this.ctx, job, states, withCommands);
