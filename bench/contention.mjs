@@ -36,6 +36,8 @@ const COMMAND_BYTES = Number(a['command-bytes']);
 const LEASE_MS = 300_000;
 const storePath = a.store ? resolve(a.store) : new URL('../packages/common/dist/aws/dynamo.js', import.meta.url).pathname;
 const { DynamoStatusStore } = await import(pathToFileURL(storePath).href);
+// The item layout of this tree (whatever the store measured): the keys read below.
+const { jobPk, taskSk, JOB_SK } = await import('../packages/common/dist/aws/dynamo.js');
 
 const moto = await startMoto();
 const layer = await startStrictLayer({ upstream: moto.motoEndpoint, contention: { windowMs: Number(a.window), itemWritesPerSecond: Number(a.rate) } });
@@ -106,7 +108,7 @@ const seconds = (Date.now() - t0) / 1000;
 const rec = await submitter.getJob(job);
 const counted = await submitter.countTasksByState(job);
 const same = JSON.stringify(rec.counts) === JSON.stringify(counted);
-const item = (await clients[0].dynamodb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: `JOB#${job}` }, sk: { S: 'TASK#0000001' } }, ConsistentRead: true }))).Item;
+const item = (await clients[0].dynamodb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: jobPk(job) }, sk: { S: taskSk(1) } }, ConsistentRead: true }))).Item;
 const taskBytes = itemSize(item);
 // An UpdateItem is billed on the larger of the item before and after, 1 WCU per KB
 // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/provisioned-capacity-mode.html#read-write-capacity-units).
@@ -128,7 +130,7 @@ console.log(`  WCU per heartbeat:     ${wcuPerHeartbeat} (the renewed task item 
 // costs 2 WCU per KB (transaction-apis.html, capacity management); a hot item collection is
 // split across partitions by sort key, but one item never is (burst-adaptive-capacity.html,
 // "isolate frequently accessed items").
-const shards = Number((await clients[0].ddb.send(new (await import('@aws-sdk/lib-dynamodb')).GetCommand({ TableName: table, Key: { pk: `JOB#${job}`, sk: 'JOB' } }))).Item?.counterShards ?? 0);
+const shards = Number((await clients[0].ddb.send(new (await import('@aws-sdk/lib-dynamodb')).GetCommand({ TableName: table, Key: { pk: jobPk(job), sk: JOB_SK } }))).Item?.counterShards ?? 0);
 const rate = 1000;
 const kb = Math.max(1, wcuPerHeartbeat);
 const claimWcu = 2 * (kb + 1 + 1); // task + counter + instance items, each written twice

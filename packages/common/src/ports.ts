@@ -129,10 +129,11 @@ export interface StatusStore {
   getTask(job: string, task: number): Promise<TaskRecord | undefined>;
   listTasks(job: string, opts?: { states?: readonly TaskState[] }): Promise<TaskRecord[]>;
   /**
-   * The job's tasks in task order, `pageSize` at a time, for a command that reads them all
-   * without holding them all (gq results of 100,000 tasks). Optional: without it, listTasks.
+   * The job's tasks in task order, each once, at most `pageSize` a page (default 1000; a page may
+   * hold fewer), for a command that reads them all without holding them all (gq results of
+   * 100,000 tasks).
    */
-  taskPages?(job: string, pageSize?: number): AsyncIterable<TaskRecord[]>;
+  taskPages(job: string, pageSize?: number): AsyncIterable<TaskRecord[]>;
   /** Conditional take-over of a task by `instance` with a lease of `leaseMs`. */
   claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult>;
   /** Renew the lease; says whether it is still ours and whether a cancel was asked for. */

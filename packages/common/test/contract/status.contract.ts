@@ -344,6 +344,25 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       expect(await st.listTasks(name, { states: ['FAILED'] })).toEqual([]);
     });
 
+    it('taskPages: every task once, in task order, at most pageSize a page, the same records as listTasks', async () => {
+      const name = await job('pages', 25);
+      await st.claim(name, 12, 'i-a', 60_000);
+      const pages: number[][] = [];
+      const seen = [];
+      for await (const page of st.taskPages(name, 10)) {
+        pages.push(page.map((t) => t.task));
+        seen.push(...page);
+      }
+      expect(pages.map((p) => p.length)).toEqual([10, 10, 5]);
+      expect(pages.flat()).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+      // Commands, states and all: each page holds the records listTasks would give.
+      expect(seen).toEqual(await st.listTasks(name));
+      expect(seen[11]).toMatchObject({ state: 'RUNNING', instance: 'i-a', command: 'echo task 12' });
+      const none: unknown[] = [];
+      for await (const page of st.taskPages(uniqueJob('nope'))) none.push(page);
+      expect(none).toEqual([]);
+    });
+
     it('listJobs lists newest first', async () => {
       const base = Date.now();
       const names: string[] = [];

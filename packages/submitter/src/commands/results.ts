@@ -24,14 +24,6 @@ export interface ResultsArgs {
   json?: boolean;
 }
 
-/** The job's tasks a page at a time where the store can, else all at once. */
-function taskPages(backend: Backend, job: string): AsyncIterable<TaskRecord[]> {
-  if (backend.status.taskPages) return backend.status.taskPages(job, 1000);
-  return (async function* () {
-    yield await backend.status.listTasks(job);
-  })();
-}
-
 /** A downloaded results file, read with a buffer no larger than it (100,000 small files, one large one). */
 function openResult(file: string): Readable {
   const size = statSync(file).size;
@@ -171,7 +163,7 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     // What the merge needs of each task with results: its number, state and results key.
     const withResults: Array<{ task: number; state: string; key: string }> = [];
     let total = 0;
-    for await (const page of taskPages(backend, a.name)) {
+    for await (const page of backend.status.taskPages(a.name, 1000)) {
       for (const t of page) {
         total++;
         planTask(backend, a.name, t, out, plan, refused);

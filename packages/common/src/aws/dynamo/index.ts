@@ -1,0 +1,19 @@
+/** The DynamoDB StatusStore: item layout, expression building, the read-decide-write loop and the store on one table. */
+export {
+  commandSk,
+  counterSk,
+  DEFAULT_COUNTER_SHARDS,
+  instanceSk,
+  JOB_SK,
+  jobPk,
+  JOBS_PK,
+  jobsIndexSk,
+  MAX_COUNTER_SHARDS,
+  taskSk,
+} from './items.js';
+export { busyDetail, counterUpdate, instanceBusyUpdate, taskUpdate } from './expressions.js';
+export { classifyWriteError, type WriteOutcome } from './write-outcome.js';
+export { countTasksByState } from './reads.js';
+export { CREATE_CHUNK } from './bulk.js';
+export { CREATE_TASKS_PER_TRANSACTION } from './create.js';
+export { DynamoStatusStore, type DynamoStatusStoreOptions } from './store.js';
