@@ -17,7 +17,7 @@ import {
   parseJobText,
   suggestInstanceType,
   type ParseJobOptions,
-} from '../src/job/jobfile.js';
+} from '../src/job/jobfile/index.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'jobfiles');
 const TMP = mkdtempSync(join(process.env.GQ_TEST_ROOT ?? tmpdir(), 'jobfile-'));
