@@ -15,6 +15,7 @@ import {
   isValidInstanceType,
   parseJobFile,
   parseJobText,
+  parseJobTextWithLines,
   suggestInstanceType,
   type ParseJobOptions,
 } from '../src/job/jobfile/index.js';
@@ -431,6 +432,34 @@ describe('parseJobText: good files', () => {
     const parsed = parseJobText(clean, FILE);
     expect(parsed.map(({ instanceType, command }) => ({ instanceType, command }))).toEqual(tasks);
     expect(parsed.at(-1)?.task).toBe(tasks.length);
+  });
+
+  it('gives the line each task starts on, the one a later message about the task names', () => {
+    const small = parseJobTextWithLines(`\n${H}t3.micro,"echo a\r\necho b"\n\n , \nt3.micro,echo 2\r\rt3.micro,echo 3`, FILE);
+    expect(small.tasks.map((t) => t.task)).toEqual([1, 2, 3]);
+    expect(small.lines).toEqual([3, 7, 9]);
+    expect(parseJobTextWithLines(`\uFEFF${H}t3.micro,echo 1\n`, FILE).lines).toEqual([2]);
+
+    // About 0.6 MB: multi-line commands straddle the ends of the pieces given to csv-parse.
+    const rnd = random(11);
+    const pick = <T,>(xs: readonly T[]): T => xs[rnd(xs.length)] as T;
+    const parts = [H];
+    const want: number[] = [];
+    let line = 2;
+    for (let i = 0; i < 15_000; i++) {
+      if (rnd(8) === 0) {
+        parts.push(pick(['\n', ' \r\n', ',,\n']));
+        line++;
+      }
+      const command = rnd(3) ? `echo ${i} ${'x'.repeat(rnd(30))}` : `echo ${i}${pick(['\n', '\r\n', '\r'])}echo ${'y'.repeat(rnd(30))}`;
+      parts.push(`t3.micro,"${command}"${pick(['\n', '\r\n'])}`);
+      want.push(line);
+      line += 1 + linesIn(command);
+    }
+    const parsed = parseJobTextWithLines(parts.join(''), FILE);
+    expect(parsed.tasks).toHaveLength(15_000);
+    expect(parsed.lines).toEqual(want);
+    expect(parseJobText(parts.join(''), FILE)).toEqual(parsed.tasks);
   });
 
   it('reports a quote never closed near the start of a big file', () => {
