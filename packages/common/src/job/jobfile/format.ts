@@ -35,8 +35,8 @@
  *
  * The CSV is read by csv-parse (see csv.ts for how: in pieces, with line numbers counted there,
  * and a second, strict look at records that may hold a malformed quoted field). It costs about
- * 2.5 s of CPU time for 1,000,000 rows on a 2-core machine, against 0.5 s for the hand-written
- * scanner it replaced (`npm run bench:jobfile` measures it against csv-parse alone).
+ * 1.7 s of CPU time for 1,000,000 rows on a 2-core machine, about as much as csv-parse alone
+ * parsing the whole file at once (`npm run bench:jobfile` measures both in one run).
  * packages/common/test/jobfile.test.ts checks it against csv-stringify with random commands.
  */
 
