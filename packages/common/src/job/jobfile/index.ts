@@ -1,4 +1,4 @@
-/** The job file (`jobdetails.csv`): its format and limits, the one parse that checks it and gives the tasks with their lines, and its problems as one error. */
+/** The job file (jobdetails.csv): its format, the one parse that checks it and gives the tasks with their lines, its problems. */
 export {
   DEFAULT_MAX_JOB_FILE_PROBLEMS,
   JOB_FILE_HEADER,
