@@ -51,7 +51,6 @@ function failure(data: string | Buffer, opts?: ParseJobOptions): JobFileError {
   throw new Error('expected the job file to be rejected');
 }
 
-
 /** A small deterministic random number generator (mulberry32): rnd(n) is an integer in [0, n). */
 function random(seed: number): (n: number) => number {
   let a = seed;
