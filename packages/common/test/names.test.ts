@@ -197,6 +197,26 @@ describe('jobRoleName (IAM role and instance profile of a job)', () => {
   it('refuses a bad job name or region', async () => {
     const { jobRoleName } = await import('../src/aws/names.js');
     expect(() => jobRoleName('Bad_Name', 'us-east-1')).toThrow(/invalid job name/);
-    expect(() => jobRoleName('ok', 'mars-1')).toThrow(/invalid AWS region/);
+    expect(() => jobRoleName('my-job', 'mars-1')).toThrow(/invalid AWS region/);
+  });
+});
+
+describe('one job-name rule for the CLI and the AWS names', () => {
+  it('is the same function in both places', async () => {
+    const aws = await import('../src/aws/names.js');
+    expect(aws.isValidJobName).toBe(isValidJobName);
+  });
+
+  it('makes the AWS names refuse what the CLI refuses, with the same reason', async () => {
+    const { groupName, jobRoleName, queueName } = await import('../src/aws/names.js');
+    for (const bad of ['ab', '1job', 'job-', 'my--job', 'local', 'My-Job']) {
+      const reason = jobNameProblems(bad)[0];
+      expect(reason, bad).toBeDefined();
+      const message = `invalid job name "${bad}": ${reason}`;
+      expect(() => queueName(bad, 't3.micro'), bad).toThrow(message);
+      expect(() => groupName(bad, 't3.micro'), bad).toThrow(message);
+      expect(() => jobRoleName(bad, 'us-east-1'), bad).toThrow(message);
+    }
+    expect(queueName('abc', 't3.micro')).toBe('gq-abc-t3_micro');
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Names of the per-job AWS resources (pure). Job names are at most 40 characters of lower-case
- * letters, digits and hyphens; instance types look like "c5.2xlarge" or "u-6tb1.metal".
+ * Names of the per-job AWS resources (pure). Job names follow gq's one rule (job/names.ts: 3–40
+ * lower-case letters, digits and hyphens, starting with a letter); instance types look like
+ * "c5.2xlarge" or "u-6tb1.metal".
  *
  *   queue            gq-<job>-<type with . → _>          (SQS: ≤ 80 of [A-Za-z0-9_-])
  *   dead letters     gq-<job>-<type with . → _>-dlq
@@ -10,6 +11,10 @@
  */
 import { createHash } from 'node:crypto';
 import { GqError } from '../errors.js';
+import { jobNameProblems } from '../job/names.js';
+
+/** The one job-name rule (job/names.ts), also here for the AWS code that builds names. */
+export { isValidJobName } from '../job/names.js';
 
 export const NAME_PREFIX = 'gq';
 /** Tag carried by every resource of a job. */
@@ -17,18 +22,14 @@ export const JOB_TAG = 'gq:job';
 /** Tag carrying the instance type of an ASG / launch template. */
 export const TYPE_TAG = 'gq:instance-type';
 
-const JOB_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
 const SQS_MAX = 80;
 const DLQ_SUFFIX = '-dlq';
 const TEMPLATE_MAX = 128;
 const ASG_MAX = 255;
 
-export function isValidJobName(job: string): boolean {
-  return JOB_RE.test(job);
-}
-
 function checkJob(job: string): void {
-  if (!isValidJobName(job)) throw new GqError(`invalid job name "${job}" (1-40 of a-z, 0-9, -)`);
+  const problems = jobNameProblems(job);
+  if (problems.length > 0) throw new GqError(`invalid job name "${job}": ${problems[0]}`);
 }
 
 function fit(name: string, max: number): string {

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { closest } from '../edit-distance.js';
 import { UserError } from '../errors.js';
 import { ENV } from '../env.js';
 import { configSchema, configShape, envNameOf, SETTING_EXPECTS, type Config, type SettingName } from './schema.js';
@@ -138,23 +139,7 @@ export function suggestSetting(key: string): string | undefined {
   const names = Object.keys(configShape);
   const exact = names.find((n) => norm(n) === norm(key) || norm(envNameOf(n).slice(3)) === norm(key));
   if (exact) return exact;
-  let best: string | undefined;
-  let bestD = 3;
-  for (const n of names) {
-    const d = distance(norm(key), norm(n));
-    if (d < bestD) [best, bestD] = [n, d];
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur.push(Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    prev = cur;
-  }
-  return prev[b.length]!;
+  return closest(key, names, 3, norm);
 }
 
 interface Issue {

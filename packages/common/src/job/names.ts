@@ -1,9 +1,20 @@
 /**
- * Job names: what is allowed, and a valid name derived from a job file's name.
+ * Job names: what is allowed, and a valid name derived from a job file's name. This is gq's one
+ * job-name rule: the CLI checks it on every job name it is given, and the AWS names (aws/names.ts)
+ * refuse a name that breaks it.
  *
- * A job name ends up in S3 keys (`jobs/<job>/...`), SQS queue names
- * (`gq-<job>-<instance type>-dlq`, at most 80 characters), DynamoDB keys, Auto Scaling group and
- * launch template names. The rules below are safe for all of them.
+ * A job name ends up in S3 keys (`jobs/<job>/...`), DynamoDB keys, SQS queue names, Auto Scaling
+ * group, launch template and IAM role names. The rules below are safe for all of them:
+ * - SQS: a queue name has at most 80 of [A-Za-z0-9_-]
+ *   (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html);
+ *   `gq-<job>-<instance type>-dlq` is 3 + 40 + 1 + 32 (MAX_INSTANCE_TYPE_LENGTH) + 4 = 80.
+ * - Launch templates: 3–128 of [A-Za-z0-9().\-/_]
+ *   (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html);
+ *   Auto Scaling groups: at most 255
+ *   (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CreateAutoScalingGroup.html).
+ * - IAM roles: at most 64 of [A-Za-z0-9+=,.@_-]; `gq-<job>-<region>` is at most 3 + 40 + 1 + 14 = 58
+ *   (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+ * Lower case only: IAM does not tell names apart by case, so two jobs must not differ by case alone.
  */
 import { randomInt } from 'node:crypto';
 import { GqError, UserError } from '../errors.js';

@@ -10,7 +10,7 @@ import { itemSize } from '@gq/strict-aws';
 import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
 import { counterSk, DEFAULT_COUNTER_SHARDS, DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
-import { MAX_COMMAND_BYTES } from '../../src/job/jobfile.js';
+import { MAX_COMMAND_BYTES } from '../../src/job/jobfile/index.js';
 import type { TaskRecord } from '../../src/job/model.js';
 import { makeSpec, makeTasks } from '../contract/status.contract.js';
 import { uniqueJob } from '../contract/util.js';

@@ -38,7 +38,7 @@ describe('names', () => {
     expect(() => queueName('Upper', 't3.micro')).toThrow(/invalid job name/);
     expect(() => queueName('a'.repeat(41), 't3.micro')).toThrow(/invalid job name/);
     expect(() => groupName('a b', 't3.micro')).toThrow(/invalid job name/);
-    expect(() => queueName('ok', '')).toThrow(/instance type/);
+    expect(() => queueName('my-job', '')).toThrow(/instance type/);
   });
 });
 

@@ -1,7 +1,6 @@
 /** Instance types of a job file checked against EC2 before anything is written. */
 import { DescribeInstanceTypesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { JobFileError, UserError, type Config, type NewTask } from '@gq/common';
-import { firstLines } from '../jobfile-lines.js';
+import { JobFileError, UserError, type Config, type ParsedJobFile } from '@gq/common';
 
 export interface TypeInfo {
   instanceType: string;
@@ -31,9 +30,10 @@ export async function describeTypes(ec2: EC2Client, types: readonly string[]): P
 
 /**
  * Every instance type of the job file must exist in the region: a JobFileError naming the line
- * (or the task) that first uses each unknown type. Called before anything is written.
+ * that first uses each unknown type (from the parse: `job.lines`). Called before anything is written.
  */
-export async function checkInstanceTypes(config: Config, tasks: readonly NewTask[], jobfile: string): Promise<TypeInfo[]> {
+export async function checkInstanceTypes(config: Config, job: ParsedJobFile, jobfile: string): Promise<TypeInfo[]> {
+  const { tasks, lines } = job;
   const types = [...new Set(tasks.map((t) => t.instanceType))].sort();
   const { makeAwsClients } = await import('@gq/common/aws/index');
   const { resolveRegion } = await import('./region.js');
@@ -42,17 +42,13 @@ export async function checkInstanceTypes(config: Config, tasks: readonly NewTask
   try {
     const { known, unknown } = await describeTypes(clients.ec2, types);
     if (unknown.length) {
-      const lines = firstLines(jobfile, tasks, unknown);
       const problems = unknown.map((type) => {
-        const uses = tasks.filter((t) => t.instanceType === type);
-        const first = uses[0]!.task;
-        const line = lines.get(type) ?? 0;
+        const uses = tasks.filter((t) => t.instanceType === type).length;
+        const line = lines[tasks.findIndex((t) => t.instanceType === type)] ?? 0;
         return {
           line,
           column: 'instance_type',
-          message:
-            `EC2 does not offer the instance type "${type}" in ${region}` +
-            `${line ? '' : ` (task ${first})`}${uses.length > 1 ? `; ${uses.length} tasks use it` : ''}`,
+          message: `EC2 does not offer the instance type "${type}" in ${region}${uses > 1 ? `; ${uses} tasks use it` : ''}`,
           hint: 'check the spelling, or pick a type that `aws ec2 describe-instance-types` lists for this region',
         };
       });

@@ -10,7 +10,7 @@ import {
   deriveJobName,
   keys,
   nowIso,
-  parseJobFile,
+  parseJobFileWithLines,
   registerSecret,
   UserError,
   validateJobName,
@@ -56,7 +56,8 @@ interface Plan {
 }
 
 async function plan(ctx: CommandContext, a: SubmitArgs): Promise<Plan> {
-  const tasks = await parseJobFile(a.jobfile, { backend: ctx.config.backend });
+  const job = await parseJobFileWithLines(a.jobfile, { backend: ctx.config.backend });
+  const { tasks } = job;
   const derivedName = !a.name;
   const name = a.name ?? deriveJobName(a.jobfile);
   validateJobName(name);
@@ -78,7 +79,7 @@ async function plan(ctx: CommandContext, a: SubmitArgs): Promise<Plan> {
       });
     }
     const { checkInstanceTypes } = await import('../aws/instance-types.js');
-    await checkInstanceTypes(ctx.config, tasks, a.jobfile);
+    await checkInstanceTypes(ctx.config, job, a.jobfile);
   }
   return { name, derivedName, tasks, codeDir, installFile, licenseFile, resultsPath, outputs, inputs, byType };
 }
