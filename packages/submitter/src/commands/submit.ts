@@ -5,7 +5,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { basename } from 'node:path';
-import { availableParallelism } from 'node:os';
 import {
   deriveJobName,
   keys,
@@ -291,5 +290,3 @@ function report(
   for (const [type, n] of Object.entries(r.workers)) ctx.io.err(`  ${type}: ${p.byType[type]} tasks, ${n} worker(s) started`);
   if (!a.wait) ctx.io.err(`Follow it with: gq status ${p.name} --watch`);
 }
-
-export const defaultWorkers = (): number => availableParallelism();
