@@ -167,7 +167,7 @@ describe('LocalTaskQueue', () => {
     await new Promise((r) => setTimeout(r, 150));
     db.close();
     expect(await pending).toEqual([]);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(5000); // at the close, not after the 10 s wait (margin for a busy machine)
   });
 
   it('several connections receiving at once never share a delivery', async () => {
