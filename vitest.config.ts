@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // Tests live in test/ folders; one put beside the sources (packages/*/src) runs too, never silently not.
+    include: ['packages/*/test/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     pool: 'forks',
     // 2 cores: integration and end-to-end tests start processes of their own.
     maxWorkers: 2,

@@ -112,7 +112,12 @@ describe('local backend, whole job through the CLI', () => {
     const { env, home, code } = setup('sigkill');
     const runs = join(home, 'runs');
     mkdirSync(runs);
-    const rows = [1, 2, 3, 4].map((i) => `echo run >> ${runs}/t${i}; sleep 2; echo n > results.csv; echo ${i} >> results.csv`);
+    // Every task waits for the test's go-ahead (30 s at most), so the victim cannot finish before
+    // its worker is killed however slow the machine; the go-ahead comes right after the kill.
+    const go = join(home, 'go');
+    const rows = [1, 2, 3, 4].map(
+      (i) => `echo run >> ${runs}/t${i}; for w in $(seq 300); do [ -e ${go} ] && break; sleep 0.1; done; echo n > results.csv; echo ${i} >> results.csv`,
+    );
     const f = jobFile(home, rows);
     const sub = await gq(['submit', f, '--code', code, '--name', 'kill-job', '--workers', '2', '--visibility', '3s', '--json'], env);
     expect(sub.code).toBe(0);
@@ -126,6 +131,7 @@ describe('local backend, whole job through the CLI', () => {
     const workerPids = pidsMatching(`--instance ${victim.instance}`);
     expect(workerPids.length).toBeGreaterThan(0);
     for (const p of workerPids) process.kill(p, 'SIGKILL');
+    writeFileSync(go, '');
     const done = await waitFor(
       'the job to finish',
       async () => {

@@ -5,7 +5,7 @@
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { failDeadLettered, keys, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
+import { busyDetail, failDeadLettered, keys, MAX_VISIBILITY_SECONDS, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { realClock, type Clock } from './clock.js';
 import { runInstall } from './install.js';
@@ -31,7 +31,6 @@ export interface AgentResult {
 const MAX_BACKOFF_MS = 30_000;
 /** A worker that cannot reach AWS for this long leaves (see loop); the job's `unreachableTimeout`. */
 const DEFAULT_UNREACHABLE_S = 30 * 60;
-const MAX_VISIBILITY_S = 43_200;
 
 /**
  * How long to hide a message whose task another worker holds. SQS shows a message again at most
@@ -45,7 +44,7 @@ export function hideLeased(leaseUntil: number, runningSince: number | undefined,
   const leaseLeft = Math.ceil((leaseUntil - now) / 1000) + visibility;
   const ran = runningSince ? (now - runningSince) / 1000 : 0;
   const wanted = ran > 3600 ? Math.max(leaseLeft, 2 * ran) : leaseLeft;
-  return Math.max(1, Math.min(MAX_VISIBILITY_S, Math.ceil(wanted)));
+  return Math.max(1, Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(wanted)));
 }
 const INSTANCE_HEARTBEAT_MS = 60_000;
 
@@ -332,7 +331,7 @@ export class Agent implements AgentControl {
     // The claim itself recorded this instance as BUSY with its task (`gq status` reads the running
     // tasks through it): only note it here, for the periodic instance heartbeat and the IDLE update.
     this.instanceState = 'BUSY';
-    this.stateExtra = { ...this.stateExtra, task: taskNo, detail: `task ${taskNo}` };
+    this.stateExtra = { ...this.stateExtra, task: taskNo, detail: busyDetail(taskNo) };
     await this.protect(job.name, true);
     const run = runTask(d, claim.job, claim.task, receipt);
     this.current = run;

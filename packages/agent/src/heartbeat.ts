@@ -2,7 +2,7 @@
  * Keeps a running task ours: renews the status-store lease and the queue message's visibility at
  * a third of the lease, and reports when the task was cancelled or the lease was lost.
  */
-import type { Logger, StatusStore, TaskQueue } from '@gq/common';
+import { MAX_VISIBILITY_SECONDS, type Logger, type StatusStore, type TaskQueue } from '@gq/common';
 import { skipStep } from './faults.js';
 import { realClock, type Clock } from './clock.js';
 
@@ -29,9 +29,6 @@ export interface Heartbeat {
   lastRenewedAt(): number;
 }
 
-/** SQS keeps a message hidden for at most 12 hours after it was received. */
-const MAX_VISIBILITY = 43_200;
-
 export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
   const clock = o.clock ?? realClock;
   // A third of the lease, and at least every 15 s so that `gq cancel` stops a task promptly.
@@ -55,7 +52,7 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
       if (r !== 'lost' && !skipStep('extend')) {
         // The message may have reached SQS's 12-hour limit; the status-store lease still
         // protects the task (another receiver sees the live lease and hides the message again).
-        await o.queue.extend(o.receipt, Math.min(MAX_VISIBILITY, o.leaseSeconds)).catch((e: unknown) => {
+        await o.queue.extend(o.receipt, Math.min(MAX_VISIBILITY_SECONDS, o.leaseSeconds)).catch((e: unknown) => {
           o.log.debug({ err: e }, 'could not extend message visibility');
         });
       }

@@ -2,16 +2,14 @@
 import { existsSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { GqError, keys, type ArtifactStore } from '@gq/common';
+import { isInside } from '@gq/common/safe-path';
 
 /** Files under `rel` (a file or a folder) inside `dir`, refusing anything that resolves outside it. */
 export function filesUnder(dir: string, rel: string): string[] {
   const root = realpathSync(dir);
   const start = join(dir, rel);
   if (!existsSync(start)) return [];
-  const inside = (p: string) => {
-    const r = relative(root, realpathSync(p));
-    return r !== '' && !r.startsWith('..') && !r.startsWith(sep);
-  };
+  const inside = (p: string) => isInside(root, realpathSync(p));
   const out: string[] = [];
   const walk = (abs: string) => {
     const st = lstatSync(abs);

@@ -1,11 +1,12 @@
-/** Every environment variable gq reads or sets, in one place. */
+/**
+ * Every environment variable gq reads or sets, in one place; the settings' own (GQ_BACKEND,
+ * GQ_REGION, ...) are named from the setting by config/schema.ts envNameOf.
+ */
 export const ENV = {
   /** Root of the local backend's state and artifacts (overrides XDG). */
   HOME: 'GQ_HOME',
-  BACKEND: 'GQ_BACKEND',
   CONFIG: 'GQ_CONFIG',
   LOG_LEVEL: 'GQ_LOG_LEVEL',
-  REGION: 'AWS_REGION',
   /** Set by the agent for the task's command, read by `gq-agent tag`. */
   JOB: 'GQ_JOB',
   TASK: 'GQ_TASK',

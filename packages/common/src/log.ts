@@ -4,9 +4,14 @@
  * wherever it appears in a message.
  */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { ENV } from './env.js';
 
 export type { Logger };
 
+/**
+ * pino's redaction paths: the only redaction that reaches child-logger bindings (`log.child({...})`),
+ * which the log formatter below never sees; not dead, though SECRET_KEYS repeats most of them.
+ */
 const REDACT_PATHS = [
   'licence',
   'license',
@@ -139,7 +144,7 @@ export interface LogOptions {
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
-  const level = opts.level ?? ((process.env.GQ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info');
+  const level = opts.level ?? ((process.env[ENV.LOG_LEVEL] as LevelWithSilent | undefined) ?? 'info');
   return pino(
     {
       level,

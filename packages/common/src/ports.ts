@@ -39,6 +39,13 @@ export interface QueueOptions {
   maxReceiveCount: number;
 }
 
+/**
+ * The longest a received message stays hidden: SQS shows it again at most 12 hours after it was
+ * received (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html);
+ * the local queue keeps the same limit so that the backends agree.
+ */
+export const MAX_VISIBILITY_SECONDS = 43_200;
+
 /** One queue per (job, instance type), with its dead-letter queue. */
 export interface TaskQueue {
   readonly job: string;

@@ -51,6 +51,8 @@ const R = SQS_RULES;
 export const MAX_MESSAGE_BYTES = 1_048_576;
 export const MAX_BATCH_ENTRIES = 10;
 export const MAX_MESSAGE_ATTRIBUTES = 10;
+// strict-aws models AWS on its own and does not import gq's code, so it keeps its own copy of the
+// 12-hour limit (gq's is MAX_VISIBILITY_SECONDS in packages/common/src/ports.ts).
 export const MAX_VISIBILITY_SECONDS = 43_200;
 export const MAX_WAIT_SECONDS = 20;
 export const MAX_DELAY_SECONDS = 900;

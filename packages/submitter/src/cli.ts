@@ -3,7 +3,7 @@
  * configuration, and exits in one place. A UserError prints its message and hint (exit 1);
  * anything else is a bug and prints its stack (exit 70).
  */
-import yargs, { type Argv } from 'yargs';
+import yargs, { type ArgumentsCamelCase, type Argv, type InferredOptionTypes } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, loadConfig, redactText, registerSecret, UserError, type Config } from '@gq/common';
 import { dataHome, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq/common';
@@ -43,7 +43,10 @@ const SETTING_FLAGS = {
   'node-mirror': { type: 'string', describe: 'gq setup: where to download the instances\' Node.js build (default https://nodejs.org/dist)' },
 } as const;
 
-function settingsFrom(a: Record<string, unknown>): Record<string, unknown> {
+/** The parsed setting flags, with the global --verbose. */
+type SettingArgs = ArgumentsCamelCase<InferredOptionTypes<typeof SETTING_FLAGS> & { verbose: boolean | undefined }>;
+
+function settingsFrom(a: SettingArgs): Record<string, unknown> {
   return {
     backend: a.backend,
     workers: a.workers,
@@ -84,7 +87,7 @@ function registerEnvSecrets(env: NodeJS.ProcessEnv = process.env): void {
   }
 }
 
-function context(a: Record<string, unknown>): CommandContext {
+function context(a: SettingArgs): CommandContext {
   registerEnvSecrets();
   const log = createLogger({ level: a.verbose ? 'debug' : 'warn' });
   const config = loadConfig(settingsFrom(a));
@@ -93,14 +96,11 @@ function context(a: Record<string, unknown>): CommandContext {
   return { config, log, io: stdio };
 }
 
-type Handler = (ctx: CommandContext, a: Record<string, unknown>) => Promise<number>;
-
 /**
  * The NAME of status/results/logs/cancel/retry/clean. A string that breaks the job-name rules
  * (e.g. "../x") names no job: say so before anything is opened, and never build a path from it.
  */
-function jobArg(name: unknown, ctx: CommandContext): string {
-  const s = String(name);
+function jobArg(s: string, ctx: CommandContext): string {
   const problems = jobNameProblems(s);
   if (problems.length) {
     throw new UserError(`No job named ${JSON.stringify(s)}: ${problems[0]}, so it cannot be a job name.`, {
@@ -114,9 +114,11 @@ function jobArg(name: unknown, ctx: CommandContext): string {
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
-  const run = (h: Handler) => async (a: Record<string, unknown>) => {
-    code = await h(context(a), a);
-  };
+  const run =
+    <A extends SettingArgs>(h: (ctx: CommandContext, a: A) => Promise<number>) =>
+    async (a: A) => {
+      code = await h(context(a), a);
+    };
   const settings = <T>(y: Argv<T>) => y.options(SETTING_FLAGS);
 
   await yargs(argv)
@@ -142,16 +144,16 @@ export async function main(argv: string[]): Promise<number> {
           .example('$0 submit config/jobdetails.csv --code config/example --install config/example/INSTALL.sh --wait', 'Run the example job here'),
       run((ctx, a) =>
         runSubmit(ctx, {
-          jobfile: String(a.jobfile),
-          name: a.name as string | undefined,
-          code: a.code as string | undefined,
-          install: a.install as string | undefined,
-          results: a.results as string | undefined,
-          input: a.input as string[] | undefined,
-          output: a.output as string[] | undefined,
-          license: a.license as string | undefined,
-          wait: a.wait as boolean | undefined,
-          json: a.json as boolean | undefined,
+          jobfile: a.jobfile,
+          name: a.name,
+          code: a.code,
+          install: a.install,
+          results: a.results,
+          input: a.input,
+          output: a.output,
+          license: a.license,
+          wait: a.wait,
+          json: a.json,
         }),
       ),
     )
@@ -170,13 +172,13 @@ export async function main(argv: string[]): Promise<number> {
       'results <name>',
       'Download results, outputs and logs; write the merged results.csv',
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'Folder (default results/<name>)' }).option('json', { type: 'boolean' }),
-      run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out as string | undefined, json: !!a.json })),
+      run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json })),
     )
     .command(
       'logs <name> [task]',
       "Print a task's output, or a worker's install log",
       (y) => settings(y).positional('name', { type: 'string', demandOption: true }).positional('task', { type: 'number' }).option('instance', { type: 'string', describe: 'Worker id (see gq status)' }),
-      run((ctx, a) => runLogs(ctx, { name: jobArg(a.name, ctx), task: a.task as number | undefined, instance: a.instance as string | undefined })),
+      run((ctx, a) => runLogs(ctx, { name: jobArg(a.name, ctx), task: a.task, instance: a.instance })),
     )
     .command(
       'cancel <name>',
@@ -194,7 +196,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('license', { type: 'string', describe: "Store the job's licence again (it is deleted when the job finishes)" })
           .option('wait', { type: 'boolean' })
           .option('json', { type: 'boolean' }),
-      run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, license: a.license as string | undefined, wait: !!a.wait, json: !!a.json })),
+      run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, license: a.license, wait: !!a.wait, json: !!a.json })),
     )
     .command(
       'clean <name>',
@@ -214,14 +216,15 @@ export async function main(argv: string[]): Promise<number> {
           .option('gateway-endpoints', { type: 'string', describe: 'Comma-separated route tables that get S3 and DynamoDB gateway endpoints' }),
       run(async (ctx, a) => {
         const { runSetup } = await import('./commands/setup.js');
-        const ids = (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+        // A flag given twice arrives as an array: not a list of ids.
+        const ids = (v: string | undefined) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
         return runSetup(ctx, {
           stack: ctx.config.stack,
           region: await requireRegion(ctx),
-          vpcId: a['vpc-id'] as string | undefined,
-          egress: a.egress as string | undefined,
+          vpcId: a['vpc-id'],
+          egress: a.egress,
           subnetIds: ids(a.subnets),
-          publicIpv4: a['public-ipv4'] as string | undefined,
+          publicIpv4: a['public-ipv4'],
           gatewayEndpointRouteTables: ids(a['gateway-endpoints']),
           nodeMirror: ctx.config.nodeMirror,
         });
@@ -237,14 +240,14 @@ export async function main(argv: string[]): Promise<number> {
           .option('instance-type', { type: 'string', describe: 'Instance type to check without a job file (default m5.large)' }),
       run(async (ctx, a) => {
         const { runDoctor } = await import('./commands/doctor.js');
-        const jobFile = (a.jobfile ?? a['job-file']) as string | undefined;
+        const jobFile = a.jobfile ?? a['job-file'];
         if (a.jobfile !== undefined && a['job-file'] !== undefined && a.jobfile !== a['job-file']) {
           throw new UserError('Two job files given.', { hint: 'Give the job file once: `gq doctor jobdetails.csv` or `gq doctor --job-file jobdetails.csv`.' });
         }
         if (jobFile !== undefined && a['instance-type'] !== undefined) {
           throw new UserError('Give a job file or --instance-type, not both.', { hint: 'With a job file, gq doctor checks every instance type in it.' });
         }
-        return runDoctor(ctx, { stack: ctx.config.stack, jobFile, instanceType: a['instance-type'] as string | undefined });
+        return runDoctor(ctx, { stack: ctx.config.stack, jobFile, instanceType: a['instance-type'] });
       }),
     )
     .demandCommand(1, 'Name a command.')

@@ -27,23 +27,16 @@ import {
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { configSchema, createLogger, type Config } from '@gq/common';
 import {
-  credentialProblem,
   deployStack,
   destroySetupClients,
   findDefaultVpc,
-  isNoUpdatesError,
-  isStackMissingError,
   makeSetupClients,
   outputsFromStack,
-  parseTemplate,
   readStackOutputs,
-  readTemplate,
-  templateCandidates,
-  templatePath,
-  templateVersion,
   updateParameters,
-  type CfnTemplate,
 } from '../src/aws/stack.js';
+import { credentialProblem, isNoUpdatesError, isStackMissingError } from '../src/aws/stack-errors.js';
+import { parseTemplate, readTemplate, templateCandidates, templatePath, templateVersion, type CfnTemplate } from '../src/aws/stack-template.js';
 import { formatCheck, runDoctor } from '../src/commands/doctor.js';
 import { describeAws, startMoto, type Moto } from '../../../test/support/moto.js';
 import { EC2_TRUST_POLICY } from '../src/aws/job-role.js';

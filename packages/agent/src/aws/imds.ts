@@ -7,6 +7,7 @@
  * this client does (which is how the test runtime points both at its emulator).
  */
 import { backoffDelay } from '@gq/common/backoff';
+import { sleep } from '@gq/common/time';
 
 const DEFAULT_ENDPOINT = 'http://169.254.169.254';
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
@@ -52,8 +53,6 @@ export class ImdsError extends Error {
 
 const retryable = (e: unknown) =>
   !(e instanceof ImdsError) || e.status === undefined || e.status === 429 || e.status >= 500;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function createImds(opts: ImdsOptions = {}): Imds {
   const endpoint = (opts.endpoint ?? process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT ?? DEFAULT_ENDPOINT).replace(

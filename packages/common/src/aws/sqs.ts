@@ -30,13 +30,13 @@ import { backoffDelay } from '../backoff.js';
 import { GqError, QueueDeletedRecentlyError } from '../errors.js';
 // Backend-neutral errors (defined with the local backend; no SQLite in that module).
 import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
-import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
+import { MAX_VISIBILITY_SECONDS, type QueueDepth, type QueueOptions, type QueueProvider, type ReceivedMessage, type TaskQueue } from '../ports.js';
 import { deadLetterQueueName, JOB_TAG, queueName, TYPE_TAG } from './names.js';
 
 /** SQS limits. */
 export const SQS_MAX_BATCH = 10;
 export const SQS_MAX_WAIT_SECONDS = 20;
-export const SQS_MAX_VISIBILITY_SECONDS = 43_200;
+export const SQS_MAX_VISIBILITY_SECONDS = MAX_VISIBILITY_SECONDS;
 /**
  * MessageRetentionPeriod bounds, seconds: 60 to 1,209,600 (14 days), AWS's SetQueueAttributes page
  * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html).

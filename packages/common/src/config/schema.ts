@@ -66,7 +66,6 @@ export const configShape = {
 
 export const configSchema = z.object(configShape).strict();
 export type Config = z.output<typeof configSchema>;
-export type ConfigInput = z.input<typeof configSchema>;
 export type SettingName = keyof typeof configShape;
 
 /** What each setting takes, for error messages ("it must be ..."). */

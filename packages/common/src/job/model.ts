@@ -122,6 +122,9 @@ export interface InstanceRecord {
   pidStart?: string;
 }
 
+/** The `detail` of a BUSY instance record: the task it runs (the same text on every backend). */
+export const busyDetail = (task: number): string => `task ${task}`;
+
 /** Where a task's artifacts live; the same layout on every backend. */
 export const keys = {
   bundle: (sha256: string) => `bundles/${sha256}.tar.gz`,

@@ -117,10 +117,11 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
     it('visibility timeout expiry redelivers with receiveCount 2 and a new receipt', async () => {
       const q = await fresh('expiry', { visibilitySeconds: 1 });
       await q.send([7]);
-      const [first] = await receiveN(q, 1, { visibilitySeconds: 1 });
+      // Hidden for 2 s: the check that it is hidden has that long on a slow machine; receiveN then
+      // polls (up to 5 s) until it is back.
+      const [first] = await receiveN(q, 1, { visibilitySeconds: 2 });
       expect(first).toMatchObject({ task: 7, receiveCount: 1 });
       expect(await q.receive({ max: 10, waitSeconds: 0, visibilitySeconds: 1 })).toEqual([]);
-      await sleep(1200);
       const [second] = await receiveN(q, 1, { visibilitySeconds: 30 });
       expect(second).toMatchObject({ task: 7, receiveCount: 2 });
       expect(second!.receipt).not.toBe(first!.receipt);
@@ -146,10 +147,9 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       const [again] = await receiveN(q, 1);
       expect(again).toMatchObject({ task: 3, receiveCount: 2 });
 
-      await q.release(again!.receipt, 1);
+      await q.release(again!.receipt, 2);
       expect(await q.receive({ max: 10, waitSeconds: 0, visibilitySeconds: 30 })).toEqual([]);
-      await sleep(1200);
-      const [third] = await receiveN(q, 1);
+      const [third] = await receiveN(q, 1); // polls until the delay has passed
       expect(third).toMatchObject({ task: 3, receiveCount: 3 });
       await q.delete(third!.receipt);
     });
@@ -162,11 +162,12 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       await q.send([4]);
       const [old] = await receiveN(q, 1, { visibilitySeconds: 1 });
       await sleep(1200);
-      const [cur] = await receiveN(q, 1, { visibilitySeconds: 1 });
+      // Hidden 2 s, so that the extend comes well before that runs out, and the check after it.
+      const [cur] = await receiveN(q, 1, { visibilitySeconds: 2 });
       expect(cur!.receiveCount).toBe(2);
       expect(cur!.receipt).not.toBe(old!.receipt);
       await q.extend(cur!.receipt, 30);
-      await sleep(1200);
+      await sleep(2200);
       expect(await q.receive({ max: 10, waitSeconds: 0, visibilitySeconds: 30 })).toEqual([]);
       await q.delete(cur!.receipt);
       await eventually(async () => expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 }));
@@ -195,11 +196,11 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
     it('a message received more than maxReceiveCount times goes to the dead-letter queue', async () => {
       const q = await fresh('dlq', { visibilitySeconds: 1, maxReceiveCount: 2 });
       await q.send([11, 12]);
-      const first = await receiveN(q, 2, { visibilitySeconds: 1 });
+      // Hidden 2 s: task 12's delete comes long before it could show again.
+      const first = await receiveN(q, 2, { visibilitySeconds: 2 });
       expect(first.map((m) => m.receiveCount)).toEqual([1, 1]);
-      // Task 12 is done at once; task 11 keeps failing.
+      // Task 12 is done at once; task 11 keeps failing (receiveN polls until it is back).
       await q.delete(first.find((m) => m.task === 12)!.receipt);
-      await sleep(1200);
       const second = await receiveN(q, 1, { visibilitySeconds: 1 });
       expect(second).toMatchObject([{ task: 11, receiveCount: 2 }]);
       await sleep(1200);

@@ -20,7 +20,10 @@ export interface StatusFixture {
 }
 
 const TYPE = 'test.small';
+/** A lease meant to run out during the test (waits are longer than it, never shorter). */
 const LEASE = 1000;
+/** A lease a heartbeat shortens to, so that it runs out soon after. */
+const SHORT_LEASE = 300;
 
 export function makeSpec(name: string, total: number, over: Partial<JobSpec> = {}): JobSpec {
   return {
@@ -194,13 +197,16 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
 
     it('a live lease is respected; an expired one is taken over; the old holder has lost it', async () => {
       const name = await job('lease', 1);
-      expect((await st.claim(name, 1, 'i-a', LEASE)).kind).toBe('claimed');
+      // A long lease while it must be live (a loaded machine may pause between calls), then a
+      // heartbeat shortens it to one that runs out: waiting past it holds however slow the calls.
+      expect((await st.claim(name, 1, 'i-a', 60_000)).kind).toBe('claimed');
       const dup = await st.claim(name, 1, 'i-b', LEASE);
       expect(dup.kind).toBe('leased');
       if (dup.kind === 'leased') expect(dup.leaseUntil).toBeGreaterThan(Date.now());
       await checkCounters(name, { running: 1 });
 
-      await sleep(LEASE + 200);
+      expect(await st.heartbeat(name, 1, 'i-a', SHORT_LEASE)).toBe('ok');
+      await sleep(SHORT_LEASE + 200);
       const take = await st.claim(name, 1, 'i-b', 60_000);
       expect(take).toMatchObject({ kind: 'claimed', task: { state: 'RUNNING', attempts: 2, instance: 'i-b' } });
       await checkCounters(name, { running: 1 });
@@ -217,10 +223,13 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
 
     it('a heartbeat keeps the lease alive', async () => {
       const name = await job('heartbeat', 1);
-      await st.claim(name, 1, 'i-a', LEASE);
-      await sleep(600);
-      expect(await st.heartbeat(name, 1, 'i-a', LEASE)).toBe('ok');
-      await sleep(600);
+      // The claim's 1.5 s lease is renewed after 0.3 s for 2.5 s; the check comes after the claim's
+      // lease would have run out (>= 1.7 s) and long before the renewed one does (>= 2.8 s): more
+      // than a second of margin on either side for a slow machine.
+      await st.claim(name, 1, 'i-a', 1500);
+      await sleep(300);
+      expect(await st.heartbeat(name, 1, 'i-a', 2500)).toBe('ok');
+      await sleep(1400);
       expect((await st.claim(name, 1, 'i-b', LEASE)).kind).toBe('leased');
     });
 

@@ -167,7 +167,7 @@ describe('LocalTaskQueue', () => {
     await new Promise((r) => setTimeout(r, 150));
     db.close();
     expect(await pending).toEqual([]);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(5000); // at the close, not after the 10 s wait (margin for a busy machine)
   });
 
   it('several connections receiving at once never share a delivery', async () => {
@@ -202,24 +202,18 @@ describe('LocalTaskQueue', () => {
     expect(await receivers[0]!.depth()).toEqual({ visible: 0, inFlight: total / 2, delayed: 0 });
   });
 
-  it('100,000 messages: one fast send, fast receives, exact depth', async () => {
+  // Speed: bench/local-stores.mjs (npm run bench:stores), against a baseline of the same run.
+  it('100,000 messages: one send, receives and deletes, exact depth', async () => {
     const queues = new LocalQueueProvider(connect());
     const q = await queues.ensure(job('big'), T, { visibilitySeconds: 60, maxReceiveCount: 3 });
     const tasks = Array.from({ length: 100_000 }, (_, i) => i + 1);
-    let t0 = performance.now();
     await q.send(tasks);
-    const sendMs = performance.now() - t0;
     expect(await q.depth()).toEqual({ visible: 100_000, inFlight: 0, delayed: 0 });
-    t0 = performance.now();
     const rounds = 200;
     for (let i = 0; i < rounds; i++) {
       const got = await q.receive({ max: 10, waitSeconds: 0, visibilitySeconds: 60 });
       for (const m of got) await q.delete(m.receipt);
     }
-    const perRound = (performance.now() - t0) / rounds;
-    console.log(`send 100k: ${sendMs.toFixed(0)} ms; receive 10 + delete 10: ${perRound.toFixed(2)} ms`);
-    expect(sendMs).toBeLessThan(5000);
-    expect(perRound).toBeLessThan(20);
     expect((await q.depth()).visible).toBe(100_000 - rounds * 10);
   });
 });

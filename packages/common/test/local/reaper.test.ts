@@ -86,7 +86,7 @@ describe('LocalReaper', () => {
 
     const t0 = Date.now();
     const again = await q.receive({ max: 10, waitSeconds: 5, visibilitySeconds: 300 });
-    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(Date.now() - t0).toBeLessThan(4000); // released at once, not after the 5 s wait (margin for a busy machine)
     expect(again.map((m) => m.task).sort()).toEqual([1, 3]);
     await leftGone;
     expect(processAlive(left.pid)).toBe(false);

@@ -51,24 +51,17 @@ describe('local database', () => {
 });
 
 describe('LocalStatusStore', () => {
-  it('createJob of 100,000 tasks is fast and counted exactly', async () => {
+  // Speed: bench/local-stores.mjs (npm run bench:stores), against a baseline of the same run.
+  it('createJob of 100,000 tasks, again, and cancel: counted exactly', async () => {
     const st = new LocalStatusStore(connect());
     const name = job('big');
     const tasks = makeTasks(100_000);
-    let t0 = performance.now();
     expect(await st.createJob(makeSpec(name, 100_000), tasks)).toEqual({ created: 100_000, existing: 0 });
-    const firstMs = performance.now() - t0;
-    t0 = performance.now();
     expect(await st.createJob(makeSpec(name, 100_000), tasks)).toEqual({ created: 0, existing: 100_000 });
-    const againMs = performance.now() - t0;
-    t0 = performance.now();
     const cancel = await st.cancel(name);
-    const cancelMs = performance.now() - t0;
-    console.log(`createJob 100k: ${firstMs.toFixed(0)} ms, again ${againMs.toFixed(0)} ms; cancel 100k: ${cancelMs.toFixed(0)} ms`);
     expect(cancel).toEqual({ cancelled: 100_000, stopping: 0 });
     expect((await st.getJob(name))!.counts.cancelled).toBe(100_000);
     expect(st.countTasksByState(name)).toEqual((await st.getJob(name))!.counts);
-    expect(firstMs).toBeLessThan(10_000);
     await st.deleteJob(name);
   });
 

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '@gq/common';
-import { credentialProblem } from './stack.js';
+import { credentialProblem } from './stack-errors.js';
 
 const FIX = 'Run `aws configure` (access keys) or `aws sso login` (SSO profile), or set AWS_PROFILE to a profile that works.';
 

@@ -1,11 +1,9 @@
 /**
- * The once-per-account CloudFormation stack (infra/gq.yaml): read the template shipped with gq,
- * create or update the stack and wait for it, and read its outputs. Pure helpers (template
- * parsing, error classification, output mapping) are exported for the tests; the I/O functions
- * are thin and take their SDK clients as arguments.
+ * The once-per-account CloudFormation stack (infra/gq.yaml): create or update it and wait for it,
+ * and read its outputs. The template lives in stack-template.ts, the error classification in
+ * stack-errors.ts; the output mapping here is pure, and the I/O functions are thin and take their
+ * SDK clients as arguments.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   CloudFormationClient,
   CreateStackCommand,
@@ -22,105 +20,10 @@ import {
 import { DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ServiceQuotasClient } from '@aws-sdk/client-service-quotas';
 import { STSClient } from '@aws-sdk/client-sts';
-import { parse as parseYaml, type ScalarTag, type CollectionTag } from 'yaml';
 import { GqError, UserError } from '@gq/common';
 import { installCallLog } from '@gq/common/aws/index';
-
-// ---------------------------------------------------------------------------------------------
-// The template
-
-/**
- * Where infra/gq.yaml may be, relative to this module. The compiled file is
- * packages/submitter/dist/aws/stack.js and the source is packages/submitter/src/aws/stack.ts:
- * both are four folders below the repository root, so one relative path serves the built CLI
- * and the tests that import the source. The second candidate is a copy inside the package
- * (packages/submitter/infra/gq.yaml), for a packed package that carries its own copy.
- */
-export function templateCandidates(): string[] {
-  return [
-    fileURLToPath(new URL('../../../../infra/gq.yaml', import.meta.url)),
-    fileURLToPath(new URL('../../infra/gq.yaml', import.meta.url)),
-  ];
-}
-
-/** Path of the shipped template (the first candidate that exists). */
-export function templatePath(): string {
-  const candidates = templateCandidates();
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new GqError(`gq's CloudFormation template is missing; looked for: ${candidates.join(', ')}`);
-  }
-  return found;
-}
-
-/** The text of infra/gq.yaml as shipped with this gq. */
-export function readTemplate(): string {
-  return readFileSync(templatePath(), 'utf8');
-}
-
-/** CloudFormation's YAML short forms (!Ref, !Sub, ...), mapped to their long JSON forms. */
-const INTRINSICS = [
-  'And', 'Base64', 'Cidr', 'Condition', 'Equals', 'FindInMap', 'GetAtt', 'GetAZs', 'If',
-  'ImportValue', 'Join', 'Not', 'Or', 'Ref', 'Select', 'Split', 'Sub', 'Transform', 'ToJsonString',
-  'Length',
-] as const;
-
-function longName(name: string): string {
-  return name === 'Ref' || name === 'Condition' ? name : `Fn::${name}`;
-}
-
-function cfnTags(): Array<ScalarTag | CollectionTag> {
-  const tags: Array<ScalarTag | CollectionTag> = [];
-  for (const name of INTRINSICS) {
-    const key = longName(name);
-    tags.push({
-      tag: `!${name}`,
-      resolve: (str: string) => {
-        // !GetAtt Res.Attr is the short form of Fn::GetAtt: [Res, Attr].
-        if (name === 'GetAtt') {
-          const dot = str.indexOf('.');
-          return { [key]: dot < 0 ? [str] : [str.slice(0, dot), str.slice(dot + 1)] };
-        }
-        return { [key]: str };
-      },
-    });
-    for (const collection of ['seq', 'map'] as const) {
-      tags.push({
-        tag: `!${name}`,
-        collection,
-        resolve: (node) => ({ [key]: node.toJSON() }) as never,
-      });
-    }
-  }
-  return tags;
-}
-
-/** A parsed template: plain JSON with intrinsic functions in their long form ({"Fn::Sub": ...}). */
-export type CfnTemplate = {
-  Parameters?: Record<string, { Type: string; Default?: string; [k: string]: unknown }>;
-  Conditions?: Record<string, unknown>;
-  Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; [k: string]: unknown }>;
-  Outputs?: Record<string, { Value: unknown; Condition?: string; [k: string]: unknown }>;
-  [k: string]: unknown;
-};
-
-/** Parse a CloudFormation YAML template, short-form intrinsics included. */
-export function parseTemplate(text: string): CfnTemplate {
-  const doc = parseYaml(text, { customTags: cfnTags(), prettyErrors: true }) as CfnTemplate | null;
-  if (!doc || typeof doc !== 'object' || !doc.Resources) {
-    throw new GqError('CloudFormation template has no Resources section');
-  }
-  return doc;
-}
-
-/** The TemplateVersion output of a template (the shipped one by default). */
-export function templateVersion(text: string = readTemplate()): string {
-  const v = parseTemplate(text).Outputs?.TemplateVersion?.Value;
-  if (typeof v !== 'string' && typeof v !== 'number') {
-    throw new GqError('CloudFormation template has no literal TemplateVersion output');
-  }
-  return String(v);
-}
+import { errMessage, errName, isNoUpdatesError, isStackMissingError, rethrowAsUserError } from './stack-errors.js';
+import { parseTemplate, readTemplate } from './stack-template.js';
 
 // ---------------------------------------------------------------------------------------------
 // Clients
@@ -159,88 +62,6 @@ export function destroySetupClients(c: SetupClients): void {
   c.ec2.destroy();
   c.sts.destroy();
   c.quotas.destroy();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Error classification
-
-function errName(err: unknown): string {
-  const e = err as { name?: unknown; Code?: unknown; code?: unknown };
-  return String(e?.name ?? e?.Code ?? e?.code ?? '');
-}
-
-function errMessage(err: unknown): string {
-  return String((err as { message?: unknown })?.message ?? err);
-}
-
-/**
- * "No updates are to be performed." CloudFormation has no error code of its own for this: it
- * answers UpdateStack with the generic ValidationError (HTTP 400), the same code it uses for a
- * missing stack or a bad parameter. So the name/Code tells us it is a ValidationError and only
- * the message, as a last resort, tells which one. The message has been stable for a decade.
- */
-export function isNoUpdatesError(err: unknown): boolean {
-  const name = errName(err);
-  if (name && name !== 'ValidationError') return false;
-  return /no updates are to be performed/i.test(errMessage(err));
-}
-
-/** DescribeStacks on an unknown name: ValidationError "Stack with id X does not exist". */
-export function isStackMissingError(err: unknown): boolean {
-  const name = errName(err);
-  if (name && name !== 'ValidationError') return false;
-  return /does not exist/i.test(errMessage(err));
-}
-
-const CREDENTIALS_FIX =
-  'Run `aws configure` (access keys) or `aws sso login` (SSO profile), or set AWS_PROFILE to a profile that works.';
-
-/**
- * If `err` means "no usable AWS credentials", a one-line explanation with the fix; else
- * undefined. Never includes a credential value (only the error's name and our own words).
- */
-export function credentialProblem(err: unknown): string | undefined {
-  const name = errName(err);
-  const msg = errMessage(err);
-  if (name === 'CredentialsProviderError' || /could not load credentials/i.test(msg)) {
-    return `No AWS credentials found. ${CREDENTIALS_FIX}`;
-  }
-  if (name === 'TokenProviderError' || /sso.*(expired|token)|token.*sso/i.test(msg)) {
-    return 'The AWS SSO session has expired or is missing. Run `aws sso login` (with --profile if you use one).';
-  }
-  if (['ExpiredToken', 'ExpiredTokenException', 'RequestExpired'].includes(name) || /expired/i.test(msg)) {
-    return `The AWS credentials have expired (${name || 'expired'}). ${CREDENTIALS_FIX}`;
-  }
-  if (
-    [
-      'InvalidClientTokenId',
-      'SignatureDoesNotMatch',
-      'UnrecognizedClientException',
-      'InvalidAccessKeyId',
-      'AuthFailure',
-      'IncompleteSignature',
-    ].includes(name)
-  ) {
-    return `AWS rejected the credentials (${name}). ${CREDENTIALS_FIX}`;
-  }
-  return undefined;
-}
-
-/** Turn a credentials error into a UserError; anything else is rethrown unchanged. */
-export function rethrowAsUserError(err: unknown): never {
-  const problem = credentialProblem(err);
-  if (problem) {
-    // The problem first, the fix on the hint line (the CLI may explain it further, see credentials.ts).
-    const [first, ...rest] = problem.split(/(?<=[.)]) (?=[A-Z`])/);
-    throw new UserError(first!, { hint: rest.join(' ') || CREDENTIALS_FIX, cause: err });
-  }
-  if (errName(err) === 'AccessDenied' || errName(err) === 'AccessDeniedException' || /not authorized/i.test(errMessage(err))) {
-    throw new UserError(`AWS refused the request: ${errName(err)}`, {
-      hint: '`gq setup` needs permission to create CloudFormation stacks with IAM, S3, DynamoDB, KMS and EC2 resources.',
-      cause: err,
-    });
-  }
-  throw err;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,14 +23,9 @@ import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { LOCAL_INSTANCE_TYPE, parseJobFile, redactText, registerSecret, UserError } from '@gq/common';
 import { installCallLog } from '@gq/common/aws/index';
 import type { CommandContext } from '../context.js';
-import {
-  credentialProblem,
-  destroySetupClients,
-  makeSetupClients,
-  readStackOutputs,
-  templateVersion,
-  type StackOutputs,
-} from '../aws/stack.js';
+import { destroySetupClients, makeSetupClients, readStackOutputs, type StackOutputs } from '../aws/stack.js';
+import { credentialProblem } from '../aws/stack-errors.js';
+import { templateVersion } from '../aws/stack-template.js';
 import { amiSettingFor, resolveAmi } from '../aws/ami.js';
 import { describeTypes, type TypeInfo } from '../aws/instance-types.js';
 import { awsConfigFile, findRegion, noRegionError, profileName } from '../aws/region.js';

@@ -1,5 +1,6 @@
 /** gq logs NAME TASK | --instance ID: print a task's output log or a worker's install log. */
 import { JobNotFoundError, keys, UserError } from '@gq/common';
+import { plainRelativeKey } from '@gq/common/safe-path';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 
@@ -56,7 +57,7 @@ export async function runLogs(ctx: CommandContext, a: LogsArgs): Promise<number>
     // was not written by gq and is not printed.
     const own = keys.taskPrefix(a.name, task.task);
     const rel = task.logKey.startsWith(own) ? task.logKey.slice(own.length) : '';
-    if (!rel || rel.split('/').some((p) => p === '' || p === '.' || p === '..') || rel.includes('\\') || rel.includes('\0')) {
+    if (!plainRelativeKey(rel)) {
       throw new UserError(`Refusing to print the log of task ${a.task}: its record names the key ${JSON.stringify(task.logKey)}, which is not one of the task's own files (under ${own}).`, {
         hint: 'gq never records such a key itself: the status record was changed by something else.',
       });

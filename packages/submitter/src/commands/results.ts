@@ -16,6 +16,7 @@ import { JobNotFoundError, keys, UserError, type Backend, type TaskRecord } from
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { mergeResultsTo, SMALL_FILE_BYTES, type ResultSource } from '../results/merge.js';
+import { keyProblems } from '@gq/common/safe-path';
 import { pathUnder, safeRelative } from '../results/safe-path.js';
 
 export interface ResultsArgs {
@@ -80,10 +81,11 @@ interface Refused {
 
 /** What is wrong with `rel` as a path (for the refusal message). */
 function whyUnsafe(rel: string): string {
-  if (rel.includes('\0')) return 'it contains a NUL character';
-  if (rel.startsWith('/') || /^[A-Za-z]:/.test(rel)) return 'it is an absolute path';
-  if (rel.includes('\\')) return 'it contains a backslash';
-  if (rel.split('/').includes('..')) return 'it climbs out with ".."';
+  const p = keyProblems(rel);
+  if (p.has('nul')) return 'it contains a NUL character';
+  if (p.has('absolute') || p.has('drive-letter')) return 'it is an absolute path';
+  if (p.has('backslash')) return 'it contains a backslash';
+  if (p.has('dotdot-segment')) return 'it climbs out with ".."';
   return 'it is not a plain relative path (empty or "." segments)';
 }
 

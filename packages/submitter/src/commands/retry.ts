@@ -1,11 +1,11 @@
 /** gq retry NAME --failed: only the failed tasks run again (like GNU parallel --resume-failed). */
 import { readFileSync } from 'node:fs';
-import { JobNotFoundError, QueueDeletedRecentlyError, registerSecret, sleep, UserError } from '@gq/common';
-import { maxReceiveCountFor } from '@gq/common';
+import { JobNotFoundError, registerSecret, UserError } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { startWorkers } from '../workers.js';
 import { followJob } from '../follow.js';
+import { enqueueTasks, QUEUE_NAME_WAIT_MS } from '../enqueue.js';
 import { licenceExpiry, licenceFile } from './submit.js';
 
 export async function runRetry(
@@ -33,16 +33,9 @@ export async function runRetry(
     }
     if (licenceText !== undefined) await backend.secrets.putLicence(a.name, licenceText, licenceExpiry());
     const tasks = await backend.status.resubmitFailed(a.name);
-    const byType: Record<string, number[]> = {};
-    for (const t of tasks) (byType[t.instanceType] ??= []).push(t.task);
-    for (const [type, nums] of Object.entries(byType)) {
-      const q = await ensureQueue(ctx, () =>
-        backend.queues.ensure(a.name, type, { visibilitySeconds: job.visibilitySeconds, maxReceiveCount: maxReceiveCountFor(job.maxAttempts) }),
-      );
-      await q.send(nums);
-    }
+    const byType = await enqueueTasks(ctx, backend, job, tasks, { resumable: false, queueNameWaitMs: QUEUE_NAME_WAIT_MS });
     const fresh = (await backend.status.getJob(a.name))!;
-    await startWorkers(ctx, backend, fresh, Object.fromEntries(Object.entries(byType).map(([t, n]) => [t, n.length])));
+    await startWorkers(ctx, backend, fresh, byType);
     if (a.json && !a.wait) ctx.io.out(JSON.stringify({ name: a.name, retried: tasks.map((t) => t.task) }));
     else if (!a.json) ctx.io.err(tasks.length ? `Retrying ${tasks.length} failed task(s) of ${a.name}: ${tasks.map((t) => t.task).join(', ')}` : `Job ${a.name} has no failed tasks.`);
     if (a.wait && tasks.length) return await followJob(ctx, backend, a.name, { json: a.json });
@@ -52,24 +45,3 @@ export async function runRetry(
   }
 }
 
-/** How long `gq retry` waits for SQS to allow a queue name again (60 s after its deletion). */
-const QUEUE_NAME_WAIT_MS = 75_000;
-
-/**
- * The queues of a finished job are removed (workers.ts removeFinishedFleet), and SQS refuses
- * their names for 60 seconds after: a retry right after the job finished waits for them.
- */
-async function ensureQueue<T>(ctx: CommandContext, ensure: () => Promise<T>, waitMs = QUEUE_NAME_WAIT_MS): Promise<T> {
-  const until = Date.now() + waitMs;
-  let said = false;
-  for (;;) {
-    try {
-      return await ensure();
-    } catch (e) {
-      if (!(e instanceof QueueDeletedRecentlyError) || Date.now() > until) throw e;
-      if (!said) ctx.io.err(`The queues of ${e.queue.replace(/-dlq$/, '')} were removed when the job finished; SQS allows the name again a minute after: waiting.`);
-      said = true;
-      await sleep(5000);
-    }
-  }
-}

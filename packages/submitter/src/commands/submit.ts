@@ -5,7 +5,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { basename } from 'node:path';
-import { availableParallelism } from 'node:os';
 import {
   deriveJobName,
   keys,
@@ -19,7 +18,6 @@ import {
   type JobSpec,
   type NewTask,
 } from '@gq/common';
-import { maxReceiveCountFor } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { makeBundle } from '../bundle.js';
@@ -27,6 +25,7 @@ import { checkKeyRoom, existingDir, existingFile, parseInput, relativeInside } f
 import { startWorkers } from '../workers.js';
 import { followJob } from '../follow.js';
 import { pausePoint } from '../faults.js';
+import { enqueueTasks } from '../enqueue.js';
 
 export interface SubmitArgs {
   jobfile: string;
@@ -134,66 +133,92 @@ export async function runSubmit(ctx: CommandContext, a: SubmitArgs): Promise<num
   const backend = await openCliBackend(ctx.config);
   ctx.log.debug({ backend: backend.name }, 'backend opened');
   const interrupt = onInterrupt(ctx, p.name);
+  let interrupted = false;
   try {
-    const existing = await backend.status.getJob(p.name);
-    const bundle = await makeBundle(p.codeDir, p.inputs);
-    interrupt.cleanup = () => bundle.cleanup();
-    let uploaded = false;
-    try {
-      const codeKey = keys.bundle(bundle.sha256);
-      if (existing && existing.codeKey !== codeKey) {
-        throw new UserError(`A job named "${p.name}" already exists with different code.`, {
-          hint: 'Choose another --name, or `gq clean` the old job first.',
-        });
-      }
-      if (!(await backend.artifacts.exists(codeKey))) {
-        await backend.artifacts.putFile(codeKey, bundle.file);
-        uploaded = true;
-      }
-      ctx.log.debug({ codeKey, bytes: bundle.bytes, uploaded }, 'code bundle');
-      const spec = buildSpec(ctx, p, codeKey, backend.name);
-      if (p.installFile) await backend.artifacts.putFile(spec.installKey!, p.installFile);
-      if (licenseText !== undefined) {
-        const expiresAt = licenceExpiry();
-        await backend.secrets.putLicence(p.name, licenseText, expiresAt);
-        ctx.log.debug({ job: p.name, bytes: Buffer.byteLength(licenseText), expiresAt }, 'licence stored');
-      }
-      const created = await backend.status.createJob(existing ?? spec, p.tasks);
-      ctx.log.debug({ job: p.name, created: created.created, existing: created.existing }, 'tasks recorded');
-      const job = (await backend.status.getJob(p.name))!;
-      await pausePoint('before-enqueue');
-      await enqueue(backend, job.name, p.tasks, job.visibilitySeconds, job.maxAttempts);
-      ctx.log.debug({ job: job.name, instanceTypes: p.byType }, 'tasks enqueued');
-      await pausePoint('before-workers');
-      const workers = await startWorkers(ctx, backend, job, p.byType);
-      ctx.log.debug({ job: job.name, workers }, 'workers started');
-      report(ctx, a, p, { uploaded, bundleBytes: bundle.bytes, created: created.created, existing: created.existing, workers, resumed: !!existing });
-    } finally {
-      bundle.cleanup();
-      interrupt.cleanup = undefined;
-    }
-    interrupt.phase = 'following';
-    if (!a.wait) return 0;
-    return await followJob(ctx, backend, p.name, { json: a.json });
+    // A signal ends the command at once with its exit code (the CLI exits on it); the steps still
+    // under way are abandoned, as a repeated submit finishes them.
+    return await Promise.race([
+      submitAndFollow(ctx, a, p, backend, licenseText, interrupt),
+      interrupt.signalled.then((code) => {
+        interrupted = true;
+        return code;
+      }),
+    ]);
   } finally {
     interrupt.off();
-    await backend.close();
+    // Not after a signal: the abandoned steps may still be using the backend.
+    if (!interrupted) await backend.close();
   }
 }
 
+async function submitAndFollow(ctx: CommandContext, a: SubmitArgs, p: Plan, backend: Backend, licenseText: string | undefined, interrupt: Interrupt): Promise<number> {
+  const existing = await backend.status.getJob(p.name);
+  const bundle = await makeBundle(p.codeDir, p.inputs);
+  interrupt.cleanup = () => bundle.cleanup();
+  let uploaded = false;
+  try {
+    const codeKey = keys.bundle(bundle.sha256);
+    if (existing && existing.codeKey !== codeKey) {
+      throw new UserError(`A job named "${p.name}" already exists with different code.`, {
+        hint: 'Choose another --name, or `gq clean` the old job first.',
+      });
+    }
+    if (!(await backend.artifacts.exists(codeKey))) {
+      await backend.artifacts.putFile(codeKey, bundle.file);
+      uploaded = true;
+    }
+    ctx.log.debug({ codeKey, bytes: bundle.bytes, uploaded }, 'code bundle');
+    const spec = buildSpec(ctx, p, codeKey, backend.name);
+    if (p.installFile) await backend.artifacts.putFile(spec.installKey!, p.installFile);
+    if (licenseText !== undefined) {
+      const expiresAt = licenceExpiry();
+      await backend.secrets.putLicence(p.name, licenseText, expiresAt);
+      ctx.log.debug({ job: p.name, bytes: Buffer.byteLength(licenseText), expiresAt }, 'licence stored');
+    }
+    const created = await backend.status.createJob(existing ?? spec, p.tasks);
+    ctx.log.debug({ job: p.name, created: created.created, existing: created.existing }, 'tasks recorded');
+    const job = (await backend.status.getJob(p.name))!;
+    await pausePoint('before-enqueue');
+    // One marker per type once its messages are sent: a resumed submit does not enqueue twice.
+    await enqueueTasks(ctx, backend, job, p.tasks, { resumable: true, queueNameWaitMs: 0 });
+    ctx.log.debug({ job: job.name, instanceTypes: p.byType }, 'tasks enqueued');
+    await pausePoint('before-workers');
+    const workers = await startWorkers(ctx, backend, job, p.byType);
+    ctx.log.debug({ job: job.name, workers }, 'workers started');
+    report(ctx, a, p, { uploaded, bundleBytes: bundle.bytes, created: created.created, existing: created.existing, workers, resumed: !!existing });
+  } finally {
+    bundle.cleanup();
+    interrupt.cleanup = undefined;
+  }
+  interrupt.phase = 'following';
+  if (!a.wait) return 0;
+  return await followJob(ctx, backend, p.name, { json: a.json });
+}
+
+interface Interrupt {
+  phase: 'submitting' | 'following';
+  /** Run (synchronously) when a signal arrives: removes the temporary bundle. */
+  cleanup?: () => void;
+  off(): void;
+  /** Settles on the first SIGINT or SIGTERM with the exit code, 128 + the signal's number. */
+  signalled: Promise<number>;
+}
+
 /**
- * Ctrl-C (or SIGTERM) during a submit: say what state the job is in and how to go on, then exit
- * 128 + the signal's number as a shell expects. Every step of a submit can be repeated, so while
- * submitting the answer is always "run the same command again"; while following (--wait) the
- * job is complete and runs on.
+ * Ctrl-C (or SIGTERM) during a submit: say what state the job is in and how to go on; the
+ * command then ends with 128 + the signal's number as a shell expects. Every step of a submit can
+ * be repeated, so while submitting the answer is always "run the same command again"; while
+ * following (--wait) the job is complete and runs on.
  */
-function onInterrupt(ctx: CommandContext, name: string): { phase: 'submitting' | 'following'; cleanup?: () => void; off(): void } {
-  const state: { phase: 'submitting' | 'following'; cleanup?: () => void; off(): void } = {
+function onInterrupt(ctx: CommandContext, name: string): Interrupt {
+  let settle!: (code: number) => void;
+  const state: Interrupt = {
     phase: 'submitting',
     off: () => {
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },
+    signalled: new Promise<number>((resolve) => (settle = resolve)),
   };
   function handler(sig: NodeJS.Signals): void {
     state.off();
@@ -205,7 +230,7 @@ function onInterrupt(ctx: CommandContext, name: string): { phase: 'submitting' |
             'again to finish it (tasks already recorded or queued are not duplicated).'
         : `\ngq: stopped following job ${name}; it keeps running. Follow it again with: gq status ${name} --watch`,
     );
-    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    settle(128 + (sig === 'SIGINT' ? 2 : 15));
   }
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
@@ -233,30 +258,6 @@ function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'loca
     unreachableSeconds: c.unreachableTimeout,
     licenseKey: p.licenseFile ? keys.license(p.name) : undefined,
   };
-}
-
-/**
- * One message per task, per instance-type queue. A marker written after a type's messages are all
- * sent lets a re-run skip that type, so a resumed submit does not enqueue twice.
- */
-async function enqueue(backend: Backend, job: string, tasks: readonly NewTask[], visibilitySeconds: number, maxAttempts: number): Promise<void> {
-  const byType = new Map<string, number[]>();
-  for (const t of tasks) {
-    const list = byType.get(t.instanceType) ?? [];
-    list.push(t.task);
-    byType.set(t.instanceType, list);
-  }
-  for (const [type, nums] of [...byType].sort((x, y) => x[0].localeCompare(y[0]))) {
-    const marker = `jobs/${job}/enqueued/${type}`;
-    const queue = await backend.queues.ensure(job, type, {
-      visibilitySeconds,
-      // Generous: re-hiding a message whose task holds a live lease counts as a receive.
-      maxReceiveCount: maxReceiveCountFor(maxAttempts),
-    });
-    if (await backend.artifacts.exists(marker)) continue;
-    await queue.send(nums);
-    await backend.artifacts.putBytes(marker, String(nums.length));
-  }
 }
 
 function report(
@@ -290,5 +291,3 @@ function report(
   for (const [type, n] of Object.entries(r.workers)) ctx.io.err(`  ${type}: ${p.byType[type]} tasks, ${n} worker(s) started`);
   if (!a.wait) ctx.io.err(`Follow it with: gq status ${p.name} --watch`);
 }
-
-export const defaultWorkers = (): number => availableParallelism();

@@ -3,15 +3,12 @@
  * absolute paths, backslashes or NULs are refused, and so is any existing symlink on the way.
  */
 import { existsSync, lstatSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UserError } from '@gq/common';
+import { isInside, plainRelativeKey } from '@gq/common/safe-path';
 
-export function safeRelative(rel: string): string | undefined {
-  if (!rel || rel.includes('\0') || rel.includes('\\') || rel.startsWith('/') || /^[A-Za-z]:/.test(rel)) return undefined;
-  const parts = rel.split('/');
-  if (parts.some((p) => p === '' || p === '.' || p === '..')) return undefined;
-  return parts.join('/');
-}
+/** `rel` if it is a plain relative key (common safe-path.ts), else undefined. */
+export const safeRelative = plainRelativeKey;
 
 /** The path for `rel` under `root`, or a UserError if it would leave `root` or pass a symlink. */
 export function pathUnder(root: string, rel: string): string {
@@ -19,8 +16,7 @@ export function pathUnder(root: string, rel: string): string {
   const absRoot = resolve(root);
   if (!safe) throw new UserError(`Refusing to write "${rel}": it would land outside ${root}.`, { hint: 'The bucket holds a key that is not a plain relative path; remove it.' });
   const dest = join(absRoot, ...safe.split('/'));
-  const r = relative(absRoot, dest);
-  if (r.startsWith('..') || r.startsWith(sep)) throw new UserError(`Refusing to write "${rel}" outside ${root}.`);
+  if (!isInside(absRoot, dest)) throw new UserError(`Refusing to write "${rel}" outside ${root}.`);
   // No symlink may stand anywhere between root and the file (it could point elsewhere).
   let cur = absRoot;
   for (const p of safe.split('/')) {

@@ -1,0 +1,75 @@
+/**
+ * Enqueueing a job's tasks, for `gq submit` and `gq retry`: one message per task in the queue of
+ * its instance type, created (or found) with the job's visibility and dead-letter limit.
+ */
+import { maxReceiveCountFor, QueueDeletedRecentlyError, sleep, type Backend, type JobRecord } from '@gq/common';
+import type { CommandContext } from './context.js';
+
+export interface EnqueueOptions {
+  /**
+   * Write a marker after a type's messages are all sent and skip the types that have one, so that
+   * a resumed submit does not enqueue twice (submit). A retry enqueues every task it is given.
+   */
+  resumable: boolean;
+  /**
+   * How long to wait while SQS refuses a queue name it deleted less than 60 seconds ago (a retry
+   * right after the job finished and its queues were removed, workers.ts removeFinishedFleet).
+   * 0: do not wait.
+   */
+  queueNameWaitMs: number;
+}
+
+/** How long `gq retry` waits for SQS to allow a queue name again (60 s after its deletion). */
+export const QUEUE_NAME_WAIT_MS = 75_000;
+
+/**
+ * Sends one message per task, one instance type after the other (in name order). Returns how many
+ * tasks each type has, in the order the types first appear in `tasks`.
+ */
+export async function enqueueTasks(
+  ctx: CommandContext,
+  backend: Backend,
+  job: Pick<JobRecord, 'name' | 'visibilitySeconds' | 'maxAttempts'>,
+  tasks: readonly { task: number; instanceType: string }[],
+  o: EnqueueOptions,
+): Promise<Record<string, number>> {
+  const byType = new Map<string, number[]>();
+  for (const t of tasks) {
+    const list = byType.get(t.instanceType) ?? [];
+    list.push(t.task);
+    byType.set(t.instanceType, list);
+  }
+  for (const [type, nums] of [...byType].sort((x, y) => x[0].localeCompare(y[0]))) {
+    const marker = `jobs/${job.name}/enqueued/${type}`;
+    const queue = await waitForQueueName(ctx, o.queueNameWaitMs, () =>
+      backend.queues.ensure(job.name, type, {
+        visibilitySeconds: job.visibilitySeconds,
+        // Generous: re-hiding a message whose task holds a live lease counts as a receive.
+        maxReceiveCount: maxReceiveCountFor(job.maxAttempts),
+      }),
+    );
+    if (o.resumable && (await backend.artifacts.exists(marker))) continue;
+    await queue.send(nums);
+    if (o.resumable) await backend.artifacts.putBytes(marker, String(nums.length));
+  }
+  return Object.fromEntries([...byType].map(([type, nums]) => [type, nums.length]));
+}
+
+/**
+ * The queues of a finished job are removed, and SQS refuses their names for 60 seconds after:
+ * retry `ensure` until it is allowed again, or `waitMs` has passed.
+ */
+async function waitForQueueName<T>(ctx: CommandContext, waitMs: number, ensure: () => Promise<T>): Promise<T> {
+  const until = Date.now() + waitMs;
+  let said = false;
+  for (;;) {
+    try {
+      return await ensure();
+    } catch (e) {
+      if (!(e instanceof QueueDeletedRecentlyError) || Date.now() >= until) throw e;
+      if (!said) ctx.io.err(`The queues of ${e.queue.replace(/-dlq$/, '')} were removed when the job finished; SQS allows the name again a minute after: waiting.`);
+      said = true;
+      await sleep(5000);
+    }
+  }
+}
