@@ -8,7 +8,7 @@
  * The request builders of the store's writes (task, counter shard, instance) are pure functions
  * here, tested against the strict layer's rules without the network.
  */
-import type { TaskRecord } from '../../job/model.js';
+import { busyDetail, type TaskRecord } from '../../job/model.js';
 import type { Counts } from '../../job/states.js';
 import { counterSk, FROZEN, instanceSk, JOB_SK, jobPk, taskSk, type Item } from './items.js';
 
@@ -134,7 +134,6 @@ export function hasDelta(delta: Partial<Counts>): boolean {
 }
 
 /** What an instance item says while its worker runs a task (`gq status` reads the task from it). */
-export const busyDetail = (task: number): string => `task ${task}`;
 
 /**
  * UpdateItem parameters marking `instance` BUSY with `task` (part of the claim's transaction).

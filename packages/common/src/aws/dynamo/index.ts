@@ -11,7 +11,8 @@ export {
   MAX_COUNTER_SHARDS,
   taskSk,
 } from './items.js';
-export { busyDetail, counterUpdate, instanceBusyUpdate, taskUpdate } from './expressions.js';
+export { counterUpdate, instanceBusyUpdate, taskUpdate } from './expressions.js';
+export { busyDetail } from '../../job/model.js';
 export { classifyWriteError, type WriteOutcome } from './write-outcome.js';
 export { countTasksByState } from './reads.js';
 export { CREATE_CHUNK } from './bulk.js';
