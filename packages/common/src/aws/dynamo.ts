@@ -176,12 +176,13 @@ const backoff = (n: number) => sleep(policyDelay(BACKOFF.contention, Math.max(1,
 // Records ↔ items
 
 /** The task item: the record without its command (see the module comment). */
-function taskItem(rec: TaskRecord): Item {
+export function taskItem(rec: TaskRecord): Item {
   const { command: _command, ...rest } = rec;
   return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rest };
 }
 
-function commandItem(job: string, task: number, command: string): Item {
+/** The command item of a task (written once, beside its task item). */
+export function commandItem(job: string, task: number, command: string): Item {
   return { pk: jobPk(job), sk: commandSk(task), kind: 'command', job, task, command };
 }
 
@@ -211,6 +212,11 @@ function toJobFromItems(items: readonly Item[]): JobRecord | undefined {
     items.find((i) => i.sk === JOB_SK),
     items.filter((i) => String(i.sk).startsWith(COUNTER_PREFIX)),
   );
+}
+
+/** The instance item (what putInstance writes; the UserData's boot-failure report writes the same). */
+export function instanceItem(rec: InstanceRecord): Item {
+  return { pk: jobPk(rec.job), sk: instanceSk(rec.instance), kind: 'instance', ...rec };
 }
 
 function toInstance(item: Item): InstanceRecord {
@@ -1060,7 +1066,7 @@ export class DynamoStatusStore implements StatusStore {
     await this.ddb.send(
       new PutCommand({
         TableName: this.table,
-        Item: { pk: jobPk(rec.job), sk: instanceSk(rec.instance), kind: 'instance', ...rec },
+        Item: instanceItem(rec),
       }),
     );
   }
