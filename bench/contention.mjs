@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { CreateTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startStrictLayer, itemSize } from '@gq/strict-aws';
 import { makeAwsClients } from '../packages/common/dist/aws/clients.js';
+import { JOB_SK, jobPk, taskSk } from '@gq/common/aws/dynamo';
 import { REGION, startMoto } from './moto.mjs';
 
 const { values: a } = parseArgs({
@@ -106,7 +107,7 @@ const seconds = (Date.now() - t0) / 1000;
 const rec = await submitter.getJob(job);
 const counted = await submitter.countTasksByState(job);
 const same = JSON.stringify(rec.counts) === JSON.stringify(counted);
-const item = (await clients[0].dynamodb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: `JOB#${job}` }, sk: { S: 'TASK#0000001' } }, ConsistentRead: true }))).Item;
+const item = (await clients[0].dynamodb.send(new GetItemCommand({ TableName: table, Key: { pk: { S: jobPk(job) }, sk: { S: taskSk(1) } }, ConsistentRead: true }))).Item;
 const taskBytes = itemSize(item);
 // An UpdateItem is billed on the larger of the item before and after, 1 WCU per KB
 // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/provisioned-capacity-mode.html#read-write-capacity-units).
@@ -128,7 +129,7 @@ console.log(`  WCU per heartbeat:     ${wcuPerHeartbeat} (the renewed task item 
 // costs 2 WCU per KB (transaction-apis.html, capacity management); a hot item collection is
 // split across partitions by sort key, but one item never is (burst-adaptive-capacity.html,
 // "isolate frequently accessed items").
-const shards = Number((await clients[0].ddb.send(new (await import('@aws-sdk/lib-dynamodb')).GetCommand({ TableName: table, Key: { pk: `JOB#${job}`, sk: 'JOB' } }))).Item?.counterShards ?? 0);
+const shards = Number((await clients[0].ddb.send(new (await import('@aws-sdk/lib-dynamodb')).GetCommand({ TableName: table, Key: { pk: jobPk(job), sk: JOB_SK } }))).Item?.counterShards ?? 0);
 const rate = 1000;
 const kb = Math.max(1, wcuPerHeartbeat);
 const claimWcu = 2 * (kb + 1 + 1); // task + counter + instance items, each written twice

@@ -166,7 +166,7 @@ class Sha256 {
 /**
  * The Authorization header the SDK's own SigV4 signer computes for a captured request, signing
  * `signed` (host added) plus what the signer adds itself (x-amz-date, x-amz-security-token).
- * Moto does not check signatures, so this is how the bootstrap's and curl's signing is checked.
+ * Moto does not check signatures, so this is how curl's signing is checked.
  */
 async function sdkAuthorization(
   imdsEndpoint: string,
