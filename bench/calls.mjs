@@ -17,8 +17,8 @@ import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoStatusStore } from '../packages/common/dist/aws/dynamo.js';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DynamoStatusStore } from '@gq/common/aws/dynamo';
 import { REGION } from './moto.mjs';
 import { startCountingProxy } from './counting-proxy.mjs';
 

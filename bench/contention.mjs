@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { CreateTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startStrictLayer, itemSize } from '@gq/strict-aws';
 import { makeAwsClients } from '../packages/common/dist/aws/clients.js';
+import { JOB_SK, jobPk, taskSk } from '@gq/common/aws/dynamo';
 import { REGION, startMoto } from './moto.mjs';
 
 const { values: a } = parseArgs({

@@ -5,8 +5,10 @@
 //   node bench/submit-baseline.mjs '<json>'   {endpoint, region, table, job, jobfile, queues: {type: url}}
 //
 // It makes only:
-//  - the DynamoDB writes of the same task items gq writes (same attributes, same keys), in the same
-//    batch size (TransactWriteItems of 99 items, two in flight, as gq's createJob), and
+//  - the DynamoDB writes of the same task and command items gq writes (made by gq's own item
+//    mapping, packages/common/src/aws/dynamo.ts), in the same batch size (TransactWriteItems of
+//    CREATE_TASKS_PER_TRANSACTION tasks, two in flight, as gq's createJob; without its counter
+//    update), and
 //  - the same SQS sends (SendMessageBatch of 10, the same bodies), 8 in flight per queue as gq's
 //    queue adapter, all queues at once, after the writes (a message must not name a task that is
 //    not recorded yet).
@@ -16,6 +18,9 @@ import { readFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+// The store's module only (not @gq/common/aws/index, which loads every client: start-up is timed).
+import { commandItem, CREATE_TASKS_PER_TRANSACTION, taskItem } from '@gq/common/aws/dynamo';
+import { newTaskRecord } from '@gq/common/job/transitions';
 
 const t0 = performance.now();
 const a = JSON.parse(process.argv[2]);
@@ -35,29 +40,16 @@ async function pool(items, n, fn) {
 
 // The job file: header, then "type,command" rows (the benchmark's commands have no commas).
 const rows = readFileSync(a.jobfile, 'utf8').split('\n').slice(1).filter(Boolean);
-const now = new Date().toISOString();
+const now = Date.now();
 const tasks = rows.map((line, i) => {
   const comma = line.indexOf(',');
   return { task: i + 1, instanceType: line.slice(0, comma), command: line.slice(comma + 1) };
 });
-const items = tasks.map((t) => ({
-  pk: `JOB#${a.job}`,
-  sk: `TASK#${String(t.task).padStart(7, '0')}`,
-  kind: 'task',
-  job: a.job,
-  task: t.task,
-  instanceType: t.instanceType,
-  command: t.command,
-  state: 'QUEUED',
-  attempts: 0,
-  tags: {},
-  updatedAt: now,
-  version: 0,
-}));
+const items = tasks.map((t) => [taskItem(newTaskRecord(a.job, t, now)), commandItem(a.job, t.task, t.command)]);
 const tReady = performance.now();
 
 const chunks = [];
-for (let i = 0; i < items.length; i += 99) chunks.push(items.slice(i, i + 99));
+for (let i = 0; i < items.length; i += CREATE_TASKS_PER_TRANSACTION) chunks.push(items.slice(i, i + CREATE_TASKS_PER_TRANSACTION).flat());
 await pool(chunks, 2, (c) => ddb.send(new TransactWriteCommand({ TransactItems: c.map((Item) => ({ Put: { TableName: a.table, Item } })) })));
 const tWritten = performance.now();
 
@@ -90,7 +82,7 @@ console.log(
     ddbMs: Math.round(tWritten - tReady),
     sqsMs: Math.round(tSent - tWritten),
     totalMs: Math.round(tSent - t0),
-    items: items.length,
+    items: items.flat().length,
     transactions: chunks.length,
     sendBatches: batches.reduce((n, q) => n + q.batches.length, 0),
   }),

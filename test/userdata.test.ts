@@ -1,5 +1,6 @@
 /**
- * The worker UserData (packages/submitter/src/userdata.ts): size with the largest legal inputs,
+ * The worker UserData (packages/submitter/src/userdata.ts, the script
+ * packages/submitter/boot/worker-boot.sh behind a header of variables): size with the largest legal inputs,
  * no secrets, bash syntax, and whole boots of the script on an emulated machine
  * (test/support/machine.ts: systemd, stand-ins) against moto and the IMDS emulator, with an agent
  * stub: the service it installs, the image's node or the bucket's, the boot-failure report (the
@@ -15,6 +16,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -164,7 +166,7 @@ class Sha256 {
 /**
  * The Authorization header the SDK's own SigV4 signer computes for a captured request, signing
  * `signed` (host added) plus what the signer adds itself (x-amz-date, x-amz-security-token).
- * Moto does not check signatures, so this is how the bootstrap's and curl's signing is checked.
+ * Moto does not check signatures, so this is how curl's signing is checked.
  */
 async function sdkAuthorization(
   imdsEndpoint: string,
@@ -246,6 +248,19 @@ describe('renderUserData', () => {
     expect(() => renderUserData({ ...largest, agentKey: 'k'.repeat(201) })).toThrow(/agentKey/);
     expect(() => renderUserData({ ...largest, region: `${largest.region}3` })).toThrow(/region/);
     console.log(`UserData: ${typical.bytes} bytes typical, ${big.bytes} bytes with the largest inputs (budget ${userDataBudgetBytes})`);
+  });
+
+  it('is the boot script file behind a header that only sets variables', () => {
+    const file = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'submitter', 'boot', 'worker-boot.sh'), 'utf8');
+    const body = file.replace(/^(#.*\n)+/, '');
+    expect(body.length).toBeGreaterThan(5000); // the comment is left out, the code is all there
+    for (const p of [params, largest]) {
+      const text = renderUserData(p);
+      expect(text.endsWith(body)).toBe(true);
+      const header = text.slice(0, -body.length).split('\n').slice(0, -1);
+      expect(header[0]).toBe('#!/bin/bash');
+      for (const line of header.slice(1)) expect(line).toMatch(/^(#.*|(export )?([A-Z][A-Z_]*=('[^']*'|[^\s'$`;&|]*) ?)+)$/);
+    }
   });
 
   it('passes bash -n, whatever the parameters', () => {

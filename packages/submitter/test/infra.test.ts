@@ -26,6 +26,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { configSchema, createLogger, type Config } from '@gq/common';
+import { jobPk } from '@gq/common/aws/index';
 import {
   deployStack,
   destroySetupClients,
@@ -291,7 +292,7 @@ describe('infra/gq.yaml: least privilege', () => {
     expect(ddb.length).toBe(1);
     for (const s of ddb) {
       expect(resourcesOf(s)).toEqual([{ 'Fn::GetAtt': ['StatusTable', 'Arn'] }]);
-      expect(s.Condition?.['ForAllValues:StringEquals']?.['dynamodb:LeadingKeys']).toEqual([`JOB#${JOB}`]);
+      expect(s.Condition?.['ForAllValues:StringEquals']?.['dynamodb:LeadingKeys']).toEqual([jobPk(JOB)]); // the table's partition key, as dynamo.ts makes it
       expect(s.Condition?.Null?.['dynamodb:LeadingKeys']).toBe('false');
       for (const a of actionsOf(s)) expect(['dynamodb:DeleteTable', 'dynamodb:Scan', 'dynamodb:UpdateTable', 'dynamodb:BatchWriteItem']).not.toContain(a);
     }

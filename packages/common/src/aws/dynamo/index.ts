@@ -1,14 +1,17 @@
 /** The DynamoDB StatusStore: item layout, expression building, the read-decide-write loop and the store on one table. */
 export {
+  commandItem,
   commandSk,
   counterSk,
   DEFAULT_COUNTER_SHARDS,
+  instanceItem,
   instanceSk,
   JOB_SK,
   jobPk,
   JOBS_PK,
   jobsIndexSk,
   MAX_COUNTER_SHARDS,
+  taskItem,
   taskSk,
 } from './items.js';
 export { counterUpdate, instanceBusyUpdate, taskUpdate } from './expressions.js';
