@@ -5,7 +5,7 @@
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { failDeadLettered, keys, nowIso, registerSecret, sleep, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
+import { failDeadLettered, keys, nowIso, QueueNotFoundError, registerSecret, sleep, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { runInstall } from './install.js';
 import { runTask, type TaskRun } from './task.js';
@@ -224,7 +224,8 @@ export class Agent implements AgentControl {
         failures = 0;
       } catch (e) {
         // The queue is gone (the job was cleaned while this worker idled): nothing can come.
-        if (isQueueGone(e)) {
+        // Either adapter raises QueueNotFoundError (SQS's QueueDoesNotExist is mapped onto it).
+        if (e instanceof QueueNotFoundError) {
           d.log.warn('the job\'s queue is gone (the job was cleaned); this worker leaves');
           this.leftFor = 'job-missing';
           break;
@@ -381,12 +382,4 @@ export class Agent implements AgentControl {
       .terminateSelf(d.job, d.instanceType, d.instance)
       .catch((e: unknown) => d.log.warn({ err: e }, 'could not leave the fleet'));
   }
-}
-
-/**
- * QueueNotFoundError of either queue adapter (SQS's QueueDoesNotExist is mapped onto it).
- * Recognised by name: the class lives with the local backend, which the EC2 bundle must not import.
- */
-function isQueueGone(e: unknown): boolean {
-  return e instanceof Error && e.name === 'QueueNotFoundError';
 }

@@ -27,9 +27,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
 import { backoffDelay } from '../backoff.js';
-import { GqError, QueueDeletedRecentlyError } from '../errors.js';
-// Backend-neutral errors (defined with the local backend; no SQLite in that module).
-import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
+import { GqError } from '../errors.js';
+import { QueueDeletedRecentlyError, QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
 import { deadLetterQueueName, JOB_TAG, queueName, TYPE_TAG } from './names.js';
 

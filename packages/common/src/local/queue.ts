@@ -19,7 +19,7 @@ import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueu
 import { UserError } from '../errors.js';
 import { sleep } from '../time.js';
 import type { Db } from './db.js';
-import { QueueNotFoundError, ReceiptInvalidError } from './errors.js';
+import { QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 
 /** SQS limits. */
 export const MAX_VISIBILITY_SECONDS = 12 * 3600;

@@ -6,6 +6,13 @@ import { existsSync, lstatSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { UserError } from '@gq/common';
 
+/** pathUnder met a symbolic link at `link` between the root and the file. */
+export class SymlinkOnPathError extends UserError {
+  constructor(readonly link: string) {
+    super(`Refusing to write through the symbolic link ${link}.`, { hint: `Remove the link or choose another --out folder.` });
+  }
+}
+
 export function safeRelative(rel: string): string | undefined {
   if (!rel || rel.includes('\0') || rel.includes('\\') || rel.startsWith('/') || /^[A-Za-z]:/.test(rel)) return undefined;
   const parts = rel.split('/');
@@ -27,7 +34,7 @@ export function pathUnder(root: string, rel: string): string {
     cur = join(cur, p);
     if (existsSync(cur) || isDanglingLink(cur)) {
       if (lstatSync(cur).isSymbolicLink()) {
-        throw new UserError(`Refusing to write through the symbolic link ${cur}.`, { hint: `Remove the link or choose another --out folder.` });
+        throw new SymlinkOnPathError(cur);
       }
     }
   }
