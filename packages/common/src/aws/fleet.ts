@@ -31,7 +31,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GqError, UserError } from '../errors.js';
 import type { JobRecord } from '../job/model.js';
-import type { Fleet, FleetGroup, FleetInstance, LaunchedInstance } from '../ports.js';
+import type { Fleet, FleetGroup, FleetInstance, InstancePhase, LaunchedInstance } from '../ports.js';
 import { retryWithBackoff } from '../backoff.js';
 import { consoleOutput, explainRefusedGroup, isNotYetVisible, jobInstances, recentActivities } from './fleet-health.js';
 import { launchProblemOf } from './launch-failures.js';
@@ -84,10 +84,24 @@ function tagValue(tags: readonly { Key?: string; Value?: string }[] | undefined,
   return tags?.find((t) => t.Key === key)?.Value;
 }
 
+/**
+ * The phase of an Auto Scaling lifecycle state (API_Instance.html, LifecycleState: Pending,
+ * Pending:Wait, Pending:Proceed, Quarantined, InService, Terminating, Terminating:Wait,
+ * Terminating:Proceed, Terminated, Detaching, Detached, EnteredStandby, Standby, Warmed:*).
+ */
+export function phaseOf(lifecycleState: string | undefined): InstancePhase {
+  const s = lifecycleState ?? '';
+  if (s === 'Terminated' || s === 'Detached' || s === 'Warmed:Terminated') return 'gone';
+  if (/^(Terminating|Detaching|Warmed:Terminating)/.test(s)) return 'leaving';
+  if (s === 'InService' || s === 'EnteredStandby' || s === 'Standby') return 'running';
+  return 'starting';
+}
+
 function toGroup(g: AutoScalingGroup): FleetGroup {
   const instances: FleetInstance[] = (g.Instances ?? []).map((i) => ({
     id: i.InstanceId ?? '',
     state: i.LifecycleState ?? 'unknown',
+    phase: phaseOf(i.LifecycleState),
     protected: Boolean(i.ProtectedFromScaleIn),
     healthy: i.HealthStatus !== 'Unhealthy',
   }));
