@@ -274,9 +274,16 @@ export interface LaunchedInstance {
 export interface Fleet {
   /**
    * Make (job, instance type) have `desired` workers (clamped to the group's maximum), creating
-   * the group if needed. Never lowers capacity below the workers that are busy.
+   * the group if needed. Never lowers capacity below the workers that are busy. The local fleet
+   * never lowers it at all (it cannot tell an idle worker from a busy one without asking it; its
+   * workers leave by themselves when idle, and gq only ever asks it for more).
    */
   ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup>;
+  /**
+   * The job's groups, by instance type. AWS lists every group the job has, at desired 0 too; the
+   * local fleet's groups exist only through their workers, so it lists the types that have live
+   * ones. Either way, a caller counts workers by `phase`, never by the list's length.
+   */
   describe(job: string): Promise<FleetGroup[]>;
   /** Scale-in protection for a busy worker. */
   protect(job: string, instanceType: string, instance: string, on: boolean): Promise<void>;

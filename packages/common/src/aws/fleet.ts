@@ -85,15 +85,17 @@ function tagValue(tags: readonly { Key?: string; Value?: string }[] | undefined,
 }
 
 /**
- * The phase of an Auto Scaling lifecycle state (API_Instance.html, LifecycleState: Pending,
- * Pending:Wait, Pending:Proceed, Quarantined, InService, Terminating, Terminating:Wait,
- * Terminating:Proceed, Terminated, Detaching, Detached, EnteredStandby, Standby, Warmed:*).
+ * The phase of an Auto Scaling lifecycle state. Its valid values
+ * (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_Instance.html, LifecycleState):
+ * Pending, Pending:Wait, Pending:Proceed, Quarantined, InService, Terminating, Terminating:Wait,
+ * Terminating:Proceed, Terminated, Detaching, Detached, EnteringStandby, Standby, and the warm
+ * pool's Warmed:* (gq uses no warm pool: those count as starting, or leaving/gone).
  */
 export function phaseOf(lifecycleState: string | undefined): InstancePhase {
   const s = lifecycleState ?? '';
   if (s === 'Terminated' || s === 'Detached' || s === 'Warmed:Terminated') return 'gone';
   if (/^(Terminating|Detaching|Warmed:Terminating)/.test(s)) return 'leaving';
-  if (s === 'InService' || s === 'EnteredStandby' || s === 'Standby') return 'running';
+  if (s === 'InService' || s === 'EnteringStandby' || s === 'Standby') return 'running';
   return 'starting';
 }
 

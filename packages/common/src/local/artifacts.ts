@@ -18,6 +18,9 @@ function isNotFound(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** A read of `key` found no file: nothing there, or a folder (a prefix of other keys, no object on S3). */
+const noFile = (e: unknown): boolean => isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR';
+
 export class LocalArtifactStore implements ArtifactStore {
   readonly root: string;
   private readonly tmp: string;
@@ -64,7 +67,7 @@ export class LocalArtifactStore implements ArtifactStore {
       await rename(tmp, file);
     } catch (e) {
       await rm(tmp, { force: true });
-      if (isNotFound(e) && !(await this.exists(key))) throw new ArtifactNotFoundError(key);
+      if (noFile(e) && !(await this.exists(key))) throw new ArtifactNotFoundError(key);
       throw e;
     }
   }
@@ -73,7 +76,7 @@ export class LocalArtifactStore implements ArtifactStore {
     try {
       return await readFile(this.pathOf(key));
     } catch (e) {
-      if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') throw new ArtifactNotFoundError(key);
+      if (noFile(e)) throw new ArtifactNotFoundError(key);
       throw e;
     }
   }
