@@ -17,6 +17,7 @@ export * from './call-log.js';
 export * from './names.js';
 export * from './scaling.js';
 export * from './sqs.js';
+export * from './sqs-common.js';
 export * from './dynamo.js';
 export * from './s3.js';
 export * from './fleet.js';

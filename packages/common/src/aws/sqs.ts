@@ -44,16 +44,6 @@ import {
   SQS_MIN_RETENTION_SECONDS,
 } from './sqs-common.js';
 
-export {
-  decodeBody,
-  encodeBody,
-  SQS_MAX_BATCH,
-  SQS_MAX_RETENTION_SECONDS,
-  SQS_MAX_VISIBILITY_SECONDS,
-  SQS_MAX_WAIT_SECONDS,
-  SQS_MIN_RETENTION_SECONDS,
-} from './sqs-common.js';
-
 export interface SqsQueueProviderOptions {
   /** SendMessageBatch calls in flight at once per `send`. Default 8. */
   sendConcurrency?: number;
