@@ -43,8 +43,9 @@ export interface QueueOptions {
 }
 
 /**
- * One queue per (job, instance type), with its dead-letter queue. Using a queue after its
- * provider's `remove` throws QueueNotFoundError.
+ * One queue per (job, instance type), with its dead-letter queue. After its provider's `remove`,
+ * `send` and `receive` throw QueueNotFoundError on both backends (and so does `depth` on SQS; the
+ * local queue answers depth, deadLetters and purge of a removed queue as of an empty one).
  */
 export interface TaskQueue {
   readonly job: string;

@@ -97,7 +97,7 @@ export class SqsQueue implements TaskQueue {
   private async sendBatch(tasks: readonly number[]): Promise<void> {
     let entries: SendMessageBatchRequestEntry[] = tasks.map((t, i) => ({ Id: String(i), MessageBody: encodeBody(this.job, t) }));
     for (let round = 1; entries.length > 0; round++) {
-      const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.url, Entries: entries }));
+      const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.url, Entries: entries })).catch(this.gone);
       const failed = out.Failed ?? [];
       if (failed.length === 0) return;
       const fatal = failed.filter((f) => f.SenderFault);
@@ -127,11 +127,7 @@ export class SqsQueue implements TaskQueue {
           MessageSystemAttributeNames: ['ApproximateReceiveCount'],
         }),
       )
-      .catch((err: unknown) => {
-        // Deleted (the job was cleaned): the same typed error as the local queue's.
-        if (isMissingQueue(err)) throw new QueueNotFoundError(this.job, this.instanceType);
-        throw err;
-      });
+      .catch(this.gone);
     const result: ReceivedMessage[] = [];
     for (const m of out.Messages ?? []) {
       if (!m.ReceiptHandle) continue;
@@ -186,8 +182,14 @@ export class SqsQueue implements TaskQueue {
   }
 
   async depth(): Promise<QueueDepth> {
-    return depthOf(this.sqs, this.url);
+    return depthOf(this.sqs, this.url).catch(this.gone);
   }
+
+  /** Rethrow an SQS error; a deleted queue (the job was cleaned) as the local queue's QueueNotFoundError. */
+  private readonly gone = (err: unknown): never => {
+    if (isMissingQueue(err)) throw new QueueNotFoundError(this.job, this.instanceType);
+    throw err;
+  };
 
   /**
    * Task numbers of the messages in the dead-letter queue, sorted, without removing them.

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueProvider, ReceivedMessage, TaskQueue } from '../../src/ports.js';
+import { QueueNotFoundError } from '../../src/port-errors.js';
 import { eventually, sleep, uniqueJob, type ContractOptions } from './util.js';
 
 export type { ContractOptions };
@@ -67,7 +68,8 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       await fx.queues.remove(q.job, TYPE); // missing is not an error
       await expect(fx.queues.open(q.job, TYPE)).rejects.toThrow();
       // A worker still holding the queue learns that it is gone (the job was cleaned).
-      await expect(opened.receive({ max: 1, waitSeconds: 1, visibilitySeconds: 30 })).rejects.toMatchObject({ name: 'QueueNotFoundError' });
+      await expect(opened.receive({ max: 1, waitSeconds: 1, visibilitySeconds: 30 })).rejects.toBeInstanceOf(QueueNotFoundError);
+      await expect(opened.send([2])).rejects.toBeInstanceOf(QueueNotFoundError);
     });
 
     it('send / receive / delete', async () => {
