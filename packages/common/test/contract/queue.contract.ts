@@ -211,6 +211,21 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       await eventually(async () => expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 }));
     });
 
+    it('deadLetters names each task once, in order, however many of its messages were dead-lettered', async () => {
+      const q = await fresh('dlq-twice', { visibilitySeconds: 1, maxReceiveCount: 1 });
+      await q.send([8, 7, 7]); // task 7 sent twice (a resend, as reconcile does)
+      // Each message is received once, then dead-lettered by the next receive that finds it.
+      await eventually(
+        async () => {
+          await q.receive({ max: 10, waitSeconds: 1, visibilitySeconds: 1 });
+          expect(await q.deadLetters()).toEqual([7, 8]);
+          expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+        },
+        20_000,
+        1200,
+      );
+    });
+
     it('depth counts visible and in-flight messages', async () => {
       const q = await fresh('depth');
       await q.send([1, 2, 3, 4]);
