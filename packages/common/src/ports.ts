@@ -136,7 +136,7 @@ export type CompleteResult = { kind: 'recorded'; state: TaskState } | { kind: 'l
 export interface StatusStore {
   /**
    * Record a job and its tasks (QUEUED). Idempotent: re-running a submit that stopped half way
-   * creates only the missing tasks and never counts a task twice. Checks job/create-rules.ts
+   * creates only the missing tasks and never counts a task twice. Checks job/store-rules.ts
    * first: task numbers, and JobExistsError when another job holds the name.
    */
   createJob(spec: JobSpec, tasks: readonly NewTask[]): Promise<{ created: number; existing: number }>;

@@ -16,7 +16,7 @@ import type {
   TaskOutcome,
 } from '../ports.js';
 import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../job/model.js';
-import { emptyCounts, TASK_STATES, type Counts, type TaskState } from '../job/states.js';
+import { emptyCounts, type Counts, type TaskState } from '../job/states.js';
 import {
   decideCancel,
   decideClaim,
@@ -28,8 +28,8 @@ import {
   newTaskRecord,
   type Decision,
 } from '../job/transitions.js';
-import { checkNewTasks, checkSameJob } from '../job/create-rules.js';
-import { GqError, UserError } from '../errors.js';
+import { checkNewTasks, checkSameJob, checkTaskStates } from '../job/store-rules.js';
+import { GqError } from '../errors.js';
 import { JobNotFoundError, TaskNotFoundError } from '../port-errors.js';
 import type { Db } from './db.js';
 import { processStartTime } from './procs.js';
@@ -258,9 +258,7 @@ export class LocalStatusStore implements StatusStore {
 
   async listTasks(job: string, opts: { states?: readonly TaskState[] } = {}): Promise<TaskRecord[]> {
     if (opts.states) {
-      for (const s of opts.states) {
-        if (!TASK_STATES.includes(s)) throw new UserError(`Unknown task state "${s}".`);
-      }
+      checkTaskStates(opts.states);
       if (opts.states.length === 0) return [];
       const marks = opts.states.map(() => '?').join(', ');
       const rows = this.db.prepare(`SELECT * FROM tasks WHERE job = ? AND state IN (${marks}) ORDER BY task`).all(job, ...opts.states) as TaskRow[];
