@@ -5,7 +5,8 @@
  * job row, so the job counters always equal a COUNT(*) of the tasks by state.
  *
  * A claim also records the worker as BUSY with its task (`detail: "task N"`, what `gq status`
- * reads the running tasks through) in the same transaction, as the DynamoDB store does.
+ * reads the running tasks through) in the same transaction, as the DynamoDB store does; a tag
+ * changes the task's tags only, as there. Rows and statements: status-rows.ts.
  */
 import type { Transaction } from 'better-sqlite3';
 import type {
