@@ -31,8 +31,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GqError, UserError } from '../errors.js';
 import type { JobRecord } from '../job/model.js';
-import type { Fleet, FleetGroup, FleetInstance, InstancePhase, LaunchedInstance } from '../ports.js';
+import type { Fleet, FleetGroup, LaunchedInstance } from '../ports.js';
 import { retryWithBackoff } from '../backoff.js';
+import { busyCount, tagValue, toGroup } from './fleet-view.js';
 import { consoleOutput, explainRefusedGroup, isNotYetVisible, jobInstances, recentActivities } from './fleet-health.js';
 import { launchProblemOf } from './launch-failures.js';
 import { groupName, JOB_TAG, launchTemplateName, TYPE_TAG } from './names.js';
@@ -76,54 +77,13 @@ function hasName(err: unknown, ...names: string[]): boolean {
   return typeof err === 'object' && err !== null && (names.includes(e.name ?? '') || names.includes(e.Code ?? ''));
 }
 
-const TERMINATING = /^(Terminating|Terminated)/;
 /** Root volume size when neither the spec nor the AMI says (GiB). */
 const DEFAULT_ROOT_GB = 8;
-
-function tagValue(tags: readonly { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
-  return tags?.find((t) => t.Key === key)?.Value;
-}
-
-/**
- * The phase of an Auto Scaling lifecycle state. Its valid values
- * (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_Instance.html, LifecycleState):
- * Pending, Pending:Wait, Pending:Proceed, Quarantined, InService, Terminating, Terminating:Wait,
- * Terminating:Proceed, Terminated, Detaching, Detached, EnteringStandby, Standby, and the warm
- * pool's Warmed:* (gq uses no warm pool: those count as starting, or leaving/gone).
- */
-export function phaseOf(lifecycleState: string | undefined): InstancePhase {
-  const s = lifecycleState ?? '';
-  if (s === 'Terminated' || s === 'Detached' || s === 'Warmed:Terminated') return 'gone';
-  if (/^(Terminating|Detaching|Warmed:Terminating)/.test(s)) return 'leaving';
-  if (s === 'InService' || s === 'EnteringStandby' || s === 'Standby') return 'running';
-  return 'starting';
-}
-
-function toGroup(g: AutoScalingGroup): FleetGroup {
-  const instances: FleetInstance[] = (g.Instances ?? []).map((i) => ({
-    id: i.InstanceId ?? '',
-    state: i.LifecycleState ?? 'unknown',
-    phase: phaseOf(i.LifecycleState),
-    protected: Boolean(i.ProtectedFromScaleIn),
-    healthy: i.HealthStatus !== 'Unhealthy',
-  }));
-  return {
-    instanceType: tagValue(g.Tags, TYPE_TAG) ?? g.AutoScalingGroupName ?? '',
-    desired: g.DesiredCapacity ?? 0,
-    max: g.MaxSize ?? 0,
-    instances: instances.sort((a, b) => a.id.localeCompare(b.id)),
-  };
-}
 
 const AZ_REBALANCE = 'AZRebalance';
 
 export function rebalanceSuspended(g: AutoScalingGroup): boolean {
   return (g.SuspendedProcesses ?? []).some((p) => p.ProcessName === AZ_REBALANCE);
-}
-
-/** Workers that are busy: protected from scale-in and not on their way out. */
-export function busyCount(g: AutoScalingGroup): number {
-  return (g.Instances ?? []).filter((i) => i.ProtectedFromScaleIn && !TERMINATING.test(i.LifecycleState ?? '')).length;
 }
 
 /**

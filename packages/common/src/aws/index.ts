@@ -21,6 +21,7 @@ export * from './sqs-common.js';
 export * from './dynamo.js';
 export * from './s3.js';
 export * from './fleet.js';
+export * from './fleet-view.js';
 export * from './fleet-health.js';
 export * from './launch-failures.js';
 export * from './secrets.js';

@@ -1,6 +1,6 @@
 /** The backend-neutral phase of an Auto Scaling instance (pure, no moto needed). */
 import { describe, expect, it } from 'vitest';
-import { phaseOf } from '../../src/aws/fleet.js';
+import { phaseOf } from '../../src/aws/fleet-view.js';
 
 describe('phaseOf', () => {
   it('maps every Auto Scaling lifecycle state onto starting, running, leaving or gone', () => {
