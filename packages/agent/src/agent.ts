@@ -5,7 +5,7 @@
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { busyDetail, failDeadLettered, keys, MAX_VISIBILITY_SECONDS, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
+import { busyDetail, failDeadLettered, keys, MAX_VISIBILITY_SECONDS, QueueNotFoundError, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { realClock, type Clock } from './clock.js';
 import { runInstall } from './install.js';
@@ -227,7 +227,8 @@ export class Agent implements AgentControl {
         failures = 0;
       } catch (e) {
         // The queue is gone (the job was cleaned while this worker idled): nothing can come.
-        if (isQueueGone(e)) {
+        // Either adapter raises QueueNotFoundError (SQS's QueueDoesNotExist is mapped onto it).
+        if (e instanceof QueueNotFoundError) {
           d.log.warn('the job\'s queue is gone (the job was cleaned); this worker leaves');
           this.leftFor = 'job-missing';
           break;
@@ -385,12 +386,4 @@ export class Agent implements AgentControl {
       .terminateSelf(d.job, d.instanceType, d.instance)
       .catch((e: unknown) => d.log.warn({ err: e }, 'could not leave the fleet'));
   }
-}
-
-/**
- * QueueNotFoundError of either queue adapter (SQS's QueueDoesNotExist is mapped onto it).
- * Recognised by name: the class lives with the local backend, which the EC2 bundle must not import.
- */
-function isQueueGone(e: unknown): boolean {
-  return e instanceof Error && e.name === 'QueueNotFoundError';
 }

@@ -6,7 +6,7 @@
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENV, hasSecrets, keys, redactText, type JobRecord, type Logger, type TaskOutcome, type TaskRecord } from '@gq/common';
+import { ENV, hasSecrets, keys, ReceiptInvalidError, redactText, type JobRecord, type Logger, type TaskOutcome, type TaskRecord } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
@@ -182,21 +182,13 @@ async function giveBack(d: AgentDeps, log: Logger, taskNo: number, receipt: stri
   try {
     await d.queue.release(receipt, delaySeconds);
   } catch (e) {
-    if (!isStaleReceipt(e)) {
+    if (!(e instanceof ReceiptInvalidError)) {
       log.warn({ err: e }, 'could not give the message back; it comes back after its visibility timeout');
       return;
     }
     log.warn('the message was delivered again while the task ran; sending the task again for its retry');
     await d.queue.send([taskNo]).catch((err: unknown) => log.warn({ err }, 'could not send the task again; its old message will bring it back'));
   }
-}
-
-/**
- * ReceiptInvalidError of either queue adapter. Recognised by shape: the class lives with the local
- * backend, which the EC2 bundle must not import.
- */
-function isStaleReceipt(e: unknown): boolean {
-  return e instanceof Error && e.name === 'ReceiptInvalidError' && typeof (e as { receipt?: unknown }).receipt === 'string';
 }
 
 function describeFailure(r: RunResult): string {

@@ -4,6 +4,7 @@ export * from './time.js';
 export * from './backoff.js';
 export * from './log.js';
 export * from './ports.js';
+export * from './port-errors.js';
 export * from './job/states.js';
 export * from './job/model.js';
 export * from './config/schema.js';

@@ -1,6 +1,9 @@
 /**
- * The four ports of gq. Each backend (local, aws) implements them; the agent loop and the CLI
- * commands are written once against these interfaces and cannot tell the backends apart.
+ * The four ports of gq (and the licence's SecretStore). Each backend (local, aws) implements them;
+ * the agent loop and the CLI commands are written once against these interfaces and cannot tell
+ * the backends apart. The errors they raise are in port-errors.ts, the same classes on both.
+ * The contract suites (packages/common/test/contract/) run the same cases on both backends.
+ * Where the backends still differ, the member's comment says how and why.
  */
 import type {
   InstanceRecord,
@@ -46,7 +49,11 @@ export interface QueueOptions {
  */
 export const MAX_VISIBILITY_SECONDS = 43_200;
 
-/** One queue per (job, instance type), with its dead-letter queue. */
+/**
+ * One queue per (job, instance type), with its dead-letter queue. After its provider's `remove`,
+ * `send` and `receive` throw QueueNotFoundError on both backends (and so does `depth` on SQS; the
+ * local queue answers depth, deadLetters and purge of a removed queue as of an empty one).
+ */
 export interface TaskQueue {
   readonly job: string;
   readonly instanceType: string;
@@ -58,6 +65,11 @@ export interface TaskQueue {
   extend(receipt: string, seconds: number): Promise<void>;
   /** Make a message visible again after `delaySeconds` (0 = now). */
   release(receipt: string, delaySeconds?: number): Promise<void>;
+  /**
+   * A stale receipt (an older delivery) is ignored on both backends. A malformed one (not a
+   * receipt at all) throws ReceiptInvalidError locally; SQS answers it with the same
+   * ReceiptHandleIsInvalid as a stale one, so the SQS adapter ignores it too.
+   */
   delete(receipt: string): Promise<void>;
   /**
    * Send whatever deletes the adapter still holds back to batch them (SQS with `deleteBatchMs`),
@@ -85,7 +97,11 @@ export interface QueueProvider {
 
 /** What a worker learns when it tries to claim a task it received. */
 export type ClaimResult =
-  /** The task is ours: state RUNNING, attempts incremented, lease held. */
+  /**
+   * The task is ours: state RUNNING, attempts incremented, lease held. `job` is for its spec and
+   * `cancelRequested`; its counts are not to be relied on: the local store hands them back after
+   * this claim's change, the DynamoDB store does not read its counter shards for a claim.
+   */
   | { kind: 'claimed'; task: TaskRecord; job: JobRecord }
   /** Another worker holds a live lease: hide the message until about `leaseUntil`. */
   | { kind: 'leased'; leaseUntil: number; /** Epoch ms the holder started the task. */ runningSince?: number }
@@ -127,7 +143,8 @@ export type CompleteResult = { kind: 'recorded'; state: TaskState } | { kind: 'l
 export interface StatusStore {
   /**
    * Record a job and its tasks (QUEUED). Idempotent: re-running a submit that stopped half way
-   * creates only the missing tasks and never counts a task twice.
+   * creates only the missing tasks and never counts a task twice. Checks job/store-rules.ts
+   * first: task numbers, and JobExistsError when another job holds the name.
    */
   createJob(spec: JobSpec, tasks: readonly NewTask[]): Promise<{ created: number; existing: number }>;
   getJob(name: string): Promise<JobRecord | undefined>;
@@ -152,7 +169,11 @@ export interface StatusStore {
    * counting an attempt; false when it is final or a live worker holds it.
    */
   failUnrun(job: string, task: number, reason: string): Promise<boolean>;
-  /** Set a progress tag on a task (`gq-agent tag`). */
+  /**
+   * Set a progress tag on a task (`gq-agent tag`): the tags only, no version bump, so a tag never
+   * makes the task's heartbeat or complete lose its version check. TaskNotFoundError when the task
+   * does not exist; a UserError beyond MAX_TASK_TAGS keys.
+   */
   setTag(job: string, task: number, key: string, value: string): Promise<void>;
   /** Cancel: QUEUED → CANCELLED now; RUNNING tasks are asked to stop (or cancelled if their worker is gone). */
   cancel(job: string): Promise<{ cancelled: number; stopping: number }>;
@@ -167,6 +188,10 @@ export interface StatusStore {
 // ---------------------------------------------------------------------------------------------
 // ArtifactStore
 
+/**
+ * Keys follow artifact-keys.ts on both backends (ArtifactKeyError otherwise); a missing key read
+ * is ArtifactNotFoundError.
+ */
 export interface ArtifactStore {
   exists(key: string): Promise<boolean>;
   putFile(key: string, file: string): Promise<void>;
@@ -176,6 +201,7 @@ export interface ArtifactStore {
   getBytes(key: string): Promise<Buffer>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
+  /** Every key that starts with `prefix` (a plain string prefix, as S3's); "" is refused. */
   deletePrefix(prefix: string): Promise<void>;
 }
 
@@ -200,10 +226,18 @@ export interface SecretStore {
 // ---------------------------------------------------------------------------------------------
 // Fleet
 
+/**
+ * Where an instance is in its life, in the same words on both backends: `starting` (launched, not
+ * yet in service), `running`, `leaving` (on its way out: still there, no longer a worker) and
+ * `gone`. Callers decide on this, never on the provider's own `state` text.
+ */
+export type InstancePhase = 'starting' | 'running' | 'leaving' | 'gone';
+
 export interface FleetInstance {
   id: string;
-  /** Backend-specific life cycle state (e.g. InService, Terminating, running). */
+  /** Backend-specific life cycle state (e.g. InService, Terminating, running): for people to read. */
   state: string;
+  phase: InstancePhase;
   protected: boolean;
   /** Whether the fleet considers it healthy (AWS: Auto Scaling's HealthStatus). */
   healthy: boolean;
@@ -249,13 +283,25 @@ export interface LaunchedInstance {
 export interface Fleet {
   /**
    * Make (job, instance type) have `desired` workers (clamped to the group's maximum), creating
-   * the group if needed. Never lowers capacity below the workers that are busy.
+   * the group if needed. Never lowers capacity below the workers that are busy. The local fleet
+   * never lowers it at all (it cannot tell an idle worker from a busy one without asking it; its
+   * workers leave by themselves when idle, and gq only ever asks it for more).
    */
   ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup>;
+  /**
+   * The job's groups, by instance type. AWS lists every group the job has, at desired 0 too; the
+   * local fleet's groups exist only through their workers, so it lists the types that have live
+   * ones. Either way, a caller counts workers by `phase`, never by the list's length.
+   */
   describe(job: string): Promise<FleetGroup[]>;
   /** Scale-in protection for a busy worker. */
   protect(job: string, instanceType: string, instance: string, on: boolean): Promise<void>;
-  /** The worker leaves the fleet and the desired capacity goes down by one. */
+  /**
+   * The worker leaves the fleet and the desired capacity goes down by one. The local fleet has no
+   * provider of its own: its members are the worker records in the status store, so leaving is
+   * writing the record STOPPED (an INSTALL_FAILED record stays as it is) — the agent writes its
+   * record before it calls this anyway, so the store ends the same on both backends.
+   */
   terminateSelf(job: string, instanceType: string, instance: string): Promise<void>;
   /** Set every group of the job to 0 (cancel). */
   stop(job: string): Promise<void>;

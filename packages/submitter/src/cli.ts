@@ -17,6 +17,7 @@ import { runLogs } from './commands/logs.js';
 import { runCancel } from './commands/cancel.js';
 import { runRetry } from './commands/retry.js';
 import { accessDenied } from './access-denied.js';
+import { isCredentialError } from './credential-errors.js';
 import { runClean } from './commands/clean.js';
 
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
@@ -292,11 +293,10 @@ export function printError(e: unknown): number {
 /** An AWS credentials error, wherever it was raised, becomes a UserError that says why and how to fix it. */
 async function explain(e: unknown): Promise<unknown> {
   // Cheap test first: the AWS SDK is loaded only for what may be a credentials error.
-  const cause = (e instanceof UserError ? (e as { cause?: unknown }).cause : e) as { name?: unknown; message?: unknown } | undefined;
+  const cause = e instanceof UserError ? (e as { cause?: unknown }).cause : e;
   const denied = accessDenied(e);
   if (denied) return denied;
-  const text = `${String(cause?.name ?? '')} ${String(cause?.message ?? '')}`;
-  if (!cause || !/credential|token|expired|signature|accesskey|authfailure|sso/i.test(text)) return e;
+  if (!cause || !isCredentialError(cause)) return e;
   try {
     const { explainAwsError } = await import('./aws/credentials.js');
     return await explainAwsError(e, { region: lastConfig?.region, profile: lastConfig?.profile });

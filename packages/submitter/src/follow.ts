@@ -97,7 +97,7 @@ async function installStuck(backend: Backend, job: JobRecord, groups?: FleetGrou
   const out: string[] = [];
   for (const type of Object.keys(job.instanceTypes)) {
     const group = groups?.find((g) => g.instanceType === type);
-    if (group?.instances.some((i) => !recorded.has(i.id) && !/^Terminat/.test(i.state))) continue;
+    if (group?.instances.some((i) => !recorded.has(i.id) && (i.phase === 'starting' || i.phase === 'running'))) continue;
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.length && mine.every((i) => FAILED_TO_START.has(i.state) || i.state === 'STOPPED') && mine.some((i) => FAILED_TO_START.has(i.state))) out.push(type);
   }

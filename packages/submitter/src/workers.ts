@@ -66,7 +66,7 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.some((i) => FAILED_TO_START.has(i.state)) && !mine.some((i) => i.state === 'READY' || i.state === 'BUSY' || i.state === 'IDLE')) continue;
     const group = groups.find((g) => g.instanceType === type);
-    const live = group ? group.instances.filter((i) => i.state !== 'STOPPED' && i.state !== 'Terminating' && i.state !== 'Terminated').length : 0;
+    const live = group ? group.instances.filter((i) => i.phase === 'starting' || i.phase === 'running').length : 0;
     const queue = await backend.queues.open(job.name, type).catch(() => undefined);
     if (!queue) continue; // a submit that stopped before enqueueing: re-running it creates the queue
     // With workers alive, reading the queue is only for the dead-letter check: best effort.
@@ -113,7 +113,7 @@ export function isFinished(job: JobRecord): boolean {
 
 /** Group instances that are still there: running, or on their way out but not gone. */
 export function stillThere(groups: FleetGroup[]): number {
-  return groups.reduce((n, g) => n + g.instances.filter((i) => i.state !== 'Terminated').length, 0);
+  return groups.reduce((n, g) => n + g.instances.filter((i) => i.phase !== 'gone').length, 0);
 }
 
 export type FleetRemoval = 'removed' | 'already-removed' | 'not-finished' | 'workers-leaving' | 'failed';

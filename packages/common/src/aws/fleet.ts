@@ -31,8 +31,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GqError, UserError } from '../errors.js';
 import type { JobRecord } from '../job/model.js';
-import type { Fleet, FleetGroup, FleetInstance, LaunchedInstance } from '../ports.js';
+import type { Fleet, FleetGroup, LaunchedInstance } from '../ports.js';
 import { retryWithBackoff } from '../backoff.js';
+import { busyCount, tagValue, toGroup } from './fleet-view.js';
 import { consoleOutput, explainRefusedGroup, isNotYetVisible, jobInstances, recentActivities } from './fleet-health.js';
 import { launchProblemOf } from './launch-failures.js';
 import { groupName, JOB_TAG, launchTemplateName, TYPE_TAG } from './names.js';
@@ -76,38 +77,13 @@ function hasName(err: unknown, ...names: string[]): boolean {
   return typeof err === 'object' && err !== null && (names.includes(e.name ?? '') || names.includes(e.Code ?? ''));
 }
 
-const TERMINATING = /^(Terminating|Terminated)/;
 /** Root volume size when neither the spec nor the AMI says (GiB). */
 const DEFAULT_ROOT_GB = 8;
-
-function tagValue(tags: readonly { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
-  return tags?.find((t) => t.Key === key)?.Value;
-}
-
-function toGroup(g: AutoScalingGroup): FleetGroup {
-  const instances: FleetInstance[] = (g.Instances ?? []).map((i) => ({
-    id: i.InstanceId ?? '',
-    state: i.LifecycleState ?? 'unknown',
-    protected: Boolean(i.ProtectedFromScaleIn),
-    healthy: i.HealthStatus !== 'Unhealthy',
-  }));
-  return {
-    instanceType: tagValue(g.Tags, TYPE_TAG) ?? g.AutoScalingGroupName ?? '',
-    desired: g.DesiredCapacity ?? 0,
-    max: g.MaxSize ?? 0,
-    instances: instances.sort((a, b) => a.id.localeCompare(b.id)),
-  };
-}
 
 const AZ_REBALANCE = 'AZRebalance';
 
 export function rebalanceSuspended(g: AutoScalingGroup): boolean {
   return (g.SuspendedProcesses ?? []).some((p) => p.ProcessName === AZ_REBALANCE);
-}
-
-/** Workers that are busy: protected from scale-in and not on their way out. */
-export function busyCount(g: AutoScalingGroup): number {
-  return (g.Instances ?? []).filter((i) => i.ProtectedFromScaleIn && !TERMINATING.test(i.LifecycleState ?? '')).length;
 }
 
 /**

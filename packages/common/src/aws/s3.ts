@@ -21,9 +21,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { GqError } from '../errors.js';
-// Backend-neutral errors and key rules (defined with the local backend; plain modules, no SQLite).
-import { ArtifactKeyError, ArtifactNotFoundError } from '../local/errors.js';
-import { checkKey } from '../local/artifacts.js';
+import { checkDeletePrefix, checkKey, MAX_KEY_BYTES } from '../artifact-keys.js';
+import { ArtifactKeyError, ArtifactNotFoundError } from '../port-errors.js';
 import type { ArtifactStore } from '../ports.js';
 
 export interface S3ArtifactStoreOptions {
@@ -84,7 +83,9 @@ export class S3ArtifactStore implements ArtifactStore {
   private key(key: string, opts: { prefix?: boolean } = {}): string {
     checkKey(key, opts);
     // The store's prefix counts too: S3 keys are at most 1024 bytes of UTF-8 (see checkKey).
-    if (this.prefix && Buffer.byteLength(this.prefix + key, 'utf8') > 1024) throw new ArtifactKeyError(key, 'longer than 1024 bytes of UTF-8 with the store prefix');
+    if (this.prefix && Buffer.byteLength(this.prefix + key, 'utf8') > MAX_KEY_BYTES) {
+      throw new ArtifactKeyError(key, `longer than ${MAX_KEY_BYTES} bytes of UTF-8 with the store prefix`);
+    }
     return this.prefix + key;
   }
 
@@ -171,8 +172,7 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   async deletePrefix(prefix: string): Promise<void> {
-    // An empty prefix would empty the whole store: never what a caller means.
-    if (prefix === '') throw new GqError('deletePrefix needs a non-empty prefix');
+    checkDeletePrefix(prefix);
     const keys = await this.list(prefix);
     for (let i = 0; i < keys.length; i += 1000) {
       const chunk = keys.slice(i, i + 1000);

@@ -9,13 +9,10 @@ import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  DeleteMessageCommand,
   DeleteQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
   PurgeQueueCommand,
-  QueueDoesNotExist,
   QueueNameExists,
   PurgeQueueInProgress,
   ReceiveMessageCommand,
@@ -27,26 +24,25 @@ import {
 } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
 import { backoffDelay } from '../backoff.js';
-import { GqError, QueueDeletedRecentlyError } from '../errors.js';
-// Backend-neutral errors (defined with the local backend; no SQLite in that module).
-import { QueueNotFoundError, ReceiptInvalidError } from '../local/errors.js';
-import { MAX_VISIBILITY_SECONDS, type QueueDepth, type QueueOptions, type QueueProvider, type ReceivedMessage, type TaskQueue } from '../ports.js';
+import { GqError } from '../errors.js';
+import { QueueDeletedRecentlyError, QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
+import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
 import { deadLetterQueueName, JOB_TAG, queueName, TYPE_TAG } from './names.js';
-
-/** SQS limits. */
-export const SQS_MAX_BATCH = 10;
-export const SQS_MAX_WAIT_SECONDS = 20;
-export const SQS_MAX_VISIBILITY_SECONDS = MAX_VISIBILITY_SECONDS;
-/**
- * MessageRetentionPeriod bounds, seconds: 60 to 1,209,600 (14 days), AWS's SetQueueAttributes page
- * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html).
- * gq uses the maximum; a task QUEUED longer still loses its message, and the status store brings it
- * back (the idle worker that stays, agent idle-leave.ts, or a gq command's reconcile).
- */
-export const SQS_MIN_RETENTION_SECONDS = 60;
-export const SQS_MAX_RETENTION_SECONDS = 1_209_600;
-/** A delete that could wait less than this is not worth holding back. */
-const MIN_DELETE_WAIT_MS = 200;
+import { SqsDeletes } from './sqs-deletes.js';
+import {
+  clamp,
+  decodeBody,
+  depthOf,
+  encodeBody,
+  isMissingQueue,
+  isName,
+  isStaleReceipt,
+  SQS_MAX_BATCH,
+  SQS_MAX_RETENTION_SECONDS,
+  SQS_MAX_VISIBILITY_SECONDS,
+  SQS_MAX_WAIT_SECONDS,
+  SQS_MIN_RETENTION_SECONDS,
+} from './sqs-common.js';
 
 export interface SqsQueueProviderOptions {
   /** SendMessageBatch calls in flight at once per `send`. Default 8. */
@@ -72,29 +68,9 @@ export interface SqsQueueProviderOptions {
   retentionSeconds?: number;
 }
 
-function isName(err: unknown, ...names: string[]): boolean {
-  return typeof err === 'object' && err !== null && names.includes((err as { name?: string }).name ?? '');
-}
-
-const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, Math.round(n)));
-
-export function encodeBody(job: string, task: number): string {
-  return JSON.stringify({ job, task });
-}
-
-/** The task number of a message body of `job`, or undefined for a stray message. */
-export function decodeBody(job: string, body: string | undefined): number | undefined {
-  if (!body) return undefined;
-  try {
-    const v = JSON.parse(body) as { job?: unknown; task?: unknown };
-    if (v.job !== job || typeof v.task !== 'number' || !Number.isInteger(v.task) || v.task < 1) return undefined;
-    return v.task;
-  } catch {
-    return undefined;
-  }
-}
-
 export class SqsQueue implements TaskQueue {
+  private readonly deletes: SqsDeletes;
+
   constructor(
     private readonly sqs: SQSClient,
     readonly job: string,
@@ -102,18 +78,8 @@ export class SqsQueue implements TaskQueue {
     readonly url: string,
     private readonly dlqUrl: () => Promise<string | undefined>,
     private readonly opts: Required<Omit<SqsQueueProviderOptions, 'tags'>>,
-  ) {}
-
-  // Batched deletes (opts.deleteBatchMs > 0).
-  /** Epoch ms until which a receipt of ours keeps its message hidden at least. */
-  private readonly hiddenUntil = new Map<string, number>();
-  private pending: string[] = [];
-  private pendingDue = Infinity;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly sending = new Set<Promise<void>>();
-
-  private get batching(): boolean {
-    return this.opts.deleteBatchMs > 0;
+  ) {
+    this.deletes = new SqsDeletes(sqs, url, opts.deleteBatchMs);
   }
 
   async send(tasks: readonly number[]): Promise<void> {
@@ -131,7 +97,7 @@ export class SqsQueue implements TaskQueue {
   private async sendBatch(tasks: readonly number[]): Promise<void> {
     let entries: SendMessageBatchRequestEntry[] = tasks.map((t, i) => ({ Id: String(i), MessageBody: encodeBody(this.job, t) }));
     for (let round = 1; entries.length > 0; round++) {
-      const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.url, Entries: entries }));
+      const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.url, Entries: entries })).catch(this.gone);
       const failed = out.Failed ?? [];
       if (failed.length === 0) return;
       const fatal = failed.filter((f) => f.SenderFault);
@@ -150,7 +116,7 @@ export class SqsQueue implements TaskQueue {
   async receive(opts: { max: number; waitSeconds: number; visibilitySeconds: number }): Promise<ReceivedMessage[]> {
     // Before the call: the invisibility of what it returns starts later than this.
     const sentAt = Date.now();
-    if (this.batching) for (const [r, until] of this.hiddenUntil) if (until < sentAt) this.hiddenUntil.delete(r);
+    this.deletes.expire(sentAt);
     const out = await this.sqs
       .send(
         new ReceiveMessageCommand({
@@ -161,11 +127,7 @@ export class SqsQueue implements TaskQueue {
           MessageSystemAttributeNames: ['ApproximateReceiveCount'],
         }),
       )
-      .catch((err: unknown) => {
-        // Deleted (the job was cleaned): the same typed error as the local queue's.
-        if (isMissingQueue(err)) throw new QueueNotFoundError(this.job, this.instanceType);
-        throw err;
-      });
+      .catch(this.gone);
     const result: ReceivedMessage[] = [];
     for (const m of out.Messages ?? []) {
       if (!m.ReceiptHandle) continue;
@@ -176,7 +138,7 @@ export class SqsQueue implements TaskQueue {
         continue;
       }
       result.push({ task, receipt: m.ReceiptHandle, receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) });
-      if (this.batching) this.hiddenUntil.set(m.ReceiptHandle, sentAt + clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
+      this.deletes.hidden(m.ReceiptHandle, sentAt + clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
     }
     return result;
   }
@@ -193,17 +155,17 @@ export class SqsQueue implements TaskQueue {
         }),
       );
     } catch (err) {
-      this.hiddenUntil.delete(receipt);
+      this.deletes.forget(receipt);
       if (isStaleReceipt(err)) throw new ReceiptInvalidError(receipt);
       throw err;
     }
-    if (this.batching) this.hiddenUntil.set(receipt, sentAt + clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
+    this.deletes.hidden(receipt, sentAt + clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
   }
 
   async release(receipt: string, delaySeconds = 0): Promise<void> {
     await this.extend(receipt, delaySeconds);
     // Visible again (or soon): a later delete of it is never held back.
-    this.hiddenUntil.delete(receipt);
+    this.deletes.forget(receipt);
   }
 
   /**
@@ -211,76 +173,23 @@ export class SqsQueue implements TaskQueue {
    * delete of a message that stays hidden a while may be held back and batched (see the option).
    */
   async delete(receipt: string): Promise<void> {
-    const until = this.hiddenUntil.get(receipt);
-    this.hiddenUntil.delete(receipt);
-    const now = Date.now();
-    const wait = until === undefined ? 0 : Math.min(this.opts.deleteBatchMs, (until - now) / 2);
-    if (wait < MIN_DELETE_WAIT_MS) {
-      await this.deleteNow(receipt);
-      return;
-    }
-    this.pending.push(receipt);
-    this.pendingDue = Math.min(this.pendingDue, now + wait);
-    if (this.pending.length >= SQS_MAX_BATCH) {
-      this.sendPending();
-    } else {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.sendPending(), Math.max(0, this.pendingDue - now));
-      this.timer.unref();
-    }
+    await this.deletes.delete(receipt);
   }
 
   /** Send the deletes held back (`deleteBatchMs`) now, and wait for every batch in flight. */
   async flush(): Promise<void> {
-    this.sendPending();
-    await Promise.all([...this.sending]);
-  }
-
-  private async deleteNow(receipt: string): Promise<void> {
-    try {
-      await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.url, ReceiptHandle: receipt }));
-    } catch (err) {
-      if (!isStaleReceipt(err)) throw err;
-    }
-  }
-
-  private sendPending(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.pendingDue = Infinity;
-    while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, SQS_MAX_BATCH);
-      const p = this.deleteBatch(batch).finally(() => this.sending.delete(p));
-      this.sending.add(p);
-    }
-  }
-
-  /**
-   * One DeleteMessageBatch. Entries refused as the sender's fault (stale receipts) are ignored, as
-   * `delete` ignores them; others are deleted one by one. Nothing is thrown: a message whose delete
-   * did not get through comes back as a delivery of a finished task (see `deleteBatchMs`).
-   */
-  private async deleteBatch(receipts: readonly string[]): Promise<void> {
-    try {
-      const out = await this.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: this.url,
-          Entries: receipts.map((r, i) => ({ Id: String(i), ReceiptHandle: r })),
-        }),
-      );
-      for (const f of out.Failed ?? []) {
-        if (f.SenderFault) continue;
-        const r = receipts[Number(f.Id)];
-        if (r !== undefined) await this.deleteNow(r).catch(() => undefined);
-      }
-    } catch {
-      // See above: the messages come back and are deleted then.
-    }
+    await this.deletes.flush();
   }
 
   async depth(): Promise<QueueDepth> {
-    return depthOf(this.sqs, this.url);
+    return depthOf(this.sqs, this.url).catch(this.gone);
   }
+
+  /** Rethrow an SQS error; a deleted queue (the job was cleaned) as the local queue's QueueNotFoundError. */
+  private readonly gone = (err: unknown): never => {
+    if (isMissingQueue(err)) throw new QueueNotFoundError(this.job, this.instanceType);
+    throw err;
+  };
 
   /**
    * Task numbers of the messages in the dead-letter queue, sorted, without removing them.
@@ -348,34 +257,6 @@ export class SqsQueue implements TaskQueue {
     const url = await this.dlqUrl();
     return url ? depthOf(this.sqs, url) : { visible: 0, inFlight: 0, delayed: 0 };
   }
-}
-
-async function depthOf(sqs: SQSClient, url: string): Promise<QueueDepth> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
-    }),
-  );
-  const a = out.Attributes ?? {};
-  return {
-    visible: Number(a.ApproximateNumberOfMessages ?? 0),
-    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0),
-    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
-  };
-}
-
-/**
- * SQS's answers to a receipt that is not the current delivery: ReceiptHandleIsInvalid (malformed
- * or unknown), MessageNotInflight (visible again), InvalidParameterValue (expired handle; SQS has
- * no more specific code for it).
- */
-function isStaleReceipt(err: unknown): boolean {
-  return isName(err, 'ReceiptHandleIsInvalid', 'MessageNotInflight', 'InvalidParameterValue', 'AWS.SimpleQueueService.MessageNotInflight');
-}
-
-function isMissingQueue(err: unknown): boolean {
-  return err instanceof QueueDoesNotExist || isName(err, 'QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue');
 }
 
 export class SqsQueueProvider implements QueueProvider {

@@ -10,35 +10,16 @@ import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unl
 import { dirname, join, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactStore } from '../ports.js';
-import { ArtifactKeyError, ArtifactNotFoundError } from './errors.js';
-
-/** S3's limit, in bytes of UTF-8 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html). */
-const MAX_KEY_BYTES = 1024;
-
-/** Check one key; throws ArtifactKeyError. `prefix` allows "" and a trailing "/". */
-export function checkKey(key: string, opts: { prefix?: boolean } = {}): void {
-  if (typeof key !== 'string') throw new ArtifactKeyError(String(key), 'not a string');
-  if (key === '') {
-    if (opts.prefix) return;
-    throw new ArtifactKeyError(key, 'empty');
-  }
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) throw new ArtifactKeyError(key, `longer than ${MAX_KEY_BYTES} bytes of UTF-8`);
-  if (key.includes('\\')) throw new ArtifactKeyError(key, 'contains a backslash');
-  if (key.includes('\0')) throw new ArtifactKeyError(key, 'contains a NUL character');
-  if (key.startsWith('/')) throw new ArtifactKeyError(key, 'absolute');
-  if (/^[A-Za-z]:/.test(key)) throw new ArtifactKeyError(key, 'has a drive letter');
-  const segments = key.split('/');
-  if (opts.prefix && key.endsWith('/')) segments.pop();
-  for (const s of segments) {
-    if (s === '') throw new ArtifactKeyError(key, 'has an empty segment');
-    if (s === '.' || s === '..') throw new ArtifactKeyError(key, `has a "${s}" segment`);
-  }
-}
+import { checkDeletePrefix, checkKey } from '../artifact-keys.js';
+import { ArtifactNotFoundError } from '../port-errors.js';
 
 function isNotFound(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
+
+/** A read of `key` found no file: nothing there, or a folder (a prefix of other keys, no object on S3). */
+const noFile = (e: unknown): boolean => isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR';
 
 export class LocalArtifactStore implements ArtifactStore {
   readonly root: string;
@@ -86,7 +67,7 @@ export class LocalArtifactStore implements ArtifactStore {
       await rename(tmp, file);
     } catch (e) {
       await rm(tmp, { force: true });
-      if (isNotFound(e) && !(await this.exists(key))) throw new ArtifactNotFoundError(key);
+      if (noFile(e) && !(await this.exists(key))) throw new ArtifactNotFoundError(key);
       throw e;
     }
   }
@@ -95,7 +76,7 @@ export class LocalArtifactStore implements ArtifactStore {
     try {
       return await readFile(this.pathOf(key));
     } catch (e) {
-      if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') throw new ArtifactNotFoundError(key);
+      if (noFile(e)) throw new ArtifactNotFoundError(key);
       throw e;
     }
   }
@@ -111,10 +92,10 @@ export class LocalArtifactStore implements ArtifactStore {
   }
 
   async deletePrefix(prefix: string): Promise<void> {
-    checkKey(prefix, { prefix: true });
-    if (prefix === '' || prefix.endsWith('/')) {
-      // A whole folder (or everything).
-      const dir = prefix === '' ? this.root : join(this.root, ...prefix.slice(0, -1).split('/'));
+    checkDeletePrefix(prefix);
+    if (prefix.endsWith('/')) {
+      // A whole folder.
+      const dir = join(this.root, ...prefix.slice(0, -1).split('/'));
       await rm(dir, { recursive: true, force: true });
       await this.prune(dirname(dir));
       return;

@@ -141,6 +141,8 @@ export class LocalFleet implements Fleet {
     const instances: FleetInstance[] = live.map((r) => ({
       id: r.instance,
       state: 'running',
+      // A worker that left (STOPPED) or whose process is gone is not described at all.
+      phase: 'running',
       protected: existsSync(this.protectFile(job, r.instance)),
       healthy: true,
     }));

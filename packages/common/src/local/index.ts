@@ -13,18 +13,14 @@ import { LocalReaper } from './reaper.js';
 export { openDb, migrate, dbPath, schemaVersion, SCHEMA_VERSION, type Db, type OpenDbOptions } from './db.js';
 export { LocalQueueProvider, LocalTaskQueue, MAX_VISIBILITY_SECONDS, MAX_RECEIVE_BATCH, MAX_WAIT_SECONDS, type LocalQueueOptions } from './queue.js';
 export { LocalStatusStore, countTasksByState, type LocalStatusOptions } from './status.js';
-export { LocalArtifactStore, checkKey } from './artifacts.js';
+export { LocalArtifactStore } from './artifacts.js';
+export { checkKey } from '../artifact-keys.js';
 export { LocalSecretStore } from './secrets.js';
 export { LocalFleet, MAX_LOCAL_WORKERS, type LocalFleetOptions } from './fleet.js';
 export { processAlive, processStartTime, workerAlive } from './procs.js';
 export { LocalReaper } from './reaper.js';
-export {
-  ReceiptInvalidError,
-  QueueNotFoundError,
-  ArtifactKeyError,
-  ArtifactNotFoundError,
-  ConcurrentUpdateError,
-} from './errors.js';
+// The port errors (port-errors.ts), here too for the tests and callers that import the backend.
+export { ReceiptInvalidError, QueueNotFoundError, ArtifactKeyError, ArtifactNotFoundError } from '../port-errors.js';
 
 export interface LocalBackendOptions {
   /** The data folder (gq.db, artifacts/, logs/). */

@@ -19,7 +19,7 @@ import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueu
 import { UserError } from '../errors.js';
 import { sleep } from '../time.js';
 import type { Db } from './db.js';
-import { QueueNotFoundError, ReceiptInvalidError } from './errors.js';
+import { QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 
 /** SQS limits. */
 export const MAX_VISIBILITY_SECONDS = 12 * 3600;
@@ -128,7 +128,8 @@ class Statements {
          SUM(visible_at > ? AND receipt IS NULL) AS delayed
        FROM messages WHERE queue = ? AND dead = 0`,
     );
-    this.dead = db.prepare('SELECT task FROM messages WHERE queue = ? AND dead = 1 ORDER BY task, id');
+    // Each task once, as the SQS adapter reports them (a task sent again can dead-letter twice).
+    this.dead = db.prepare('SELECT DISTINCT task FROM messages WHERE queue = ? AND dead = 1 ORDER BY task');
     this.purge = db.prepare('DELETE FROM messages WHERE queue = ? AND dead = 0');
   }
 }

@@ -6,7 +6,7 @@
 import type { SecretStore } from '../ports.js';
 import { keys } from '../job/model.js';
 import type { LocalArtifactStore } from './artifacts.js';
-import { ArtifactNotFoundError } from './errors.js';
+import { ArtifactNotFoundError } from '../port-errors.js';
 
 export class LocalSecretStore implements SecretStore {
   constructor(

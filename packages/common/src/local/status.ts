@@ -5,9 +5,10 @@
  * job row, so the job counters always equal a COUNT(*) of the tasks by state.
  *
  * A claim also records the worker as BUSY with its task (`detail: "task N"`, what `gq status`
- * reads the running tasks through) in the same transaction, as the DynamoDB store does.
+ * reads the running tasks through) in the same transaction, as the DynamoDB store does; a tag
+ * changes the task's tags only, as there. Rows and statements: status-rows.ts.
  */
-import type { Statement, Transaction } from 'better-sqlite3';
+import type { Transaction } from 'better-sqlite3';
 import type {
   ClaimResult,
   CompleteResult,
@@ -16,7 +17,7 @@ import type {
   TaskOutcome,
 } from '../ports.js';
 import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../job/model.js';
-import { emptyCounts, TASK_STATES, countKey, type Counts, type TaskState } from '../job/states.js';
+import { emptyCounts, type Counts, type TaskState } from '../job/states.js';
 import {
   decideCancel,
   decideClaim,
@@ -28,107 +29,32 @@ import {
   newTaskRecord,
   type Decision,
 } from '../job/transitions.js';
-import { GqError, JobNotFoundError, UserError } from '../errors.js';
+import { checkNewTasks, checkSameJob, checkTaskStates } from '../job/store-rules.js';
+import { GqError } from '../errors.js';
+import { JobNotFoundError, TaskNotFoundError } from '../port-errors.js';
 import type { Db } from './db.js';
-import { ConcurrentUpdateError } from './errors.js';
 import { processStartTime } from './procs.js';
+import {
+  addCounts,
+  countTasksByState,
+  jobFromRow,
+  prepareStatusStatements,
+  recordJson,
+  taskFromRow,
+  type StatusStatements,
+  type TaskRow,
+} from './status-rows.js';
+
+export { countTasksByState } from './status-rows.js';
 
 export interface LocalStatusOptions {
   /** Clock for leases and timestamps (tests). */
   clock?: () => number;
 }
 
-interface JobRow {
-  name: string;
-  spec: string;
-  queued: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  cancelled: number;
-  cancel_requested: number;
-  updated_at: string;
-}
-
-interface TaskRow {
-  job: string;
-  task: number;
-  instance_type: string;
-  command: string;
-  state: TaskState;
-  version: number;
-  record: string;
-}
-
-
-function taskFromRow(r: TaskRow): TaskRecord {
-  const rest = JSON.parse(r.record) as Omit<TaskRecord, 'job' | 'task' | 'instanceType' | 'command' | 'state' | 'version'>;
-  return {
-    ...rest,
-    tags: rest.tags ?? {},
-    job: r.job,
-    task: r.task,
-    instanceType: r.instance_type,
-    command: r.command,
-    state: r.state,
-    version: r.version,
-  };
-}
-
-/** The TaskRecord fields that are not columns, as JSON. */
-function recordJson(t: TaskRecord): string {
-  const { job: _j, task: _t, instanceType: _i, command: _c, state: _s, version: _v, ...rest } = t;
-  return JSON.stringify(rest);
-}
-
-function jobFromRow(r: JobRow): JobRecord {
-  return {
-    ...(JSON.parse(r.spec) as JobSpec),
-    counts: { queued: r.queued, running: r.running, succeeded: r.succeeded, failed: r.failed, cancelled: r.cancelled },
-    cancelRequested: r.cancel_requested !== 0,
-    updatedAt: r.updated_at,
-  };
-}
-
-type DeltaParams = Counts & { name: string; now: string };
-
-function addCounts(into: Counts, delta: Partial<Counts>): void {
-  for (const [k, v] of Object.entries(delta) as [keyof Counts, number][]) into[k] += v;
-}
-
-/** Straight COUNT(*) of a job's tasks by state, for checking the counters. */
-export function countTasksByState(db: Db, job: string): Counts {
-  const counts = emptyCounts();
-  const rows = db.prepare('SELECT state, COUNT(*) AS n FROM tasks WHERE job = ? GROUP BY state').all(job) as {
-    state: TaskState;
-    n: number;
-  }[];
-  for (const r of rows) counts[countKey(r.state)] += r.n;
-  return counts;
-}
-
 export class LocalStatusStore implements StatusStore {
   private readonly clock: () => number;
-  private readonly s: {
-    getJob: Statement<[string], JobRow>;
-    listJobs: Statement<[], JobRow>;
-    insertJob: Statement<[string, string, string, string]>;
-    setCancel: Statement<[string, string]>;
-    delta: Statement<[DeltaParams]>;
-    deleteJob: Statement<[string]>;
-    getTask: Statement<[string, number], TaskRow>;
-    listTasks: Statement<[string], TaskRow>;
-    taskPage: Statement<[string, number, number], TaskRow>;
-    listLive: Statement<[string], TaskRow>;
-    listFailed: Statement<[string], TaskRow>;
-    insertTask: Statement<[string, number, string, string, string, number, string]>;
-    writeTask: Statement<[string, number, string, string, number, number]>;
-    deleteTasks: Statement<[string]>;
-    putInstance: Statement<[string, string, string]>;
-    getInstance: Statement<[string, string], { record: string }>;
-    listInstances: Statement<[string], { record: string }>;
-    deleteInstances: Statement<[string]>;
-  };
+  private readonly s: StatusStatements;
   private readonly tx: {
     createJob: Transaction<(spec: JobSpec, tasks: readonly NewTask[]) => { created: number; existing: number }>;
     claim: Transaction<(job: string, task: number, instance: string, leaseMs: number) => ClaimResult>;
@@ -146,46 +72,15 @@ export class LocalStatusStore implements StatusStore {
     opts: LocalStatusOptions = {},
   ) {
     this.clock = opts.clock ?? Date.now;
-    this.s = {
-      getJob: db.prepare('SELECT * FROM jobs WHERE name = ?'),
-      listJobs: db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC'),
-      insertJob: db.prepare('INSERT INTO jobs (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)'),
-      setCancel: db.prepare('UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE name = ?'),
-      delta: db.prepare(
-        `UPDATE jobs SET queued = queued + @queued, running = running + @running, succeeded = succeeded + @succeeded,
-           failed = failed + @failed, cancelled = cancelled + @cancelled, updated_at = @now WHERE name = @name`,
-      ),
-      deleteJob: db.prepare('DELETE FROM jobs WHERE name = ?'),
-      getTask: db.prepare('SELECT * FROM tasks WHERE job = ? AND task = ?'),
-      listTasks: db.prepare('SELECT * FROM tasks WHERE job = ? ORDER BY task'),
-      taskPage: db.prepare('SELECT * FROM tasks WHERE job = ? AND task > ? ORDER BY task LIMIT ?'),
-      listLive: db.prepare(`SELECT * FROM tasks WHERE job = ? AND state IN ('QUEUED', 'RUNNING') ORDER BY task`),
-      listFailed: db.prepare(`SELECT * FROM tasks WHERE job = ? AND state = 'FAILED' ORDER BY task`),
-      insertTask: db.prepare(
-        `INSERT OR IGNORE INTO tasks (job, task, instance_type, command, state, version, record)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      writeTask: db.prepare(
-        'UPDATE tasks SET state = ?, version = ?, record = ? WHERE job = ? AND task = ? AND version = ?',
-      ),
-      deleteTasks: db.prepare('DELETE FROM tasks WHERE job = ?'),
-      putInstance: db.prepare('INSERT OR REPLACE INTO instances (job, instance, record) VALUES (?, ?, ?)'),
-      getInstance: db.prepare('SELECT record FROM instances WHERE job = ? AND instance = ?'),
-      listInstances: db.prepare('SELECT record FROM instances WHERE job = ? ORDER BY instance'),
-      deleteInstances: db.prepare('DELETE FROM instances WHERE job = ?'),
-    };
+    this.s = prepareStatusStatements(db);
 
     this.tx = {
       createJob: db.transaction((spec: JobSpec, tasks: readonly NewTask[]) => {
+        checkNewTasks(spec.name, tasks);
         const now = this.clock();
         const existing = this.s.getJob.get(spec.name);
         if (existing) {
-          const old = JSON.parse(existing.spec) as JobSpec;
-          if (old.codeKey !== spec.codeKey || old.total !== spec.total) {
-            throw new UserError(`job ${spec.name} already exists`, {
-              hint: 'Pick another job name, or clean the old job first (`gq clean`).',
-            });
-          }
+          checkSameJob(JSON.parse(existing.spec) as JobSpec, spec);
         } else {
           this.s.insertJob.run(spec.name, JSON.stringify(spec), spec.createdAt, new Date(now).toISOString());
         }
@@ -207,7 +102,7 @@ export class LocalStatusStore implements StatusStore {
         const d = decideClaim(t, j, instance, now, leaseMs);
         this.apply(t, d, now);
         if (d.result.kind === 'claimed') {
-          // The job handed back reflects this claim's counter change.
+          // The job handed back reflects this claim's counter change (ports.ts, ClaimResult).
           addCounts(j.counts, d.delta);
           this.markBusy(d.result.task, instance, now);
         }
@@ -241,11 +136,13 @@ export class LocalStatusStore implements StatusStore {
         return d.result;
       }),
 
+      // The tags only, as on DynamoDB: no version bump, so a tag never makes a heartbeat or a
+      // complete of the task lose its version check (see aws/dynamo.ts, "Tags").
       setTag: db.transaction((job: string, task: number, key: string, value: string) => {
-        const now = this.clock();
         const t = this.readTask(job, task);
-        if (!t) throw new UserError(`Job "${job}" has no task ${task}.`);
-        this.apply(t, { write: decideTag(t, key, value, now), delta: {}, result: undefined }, now);
+        if (!t) throw new TaskNotFoundError(job, task);
+        const { tags } = decideTag(t, key, value, this.clock());
+        this.s.writeTags.run(recordJson({ ...t, tags }), job, task);
       }),
 
       cancel: db.transaction((job: string) => {
@@ -325,9 +222,8 @@ export class LocalStatusStore implements StatusStore {
   private write(before: TaskRecord, w: TaskRecord | undefined): void {
     if (!w) return;
     const changes = this.s.writeTask.run(w.state, w.version, recordJson(w), before.job, before.task, before.version).changes;
-    if (changes !== 1) {
-      throw new ConcurrentUpdateError(`task ${before.job}/${before.task} changed under us (version ${before.version})`);
-    }
+    // Cannot happen inside one write transaction: a bug if it does.
+    if (changes !== 1) throw new GqError(`internal: task ${before.job}/${before.task} changed under us (version ${before.version})`);
   }
 
   private applyDelta(job: string, delta: Partial<Counts>, now: number): void {
@@ -363,14 +259,10 @@ export class LocalStatusStore implements StatusStore {
 
   async listTasks(job: string, opts: { states?: readonly TaskState[] } = {}): Promise<TaskRecord[]> {
     if (opts.states) {
-      for (const s of opts.states) {
-        if (!TASK_STATES.includes(s)) throw new UserError(`Unknown task state "${s}".`);
-      }
+      checkTaskStates(opts.states);
       if (opts.states.length === 0) return [];
       const marks = opts.states.map(() => '?').join(', ');
-      const rows = this.db
-        .prepare(`SELECT * FROM tasks WHERE job = ? AND state IN (${marks}) ORDER BY task`)
-        .all(job, ...opts.states) as TaskRow[];
+      const rows = this.db.prepare(`SELECT * FROM tasks WHERE job = ? AND state IN (${marks}) ORDER BY task`).all(job, ...opts.states) as TaskRow[];
       return rows.map(taskFromRow);
     }
     return this.s.listTasks.all(job).map(taskFromRow);

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueProvider, ReceivedMessage, TaskQueue } from '../../src/ports.js';
+import { QueueNotFoundError } from '../../src/port-errors.js';
 import { eventually, sleep, uniqueJob, type ContractOptions } from './util.js';
 
 export type { ContractOptions };
@@ -67,7 +68,8 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       await fx.queues.remove(q.job, TYPE); // missing is not an error
       await expect(fx.queues.open(q.job, TYPE)).rejects.toThrow();
       // A worker still holding the queue learns that it is gone (the job was cleaned).
-      await expect(opened.receive({ max: 1, waitSeconds: 1, visibilitySeconds: 30 })).rejects.toMatchObject({ name: 'QueueNotFoundError' });
+      await expect(opened.receive({ max: 1, waitSeconds: 1, visibilitySeconds: 30 })).rejects.toBeInstanceOf(QueueNotFoundError);
+      await expect(opened.send([2])).rejects.toBeInstanceOf(QueueNotFoundError);
     });
 
     it('send / receive / delete', async () => {
@@ -208,6 +210,21 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       expect(await q.receive({ max: 10, waitSeconds: 1, visibilitySeconds: 1 })).toEqual([]);
       await eventually(async () => expect(await q.deadLetters()).toEqual([11]));
       await eventually(async () => expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 }));
+    });
+
+    it('deadLetters names each task once, in order, however many of its messages were dead-lettered', async () => {
+      const q = await fresh('dlq-twice', { visibilitySeconds: 1, maxReceiveCount: 1 });
+      await q.send([8, 7, 7]); // task 7 sent twice (a resend, as reconcile does)
+      // Each message is received once, then dead-lettered by the next receive that finds it.
+      await eventually(
+        async () => {
+          await q.receive({ max: 10, waitSeconds: 1, visibilitySeconds: 1 });
+          expect(await q.deadLetters()).toEqual([7, 8]);
+          expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+        },
+        20_000,
+        1200,
+      );
     });
 
     it('depth counts visible and in-flight messages', async () => {

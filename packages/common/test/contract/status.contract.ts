@@ -103,7 +103,7 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       await expect(st.createJob(makeSpec(name, 2, { codeKey: 'bundles/other.tar.gz' }), makeTasks(2))).rejects.toThrow(
         /already exists/,
       );
-      await expect(st.createJob(makeSpec(name, 3), makeTasks(3))).rejects.toMatchObject({ name: 'UserError' });
+      await expect(st.createJob(makeSpec(name, 3), makeTasks(3))).rejects.toBeInstanceOf(UserError);
       await checkCounters(name, { queued: 2 });
     });
 
@@ -329,6 +329,29 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       await st.complete(name, 1, 'i-a', { kind: 'succeeded', exitCode: 0 });
       expect((await st.getTask(name, 1))!.tags).toEqual({ progress: '50%', stage: 'fit' });
       await checkCounters(name, { queued: 1, succeeded: 1 });
+    });
+
+    it('setTag changes the tags only: the version and the lease holder\'s next heartbeat and complete are untouched', async () => {
+      const name = await job('tagver', 1);
+      const c = await st.claim(name, 1, 'i-a', 60_000);
+      expect(c.kind).toBe('claimed');
+      const before = (await st.getTask(name, 1))!;
+      await st.setTag(name, 1, 'progress', '1/3');
+      const after = (await st.getTask(name, 1))!;
+      expect(after).toEqual({ ...before, tags: { progress: '1/3' } });
+      expect(await st.heartbeat(name, 1, 'i-a', 60_000)).toBe('ok');
+      await st.setTag(name, 1, 'progress', '2/3');
+      expect(await st.complete(name, 1, 'i-a', { kind: 'succeeded', exitCode: 0 })).toEqual({ kind: 'recorded', state: 'SUCCEEDED' });
+      expect((await st.getTask(name, 1))!.tags).toEqual({ progress: '2/3' });
+    });
+
+    it('createJob refuses task numbers that are not whole numbers from 1, or that appear twice, and writes no task', async () => {
+      const name = uniqueJob('badnum');
+      const spec = makeSpec(name, 2);
+      for (const tasks of [makeTasks(1, 0), [...makeTasks(1), { ...makeTasks(1)[0]! }], [{ ...makeTasks(1)[0]!, task: 1.5 }]]) {
+        await expect(st.createJob(spec, tasks)).rejects.toThrow(/invalid task number|appears twice/);
+      }
+      expect(await st.listTasks(name)).toEqual([]);
     });
 
     it('setTag keeps at most 50 keys per task (a new 51st is refused, existing keys still change)', async () => {

@@ -92,7 +92,7 @@ describe('LocalFleet', () => {
     await track(job.name);
     const id = g.instances[0]!.id;
     await backend.fleet.protect(job.name, 'small', id, true);
-    expect((await backend.fleet.describe(job.name))[0]!.instances[0]).toEqual({ id, state: 'running', protected: true, healthy: true });
+    expect((await backend.fleet.describe(job.name))[0]!.instances[0]).toEqual({ id, state: 'running', phase: 'running', protected: true, healthy: true });
     // A local worker starts or fails at once: no launch problem, no boot history to read.
     expect((await backend.fleet.describe(job.name))[0]!.launchProblem).toBeUndefined();
     expect(backend.fleet.launched).toBeUndefined();

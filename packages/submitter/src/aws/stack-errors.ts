@@ -4,6 +4,7 @@
  * a UserError that says how to fix them.
  */
 import { UserError } from '@gq/common';
+import { EXPIRED_CREDENTIALS, NO_CREDENTIALS, NO_SSO_TOKEN, REJECTED_CREDENTIALS } from '../credential-errors.js';
 
 export function errName(err: unknown): string {
   const e = err as { name?: unknown; Code?: unknown; code?: unknown };
@@ -43,25 +44,16 @@ export const CREDENTIALS_FIX =
 export function credentialProblem(err: unknown): string | undefined {
   const name = errName(err);
   const msg = errMessage(err);
-  if (name === 'CredentialsProviderError' || /could not load credentials/i.test(msg)) {
+  if (NO_CREDENTIALS.has(name) || /could not load credentials/i.test(msg)) {
     return `No AWS credentials found. ${CREDENTIALS_FIX}`;
   }
-  if (name === 'TokenProviderError' || /sso.*(expired|token)|token.*sso/i.test(msg)) {
+  if (NO_SSO_TOKEN.has(name) || /sso.*(expired|token)|token.*sso/i.test(msg)) {
     return 'The AWS SSO session has expired or is missing. Run `aws sso login` (with --profile if you use one).';
   }
-  if (['ExpiredToken', 'ExpiredTokenException', 'RequestExpired'].includes(name) || /expired/i.test(msg)) {
+  if (EXPIRED_CREDENTIALS.has(name) || /expired/i.test(msg)) {
     return `The AWS credentials have expired (${name || 'expired'}). ${CREDENTIALS_FIX}`;
   }
-  if (
-    [
-      'InvalidClientTokenId',
-      'SignatureDoesNotMatch',
-      'UnrecognizedClientException',
-      'InvalidAccessKeyId',
-      'AuthFailure',
-      'IncompleteSignature',
-    ].includes(name)
-  ) {
+  if (REJECTED_CREDENTIALS.has(name)) {
     return `AWS rejected the credentials (${name}). ${CREDENTIALS_FIX}`;
   }
   return undefined;

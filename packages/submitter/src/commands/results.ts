@@ -17,7 +17,7 @@ import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { mergeResultsTo, SMALL_FILE_BYTES, type ResultSource } from '../results/merge.js';
 import { keyProblems } from '@gq/common/safe-path';
-import { pathUnder, safeRelative } from '../results/safe-path.js';
+import { pathUnder, safeRelative, SymlinkOnPathError } from '../results/safe-path.js';
 
 export interface ResultsArgs {
   name: string;
@@ -134,9 +134,13 @@ function planTask(backend: Backend, job: string, t: TaskRecord, out: string, pla
       // Checked from --out itself down, so that a link anywhere below it (tasks/, tasks/<n>/, ...) is seen.
       plan.push({ task: t.task, key, dest: pathUnder(out, `tasks/${t.task}/${kind === 'log' ? 'log.txt' : rel}`), kind });
     } catch (e) {
-      const msg = e instanceof UserError ? e.message.replace(/\.$/, '') : String(e);
-      const link = /^Refusing to write through the symbolic link (.*)$/.exec(msg);
-      refused.push({ task: t.task, key, why: link ? `the output folder holds a symbolic link at ${link[1]}, which could point anywhere` : msg });
+      const why =
+        e instanceof SymlinkOnPathError
+          ? `the output folder holds a symbolic link at ${e.link}, which could point anywhere`
+          : e instanceof UserError
+            ? e.message.replace(/\.$/, '')
+            : String(e);
+      refused.push({ task: t.task, key, why });
     }
   };
   const wanted = new Set([...(t.resultKey ? [t.resultKey] : []), ...(t.outputKeys ?? [])]);

@@ -10,6 +10,13 @@ import { isInside, plainRelativeKey } from '@gq/common/safe-path';
 /** `rel` if it is a plain relative key (common safe-path.ts), else undefined. */
 export const safeRelative = plainRelativeKey;
 
+/** pathUnder met a symbolic link at `link` between the root and the file. */
+export class SymlinkOnPathError extends UserError {
+  constructor(readonly link: string) {
+    super(`Refusing to write through the symbolic link ${link}.`, { hint: `Remove the link or choose another --out folder.` });
+  }
+}
+
 /** The path for `rel` under `root`, or a UserError if it would leave `root` or pass a symlink. */
 export function pathUnder(root: string, rel: string): string {
   const safe = safeRelative(rel);
@@ -23,7 +30,7 @@ export function pathUnder(root: string, rel: string): string {
     cur = join(cur, p);
     if (existsSync(cur) || isDanglingLink(cur)) {
       if (lstatSync(cur).isSymbolicLink()) {
-        throw new UserError(`Refusing to write through the symbolic link ${cur}.`, { hint: `Remove the link or choose another --out folder.` });
+        throw new SymlinkOnPathError(cur);
       }
     }
   }
