@@ -23,13 +23,3 @@ export class UserError extends GqError {
 /** A state change that the state machine does not allow (a bug, or a lost race seen as a bug). */
 export class IllegalTransitionError extends GqError {}
 
-/**
- * A job that the status store does not know: a port error (see port-errors.ts, which exports it
- * with the others). Defined here until aws/dynamo.ts, being split in another change, imports it
- * from port-errors.ts; then it moves there.
- */
-export class JobNotFoundError extends UserError {
-  constructor(job: string) {
-    super(`No job named "${job}".`, { hint: 'Run `gq status` to list the jobs this backend knows.' });
-  }
-}

@@ -52,8 +52,12 @@ export class QueueDeletedRecentlyError extends UserError {
 // ---------------------------------------------------------------------------------------------
 // StatusStore
 
-/** A job that the status store does not know (defined in errors.ts for now: see there). */
-export { JobNotFoundError } from './errors.js';
+/** A job that the status store does not know. */
+export class JobNotFoundError extends UserError {
+  constructor(job: string) {
+    super(`No job named "${job}".`, { hint: 'Run `gq status` to list the jobs this backend knows.' });
+  }
+}
 
 /** createJob of a name that another job (other code or another number of tasks) holds. */
 export class JobExistsError extends UserError {

@@ -287,7 +287,7 @@ describeAws('DynamoStatusStore (moto)', () => {
     expect(t.tags).toEqual({ ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, `v${i}`])), last: 'yes' });
     // Tags never bump the version: claim + 10 heartbeats + complete = 12.
     expect(t.version).toBe(12);
-    await expect(st.setTag(job, 99, 'k', 'v')).rejects.toMatchObject({ name: 'UserError' });
+    await expect(st.setTag(job, 99, 'k', 'v')).rejects.toMatchObject({ name: 'TaskNotFoundError' });
     // Keys with dots or odd characters are one map key, not a path.
     await st.setTag(job, 1, 'a.b:c/d', 'x');
     expect((await st.getTask(job, 1))!.tags['a.b:c/d']).toBe('x');

@@ -9,6 +9,7 @@ import type { InstanceRecord, JobSpec, NewTask } from '../../src/job/model.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { sleep, uniqueJob, type ContractOptions } from './util.js';
 import { UserError } from '../../src/errors.js';
+import { JobExistsError, TaskNotFoundError } from '../../src/port-errors.js';
 
 export type { ContractOptions };
 
@@ -103,7 +104,7 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       await expect(st.createJob(makeSpec(name, 2, { codeKey: 'bundles/other.tar.gz' }), makeTasks(2))).rejects.toThrow(
         /already exists/,
       );
-      await expect(st.createJob(makeSpec(name, 3), makeTasks(3))).rejects.toBeInstanceOf(UserError);
+      await expect(st.createJob(makeSpec(name, 3), makeTasks(3))).rejects.toBeInstanceOf(JobExistsError);
       await checkCounters(name, { queued: 2 });
     });
 
@@ -362,7 +363,8 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       const tags = (await st.getTask(name, 1))!.tags;
       expect(Object.keys(tags)).toHaveLength(50);
       expect(tags.k7).toBe('changed');
-      await expect(st.setTag(name, 9, 'k', 'v')).rejects.toBeInstanceOf(UserError);
+      await expect(st.setTag(name, 9, 'k', 'v')).rejects.toBeInstanceOf(TaskNotFoundError);
+      await expect(st.listTasks(name, { states: ['NOPE' as never] })).rejects.toBeInstanceOf(UserError);
     });
 
     it('listTasks in task order, filtered by state', async () => {

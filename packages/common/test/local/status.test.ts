@@ -8,7 +8,7 @@ import {
   schemaVersion,
   type Db,
 } from '../../src/local/index.js';
-import { JobNotFoundError, UserError } from '../../src/errors.js';
+import { JobNotFoundError, TaskNotFoundError } from '../../src/port-errors.js';
 import { makeSpec, makeTasks } from '../contract/status.contract.js';
 import { tempHome } from './helpers.js';
 
@@ -71,7 +71,7 @@ describe('LocalStatusStore', () => {
     await expect(st.resubmitFailed('ghost')).rejects.toBeInstanceOf(JobNotFoundError);
     const name = job('tag');
     await st.createJob(makeSpec(name, 1), makeTasks(1));
-    await expect(st.setTag(name, 2, 'k', 'v')).rejects.toBeInstanceOf(UserError);
+    await expect(st.setTag(name, 2, 'k', 'v')).rejects.toBeInstanceOf(TaskNotFoundError);
   });
 
   it('keeps the whole spec and hands the claimed job back with its counters updated', async () => {

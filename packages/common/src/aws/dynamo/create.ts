@@ -7,7 +7,8 @@
  */
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import pLimit from 'p-limit';
-import { GqError, UserError } from '../../errors.js';
+import { GqError } from '../../errors.js';
+import { checkNewTasks, checkSameJob } from '../../job/store-rules.js';
 import type { JobSpec, NewTask } from '../../job/model.js';
 import { newTaskRecord } from '../../job/transitions.js';
 import { counterUpdate, Expr, keyCondition } from './expressions.js';
@@ -22,12 +23,7 @@ export const CREATE_TASKS_PER_TRANSACTION = 49;
 const MAX_TRANSACTION_BYTES = 3_500_000;
 
 export async function createJob(ctx: StoreContext, spec: JobSpec, tasks: readonly NewTask[]): Promise<{ created: number; existing: number }> {
-  const seen = new Set<number>();
-  for (const t of tasks) {
-    if (!Number.isInteger(t.task) || t.task < 1) throw new GqError(`invalid task number ${t.task}`);
-    if (seen.has(t.task)) throw new GqError(`task ${t.task} appears twice in job ${spec.name}`);
-    seen.add(t.task);
-  }
+  checkNewTasks(spec.name, tasks);
   const now = ctx.now();
   const fresh = await putJob(ctx, spec, now);
 
@@ -96,12 +92,7 @@ async function putJob(ctx: StoreContext, spec: JobSpec, now: number): Promise<bo
   }
   const old = await getJob(ctx, spec.name);
   if (!old) throw new GqError(`job ${spec.name} exists and does not exist (deleted while submitting?)`);
-  if (old.codeKey !== spec.codeKey || old.total !== spec.total) {
-    throw new UserError(`Job "${spec.name}" already exists.`, {
-      hint: 'Choose another job name, or clean the old job first (`gq clean`).',
-      details: [`existing: ${old.total} tasks, code ${old.codeKey}, submitted ${old.createdAt}`, `new:      ${spec.total} tasks, code ${spec.codeKey}`],
-    });
-  }
+  checkSameJob(old, spec);
   return false;
 }
 

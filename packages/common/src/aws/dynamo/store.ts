@@ -32,7 +32,9 @@
  * and the tag does not make that heartbeat or complete lose its version race.
  */
 import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { GqError, JobNotFoundError, UserError } from '../../errors.js';
+import { GqError, UserError } from '../../errors.js';
+import { JobNotFoundError, TaskNotFoundError } from '../../port-errors.js';
+import { checkTaskStates } from '../../job/store-rules.js';
 import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../../job/model.js';
 import type { Counts, TaskState } from '../../job/states.js';
 import { decideCancel, decideClaim, decideComplete, decideFailUnrun, decideHeartbeat, decideResubmit, MAX_TASK_TAGS, tooManyTagsError } from '../../job/transitions.js';
@@ -111,6 +113,7 @@ export class DynamoStatusStore implements StatusStore {
 
   /** The job's tasks (in some states), with their commands or not (then `command` is ''). */
   protected async queryTasks(job: string, states: readonly TaskState[] | undefined, withCommands: boolean): Promise<TaskRecord[]> {
+    if (states) checkTaskStates(states);
     return reads.queryTasks(this.ctx, job, states, withCommands);
   }
 
@@ -150,7 +153,7 @@ export class DynamoStatusStore implements StatusStore {
 
   /**
    * Sets `tags.<key>` only (no version bump, no other attribute): see the module comment.
-   * A missing task is a UserError.
+   * A missing task is a TaskNotFoundError (a UserError).
    */
   async setTag(job: string, task: number, key: string, value: string): Promise<void> {
     const e = new Expr();
@@ -171,7 +174,7 @@ export class DynamoStatusStore implements StatusStore {
     } catch (err) {
       if (classifyWriteError(err) !== 'condition') throw err;
       if (await this.ctx.table.get(jobPk(job), taskSk(task))) throw tooManyTagsError(job, task, key);
-      throw new UserError(`No task ${task} in job "${job}".`);
+      throw new TaskNotFoundError(job, task);
     }
   }
 
