@@ -90,7 +90,7 @@ describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () =>
     const r = await submit(s, f, ['--json']);
     expect(r.code, r.stderr).toBe(0);
     const q = await h.backend.queues.open(s.job, TYPE);
-    for (let i = 0; i < 60 && (await q.deadLetterDepth()).visible === 0; i++) {
+    for (let i = 0; i < 60 && (await q.deadLetters()).length === 0; i++) {
       await q.receive({ max: 10, waitSeconds: 0, visibilitySeconds: 0 });
     }
     expect(await q.deadLetters()).toEqual([1]);

@@ -22,6 +22,20 @@ export function isName(err: unknown, ...names: string[]): boolean {
   return typeof err === 'object' && err !== null && names.includes((err as { name?: string }).name ?? '');
 }
 
+/**
+ * The visibility timeout an extend of a message received at `receivedAtMs` may ask for at `nowMs`:
+ * SQS counts its 12 hours from the receive and rejects a ChangeMessageVisibility that would pass
+ * them ("more than the maximum time left", API_ChangeMessageVisibility). `receivedAtMs` is taken
+ * before the ReceiveMessage call, so the time left is never overestimated; one more second of margin
+ * covers the clocks. Undefined when nothing is left to extend.
+ */
+export function visibilityLeft(receivedAtMs: number, nowMs: number, seconds: number): number | undefined {
+  const left = SQS_MAX_VISIBILITY_SECONDS - Math.ceil((nowMs - receivedAtMs) / 1000) - 1;
+  const want = clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS);
+  if (want === 0) return 0;
+  return left <= 0 ? undefined : Math.min(want, left);
+}
+
 export const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, Math.round(n)));
 
 export function encodeBody(job: string, task: number): string {

@@ -42,6 +42,7 @@ import {
   SQS_MAX_VISIBILITY_SECONDS,
   SQS_MAX_WAIT_SECONDS,
   SQS_MIN_RETENTION_SECONDS,
+  visibilityLeft,
 } from './sqs-common.js';
 
 export interface SqsQueueProviderOptions {
@@ -70,6 +71,8 @@ export interface SqsQueueProviderOptions {
 
 export class SqsQueue implements TaskQueue {
   private readonly deletes: SqsDeletes;
+  /** When each receipt this queue object holds was received (before the call): extend's 12-hour limit. */
+  private readonly receivedAt = new Map<string, number>();
 
   constructor(
     private readonly sqs: SQSClient,
@@ -138,6 +141,7 @@ export class SqsQueue implements TaskQueue {
         continue;
       }
       result.push({ task, receipt: m.ReceiptHandle, receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) });
+      this.receivedAt.set(m.ReceiptHandle, sentAt);
       this.deletes.hidden(m.ReceiptHandle, sentAt + clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
     }
     return result;
@@ -146,12 +150,17 @@ export class SqsQueue implements TaskQueue {
   /** A receipt that is no longer the message's current delivery throws ReceiptInvalidError. */
   async extend(receipt: string, seconds: number): Promise<void> {
     const sentAt = Date.now();
+    const received = this.receivedAt.get(receipt);
+    const timeout = received === undefined ? clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS) : visibilityLeft(received, sentAt, seconds);
+    // Nothing left of the 12 hours: the message shows again at their end (a worker that receives
+    // it sees the task held and hides it again), and SQS would refuse any longer timeout.
+    if (timeout === undefined) return;
     try {
       await this.sqs.send(
         new ChangeMessageVisibilityCommand({
           QueueUrl: this.url,
           ReceiptHandle: receipt,
-          VisibilityTimeout: clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS),
+          VisibilityTimeout: timeout,
         }),
       );
     } catch (err) {
@@ -159,13 +168,14 @@ export class SqsQueue implements TaskQueue {
       if (isStaleReceipt(err)) throw new ReceiptInvalidError(receipt);
       throw err;
     }
-    this.deletes.hidden(receipt, sentAt + clamp(seconds, 0, SQS_MAX_VISIBILITY_SECONDS) * 1000);
+    this.deletes.hidden(receipt, sentAt + timeout * 1000);
   }
 
   async release(receipt: string, delaySeconds = 0): Promise<void> {
     await this.extend(receipt, delaySeconds);
     // Visible again (or soon): a later delete of it is never held back.
     this.deletes.forget(receipt);
+    this.receivedAt.delete(receipt);
   }
 
   /**
@@ -173,6 +183,7 @@ export class SqsQueue implements TaskQueue {
    * delete of a message that stays hidden a while may be held back and batched (see the option).
    */
   async delete(receipt: string): Promise<void> {
+    this.receivedAt.delete(receipt);
     await this.deletes.delete(receipt);
   }
 
@@ -250,12 +261,6 @@ export class SqsQueue implements TaskQueue {
       if (err instanceof PurgeQueueInProgress || isName(err, 'PurgeQueueInProgress')) return;
       throw err;
     }
-  }
-
-  /** Depth of the dead-letter queue (0 when it does not exist). */
-  async deadLetterDepth(): Promise<QueueDepth> {
-    const url = await this.dlqUrl();
-    return url ? depthOf(this.sqs, url) : { visible: 0, inFlight: 0, delayed: 0 };
   }
 }
 

@@ -14,6 +14,7 @@ import { GqError, UserError } from '../errors.js';
 import { nowIso } from '../time.js';
 import { processStartTime, workerAlive } from './procs.js';
 import { reapWorkFolder, type LocalReaper } from './reaper.js';
+import { isPlainSegment } from '../safe-path.js';
 
 /** The most worker processes per (job, instance type). */
 export const MAX_LOCAL_WORKERS = 256;
@@ -31,7 +32,7 @@ export interface LocalFleetOptions {
 
 /** A job name or instance id used as a file name. */
 function pathSegment(what: string, v: string): string {
-  if (!v || v === '.' || v === '..' || /[/\\\0]/.test(v)) {
+  if (!isPlainSegment(v)) {
     throw new UserError(`${what} ${JSON.stringify(v)} cannot be used as a file name.`);
   }
   return v;

@@ -20,9 +20,10 @@ import { UserError } from '../errors.js';
 import { sleep } from '../time.js';
 import type { Db } from './db.js';
 import { QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
+import { MAX_VISIBILITY_SECONDS } from '../ports.js';
 
-/** SQS limits. */
-export const MAX_VISIBILITY_SECONDS = 12 * 3600;
+/** SQS limits (the 12-hour one is the ports'). */
+export { MAX_VISIBILITY_SECONDS };
 export const MAX_RECEIVE_BATCH = 10;
 export const MAX_WAIT_SECONDS = 20;
 const MAX_VISIBILITY_MS = MAX_VISIBILITY_SECONDS * 1000;

@@ -25,6 +25,7 @@ import type { Statement } from 'better-sqlite3';
 import type { InstanceRecord } from '../job/model.js';
 import type { Db } from './db.js';
 import { reapRun, workerAlive } from './procs.js';
+import { isPlainSegment } from '../safe-path.js';
 
 interface RunningRow {
   task: number;
@@ -42,7 +43,6 @@ interface Held {
 }
 
 /** A job name or instance id usable as one path segment (else the work folder is not ours to touch). */
-const plainSegment = (v: string): boolean => v !== '' && v !== '.' && v !== '..' && !/[/\\\0]/.test(v);
 
 /**
  * Stop what a worker whose process is gone left running, and remove its work folder
@@ -51,7 +51,7 @@ const plainSegment = (v: string): boolean => v !== '' && v !== '.' && v !== '..'
  */
 export function reapWorkFolder(home: string, job: string, instance: string): void {
   try {
-    if (!plainSegment(job) || !plainSegment(instance)) return;
+    if (!isPlainSegment(job) || !isPlainSegment(instance)) return;
     const dir = join(home, 'work', job, instance);
     if (!existsSync(dir)) return;
     reapRun(join(dir, 'running'));

@@ -16,7 +16,7 @@ import type {
   StatusStore,
   TaskOutcome,
 } from '../ports.js';
-import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../job/model.js';
+import { busyDetail, type InstanceRecord, type JobRecord, type JobSpec, type NewTask, type TaskRecord } from '../job/model.js';
 import { emptyCounts, type Counts, type TaskState } from '../job/states.js';
 import {
   decideCancel,
@@ -204,7 +204,7 @@ export class LocalStatusStore implements StatusStore {
     const was: InstanceRecord = row
       ? (JSON.parse(row.record) as InstanceRecord)
       : { job: task.job, instance, instanceType: task.instanceType, state: 'BUSY', heartbeatAt: '' };
-    const rec: InstanceRecord = { ...was, state: 'BUSY', task: task.task, detail: `task ${task.task}`, heartbeatAt: new Date(now).toISOString() };
+    const rec: InstanceRecord = { ...was, state: 'BUSY', task: task.task, detail: busyDetail(task.task), heartbeatAt: new Date(now).toISOString() };
     this.s.putInstance.run(task.job, instance, JSON.stringify(rec));
   }
 
