@@ -18,7 +18,7 @@ import { build } from 'esbuild';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { DynamoStatusStore } from '@gq/common/aws/dynamo';
+import { DynamoStatusStore } from '@gq/common/aws/status-store/index';
 import { REGION } from './moto.mjs';
 import { startCountingProxy } from './counting-proxy.mjs';
 

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { CreateTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startStrictLayer, itemSize } from '@gq/strict-aws';
 import { makeAwsClients } from '../packages/common/dist/aws/clients.js';
-import { JOB_SK, jobPk, taskSk } from '@gq/common/aws/dynamo';
+import { JOB_SK, jobPk, taskSk } from '@gq/common/aws/status-store/index';
 import { REGION, startMoto } from './moto.mjs';
 
 const { values: a } = parseArgs({
@@ -35,10 +35,10 @@ const AGENTS = Number(a.agents);
 const TASKS = Number(a.tasks);
 const COMMAND_BYTES = Number(a['command-bytes']);
 const LEASE_MS = 300_000;
-const storePath = a.store ? resolve(a.store) : new URL('../packages/common/dist/aws/dynamo.js', import.meta.url).pathname;
+const storePath = a.store ? resolve(a.store) : new URL('../packages/common/dist/aws/status-store/index.js', import.meta.url).pathname;
 const { DynamoStatusStore } = await import(pathToFileURL(storePath).href);
 // The item layout of this tree (whatever the store measured): the keys read below.
-const { jobPk, taskSk, JOB_SK } = await import('../packages/common/dist/aws/dynamo.js');
+const { jobPk, taskSk, JOB_SK } = await import('../packages/common/dist/aws/status-store/index.js');
 
 const moto = await startMoto();
 const layer = await startStrictLayer({ upstream: moto.motoEndpoint, contention: { windowMs: Number(a.window), itemWritesPerSecond: Number(a.rate) } });

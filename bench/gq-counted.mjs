@@ -52,4 +52,4 @@ process.on('exit', () => {
   writeFileSync(out, JSON.stringify({ counts: counter.counts(), requests: counter.requests() }));
 });
 process.argv = [process.argv[0], 'gq', ...args];
-await import('../packages/submitter/dist/cli.js');
+await import('../packages/cli/dist/cli.js');

@@ -15,7 +15,7 @@ const arg = (name, def) => {
 const N = arg('tasks', 2000);
 const P = arg('workers', 2);
 const root = resolve(import.meta.dirname, '..');
-const gq = join(root, 'packages', 'submitter', 'bin', 'gq.js');
+const gq = join(root, 'packages', 'cli', 'bin', 'gq.js');
 const work = mkdtempSync(join(tmpdir(), 'gq-bench-'));
 const cmds = join(work, 'cmds.txt');
 writeFileSync(cmds, Array.from({ length: N }, () => 'true').join('\n') + '\n');

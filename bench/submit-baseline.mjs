@@ -6,7 +6,7 @@
 //
 // It makes only:
 //  - the DynamoDB writes of the same task and command items gq writes (made by gq's own item
-//    mapping, packages/common/src/aws/dynamo.ts), in the same batch size (TransactWriteItems of
+//    mapping, packages/common/src/aws/status-store/), in the same batch size (TransactWriteItems of
 //    CREATE_TASKS_PER_TRANSACTION tasks, two in flight, as gq's createJob; without its counter
 //    update), and
 //  - the same SQS sends (SendMessageBatch of 10, the same bodies), 8 in flight per queue as gq's
@@ -19,7 +19,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 // The store's module only (not @gq/common/aws/index, which loads every client: start-up is timed).
-import { commandItem, CREATE_TASKS_PER_TRANSACTION, taskItem } from '@gq/common/aws/dynamo';
+import { commandItem, CREATE_TASKS_PER_TRANSACTION, taskItem } from '@gq/common/aws/status-store/index';
 import { newTaskRecord } from '@gq/common/job/transitions';
 
 const t0 = performance.now();

@@ -3,7 +3,7 @@
 // task over a whole job's lifecycle.
 //
 // 1. Submit: a 2,000-row job over 4 instance types (500 tasks per queue) submitted with the real
-//    CLI as a subprocess (`node packages/submitter/bin/gq.js submit ... --backend aws`), beside
+//    CLI as a subprocess (`node packages/cli/bin/gq.js submit ... --backend aws`), beside
 //    bench/submit-baseline.mjs, also a subprocess, that makes only the same DynamoDB writes and SQS
 //    sends with the SDK directly. moto's start and the stack (`gq setup`) are outside the timed
 //    part; everything `gq submit` does (start-up, checks, bundle, uploads, task records, messages,
@@ -45,7 +45,7 @@ const CALLS_TYPES_N = Number(opt('calls-types', 2));
 const ONLY = opt('only', undefined);
 
 const ROOT = resolve(import.meta.dirname, '..');
-const GQ = join(ROOT, 'packages', 'submitter', 'bin', 'gq.js');
+const GQ = join(ROOT, 'packages', 'cli', 'bin', 'gq.js');
 const ALL_TYPES = ['t3.micro', 't3.small', 'c5.large', 'm5.large', 'c5.xlarge', 'm5.xlarge', 't3.medium', 'r5.large'];
 const creds = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
@@ -91,7 +91,7 @@ function gqEnv(home, endpoint, stack, ami, extra = {}) {
 async function setupStack(env) {
   // gq setup stores the instances' Node.js in the bucket: from a local stand-in for nodejs.org.
   const { startNodeMirror } = await import('../test/support/node-mirror.mjs');
-  const { PINNED_NODE_VERSION } = await import('../packages/submitter/dist/userdata.js');
+  const { PINNED_NODE_VERSION } = await import('../packages/cli/dist/userdata.js');
   const mirror = await startNodeMirror(PINNED_NODE_VERSION);
   const r = await run(process.execPath, [GQ, 'setup'], { ...env, GQ_NODE_MIRROR: mirror.url }).finally(() => mirror.close());
   if (r.code !== 0) throw new Error(`gq setup failed:\n${r.stderr}`);

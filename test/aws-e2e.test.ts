@@ -17,7 +17,7 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
+import { DynamoStatusStore } from '../packages/common/src/aws/status-store/index.js';
 import { DynamoSecretStore } from '../packages/common/src/aws/secrets.js';
 import { gq, gqEnv, testHome } from './support/cli.js';
 import { describeAws, motoClients, startMoto, type Moto } from './support/moto.js';
@@ -25,7 +25,7 @@ import { startInstanceRuntime, type InstanceRuntime } from './support/instance-r
 import { agentPrincipal, collectSeen, evaluate, readKeyPolicy, readPolicy, toRequests, userPrincipal, type IamRequest } from './support/iam-eval.js';
 import type { CallRecord } from '../packages/common/src/aws/call-log.js';
 import { startNodeMirror } from './support/node-mirror.mjs';
-import { PINNED_NODE_VERSION } from '../packages/submitter/src/userdata.js';
+import { PINNED_NODE_VERSION } from '../packages/cli/src/userdata.js';
 
 const moto = await startMoto();
 
@@ -113,7 +113,7 @@ describeAws('AWS backend on moto, end to end', () => {
     const c = motoClients(m.endpoint);
     const outputs = JSON.parse((await gq(['status', JOB, '--json', '--tasks'], env)).stdout);
     expect(outputs.tasks.every((t: any) => t.state === 'SUCCEEDED' && t.tags.percent_complete === '100')).toBe(true);
-    const table = (await import('../packages/submitter/src/aws/stack.js')).readStackOutputs;
+    const table = (await import('../packages/cli/src/aws/stack.js')).readStackOutputs;
     const { CloudFormationClient } = await import('@aws-sdk/client-cloudformation');
     const so = await table({ cfn: new CloudFormationClient({ region: 'us-east-1', endpoint: m.endpoint }), stackName: stack });
     const store = new DynamoStatusStore(c.ddb, { table: so.table });
@@ -156,7 +156,7 @@ describeAws('AWS backend on moto, end to end', () => {
     const records = readFileSync(callLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CallRecord);
     const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
     const cfn = new CloudFormationClient({ region: 'us-east-1', endpoint: m.endpoint });
-    const so = await (await import('../packages/submitter/src/aws/stack.js')).readStackOutputs({ cfn, stackName: stack });
+    const so = await (await import('../packages/cli/src/aws/stack.js')).readStackOutputs({ cfn, stackName: stack });
     const stackId = (await cfn.send(new DescribeStacksCommand({ StackName: stack }))).Stacks![0]!.StackId!;
     cfn.destroy();
     const iam = new IAMClient({ region: 'us-east-1', endpoint: m.endpoint });

@@ -1,5 +1,5 @@
 /**
- * A failed boot ends the boot loop (packages/submitter/src/userdata.ts), for real against moto:
+ * A failed boot ends the boot loop (packages/cli/src/userdata.ts), for real against moto:
  * Auto Scaling groups whose UserData fails (an agent key whose sha256 does not match, and a stub
  * agent that exits 1 at start), booted by the instance runtime (test/support/instance-runtime.ts).
  * Each instance records BOOT_FAILED with the reason in the status table, uploads its
@@ -20,8 +20,8 @@ import { CreateLaunchTemplateCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AwsClients } from '../packages/common/src/aws/clients.js';
-import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
-import { renderUserData } from '../packages/submitter/src/userdata.js';
+import { DynamoStatusStore } from '../packages/common/src/aws/status-store/index.js';
+import { renderUserData } from '../packages/cli/src/userdata.js';
 import { startInstanceRuntime, type InstanceRuntime, type RuntimeInstance } from './support/instance-runtime.js';
 import { describeAws, createSharedResources, motoClients, startMoto, type Moto } from './support/moto.js';
 

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startStrictLayer, type StrictLayer } from '@gq/strict-aws';
-import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
+import { DynamoStatusStore } from '../packages/common/src/aws/status-store/index.js';
 import type { AwsClients } from '../packages/common/src/aws/clients.js';
 import { emptyCounts } from '../packages/common/src/job/states.js';
 import { makeSpec, makeTasks } from '../packages/common/test/contract/status.contract.js';

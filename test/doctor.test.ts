@@ -28,7 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gq, gqEnv, testHome, type CliResult } from './support/cli.js';
 import { describeAws, motoClients, startMoto, type Moto } from './support/moto.js';
 import { startNodeMirror, type NodeMirror } from './support/node-mirror.mjs';
-import { PINNED_NODE_VERSION } from '../packages/submitter/src/userdata.js';
+import { PINNED_NODE_VERSION } from '../packages/cli/src/userdata.js';
 
 
 /** A secret long enough for gq to register it for redaction: it must never be printed. */

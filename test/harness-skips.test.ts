@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const FILE = 'packages/common/test/aws/s3.test.ts';
+const FILE = 'packages/common/test/aws/artifact-store.test.ts';
 
 function vitestWithoutMoto(extra: Record<string, string> = {}): { status: number | null; out: string } {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -47,7 +47,7 @@ describe('every AWS test file skips through describeAws', () => {
     const { readdirSync, readFileSync } = await import('node:fs');
     const files = [
       ...readdirSync(`${ROOT}/test`, { recursive: true }).map((f) => `test/${f}`),
-      ...['common', 'agent', 'submitter', 'strict-aws'].flatMap((p) => readdirSync(`${ROOT}/packages/${p}/test`, { recursive: true }).map((f) => `packages/${p}/test/${f}`)),
+      ...['common', 'agent', 'cli', 'strict-aws'].flatMap((p) => readdirSync(`${ROOT}/packages/${p}/test`, { recursive: true }).map((f) => `packages/${p}/test/${f}`)),
     ].filter((f) => f.endsWith('.ts') && !f.includes('/support/'));
     expect(files.length).toBeGreaterThan(30);
     const offenders: string[] = [];

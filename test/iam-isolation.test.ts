@@ -15,7 +15,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import { deployStack, destroySetupClients, makeSetupClients, type StackOutputs } from '../packages/submitter/src/aws/stack.js';
+import { deployStack, destroySetupClients, makeSetupClients, type StackOutputs } from '../packages/cli/src/aws/stack.js';
 import { describeAws, startMoto, type Moto } from './support/moto.js';
 import { agentPrincipal, evaluate, readKeyPolicy, readPolicy, userPrincipal, type IamRequest, type Principal, type StackPolicies } from './support/iam-eval.js';
 

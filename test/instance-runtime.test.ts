@@ -21,7 +21,7 @@ import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImds } from '../packages/agent/src/aws/imds.js';
-import { renderUserData } from '../packages/submitter/src/userdata.js';
+import { renderUserData } from '../packages/cli/src/userdata.js';
 import { startImds, type ImdsEmulator } from './support/imds.js';
 import { describeAws, startMoto, type Moto } from './support/moto.js';
 import { startInstanceRuntime, type InstanceRuntime, type RuntimeInstance } from './support/instance-runtime.js';

@@ -1,5 +1,5 @@
 /**
- * The status table's item layout has one definition (packages/common/src/aws/dynamo.ts). The
+ * The status table's item layout has one definition (packages/common/src/aws/status-store/). The
  * scripts outside the packages that touch the table, the benchmarks (bench/*.mjs) and the
  * UserData's boot script, take their keys from it instead of writing them by hand: no key literal
  * in them, and every name they import from gq's packages is there (so that moving the store's
@@ -16,7 +16,7 @@ const scripts = [
   ...readdirSync(BENCH)
     .filter((f) => f.endsWith('.mjs'))
     .map((f) => join(BENCH, f)),
-  join(ROOT, 'packages', 'submitter', 'boot', 'worker-boot.sh'),
+  join(ROOT, 'packages', 'cli', 'boot', 'worker-boot.sh'),
 ];
 
 /** Key literals of the layout (pk JOB#<job> / JOBS; sk JOB, JOB#COUNT#n, TASK#n, CMD#n, INST#id, SECRET#name). */

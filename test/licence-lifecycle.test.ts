@@ -26,9 +26,9 @@ import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { gq, testHome } from './support/cli.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { describeAws } from './support/moto.js';
-import { readStackOutputs, type StackOutputs } from '../packages/submitter/src/aws/stack.js';
+import { readStackOutputs, type StackOutputs } from '../packages/cli/src/aws/stack.js';
 import { DynamoSecretStore, LICENCE_SK } from '../packages/common/src/aws/secrets.js';
-import { LICENCE_LIFETIME_SECONDS } from '../packages/submitter/src/commands/submit.js';
+import { LICENCE_LIFETIME_SECONDS } from '../packages/cli/src/commands/submit.js';
 
 
 const LICENCE = 'WLSACCESSID=lifecycle-0000\nWLSSECRET=lifecycle-secret-1111\nLICENSEID=2000001\n';

@@ -14,7 +14,7 @@ import { CreateAutoScalingGroupCommand, DeleteAutoScalingGroupCommand, DescribeA
 import { CreateLaunchTemplateCommand } from '@aws-sdk/client-ec2';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderUserData } from '../packages/submitter/src/userdata.js';
+import { renderUserData } from '../packages/cli/src/userdata.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { awsInvariants, awsScenario, jobFile, submit, task } from './support/aws-faults.js';
 import { describeAws } from './support/moto.js';

@@ -34,7 +34,7 @@ import { parse } from 'csv-parse/sync';
 import { gq, gqEnv, pidsMatching, testHome, waitFor, type CliResult } from './support/cli.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { describeAws } from './support/moto.js';
-import { readStackOutputs } from '../packages/submitter/src/aws/stack.js';
+import { readStackOutputs } from '../packages/cli/src/aws/stack.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
 

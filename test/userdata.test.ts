@@ -1,6 +1,6 @@
 /**
- * The worker UserData (packages/submitter/src/userdata.ts, the script
- * packages/submitter/boot/worker-boot.sh behind a header of variables): size with the largest legal inputs,
+ * The worker UserData (packages/cli/src/userdata.ts, the script
+ * packages/cli/boot/worker-boot.sh behind a header of variables): size with the largest legal inputs,
  * no secrets, bash syntax, and whole boots of the script on an emulated machine
  * (test/support/machine.ts: systemd, stand-ins) against moto and the IMDS emulator, with an agent
  * stub: the service it installs, the image's node or the bucket's, the boot-failure report (the
@@ -30,8 +30,8 @@ import {
   userDataBudgetBytes,
   userDataLimitBytes,
   type UserDataParams,
-} from '../packages/submitter/src/userdata.js';
-import { DynamoStatusStore } from '../packages/common/src/aws/dynamo.js';
+} from '../packages/cli/src/userdata.js';
+import { DynamoStatusStore } from '../packages/common/src/aws/status-store/index.js';
 import type { AwsClients } from '../packages/common/src/aws/clients.js';
 import { JOB_NAME_MAX_LENGTH } from '../packages/common/src/job/names.js';
 import { startImds, type ImdsEmulator } from './support/imds.js';
@@ -251,7 +251,7 @@ describe('renderUserData', () => {
   });
 
   it('is the boot script file behind a header that only sets variables', () => {
-    const file = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'submitter', 'boot', 'worker-boot.sh'), 'utf8');
+    const file = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'cli', 'boot', 'worker-boot.sh'), 'utf8');
     const body = file.replace(/^(#.*\n)+/, '');
     expect(body.length).toBeGreaterThan(5000); // the comment is left out, the code is all there
     for (const p of [params, largest]) {

@@ -10,12 +10,12 @@ import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { join } from 'node:path';
 import { openAwsBackend, type AwsBackend } from '../../packages/common/src/aws/index.js';
-import { readStackOutputs } from '../../packages/submitter/src/aws/stack.js';
+import { readStackOutputs } from '../../packages/cli/src/aws/stack.js';
 import { gq, gqEnv, testHome } from './cli.js';
 import { startInstanceRuntime, type InstanceRuntime } from './instance-runtime.js';
 import { motoClients, startMoto, type Moto } from './moto.js';
 import { startNodeMirror } from './node-mirror.mjs';
-import { PINNED_NODE_VERSION } from '../../packages/submitter/src/userdata.js';
+import { PINNED_NODE_VERSION } from '../../packages/cli/src/userdata.js';
 
 export interface AwsHarness {
   moto: Moto;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-export const GQ = join(ROOT, 'packages', 'submitter', 'bin', 'gq.js');
+export const GQ = join(ROOT, 'packages', 'cli', 'bin', 'gq.js');
 export const GQ_AGENT = join(ROOT, 'packages', 'agent', 'bin', 'gq-agent.js');
 
 export interface CliResult {

@@ -6,7 +6,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, UserError, type Backend } from '@gq/common';
-import { Agent } from './agent.js';
+import { Agent } from './loop.js';
 import { openBackend, type AgentContext } from './backend.js';
 import { workspaceAt, writeAgentWrapper } from './workspace.js';
 import { resolveTaskUser } from './task-user.js';

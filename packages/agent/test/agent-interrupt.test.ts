@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Backend, TaskQueue } from '@gq/common';
-import type { Agent } from '../src/agent.js';
+import type { Agent } from '../src/loop.js';
 import { InProcess, TYPE, until, wrap, writesResult, type Fixture } from './in-process.js';
 
 const t = new InProcess();

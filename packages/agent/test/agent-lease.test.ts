@@ -9,7 +9,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keys, type CompleteResult } from '@gq/common';
-import type { Agent } from '../src/agent.js';
+import type { Agent } from '../src/loop.js';
 import { InProcess, TYPE, until, wrap, writesResult, type Fixture } from './in-process.js';
 
 const t = new InProcess();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keys, type Backend, type TaskQueue } from '@gq/common';
 import { openLocalBackend, type LocalBackend } from '@gq/common/local/index';
-import { Agent, type AgentResult } from '../src/agent.js';
+import { Agent, type AgentResult } from '../src/loop.js';
 import { workerDeps } from './in-process.js';
 import { makeLocalJob, TYPE, type Fixture } from './local-job.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hideLeased } from '../src/agent.js';
+import { hideLeased } from '../src/loop.js';
 
 const now = 1_000_000_000_000;
 

@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger, type Backend, type JobSpec, type TaskQueue } from '@gq/common';
 import { openLocalBackend, type LocalBackend } from '@gq/common/local/index';
-import { Agent, type AgentResult } from '../src/agent.js';
+import { Agent, type AgentResult } from '../src/loop.js';
 import type { Clock } from '../src/clock.js';
 import type { AgentDeps } from '../src/deps.js';
 import { workspaceAt } from '../src/workspace.js';

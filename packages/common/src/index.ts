@@ -1,3 +1,4 @@
+/** @gq/common: the four ports (ports.ts) and their errors, the job model and its pure rules, settings, logging, and both backends (aws/, local/) behind the ports. */
 export * from './errors.js';
 export * from './env.js';
 export * from './time.js';

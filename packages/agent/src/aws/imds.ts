@@ -1,4 +1,6 @@
 /**
+ * Folder agent/src/aws: what the agent asks of the EC2 instance it runs on (metadata, its own tags).
+ *
  * IMDSv2-only client for the agent: instance identity and Spot interruption notices.
  *
  * Every read carries a session token (PUT /latest/api/token); there is no IMDSv1 fallback, ever.

@@ -5,21 +5,21 @@
  */
 import type { Backend } from '../ports.js';
 import { makeAwsClients, type AwsClientOptions, type AwsClients } from './clients.js';
-import { DynamoStatusStore, type DynamoStatusStoreOptions } from './dynamo.js';
+import { DynamoStatusStore, type DynamoStatusStoreOptions } from './status-store/index.js';
 import { AsgFleet, type LaunchSpec } from './fleet.js';
-import { S3ArtifactStore } from './s3.js';
+import { S3ArtifactStore } from './artifact-store.js';
 import { DynamoSecretStore } from './secrets.js';
-import { SqsQueueProvider, type SqsQueueProviderOptions } from './sqs.js';
+import { SqsQueueProvider, type SqsQueueProviderOptions } from './task-queue.js';
 import type { JobRecord } from '../job/model.js';
 
 export * from './clients.js';
 export * from './call-log.js';
 export * from './names.js';
 export * from './scaling.js';
-export * from './sqs.js';
-export * from './sqs-common.js';
-export * from './dynamo.js';
-export * from './s3.js';
+export * from './task-queue.js';
+export * from './task-queue-common.js';
+export * from './status-store/index.js';
+export * from './artifact-store.js';
 export * from './fleet.js';
 export * from './fleet-view.js';
 export * from './fleet-health.js';

@@ -13,7 +13,7 @@
  */
 import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SecretStore } from '../ports.js';
-import { jobPk } from './dynamo.js';
+import { jobPk } from './status-store/index.js';
 
 export const LICENCE_SK = 'SECRET#licence';
 

@@ -1,4 +1,6 @@
 /**
+ * Folder common/src/config: the settings (schema, and loading them from flags, environment and file).
+ *
  * Every gq setting, in one schema. Each has a CLI flag, an environment variable (GQ_ + upper snake
  * case) and a config-file key, in that order of precedence, then the default here.
  */

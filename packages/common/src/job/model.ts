@@ -1,4 +1,8 @@
-/** The job and task model shared by both backends (plain data, no I/O). */
+/**
+ * Folder common/src/job: the job and its tasks as data and pure rules (model, states, transitions, job file, names).
+ *
+ * The job and task model shared by both backends (plain data, no I/O).
+ */
 import type { Counts, TaskState } from './states.js';
 
 export type BackendName = 'local' | 'aws';

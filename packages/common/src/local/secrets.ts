@@ -1,11 +1,11 @@
 /**
  * SecretStore of the local backend: the licence in the artifact folder under
- * jobs/<job>/secret/ (owner-only file in an owner-only folder, see artifacts.ts), as JSON with
+ * jobs/<job>/secret/ (owner-only file in an owner-only folder, see artifact-store.ts), as JSON with
  * its expiry, which a read honours like the AWS backend does.
  */
 import type { SecretStore } from '../ports.js';
 import { keys } from '../job/model.js';
-import type { LocalArtifactStore } from './artifacts.js';
+import type { LocalArtifactStore } from './artifact-store.js';
 import { ArtifactNotFoundError } from '../port-errors.js';
 
 export class LocalSecretStore implements SecretStore {

@@ -1,9 +1,9 @@
 /** Pure parts of the AWS backend: resource names and fleet arithmetic (no moto needed). */
 import { describe, expect, it } from 'vitest';
 import { clampDesired, desiredForBacklog } from '../../src/aws/scaling.js';
-import { partSizeFor } from '../../src/aws/s3.js';
+import { partSizeFor } from '../../src/aws/artifact-store.js';
 import { deadLetterQueueName, groupName, isValidJobName, launchTemplateName, queueName } from '../../src/aws/names.js';
-import { classifyWriteError, counterUpdate, taskUpdate, taskSk } from '../../src/aws/dynamo.js';
+import { classifyWriteError, counterUpdate, taskUpdate, taskSk } from '../../src/aws/status-store/index.js';
 import { newTaskRecord, decideClaim } from '../../src/job/transitions.js';
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { itemSize, validateDynamoDB } from '@gq/strict-aws';
-import { counterUpdate, instanceBusyUpdate, jobPk, taskSk, taskUpdate } from '../../src/aws/dynamo.js';
+import { counterUpdate, instanceBusyUpdate, jobPk, taskSk, taskUpdate } from '../../src/aws/status-store/index.js';
 import { MAX_COMMAND_BYTES } from '../../src/job/jobfile/index.js';
 import type { JobRecord, TaskRecord } from '../../src/job/model.js';
 import { emptyCounts } from '../../src/job/states.js';

@@ -159,7 +159,7 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
     it('after a redelivery the newest receipt extends and deletes the message', async () => {
       // What an older receipt does then is not part of the contract: SQS documents that a delete
       // with it "might not" delete, and moto honours every receipt a message ever had. The local
-      // queue ignores a stale delete and rejects a stale extend (test/local/queue.test.ts).
+      // queue ignores a stale delete and rejects a stale extend (test/local/task-queue.test.ts).
       const q = await fresh('newest', { visibilitySeconds: 1 });
       await q.send([4]);
       const [old] = await receiveN(q, 1, { visibilitySeconds: 1 });

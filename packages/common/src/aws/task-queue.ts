@@ -28,7 +28,7 @@ import { GqError } from '../errors.js';
 import { QueueDeletedRecentlyError, QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
 import { deadLetterQueueName, JOB_TAG, queueName, TYPE_TAG } from './names.js';
-import { SqsDeletes } from './sqs-deletes.js';
+import { SqsDeletes } from './task-queue-deletes.js';
 import {
   clamp,
   decodeBody,
@@ -43,7 +43,7 @@ import {
   SQS_MAX_WAIT_SECONDS,
   SQS_MIN_RETENTION_SECONDS,
   visibilityLeft,
-} from './sqs-common.js';
+} from './task-queue-common.js';
 
 export interface SqsQueueProviderOptions {
   /** SendMessageBatch calls in flight at once per `send`. Default 8. */

@@ -1,6 +1,6 @@
 /** visibilityLeft: an extend stays within the 12 hours SQS counts from the receive. */
 import { describe, expect, it } from 'vitest';
-import { SQS_MAX_VISIBILITY_SECONDS, visibilityLeft } from '../../src/aws/sqs-common.js';
+import { SQS_MAX_VISIBILITY_SECONDS, visibilityLeft } from '../../src/aws/task-queue-common.js';
 
 const H = 3_600_000;
 

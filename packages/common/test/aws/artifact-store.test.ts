@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetBucketEncryptionCommand, GetPublicAccessBlockCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { createCallCounter, makeAwsClients, type AwsClients } from '../../src/aws/clients.js';
-import { S3ArtifactStore } from '../../src/aws/s3.js';
+import { S3ArtifactStore } from '../../src/aws/artifact-store.js';
 import {
   describeAws, createSharedResources,
   motoClients,

@@ -8,7 +8,7 @@ import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { itemSize } from '@gq/strict-aws';
 import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
-import { counterSk, DEFAULT_COUNTER_SHARDS, DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/dynamo.js';
+import { counterSk, DEFAULT_COUNTER_SHARDS, DynamoStatusStore, jobPk, JOBS_PK, taskSk } from '../../src/aws/status-store/index.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { MAX_COMMAND_BYTES } from '../../src/job/jobfile/index.js';
 import type { TaskRecord } from '../../src/job/model.js';

@@ -1,4 +1,6 @@
 /**
+ * Folder cli/src/results: merging and writing downloaded results safely under --out.
+ *
  * Merging per-task result CSVs: first column `task`, then the union of the files' columns in the
  * order first seen, rows in task order. A result file's own column named "task" is kept as
  * "task_result". Output is a correct CSV whatever the fields contain. A file that is not valid CSV

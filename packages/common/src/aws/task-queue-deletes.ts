@@ -6,7 +6,7 @@
  * invisibility), and on `flush()`. A stale receipt is ignored, as SQS itself does for most.
  */
 import { DeleteMessageBatchCommand, DeleteMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { isStaleReceipt, SQS_MAX_BATCH } from './sqs-common.js';
+import { isStaleReceipt, SQS_MAX_BATCH } from './task-queue-common.js';
 
 /** A delete that could wait less than this is not worth holding back. */
 const MIN_DELETE_WAIT_MS = 200;

@@ -43,9 +43,9 @@ import {
   taskFromRow,
   type StatusStatements,
   type TaskRow,
-} from './status-rows.js';
+} from './status-store-rows.js';
 
-export { countTasksByState } from './status-rows.js';
+export { countTasksByState } from './status-store-rows.js';
 
 export interface LocalStatusOptions {
   /** Clock for leases and timestamps (tests). */
@@ -137,7 +137,7 @@ export class LocalStatusStore implements StatusStore {
       }),
 
       // The tags only, as on DynamoDB: no version bump, so a tag never makes a heartbeat or a
-      // complete of the task lose its version check (see aws/dynamo.ts, "Tags").
+      // complete of the task lose its version check (see aws/status-store/, "Tags").
       setTag: db.transaction((job: string, task: number, key: string, value: string) => {
         const t = this.readTask(job, task);
         if (!t) throw new TaskNotFoundError(job, task);

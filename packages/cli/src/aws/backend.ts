@@ -1,4 +1,6 @@
 /**
+ * Folder cli/src/aws: what only the CLI does on AWS (stack, AMI, network, IAM role per job, UserData inputs, credentials).
+ *
  * The AWS backend as the CLI opens it: clients from the standard credential chain, the shared
  * resources from the gq stack's outputs, and a launch spec (AMI, UserData, the job's own IAM
  * role, security group, subnets) for the groups that submit creates. Removing a job's fleet also

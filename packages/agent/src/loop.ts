@@ -9,7 +9,7 @@ import { busyDetail, failDeadLettered, keys, MAX_VISIBILITY_SECONDS, QueueNotFou
 import type { AgentDeps } from './deps.js';
 import { realClock, type Clock } from './clock.js';
 import { runInstall } from './install.js';
-import { runTask, type TaskRun } from './task.js';
+import { runTask, type TaskRun } from './attempt.js';
 import { backoffMs, isTransient } from './retry.js';
 import { unpackCode } from './workspace.js';
 import { ScaleInProtection } from './protection.js';
@@ -49,6 +49,13 @@ export function hideLeased(leaseUntil: number, runningSince: number | undefined,
 const INSTANCE_HEARTBEAT_MS = 60_000;
 
 export class Agent implements AgentControl {
+  /** After the `failures`-th failure in a row: log it and pause (growing, capped, woken by a signal). */
+  private async backOff(failures: number, err: unknown, what: string, extra: Record<string, unknown> = {}): Promise<void> {
+    const wait = backoffMs(failures, MAX_BACKOFF_MS);
+    this.d.log.warn({ err, ...extra, failures, waitMs: Math.round(wait) }, what);
+    await this.clock.sleep(wait, this.wake.signal);
+  }
+
   private draining = false;
   private interrupted: 'release' | 'shutdown' | undefined;
   private current: TaskRun | undefined;
@@ -205,10 +212,7 @@ export class Agent implements AgentControl {
           // A queue that is gone (job cleaned) means leave; AWS out of reach does not mean the
           // queue is empty: wait, then receive again (retry.ts).
           if (!isTransient(e)) break;
-          failures++;
-          const wait = backoffMs(failures, MAX_BACKOFF_MS);
-          d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'could not read whether a task can come back (queue depth, job, workers); backing off');
-          await this.clock.sleep(wait, this.wake.signal);
+          await this.backOff(++failures, e, 'could not read whether a task can come back (queue depth, job, workers); backing off');
           idleSince = this.clock.now();
           continue;
         }
@@ -234,10 +238,7 @@ export class Agent implements AgentControl {
           break;
         }
         // A failed receive is "nothing found" after a pause that grows, never a hot spin.
-        failures++;
-        const wait = backoffMs(failures, MAX_BACKOFF_MS);
-        d.log.warn({ err: e, failures, waitMs: Math.round(wait) }, 'receive failed; backing off');
-        await this.clock.sleep(wait, this.wake.signal);
+        await this.backOff(++failures, e, 'receive failed; backing off');
         idleSince = this.clock.now();
         continue;
       }
@@ -261,10 +262,7 @@ export class Agent implements AgentControl {
           // the worker stays. The message comes back after its visibility timeout and the task's
           // lease runs out, so this or another worker takes it again; nothing is lost.
           if (!isTransient(e)) throw e;
-          failures++;
-          const wait = backoffMs(failures, MAX_BACKOFF_MS);
-          d.log.warn({ err: e, task: m.task, failures, waitMs: Math.round(wait) }, 'could not handle the task; it comes back to the queue; backing off');
-          await this.clock.sleep(wait, this.wake.signal);
+          await this.backOff(++failures, e, 'could not handle the task; it comes back to the queue; backing off', { task: m.task });
         }
         idleSince = this.clock.now();
       }

@@ -5,10 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { validateDynamoDB } from '@gq/strict-aws';
-import { Expr, keyCondition } from '../../src/aws/dynamo/expressions.js';
-import { HeldRecords } from '../../src/aws/dynamo/held.js';
-import { CONDITION_FAILED, readDecideWrite, type Plan } from '../../src/aws/dynamo/loop.js';
-import { sendWrite, type WriteOutcome } from '../../src/aws/dynamo/write-outcome.js';
+import { Expr, keyCondition } from '../../src/aws/status-store/expressions.js';
+import { HeldRecords } from '../../src/aws/status-store/held.js';
+import { CONDITION_FAILED, readDecideWrite, type Plan } from '../../src/aws/status-store/loop.js';
+import { sendWrite, type WriteOutcome } from '../../src/aws/status-store/write-outcome.js';
 import { newTaskRecord } from '../../src/job/transitions.js';
 
 const ctx = { keyAttributes: () => ['pk', 'sk'] };

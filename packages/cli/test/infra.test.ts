@@ -179,7 +179,7 @@ describe('infra/gq.yaml: lint and structure', () => {
     expect(templatePath()).toBe(TEMPLATE_FILE);
     expect(readTemplate()).toBe(text);
     expect(templateCandidates()[0]).toBe(TEMPLATE_FILE);
-    // The compiled module sits at packages/submitter/dist/aws/stack.js: same depth as src/aws.
+    // The compiled module sits at packages/cli/dist/aws/stack.js: same depth as src/aws.
     const dist = pathToFileURL(fileURLToPath(new URL('../dist/aws/stack.js', import.meta.url)));
     expect(fileURLToPath(new URL('../../../../infra/gq.yaml', dist))).toBe(TEMPLATE_FILE);
   });
@@ -292,7 +292,7 @@ describe('infra/gq.yaml: least privilege', () => {
     expect(ddb.length).toBe(1);
     for (const s of ddb) {
       expect(resourcesOf(s)).toEqual([{ 'Fn::GetAtt': ['StatusTable', 'Arn'] }]);
-      expect(s.Condition?.['ForAllValues:StringEquals']?.['dynamodb:LeadingKeys']).toEqual([jobPk(JOB)]); // the table's partition key, as dynamo.ts makes it
+      expect(s.Condition?.['ForAllValues:StringEquals']?.['dynamodb:LeadingKeys']).toEqual([jobPk(JOB)]); // the table's partition key, as aws/status-store/items.ts makes it
       expect(s.Condition?.Null?.['dynamodb:LeadingKeys']).toBe('false');
       for (const a of actionsOf(s)) expect(['dynamodb:DeleteTable', 'dynamodb:Scan', 'dynamodb:UpdateTable', 'dynamodb:BatchWriteItem']).not.toContain(a);
     }

@@ -10,7 +10,7 @@ import {
   type SendMessageBatchCommandOutput,
 } from '@aws-sdk/client-sqs';
 import { createCallCounter, type AwsClients } from '../../src/aws/clients.js';
-import { SqsQueueProvider, type SqsQueue } from '../../src/aws/sqs.js';
+import { SqsQueueProvider, type SqsQueue } from '../../src/aws/task-queue.js';
 import { deadLetterQueueName, queueName } from '../../src/aws/names.js';
 import { uniqueJob, sleep, eventually } from '../contract/util.js';
 import { receiveN } from '../contract/queue.contract.js';

@@ -10,15 +10,9 @@ import { dataHome, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
-import { runSubmit } from './commands/submit.js';
-import { runStatus } from './commands/status.js';
-import { runResults } from './commands/results.js';
-import { runLogs } from './commands/logs.js';
-import { runCancel } from './commands/cancel.js';
-import { runRetry } from './commands/retry.js';
 import { accessDenied } from './access-denied.js';
 import { isCredentialError } from './credential-errors.js';
-import { runClean } from './commands/clean.js';
+import { runCancel, runClean, runLogs, runResults, runRetry, runStatus, runSubmit } from './commands/index.js';
 
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
 const SETTING_FLAGS = {

@@ -23,17 +23,17 @@
  * A failed boot (first boot failing, the agent ending with 2 or 3, or systemd giving up) must not
  * become a boot loop: powering off alone leaves the group's desired capacity as it is, and Auto
  * Scaling launches a replacement that fails the same way, for ever. So it records why in the status
- * table (the instance item as the agent writes it, see packages/common/src/aws/dynamo.ts, with
+ * table (the instance item as the agent writes it, see packages/common/src/aws/status-store/, with
  * state BOOT_FAILED and a one-line detail, for `gq status`; an INSTALL_FAILED item of the agent is
  * kept, not overwritten), uploads userdata.log, calls TerminateInstanceInAutoScalingGroup with
  * ShouldDecrementDesiredCapacity=true for its own instance, then powers off (the launch template
  * sets InstanceInitiatedShutdownBehavior=terminate). The instance role allows both calls
  * (infra/gq.yaml). Stopped from outside (SIGTERM: shutdown, Spot, scale-in) is not a failure.
  *
- * The script is packages/submitter/boot/worker-boot.sh, a shell file of its own, behind a header
+ * The script is packages/cli/boot/worker-boot.sh, a shell file of its own, behind a header
  * that renderUserData writes: the parameters, validated and quoted, as shell variables, and the
  * report's PutItem body, made from the status table's item layout (instanceItem in
- * packages/common/src/aws/dynamo.ts), so that the script writes no item by hand.
+ * packages/common/src/aws/status-store/), so that the script writes no item by hand.
  *
  * The script holds no secrets: no credentials (the instance role provides them through IMDS; they
  * reach curl on its standard input, never its command line), no licence (the agent fetches it).

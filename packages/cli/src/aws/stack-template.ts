@@ -10,10 +10,10 @@ import { GqError } from '@gq/common';
 
 /**
  * Where infra/gq.yaml may be, relative to this module. The compiled file is
- * packages/submitter/dist/aws/stack.js and the source is packages/submitter/src/aws/stack.ts:
+ * packages/cli/dist/aws/stack.js and the source is packages/cli/src/aws/stack.ts:
  * both are four folders below the repository root, so one relative path serves the built CLI
  * and the tests that import the source. The second candidate is a copy inside the package
- * (packages/submitter/infra/gq.yaml), for a packed package that carries its own copy.
+ * (packages/cli/infra/gq.yaml), for a packed package that carries its own copy.
  */
 export function templateCandidates(): string[] {
   return [

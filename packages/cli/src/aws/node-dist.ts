@@ -5,7 +5,7 @@
  * each tarball against SHASUMS256.txt, and stores both architectures in the account's gq bucket
  * with a manifest written last (its presence means the upload is complete). Instances then fetch
  * it from the bucket with their role (no internet needed) and check the sha256 again
- * (packages/submitter/src/userdata.ts). .tar.gz, not .tar.xz: gzip is in every supported image.
+ * (packages/cli/src/userdata.ts). .tar.gz, not .tar.xz: gzip is in every supported image.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';

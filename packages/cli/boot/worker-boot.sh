@@ -1,6 +1,6 @@
 #!/bin/bash
 # shellcheck shell=bash disable=SC2059
-# The worker boot script: the body of the UserData. packages/submitter/src/userdata.ts puts a
+# The worker boot script: the body of the UserData. packages/cli/src/userdata.ts puts a
 # header in front of it (shebang, one comment, the variables below, all validated and quoted) and
 # checks the whole against EC2's size limit; these leading comment lines are left out of the
 # UserData. What it does, and why, is in userdata.ts's module comment.
