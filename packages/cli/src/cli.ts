@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
 import { accessDenied } from './access-denied.js';
 import { isCredentialError } from './credential-errors.js';
+import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
 import { runCancel, runClean, runLogs, runResults, runRetry, runStatus, runSubmit } from './commands/index.js';
 
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
@@ -38,8 +39,39 @@ const SETTING_FLAGS = {
   'node-mirror': { type: 'string', describe: 'gq setup: where to download the instances\' Node.js build (default https://nodejs.org/dist)' },
 } as const;
 
+type SettingFlag = keyof typeof SETTING_FLAGS;
+
+/**
+ * Which settings each command reads, so that its --help lists only those (the configuration file
+ * and GQ_* variables still give every setting to every command). BACKEND opens the backend;
+ * WORKERS start workers (submit, retry); WATCH is what following a job reads (the fleet report).
+ */
+const BACKEND = ['backend', 'region', 'profile', 'stack'] as const satisfies readonly SettingFlag[];
+const WATCH = ['boot-timeout', 'boot-failures'] as const satisfies readonly SettingFlag[];
+const WORKERS = ['workers', 'max-instances', 'spot', 'gurobi-product-code', 'task-aws-access', 'launch-failures', ...WATCH] as const satisfies readonly SettingFlag[];
+const JOB = ['retries', 'timeout', 'idle', 'visibility', 'unreachable-timeout', 'install-timeout', 'install-retries'] as const satisfies readonly SettingFlag[];
+export const COMMAND_SETTINGS = {
+  submit: [...BACKEND, ...JOB, ...WORKERS],
+  status: [...BACKEND, 'workers', ...WATCH],
+  results: BACKEND,
+  logs: BACKEND,
+  cancel: BACKEND,
+  retry: [...BACKEND, ...WORKERS],
+  clean: BACKEND,
+  setup: ['region', 'profile', 'stack', 'node-mirror'],
+  doctor: ['region', 'profile', 'stack', 'max-instances', 'spot', 'gurobi-product-code'],
+} as const satisfies Record<string, readonly SettingFlag[]>;
+
 /** The parsed setting flags, with the global --verbose. */
 type SettingArgs = ArgumentsCamelCase<InferredOptionTypes<typeof SETTING_FLAGS> & { verbose: boolean | undefined }>;
+
+/** The command's settings flags, under their own heading in its --help. */
+function withSettings<T>(y: Argv<T>, names: readonly SettingFlag[]): Argv<T & InferredOptionTypes<typeof SETTING_FLAGS>> {
+  const picked = Object.fromEntries(names.map((n) => [n, SETTING_FLAGS[n]])) as typeof SETTING_FLAGS;
+  // Empty groups first fix the order of the headings: positionals, the command's own options, settings.
+  const grouped = y.group([], 'Positionals:').group([], 'Options:').options(picked).group([...names], 'Settings (also from GQ_* variables or the config file):');
+  return grouped as unknown as Argv<T & InferredOptionTypes<typeof SETTING_FLAGS>>;
+}
 
 function settingsFrom(a: SettingArgs): Record<string, unknown> {
   return {
@@ -108,24 +140,26 @@ function jobArg(s: string, ctx: CommandContext): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const answer = oldToolAnswer(argv);
+  if (answer) throw answer;
   let code = 0;
   const run =
     <A extends SettingArgs>(h: (ctx: CommandContext, a: A) => Promise<number>) =>
     async (a: A) => {
       code = await h(context(a), a);
     };
-  const settings = <T>(y: Argv<T>) => y.options(SETTING_FLAGS);
+  const settings = <T>(y: Argv<T>, command: keyof typeof COMMAND_SETTINGS) => withSettings(y, COMMAND_SETTINGS[command]);
 
   await yargs(argv)
     .scriptName('gq')
     .strict(true)
     .usage('$0 <command> [options]\n\nRun a CSV of shell commands on this machine or on a self-scaling EC2 fleet.')
-    .option('verbose', { type: 'boolean', global: true, describe: 'Debug logs on stderr' })
+    .option('verbose', { alias: 'v', type: 'boolean', global: true, describe: 'Debug logs on stderr' })
     .command(
       'submit <jobfile>',
       'Validate a job file, upload the code and start the job',
       (y) =>
-        settings(y)
+        settings(y, 'submit')
           .positional('jobfile', { type: 'string', demandOption: true, describe: 'CSV with header instance_type,command' })
           .option('name', { type: 'string', describe: `Job name (${JOB_NAME_RULES}); default: from the file name` })
           .option('code', { type: 'string', describe: 'Code folder copied for every task (default: .)' })
@@ -136,79 +170,109 @@ export async function main(argv: string[]): Promise<number> {
           .option('license', { type: 'string', describe: 'Gurobi licence file, stored encrypted, given to tasks as GRB_LICENSE_FILE' })
           .option('wait', { type: 'boolean', describe: 'Follow the job to its end; exit 1 if a task failed' })
           .option('json', { type: 'boolean', describe: 'Machine-readable output' })
-          .example('$0 submit config/jobdetails.csv --code config/example --install config/example/INSTALL.sh --wait', 'Run the example job here'),
-      run((ctx, a) =>
-        runSubmit(ctx, {
+          .example('$0 submit config/jobdetails.csv --code config/example --install config/example/INSTALL.sh --wait', 'Run the example job here')
+          // The older Python tool's spellings, accepted but not shown (old-tool.ts).
+          .option('create', { alias: 'c', type: 'boolean', hidden: true })
+          .option('dispatch', { alias: 'd', type: 'boolean', hidden: true })
+          .option('extra_input_code_path', { alias: 'i', type: 'string', array: true, hidden: true })
+          .option('extra_output_file', { alias: 'o', type: 'string', array: true, hidden: true })
+          .option('tag_offset', { type: 'number', hidden: true }),
+      run((ctx, a) => {
+        const old = submitFromOldFlags(a);
+        for (const note of old.notes) ctx.io.err(note);
+        return runSubmit(ctx, {
           jobfile: a.jobfile,
           name: a.name,
           code: a.code,
           install: a.install,
           results: a.results,
-          input: a.input,
-          output: a.output,
+          input: old.input,
+          output: old.output,
           license: a.license,
           wait: a.wait,
           json: a.json,
-        }),
-      ),
+        });
+      }),
     )
     .command(
       'status [name]',
       'All jobs, or one job in detail',
       (y) =>
-        settings(y)
-          .positional('name', { type: 'string' })
-          .option('json', { type: 'boolean' })
+        settings(y, 'status')
+          .positional('name', { type: 'string', describe: 'Job name (default: list every job)' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
           .option('watch', { type: 'boolean', describe: 'Refresh every 2 s until the job ends' })
-          .option('tasks', { type: 'boolean', describe: 'Include every task (reads them all)' }),
+          .option('tasks', { type: 'boolean', describe: 'Include every task (reads them all)' })
+          .example('$0 status example-job --watch', 'Follow one job until it ends'),
       run((ctx, a) => runStatus(ctx, { name: a.name === undefined ? undefined : jobArg(a.name, ctx), json: !!a.json, watch: !!a.watch, tasks: !!a.tasks })),
     )
     .command(
       'results <name>',
       'Download results, outputs and logs; write the merged results.csv',
-      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'Folder (default results/<name>)' }).option('json', { type: 'boolean' }),
+      (y) =>
+        settings(y, 'results')
+          .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
+          .option('out', { type: 'string', describe: 'Folder (default results/<name>)' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .example('$0 results example-job --out results/example', 'Download and merge into results/example/results.csv'),
       run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json })),
     )
     .command(
       'logs <name> [task]',
       "Print a task's output, or a worker's install log",
-      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).positional('task', { type: 'number' }).option('instance', { type: 'string', describe: 'Worker id (see gq status)' }),
+      (y) =>
+        settings(y, 'logs')
+          .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
+          .positional('task', { type: 'number', describe: 'Task number (from 1, in job-file order)' })
+          .option('instance', { type: 'string', describe: 'Worker id (see gq status)' })
+          .example('$0 logs example-job 3', "Task 3's output")
+          .example('$0 logs example-job --instance i-0abc123', "A worker's install log"),
       run((ctx, a) => runLogs(ctx, { name: jobArg(a.name, ctx), task: a.task, instance: a.instance })),
     )
     .command(
       'cancel <name>',
       'Stop a job: queued tasks never start, running ones are stopped',
-      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }),
+      (y) =>
+        settings(y, 'cancel')
+          .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .example('$0 cancel example-job', 'Stop the job and its workers'),
       run((ctx, a) => runCancel(ctx, { name: jobArg(a.name, ctx), json: !!a.json })),
     )
     .command(
       'retry <name>',
       'Run the failed tasks of a job again',
       (y) =>
-        settings(y)
-          .positional('name', { type: 'string', demandOption: true })
+        settings(y, 'retry')
+          .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
           .option('failed', { type: 'boolean', describe: 'Rerun the FAILED tasks' })
           .option('license', { type: 'string', describe: "Store the job's licence again (it is deleted when the job finishes)" })
-          .option('wait', { type: 'boolean' })
-          .option('json', { type: 'boolean' }),
+          .option('wait', { type: 'boolean', describe: 'Follow the job to its end; exit 1 if a task failed' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .example('$0 retry example-job --failed --wait', 'Rerun the failed tasks and follow them'),
       run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, license: a.license, wait: !!a.wait, json: !!a.json })),
     )
     .command(
       'clean <name>',
       "Remove a finished job's queues, workers and licence; keep its results",
-      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('force', { type: 'boolean' }),
+      (y) =>
+        settings(y, 'clean')
+          .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
+          .option('force', { type: 'boolean', describe: 'Also while tasks are queued or running (their workers and queues are removed)' })
+          .example('$0 clean example-job', 'Remove what the finished job left; its results stay'),
       run((ctx, a) => runClean(ctx, { name: jobArg(a.name, ctx), force: !!a.force })),
     )
     .command(
       'setup',
       'AWS: create or update the shared resources (CloudFormation stack)',
       (y) =>
-        settings(y)
+        settings(y, 'setup')
           .option('vpc-id', { type: 'string', describe: 'VPC for the security group (default: the default VPC)' })
           .option('egress', { type: 'string', describe: 'Outbound traffic of the agents: https-only, http-and-https (default) or all' })
           .option('subnets', { type: 'string', describe: 'Comma-separated subnets for the agents (default: every subnet of the VPC)' })
           .option('public-ipv4', { type: 'string', describe: 'subnet-default, or none for private subnets (no public IPv4 address)' })
-          .option('gateway-endpoints', { type: 'string', describe: 'Comma-separated route tables that get S3 and DynamoDB gateway endpoints' }),
+          .option('gateway-endpoints', { type: 'string', describe: 'Comma-separated route tables that get S3 and DynamoDB gateway endpoints' })
+          .example('$0 setup --region eu-west-1', 'Create the stack in eu-west-1'),
       run(async (ctx, a) => {
         const { runSetup } = await import('./commands/setup.js');
         // A flag given twice arrives as an array: not a list of ids.
@@ -229,10 +293,11 @@ export async function main(argv: string[]): Promise<number> {
       'doctor [jobfile]',
       'AWS: check region, credentials, stack, network, AMIs, offerings and quotas before spending money, and say what to fix',
       (y) =>
-        settings(y)
+        settings(y, 'doctor')
           .positional('jobfile', { type: 'string', describe: 'Job file whose instance types to check' })
           .option('job-file', { type: 'string', describe: 'Job file whose instance types to check (same as the positional)' })
-          .option('instance-type', { type: 'string', describe: 'Instance type to check without a job file (default m5.large)' }),
+          .option('instance-type', { type: 'string', describe: 'Instance type to check without a job file (default m5.large)' })
+          .example('$0 doctor config/jobdetails.csv', "Check everything the job's instance types need"),
       run(async (ctx, a) => {
         const { runDoctor } = await import('./commands/doctor.js');
         const jobFile = a.jobfile ?? a['job-file'];
