@@ -29,7 +29,7 @@ const EXPECTED: Record<string, string[]> = {
   clean: [...COMMON, ...BACKEND, '--force'],
   setup: [...COMMON, '--region', '--profile', '--stack', '--node-mirror', '--vpc-id', '--egress', '--subnets', '--public-ipv4', '--gateway-endpoints'],
   doctor: [...COMMON, '--region', '--profile', '--stack', '--max-instances', '--spot', '--gurobi-product-code', '--job-file', '--instance-type'],
-  // completion: added with the command
+  completion: [...COMMON],
 };
 
 /** Options only submit takes: a job's own settings. */

@@ -3,100 +3,19 @@
  * configuration, and exits in one place. A UserError prints its message and hint (exit 1);
  * anything else is a bug and prints its stack (exit 70).
  */
-import yargs, { type ArgumentsCamelCase, type Argv, type InferredOptionTypes } from 'yargs';
+import yargs, { type Argv } from 'yargs';
+import { COMMAND_SETTINGS, SETTING_FLAGS, settingsFrom, withSettings, type SettingArgs } from './settings-flags.js';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, loadConfig, redactText, registerSecret, UserError, type Config } from '@gq/common';
-import { dataHome, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq/common';
+import { dataHome, deriveJobName, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq/common';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
 import { accessDenied } from './access-denied.js';
 import { isCredentialError } from './credential-errors.js';
 import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
+import { commandSpec, commandsFromHelp, completionScript, jobNames, optionsFromHelp, rememberJob } from './completion.js';
 import { runCancel, runClean, runLogs, runResults, runRetry, runStatus, runSubmit } from './commands/index.js';
-
-/** Flags that are settings (same names as the config keys, kebab-case on the command line). */
-const SETTING_FLAGS = {
-  backend: { choices: ['local', 'aws'] as const, describe: 'Where to run: local (this machine) or aws (env GQ_BACKEND)' },
-  workers: { type: 'number', describe: 'Local backend: worker processes (default: number of CPUs)' },
-  retries: { type: 'number', describe: 'Extra attempts for a failed task (default 2)' },
-  timeout: { type: 'string', describe: 'Per-task timeout, e.g. 90s, 30m, 2h (default: none)' },
-  idle: { type: 'string', describe: 'A worker leaves after the queue is empty this long' },
-  visibility: { type: 'string', describe: 'Task lease / message visibility, renewed while running (default 5m)' },
-  'unreachable-timeout': { type: 'string', describe: 'A worker that cannot reach AWS this long leaves (default 30m)' },
-  'install-timeout': { type: 'string', describe: 'Timeout of one install attempt (default 30m)' },
-  'install-retries': { type: 'number', describe: 'Extra install attempts (default 2)' },
-  'max-instances': { type: 'number', describe: 'AWS: instances per instance type at most (default 20)' },
-  region: { type: 'string', describe: 'AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile\'s region)' },
-  profile: { type: 'string', describe: 'AWS: profile in ~/.aws/config (default: AWS_PROFILE, else default)' },
-  stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
-  spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
-  'gurobi-product-code': { type: 'string', describe: 'AWS: Marketplace product code of the Gurobi image (ami "gurobi")' },
-  'launch-failures': { type: 'number', describe: 'AWS: --wait gives up after this many failed launches of a group (default 3)' },
-  'boot-timeout': { type: 'string', describe: 'AWS: an instance silent this long after launch failed its boot (default 15m)' },
-  'boot-failures': { type: 'number', describe: "AWS: after this many failed boots a type's group is set to 0 (default 3)" },
-  'task-aws-access': { type: 'boolean', describe: 'AWS: let tasks use the instance role (default: tasks get no AWS credentials)' },
-  'node-mirror': { type: 'string', describe: 'gq setup: where to download the instances\' Node.js build (default https://nodejs.org/dist)' },
-} as const;
-
-type SettingFlag = keyof typeof SETTING_FLAGS;
-
-/**
- * Which settings each command reads, so that its --help lists only those (the configuration file
- * and GQ_* variables still give every setting to every command). BACKEND opens the backend;
- * WORKERS start workers (submit, retry); WATCH is what following a job reads (the fleet report).
- */
-const BACKEND = ['backend', 'region', 'profile', 'stack'] as const satisfies readonly SettingFlag[];
-const WATCH = ['boot-timeout', 'boot-failures'] as const satisfies readonly SettingFlag[];
-const WORKERS = ['workers', 'max-instances', 'spot', 'gurobi-product-code', 'task-aws-access', 'launch-failures', ...WATCH] as const satisfies readonly SettingFlag[];
-const JOB = ['retries', 'timeout', 'idle', 'visibility', 'unreachable-timeout', 'install-timeout', 'install-retries'] as const satisfies readonly SettingFlag[];
-export const COMMAND_SETTINGS = {
-  submit: [...BACKEND, ...JOB, ...WORKERS],
-  status: [...BACKEND, 'workers', ...WATCH],
-  results: BACKEND,
-  logs: BACKEND,
-  cancel: BACKEND,
-  retry: [...BACKEND, ...WORKERS],
-  clean: BACKEND,
-  setup: ['region', 'profile', 'stack', 'node-mirror'],
-  doctor: ['region', 'profile', 'stack', 'max-instances', 'spot', 'gurobi-product-code'],
-} as const satisfies Record<string, readonly SettingFlag[]>;
-
-/** The parsed setting flags, with the global --verbose. */
-type SettingArgs = ArgumentsCamelCase<InferredOptionTypes<typeof SETTING_FLAGS> & { verbose: boolean | undefined }>;
-
-/** The command's settings flags, under their own heading in its --help. */
-function withSettings<T>(y: Argv<T>, names: readonly SettingFlag[]): Argv<T & InferredOptionTypes<typeof SETTING_FLAGS>> {
-  const picked = Object.fromEntries(names.map((n) => [n, SETTING_FLAGS[n]])) as typeof SETTING_FLAGS;
-  // Empty groups first fix the order of the headings: positionals, the command's own options, settings.
-  const grouped = y.group([], 'Positionals:').group([], 'Options:').options(picked).group([...names], 'Settings (also from GQ_* variables or the config file):');
-  return grouped as unknown as Argv<T & InferredOptionTypes<typeof SETTING_FLAGS>>;
-}
-
-function settingsFrom(a: SettingArgs): Record<string, unknown> {
-  return {
-    backend: a.backend,
-    workers: a.workers,
-    retries: a.retries,
-    timeout: a.timeout,
-    idle: a.idle,
-    visibility: a.visibility,
-    unreachableTimeout: a['unreachable-timeout'],
-    installTimeout: a['install-timeout'],
-    installRetries: a['install-retries'],
-    maxInstances: a['max-instances'],
-    region: a.region,
-    profile: a.profile,
-    stack: a.stack,
-    spot: a.spot,
-    gurobiProductCode: a['gurobi-product-code'],
-    launchFailures: a['launch-failures'],
-    bootTimeout: a['boot-timeout'],
-    bootFailures: a['boot-failures'],
-    taskAwsAccess: a['task-aws-access'],
-    nodeMirror: a['node-mirror'],
-  };
-}
 
 /** The configuration of the command being run, for explaining an AWS credentials error. */
 let lastConfig: Config | undefined;
@@ -143,14 +62,36 @@ export async function main(argv: string[]): Promise<number> {
   const answer = oldToolAnswer(argv);
   if (answer) throw answer;
   let code = 0;
+  await cli(argv, (c) => (code = c)).parseAsync();
+  return code;
+}
+
+/** The help text of `args` (e.g. ['logs', '--help']), unwrapped, without printing it. */
+async function helpOf(args: string[]): Promise<string> {
+  let text = '';
+  await cli(args, () => undefined)
+    .exitProcess(false)
+    .wrap(null)
+    .parseAsync(args, {}, (_err, _argv, output) => {
+      text = output;
+    });
+  return text;
+}
+
+/** The whole command line; `setCode` receives the exit code of the command that ran. */
+function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
+  // A job name a command used on AWS is kept for shell completion (completion.ts: no AWS call on TAB).
   const run =
-    <A extends SettingArgs>(h: (ctx: CommandContext, a: A) => Promise<number>) =>
+    <A extends SettingArgs>(h: (ctx: CommandContext, a: A) => Promise<number>, jobOf: (a: A) => unknown = (a) => (a as { name?: unknown }).name) =>
     async (a: A) => {
-      code = await h(context(a), a);
+      const ctx = context(a);
+      setCode(await h(ctx, a));
+      const job = jobOf(a);
+      if (typeof job === 'string') rememberJob(ctx.config, job);
     };
   const settings = <T>(y: Argv<T>, command: keyof typeof COMMAND_SETTINGS) => withSettings(y, COMMAND_SETTINGS[command]);
 
-  await yargs(argv)
+  return yargs(argv)
     .scriptName('gq')
     .strict(true)
     .usage('$0 <command> [options]\n\nRun a CSV of shell commands on this machine or on a self-scaling EC2 fleet.')
@@ -192,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
           wait: a.wait,
           json: a.json,
         });
-      }),
+      }, (a) => a.name ?? deriveJobName(a.jobfile)),
     )
     .command(
       'status [name]',
@@ -310,6 +251,28 @@ export async function main(argv: string[]): Promise<number> {
         return runDoctor(ctx, { stack: ctx.config.stack, jobFile, instanceType: a['instance-type'] });
       }),
     )
+    .command(
+      'completion [shell]',
+      'Print the shell completion script (commands, options, job names)',
+      (y) =>
+        withSettings(y, [])
+          .positional('shell', { choices: ['bash', 'zsh'] as const, describe: 'Shell (default: from $SHELL)' })
+          .option('jobs', { type: 'boolean', hidden: true, describe: "The backend's job names, one a line (what a TAB offers)" })
+          .option('backend', { ...SETTING_FLAGS.backend, hidden: true })
+          .example('$0 completion bash > ~/.local/share/bash-completion/completions/gq', 'Install for bash (new shells)')
+          .example(`echo 'eval "$(gq completion zsh)"' >> ~/.zshrc`, 'Install for zsh'),
+      run(async (ctx, a) => {
+        if (a.jobs) {
+          for (const name of await jobNames(ctx.config)) ctx.io.out(name);
+          return 0;
+        }
+        const top = await helpOf(['--help']);
+        const commands = await Promise.all(commandsFromHelp(top).map(async (c) => commandSpec(c.name, c.positionals, await helpOf([c.name, '--help']))));
+        const shell = a.shell ?? (/zsh/.test(process.env.SHELL ?? '') ? 'zsh' : 'bash');
+        ctx.io.out(completionScript(shell, commands, optionsFromHelp(top)));
+        return 0;
+      }),
+    )
     .demandCommand(1, 'Name a command.')
     .recommendCommands()
     .help()
@@ -319,9 +282,7 @@ export async function main(argv: string[]): Promise<number> {
     .fail((msg, err) => {
       if (err) throw err;
       throw new UserError(msg, { hint: 'Run gq --help, or gq <command> --help.' });
-    })
-    .parseAsync();
-  return code;
+    });
 }
 
 /** This gq's version (yargs looks for package.json next to the entry script and finds none). */
