@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative, sep } from 'node:path';
 import * as tar from 'tar';
 import type { InputMapping } from '@gq/common';
+import { progressBar } from './progress.js';
 
 /** Never bundled: version control and gq's own result downloads. */
 const EXCLUDE = new Set(['.git', '.hg', '.svn', 'node_modules/.cache']);
@@ -58,8 +59,10 @@ export async function makeBundle(codeDir: string, inputs: readonly InputMapping[
     for (const i of inputs) cpSync(i.local, join(root, i.remote), { recursive: true, verbatimSymlinks: true });
   }
   const files = listFiles(root);
+  const bar = progressBar('Bundling code', files.length);
   // Sorted entries, no owners, fixed times: the same folder always gives the same bytes.
-  await tar.c({ gzip: { level: 6 }, portable: true, mtime: new Date(0), cwd: root, file }, files.length ? files : ['.']);
+  const filter = () => (bar.increment(), true);
+  await tar.c({ gzip: { level: 6 }, portable: true, mtime: new Date(0), cwd: root, file, filter }, files.length ? files : ['.']).finally(() => bar.stop());
   if (root !== codeDir) rmSync(root, { recursive: true, force: true });
   const { sha256, bytes } = await sha256Of(file);
   return { file, sha256, bytes, files: files.length, cleanup: () => rmSync(tmp, { recursive: true, force: true }) };

@@ -14,6 +14,7 @@ import { stdio, type CommandContext } from './context.js';
 import { accessDenied } from './access-denied.js';
 import { isCredentialError } from './credential-errors.js';
 import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
+import { allowProgress } from './progress.js';
 import { commandSpec, commandsFromHelp, completionScript, jobNames, optionsFromHelp, rememberJob } from './completion.js';
 import { runCancel, runClean, runLogs, runResults, runRetry, runStatus, runSubmit } from './commands/index.js';
 
@@ -85,6 +86,7 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
     <A extends SettingArgs>(h: (ctx: CommandContext, a: A) => Promise<number>, jobOf: (a: A) => unknown = (a) => (a as { name?: unknown }).name) =>
     async (a: A) => {
       const ctx = context(a);
+      allowProgress(!(a as { json?: unknown }).json);
       setCode(await h(ctx, a));
       const job = jobOf(a);
       if (typeof job === 'string') rememberJob(ctx.config, job);

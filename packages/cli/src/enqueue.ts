@@ -4,6 +4,7 @@
  */
 import { maxReceiveCountFor, QueueDeletedRecentlyError, sleep, type Backend, type JobRecord } from '@gq/common';
 import type { CommandContext } from './context.js';
+import { progressBar } from './progress.js';
 
 export interface EnqueueOptions {
   /**
@@ -18,6 +19,9 @@ export interface EnqueueOptions {
    */
   queueNameWaitMs: number;
 }
+
+/** Tasks handed to one `send` while a bar is drawn (each send batches and parallelises them itself). */
+const SEND_SLICE = 2000;
 
 /** How long `gq retry` waits for SQS to allow a queue name again (60 s after its deletion). */
 export const QUEUE_NAME_WAIT_MS = 75_000;
@@ -39,18 +43,31 @@ export async function enqueueTasks(
     list.push(t.task);
     byType.set(t.instanceType, list);
   }
-  for (const [type, nums] of [...byType].sort((x, y) => x[0].localeCompare(y[0]))) {
-    const marker = `jobs/${job.name}/enqueued/${type}`;
-    const queue = await waitForQueueName(ctx, o.queueNameWaitMs, () =>
-      backend.queues.ensure(job.name, type, {
-        visibilitySeconds: job.visibilitySeconds,
-        // Generous: re-hiding a message whose task holds a live lease counts as a receive.
-        maxReceiveCount: maxReceiveCountFor(job.maxAttempts),
-      }),
-    );
-    if (o.resumable && (await backend.artifacts.exists(marker))) continue;
-    await queue.send(nums);
-    if (o.resumable) await backend.artifacts.putBytes(marker, String(nums.length));
+  const bar = progressBar('Queueing tasks', tasks.length);
+  try {
+    for (const [type, nums] of [...byType].sort((x, y) => x[0].localeCompare(y[0]))) {
+      const marker = `jobs/${job.name}/enqueued/${type}`;
+      const queue = await waitForQueueName(ctx, o.queueNameWaitMs, () =>
+        backend.queues.ensure(job.name, type, {
+          visibilitySeconds: job.visibilitySeconds,
+          // Generous: re-hiding a message whose task holds a live lease counts as a receive.
+          maxReceiveCount: maxReceiveCountFor(job.maxAttempts),
+        }),
+      );
+      if (o.resumable && (await backend.artifacts.exists(marker))) {
+        bar.increment(nums.length);
+        continue;
+      }
+      // In slices when a bar is drawn (the marker still comes after the whole type); else in one call.
+      const slice = bar.shown ? SEND_SLICE : nums.length;
+      for (let i = 0; i < nums.length; i += slice) {
+        await queue.send(nums.slice(i, i + slice));
+        bar.increment(Math.min(slice, nums.length - i));
+      }
+      if (o.resumable) await backend.artifacts.putBytes(marker, String(nums.length));
+    }
+  } finally {
+    bar.stop();
   }
   return Object.fromEntries([...byType].map(([type, nums]) => [type, nums.length]));
 }

@@ -5,12 +5,13 @@ import type { CommandContext } from './context.js';
 import { FAILED_TO_START, reconcile, removeFinishedFleet } from './workers.js';
 import { statusJson } from './commands/status.js';
 import { fleetReport, giveUpReason } from './fleet-report.js';
+import { drawsOn } from './progress.js';
 
 /** The longest --wait waits for a finished job's workers to leave before it returns. */
 const LEAVE_WAIT_MAX_S = 300;
 
 export async function followJob(ctx: CommandContext, backend: Backend, name: string, o: { json?: boolean; pollMs?: number }): Promise<number> {
-  const tty = process.stderr.isTTY && !o.json;
+  const tty = drawsOn(process.stderr) && !o.json;
   const bar = tty
     ? new cliProgress.SingleBar(
         { format: ' {bar} {percentage}% | {value}/{total} done | {running} running | {failed} failed', hideCursor: true, stream: process.stderr },

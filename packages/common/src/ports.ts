@@ -194,7 +194,8 @@ export interface StatusStore {
  */
 export interface ArtifactStore {
   exists(key: string): Promise<boolean>;
-  putFile(key: string, file: string): Promise<void>;
+  /** `onProgress`, if given, hears the bytes sent so far (S3; the local store copies at once and says nothing). */
+  putFile(key: string, file: string, onProgress?: (bytesSent: number) => void): Promise<void>;
   putBytes(key: string, body: Uint8Array | string): Promise<void>;
   /** Download to `file`, creating its folder. */
   getFile(key: string, file: string): Promise<void>;

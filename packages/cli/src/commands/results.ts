@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { JobNotFoundError, keys, UserError, type Backend, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
+import { progressBar } from '../progress.js';
 import { mergeResultsTo, SMALL_FILE_BYTES, type ResultSource } from '../results/merge.js';
 import { keyProblems } from '@gq/common/safe-path';
 import { pathUnder, safeRelative, SymlinkOnPathError } from '../results/safe-path.js';
@@ -198,6 +199,7 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     const resultDest = new Map<number, string>();
     // A fixed number of downloads at a time, each streamed to its file: memory stays flat
     // whether there is one large file or 100,000 small ones.
+    const bar = progressBar('Downloading', plan.length);
     await forEachLimited(plan, DOWNLOADS_AT_ONCE, async (f) => {
       try {
         await download(backend, f.key, f.dest);
@@ -207,7 +209,8 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
         if (f.kind === 'result') lost.add(f.task);
         else ctx.io.err(`task ${f.task}: ${f.kind === 'log' ? 'its log' : `output ${f.key}`} is missing from the artifact store`);
       }
-    });
+      bar.increment();
+    }).finally(() => bar.stop());
     plan.length = 0;
     const files: ResultSource[] = [];
     for (const t of withResults) {

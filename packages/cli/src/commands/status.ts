@@ -9,6 +9,7 @@ import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
 import { fleetReport, reportLines, typeFleetJson, type FleetReport, type TypeFleetJson } from '../fleet-report.js';
+import { drawsOn } from '../progress.js';
 
 export interface StatusArgs {
   name?: string;
@@ -160,7 +161,7 @@ export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<num
         const s = await statusJson(backend, job, !!a.tasks, { report, bootFailures: ctx.config.bootFailures });
         if (a.json) ctx.io.out(JSON.stringify(s));
         else {
-          if (a.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+          if (a.watch && drawsOn(process.stdout)) process.stdout.write('\x1b[2J\x1b[H');
           for (const l of renderJob(s)) ctx.io.out(l);
           if (a.tasks) for (const t of s.tasks ?? []) ctx.io.out(`    ${t.task}\t${t.state}\t${t.instanceType}\t${t.command}`);
         }

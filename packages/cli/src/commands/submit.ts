@@ -26,6 +26,7 @@ import { startWorkers } from '../workers.js';
 import { followJob } from '../follow.js';
 import { pausePoint } from '../faults.js';
 import { enqueueTasks } from '../enqueue.js';
+import { drawsOn, progressBar } from '../progress.js';
 
 export interface SubmitArgs {
   jobfile: string;
@@ -164,7 +165,8 @@ async function submitAndFollow(ctx: CommandContext, a: SubmitArgs, p: Plan, back
       });
     }
     if (!(await backend.artifacts.exists(codeKey))) {
-      await backend.artifacts.putFile(codeKey, bundle.file);
+      const bar = progressBar('Uploading code', bundle.bytes, 'bytes');
+      await backend.artifacts.putFile(codeKey, bundle.file, (n) => bar.update(n)).finally(() => bar.stop());
       uploaded = true;
     }
     ctx.log.debug({ codeKey, bytes: bundle.bytes, uploaded }, 'code bundle');
@@ -223,7 +225,7 @@ function onInterrupt(ctx: CommandContext, name: string): Interrupt {
   function handler(sig: NodeJS.Signals): void {
     state.off();
     state.cleanup?.();
-    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h'); // the progress bar hides the cursor
+    if (drawsOn(process.stderr)) process.stderr.write('\x1b[?25h'); // the progress bar hides the cursor
     ctx.io.err(
       state.phase === 'submitting'
         ? `\ngq: interrupted: job ${name} is not completely submitted. Nothing is lost: run the same gq submit command ` +

@@ -7,7 +7,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -99,7 +99,7 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
-  async putFile(key: string, file: string): Promise<void> {
+  async putFile(key: string, file: string, onProgress?: (bytesSent: number) => void): Promise<void> {
     const { size } = await stat(file);
     if (size < this.partSize) {
       // One request; the body is a stream of known length.
@@ -107,7 +107,7 @@ export class S3ArtifactStore implements ArtifactStore {
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: this.key(key),
-          Body: createReadStream(file),
+          Body: onProgress ? counted(createReadStream(file), onProgress) : createReadStream(file),
           ContentLength: size,
           ServerSideEncryption: this.sse,
         }),
@@ -121,6 +121,7 @@ export class S3ArtifactStore implements ArtifactStore {
       queueSize: this.queueSize,
       leavePartsOnError: false,
     });
+    if (onProgress) upload.on('httpUploadProgress', (p) => p.loaded !== undefined && onProgress(p.loaded));
     await upload.done();
   }
 
@@ -189,4 +190,18 @@ export class S3ArtifactStore implements ArtifactStore {
       }
     }
   }
+}
+
+/** `body` passed through, telling `onBytes` how many bytes have gone by (a progress bar's upload). */
+function counted(body: Readable, onBytes: (n: number) => void): Readable {
+  let n = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      n += chunk.length;
+      onBytes(n);
+      done(null, chunk);
+    },
+  });
+  body.on('error', (e) => t.destroy(e));
+  return body.pipe(t);
 }

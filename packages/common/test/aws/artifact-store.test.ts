@@ -92,6 +92,20 @@ describeAws('S3ArtifactStore (moto)', () => {
     expect(readFileSync(out, 'utf8')).toBe('small');
   });
 
+  it('putFile reports the bytes sent (a progress bar), in one request and in parts, and the object is whole', async () => {
+    for (const size of [300 * 1024, 11 * 1024 * 1024]) {
+      const src = join(dir, `progress-${size}`);
+      const data = randomBytes(size);
+      writeFileSync(src, data);
+      const heard: number[] = [];
+      await new S3ArtifactStore(clients.s3, { bucket, partSize: 5 * 1024 * 1024 }).putFile(`jobs/p/${size}`, src, (n) => heard.push(n));
+      expect(heard.length, `size ${size}`).toBeGreaterThan(0);
+      expect(heard.at(-1)).toBe(size);
+      expect(heard).toEqual([...heard].sort((x, y) => x - y));
+      expect(createHash('sha256').update(await store.getBytes(`jobs/p/${size}`)).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    }
+  });
+
   it('list is sorted, paginated and by plain prefix; deletePrefix removes > 1,000 keys', async () => {
     const keys = Array.from({ length: 1010 }, (_, i) => `jobs/many/tasks/${i + 1}/log.txt`);
     // Bounded parallel puts (the store has no bulk put).
