@@ -261,7 +261,8 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           .positional('shell', { choices: ['bash', 'zsh'] as const, describe: 'Shell (default: from $SHELL)' })
           .option('jobs', { type: 'boolean', hidden: true, describe: "The backend's job names, one a line (what a TAB offers)" })
           .option('backend', { ...SETTING_FLAGS.backend, hidden: true })
-          .example('$0 completion bash > ~/.local/share/bash-completion/completions/gq', 'Install for bash (new shells)')
+          .example('$0 completion zsh', 'Print the zsh script')
+          .example(`echo 'eval "$(gq completion bash)"' >> ~/.bashrc`, 'Install for bash')
           .example(`echo 'eval "$(gq completion zsh)"' >> ~/.zshrc`, 'Install for zsh'),
       run(async (ctx, a) => {
         if (a.jobs) {
