@@ -7,7 +7,7 @@ import yargs, { type Argv } from 'yargs';
 import { COMMAND_SETTINGS, SETTING_FLAGS, settingsFrom, withSettings, type SettingArgs } from './settings-flags.js';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, loadConfig, redactText, registerSecret, UserError, type Config } from '@gq/common';
-import { dataHome, deriveJobName, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq/common';
+import { dataHome, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq/common';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
@@ -81,14 +81,16 @@ async function helpOf(args: string[]): Promise<string> {
 
 /** The whole command line; `setCode` receives the exit code of the command that ran. */
 function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
-  // A job name a command used on AWS is kept for shell completion (completion.ts: no AWS call on TAB).
+  // A job named on the command line (NAME, submit's --name) of a command that worked on AWS is
+  // kept for shell completion (completion.ts: no AWS call on TAB). A derived submit name is
+  // kept once another command names it.
   const run =
-    <A extends SettingArgs>(h: (ctx: CommandContext, a: A) => Promise<number>, jobOf: (a: A) => unknown = (a) => (a as { name?: unknown }).name) =>
+    <A extends SettingArgs>(h: (ctx: CommandContext, a: A) => Promise<number>) =>
     async (a: A) => {
       const ctx = context(a);
       allowProgress(!(a as { json?: unknown }).json);
       setCode(await h(ctx, a));
-      const job = jobOf(a);
+      const job = (a as { name?: unknown }).name;
       if (typeof job === 'string') rememberJob(ctx.config, job);
     };
   const settings = <T>(y: Argv<T>, command: keyof typeof COMMAND_SETTINGS) => withSettings(y, COMMAND_SETTINGS[command]);
@@ -135,7 +137,7 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           wait: a.wait,
           json: a.json,
         });
-      }, (a) => a.name ?? deriveJobName(a.jobfile)),
+      }),
     )
     .command(
       'status [name]',
