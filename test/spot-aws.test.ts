@@ -1,0 +1,68 @@
+/**
+ * Spot without lost work, on moto with the real agent (instances booted from their UserData by
+ * the instance runtime, the Spot notice raised through the metadata emulator): a task that counts
+ * from its checkpoint is interrupted, its checkpoint is saved within the two minutes, and the next
+ * attempt, on a replacement instance, resumes from it. The interruption is counted, not charged.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { keys } from '../packages/common/src/index.js';
+import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
+import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, submit } from './support/aws-faults.js';
+import { countedRange, countingTask } from './support/counting-task.js';
+import { waitFor } from './support/cli.js';
+import { describeAws } from './support/moto.js';
+
+describeAws('AWS backend on moto: Spot interruptions with a checkpoint', () => {
+  let h: AwsHarness;
+  let stopPowerOff: () => void = () => undefined;
+
+  beforeAll(async () => {
+    h = (await startAwsHarness('spot-aws', { jobPrefix: 'sp-' }))!;
+    stopPowerOff = emulateEc2PowerOff(h);
+  }, 180_000);
+
+  afterAll(async () => {
+    stopPowerOff();
+    await h?.stop();
+  });
+
+  it('the checkpoint is saved on the notice and the next attempt counts on from it', async () => {
+    const s = awsScenario(h, 'sp-ckpt', 'every-task');
+    const starts = join(s.runs, 'starts');
+    const progress = join(s.runs, 'progress');
+    const f = jobFile(s, [countingTask({ to: 20, stepS: 0.2, starts, progress })]);
+    const r = await submit(s, f, ['--visibility', '5s', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const store = h.backend.status;
+    const counted = () => (existsSync(progress) ? Number(readFileSync(progress, 'utf8')) : 0);
+    await waitFor('the first attempt to count to 3', async () => counted() >= 3, 90_000, 100);
+    const victim = (await store.getTask(s.job, 1))!.instance!;
+    h.runtime.announceSpot(victim);
+    const t0 = Date.now();
+    const back = await waitFor('task 1 to be given back', async () => {
+      const t = await store.getTask(s.job, 1);
+      return t && (t.state !== 'RUNNING' || t.instance !== victim) ? t : undefined;
+    }, 60_000, 100);
+    // Within EC2's two minutes, with room: the notice is seen in 2 s, the task stops in 10 s at most.
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(back).toMatchObject({ attempts: 0, interruptions: 1, checkpointKey: keys.taskCheckpoint(s.job, 1) });
+    expect(await h.backend.artifacts.exists(keys.taskCheckpoint(s.job, 1))).toBe(true);
+    expect(h.runtime.consoleLog(victim)).toMatch(/checkpoint saved/);
+
+    // The group replaces the reclaimed instance; the replacement restores the checkpoint.
+    const done = await waitFor('task 1 to finish elsewhere', async () => {
+      const t = await store.getTask(s.job, 1);
+      return t?.state === 'SUCCEEDED' ? t : undefined;
+    }, 120_000, 500);
+    expect(done).toMatchObject({ attempts: 1, interruptions: 1 });
+    expect(done.instance).toBeUndefined();
+    const { start, end } = countedRange((await h.backend.artifacts.getBytes(done.resultKey!)).toString('utf8'));
+    expect(start).toBeGreaterThanOrEqual(3); // resumed, not started over
+    expect(end).toBe(20);
+    expect(readFileSync(starts, 'utf8').trim().split('\n')).toEqual(['0', String(start)]);
+    await awsInvariants(s);
+    await fleetGone(s);
+  }, 240_000);
+});
