@@ -6,10 +6,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { keys } from '../packages/common/src/index.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
-import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, submit } from './support/aws-faults.js';
+import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, submit, task, TYPE, untilDone } from './support/aws-faults.js';
+import { groupName } from '../packages/common/src/aws/names.js';
 import { countedRange, countingTask } from './support/counting-task.js';
 import { waitFor } from './support/cli.js';
 import { describeAws } from './support/moto.js';
@@ -65,4 +67,23 @@ describeAws('AWS backend on moto: Spot interruptions with a checkpoint', () => {
     await awsInvariants(s);
     await fleetGone(s);
   }, 240_000);
+
+  it('--spot-alternatives: stand-in types in the group\'s overrides; one that is too small is refused before anything is made', async () => {
+    const s = awsScenario(h, 'sp-standin', 'every-task');
+    const f = jobFile(s, [task(s, 1)]);
+    const small = await submit(s, f, ['--spot', '--spot-alternatives', `${TYPE}=t3.nano`, '--json']);
+    expect(small.code).toBe(1);
+    expect(small.stderr).toMatch(/t3\.nano has .* memory/);
+    expect(await h.backend.status.getJob(s.job)).toBeUndefined();
+
+    const r = await submit(s, f, ['--spot', '--spot-alternatives', `${TYPE}=t3a.micro,t3.small`, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = await h.backend.clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName(s.job, TYPE)] }));
+    const overrides = out.AutoScalingGroups?.[0]?.MixedInstancesPolicy?.LaunchTemplate?.Overrides;
+    expect(overrides?.map((o) => o.InstanceType)).toEqual([TYPE, 't3a.micro', 't3.small']);
+    // A stand-in's worker serves the group's own type (its queue): the task runs.
+    expect((await untilDone(s)).counts).toMatchObject({ succeeded: 1 });
+    await awsInvariants(s);
+    await fleetGone(s);
+  }, 180_000);
 });
