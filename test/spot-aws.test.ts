@@ -13,7 +13,7 @@ import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, submit, task, TYPE, untilDone } from './support/aws-faults.js';
 import { groupName } from '../packages/common/src/aws/names.js';
 import { countedRange, countingTask } from './support/counting-task.js';
-import { waitFor } from './support/cli.js';
+import { gq, statusJson, waitFor } from './support/cli.js';
 import { describeAws } from './support/moto.js';
 
 describeAws('AWS backend on moto: Spot interruptions with a checkpoint', () => {
@@ -64,6 +64,11 @@ describeAws('AWS backend on moto: Spot interruptions with a checkpoint', () => {
     expect(start).toBeGreaterThanOrEqual(3); // resumed, not started over
     expect(end).toBe(20);
     expect(readFileSync(starts, 'utf8').trim().split('\n')).toEqual(['0', String(start)]);
+    // gq status: the interruption per instance type, and on the task.
+    const st = await statusJson(s.job, h.env, true);
+    expect(st.instanceTypes[TYPE].interruptions).toBe(1);
+    expect(st.tasks[0]).toMatchObject({ attempts: 1, interruptions: 1, checkpointKey: keys.taskCheckpoint(s.job, 1) });
+    expect((await gq(['status', s.job], h.env)).stdout).toMatch(/1 Spot interruption/);
     await awsInvariants(s);
     await fleetGone(s);
   }, 240_000);

@@ -138,6 +138,8 @@ export interface InstanceRecord {
 
 /** The `detail` of a BUSY instance record: the task it runs (the same text on every backend). */
 export const busyDetail = (task: number): string => `task ${task}`;
+/** The `detail` of the STOPPED record of an instance that left on a Spot interruption notice (`gq status` counts them per type). */
+export const INTERRUPTED_DETAIL = 'left on a Spot interruption notice';
 
 /** Where a task's artifacts live; the same layout on every backend. */
 export const keys = {
