@@ -98,7 +98,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       // first (bounded: checkpoint.ts), and before the release is recorded, so that the next
       // attempt, wherever it is claimed, finds it.
       const givenBack = stopReason === 'release' || stopReason === 'shutdown';
-      const checkpointKey = givenBack ? await saveCheckpoint(d.backend.artifacts, job.name, task.task, ckpt, log) : undefined;
+      const checkpointKey = givenBack ? await saveCheckpoint(d.backend.artifacts, job.name, task.task, ckpt, log, d.taskUser) : undefined;
       removeTaskDir(ckpt);
       // A task that printed nothing has no log to keep.
       const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;

@@ -8,12 +8,17 @@
  * Bounded, since EC2 gives a Spot instance two minutes: a folder over `maxBytes` is not saved (the
  * previous checkpoint stays), and packing plus upload give up after `timeoutMs`. A save that did
  * not finish leaves the previous checkpoint whole: S3 and the local store replace an object only
- * once it is complete. Only regular files and folders are kept (no links, devices or owners).
+ * once it is complete. Only regular files and folders are restored (no links, devices or owners),
+ * and the folder is read as the task user (pack), never as root.
  */
-import { lstatSync, mkdirSync, readdirSync, rmSync, Stats } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createWriteStream, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { keys, type ArtifactStore, type Logger } from '@gq/common';
+import { GqError, keys, type ArtifactStore, type Logger } from '@gq/common';
 import { chownTree, ownedDir, type TaskUser } from './task-user.js';
 import type { Workspace } from './workspace.js';
 import { persist } from './retry.js';
@@ -35,8 +40,38 @@ export interface CheckpointLimits {
 
 const DEFAULT_LIMITS: CheckpointLimits = { maxBytes: MAX_CHECKPOINT_BYTES, timeoutMs: CHECKPOINT_SAVE_MS };
 
-/** Files and folders kept in a checkpoint (node-tar gives the lstat of each path when packing). */
-const keptStat = (st: object): boolean => st instanceof Stats && (st.isFile() || st.isDirectory());
+/**
+ * Pack `dir` into `file` (gzip, fast level). The folder belongs to the task, and the agent runs as
+ * root on EC2: `tar` reads it as the task user (`user`), so a link the task planted (to
+ * /etc/shadow, say) reads only what the task itself may read; root only compresses the stream.
+ * GNU tar stores links as links (restoreCheckpoint drops them). Its exit code 1 means "a file
+ * changed while read", a warning; the process group is stopped by then anyway.
+ */
+async function pack(dir: string, file: string, maxBytes: number, signal: AbortSignal, user?: TaskUser): Promise<void> {
+  const child = spawn('tar', ['-c', '-f', '-', '-C', dir, '.'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    signal,
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-2000)));
+  let bytes = 0;
+  const limit = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      done(bytes > maxBytes * 1.1 + 1024 * 1024 ? new CheckpointTooLargeError(`the checkpoint grew past ${maxBytes} bytes while packed`) : null, chunk);
+    },
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  await pipeline(child.stdout, limit, createGzip({ level: 1 }), createWriteStream(file, { mode: 0o600 }));
+  const code = await exited;
+  if (code !== 0 && code !== 1) throw new GqError(`tar could not pack the checkpoint folder (exit ${code}): ${stderr.trim()}`);
+}
+
+class CheckpointTooLargeError extends GqError {}
 
 /** Bytes of the regular files under `dir` (links and special files are not kept, not counted). */
 export function folderBytes(dir: string): number {
@@ -99,6 +134,7 @@ export async function saveCheckpoint(
   task: number,
   dir: string,
   log: Logger,
+  user?: TaskUser,
   limits: CheckpointLimits = DEFAULT_LIMITS,
 ): Promise<string | undefined> {
   let bytes: number;
@@ -124,7 +160,7 @@ export async function saveCheckpoint(
   });
   const t0 = Date.now();
   const save = (async () => {
-    await tar.c({ file, cwd: dir, gzip: { level: 1 }, portable: true, filter: (_p, st) => keptStat(st) }, readdirSync(dir));
+    await pack(dir, file, limits.maxBytes, abort.signal, user);
     await persist('upload the checkpoint', () => artifacts.putFile(key, file), { log, signal: abort.signal, deadlineMs: limits.timeoutMs });
     return 'saved' as const;
   })();

@@ -4,7 +4,7 @@
  * release is recorded, the next attempt (another worker) finds it and resumes, the interruption is
  * counted and not charged.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -50,14 +50,27 @@ describe('checkpoint folder: save and restore', () => {
     expect(existsSync(join(into, 'link'))).toBe(false);
   });
 
+  // Needs root, as the agent on EC2: the folder is read as the task user, never as root.
+  it.skipIf(process.getuid?.() !== 0)('reads the folder as the task user: a file only root may read is not saved', async () => {
+    const { store, dir } = scratch();
+    const nobody = { name: 'nobody', uid: 65534, gid: 65534 };
+    chmodSync(join(dir, '..'), 0o755);
+    writeFileSync(join(dir, 'mine'), 'ok');
+    chownSync(dir, nobody.uid, nobody.gid);
+    chownSync(join(dir, 'mine'), nobody.uid, nobody.gid);
+    expect(await saveCheckpoint(store, 'cj', 5, dir, log, nobody)).toBe(keys.taskCheckpoint('cj', 5));
+    writeFileSync(join(dir, 'root-only'), 'secret', { mode: 0o600 });
+    expect(await saveCheckpoint(store, 'cj', 6, dir, log, nobody)).toBeUndefined();
+  });
+
   it('saves nothing for an empty folder, one over the size limit, or one not stored in time', async () => {
     const { store, dir } = scratch();
     expect(await saveCheckpoint(store, 'cj', 1, dir, log)).toBeUndefined();
     writeFileSync(join(dir, 'big'), Buffer.alloc(2048));
-    expect(await saveCheckpoint(store, 'cj', 1, dir, log, { maxBytes: 1024, timeoutMs: 10_000 })).toBeUndefined();
+    expect(await saveCheckpoint(store, 'cj', 1, dir, log, undefined, { maxBytes: 1024, timeoutMs: 10_000 })).toBeUndefined();
     const slow = wrap(store, { putFile: () => new Promise<void>((r) => setTimeout(r, 2000)) });
     const t0 = Date.now();
-    expect(await saveCheckpoint(slow, 'cj', 1, dir, log, { maxBytes: 1e6, timeoutMs: 200 })).toBeUndefined();
+    expect(await saveCheckpoint(slow, 'cj', 1, dir, log, undefined, { maxBytes: 1e6, timeoutMs: 200 })).toBeUndefined();
     expect(Date.now() - t0).toBeLessThan(1500);
     expect(await store.exists(keys.taskCheckpoint('cj', 1))).toBe(false);
   });
