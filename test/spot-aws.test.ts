@@ -10,7 +10,7 @@ import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { keys } from '../packages/common/src/index.js';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
-import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, submit, task, TYPE, untilDone } from './support/aws-faults.js';
+import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, spotAndGivenBack, submit, task, TYPE, untilDone } from './support/aws-faults.js';
 import { groupName } from '../packages/common/src/aws/names.js';
 import { countedRange, countingTask } from './support/counting-task.js';
 import { gq, statusJson, waitFor } from './support/cli.js';
@@ -41,14 +41,9 @@ describeAws('AWS backend on moto: Spot interruptions with a checkpoint', () => {
     const counted = () => (existsSync(progress) ? Number(readFileSync(progress, 'utf8')) : 0);
     await waitFor('the first attempt to count to 3', async () => counted() >= 3, 90_000, 100);
     const victim = (await store.getTask(s.job, 1))!.instance!;
-    h.runtime.announceSpot(victim);
-    const t0 = Date.now();
-    const back = await waitFor('task 1 to be given back', async () => {
-      const t = await store.getTask(s.job, 1);
-      return t && (t.state !== 'RUNNING' || t.instance !== victim) ? t : undefined;
-    }, 60_000, 100);
+    const { task: back, ms } = await spotAndGivenBack(s, 1, victim, 60_000);
     // Within EC2's two minutes, with room: the notice is seen in 2 s, the task stops in 10 s at most.
-    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(ms).toBeLessThan(20_000);
     expect(back).toMatchObject({ attempts: 0, interruptions: 1, checkpointKey: keys.taskCheckpoint(s.job, 1) });
     expect(await h.backend.artifacts.exists(keys.taskCheckpoint(s.job, 1))).toBe(true);
     expect(h.runtime.consoleLog(victim)).toMatch(/checkpoint saved/);
