@@ -19,6 +19,7 @@ import {
   fleetGone,
   jobFile,
   runsOf,
+  spotAndGivenBack,
   submit,
   task,
 } from './support/aws-faults.js';
@@ -123,13 +124,7 @@ describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
       return t?.state === 'RUNNING' && existsSync(started) ? t : undefined;
     }, 90_000, 250);
     const victim = running.instance!;
-    h.runtime.announceSpot(victim);
-    const t0 = Date.now();
-    const back = await waitFor('task 1 to be given back', async () => {
-      const t = await store.getTask(s.job, 1);
-      return t && (t.state !== 'RUNNING' || t.instance !== victim) ? t : undefined;
-    }, 15_000, 100);
-    const releasedMs = Date.now() - t0;
+    const { task: back, ms: releasedMs } = await spotAndGivenBack(s, 1, victim, 15_000);
     expect(releasedMs).toBeLessThan(5000);
     expect(back.attempts).toBe(0); // given back uncharged
     // The interrupted instance takes no more work: its agent leaves, the instance terminates.

@@ -118,6 +118,10 @@ describeAws('IAM: per-job isolation and the user policy, evaluated with iam-simu
     await refused(alpha(), req('s3:GetObject', object('jobs/beta/install.sh')));
     await refused(alpha(), req('s3:GetObject', object('jobs/beta/tasks/1/files/results.csv')));
     await refused(alpha(), req('s3:GetObject', object('jobs/alpha/tasks/1/files/results.csv'))); // write-only outputs
+    // A task's checkpoint is read back by the next attempt (its own job's only).
+    await allowed(alpha(), req('s3:GetObject', object('jobs/alpha/tasks/1/checkpoint.tar.gz')));
+    await refused(alpha(), req('s3:GetObject', object('jobs/beta/tasks/1/checkpoint.tar.gz')));
+    await refused(alpha(), req('s3:GetObject', object('jobs/alpha-b/tasks/1/checkpoint.tar.gz')));
     await allowed(alpha(), req('s3:GetObject', object('bundles/0123.tar.gz')));
     await allowed(alpha(), req('s3:GetObject', object('agent/gq-agent-1.mjs')));
     await refused(alpha(), req('s3:PutObject', object('bundles/0123.tar.gz')));

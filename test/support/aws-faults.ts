@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { DescribeAutoScalingGroupsCommand, TerminateInstanceInAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { expect } from 'vitest';
-import type { TaskState } from '../../packages/common/src/index.js';
+import type { TaskRecord, TaskState } from '../../packages/common/src/index.js';
 import type { AwsHarness } from './aws-harness.js';
 import { gq, pidsMatching, statusJson, testHome, waitFor } from './cli.js';
 import { checkInvariants, type ResultsDeclared } from './invariants.js';
@@ -147,4 +147,15 @@ export function emulateEc2PowerOff(h: AwsHarness): () => void {
   }, 300);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** Announce a Spot interruption to `victim`, then wait for its task `n` to be given back (another state or holder). */
+export async function spotAndGivenBack(s: AwsScenario, n: number, victim: string, timeoutMs: number): Promise<{ task: TaskRecord; ms: number }> {
+  s.h.runtime.announceSpot(victim);
+  const t0 = Date.now();
+  const task = await waitFor(`task ${n} to be given back`, async () => {
+    const t = await s.h.backend.status.getTask(s.job, n);
+    return t && (t.state !== 'RUNNING' || t.instance !== victim) ? t : undefined;
+  }, timeoutMs, 100);
+  return { task, ms: Date.now() - t0 };
 }

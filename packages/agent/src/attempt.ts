@@ -17,6 +17,7 @@ import { GaveUpError, persist } from './retry.js';
 import { chownTree, drainTagSpool, ownedDir, TAG_SPOOL_ENV, taskUserEnv } from './task-user.js';
 import { validateTag } from './tag.js';
 import { realClock } from './clock.js';
+import { checkpointDir, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -52,13 +53,15 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       clock,
     });
     const spool = d.taskUser ? startTagRelay(d, job, task, log) : undefined;
+    const ckpt = checkpointDir(d.ws, task.task, d.taskUser);
     let r: RunResult;
     try {
       if (d.taskUser) chownTree(dir, d.taskUser);
+      if (task.checkpointKey) await restoreCheckpoint(d.backend.artifacts, task.checkpointKey, ckpt, log, d.taskUser);
       const p = runCommand({
         command: task.command,
         cwd: dir,
-        env: taskEnv(d, job, task, dir, spool?.dir),
+        env: { ...taskEnv(d, job, task, dir, spool?.dir), [ENV.CHECKPOINT_DIR]: ckpt },
         logFile,
         timeoutSeconds: job.timeoutSeconds,
         runFile: join(d.ws.root, RUN_FILE),
@@ -87,9 +90,16 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       // Another worker owns the task now; record nothing and leave the message alone.
       log.warn('lease lost while running; the task belongs to another worker now');
       removeTaskDir(dir);
+      removeTaskDir(ckpt);
       return;
     }
     const finish = async (): Promise<void> => {
+      // Interrupted: its process group is stopped, so the checkpoint folder is still; saved
+      // first (bounded: checkpoint.ts), and before the release is recorded, so that the next
+      // attempt, wherever it is claimed, finds it.
+      const givenBack = stopReason === 'release' || stopReason === 'shutdown';
+      const checkpointKey = givenBack ? await saveCheckpoint(d.backend.artifacts, job.name, task.task, ckpt, log, d.taskUser) : undefined;
+      removeTaskDir(ckpt);
       // A task that printed nothing has no log to keep.
       const logKey = statSync(logFile).size > 0 ? keys.taskLog(job.name, task.task) : undefined;
       // The work is done: keep trying through a network blip rather than lose it (retry.ts).
@@ -101,8 +111,11 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
 
       let outcome: TaskOutcome;
       if (stopReason === 'cancel') outcome = { kind: 'cancelled', logKey };
-      else if (stopReason === 'release' || stopReason === 'shutdown')
-        outcome = { kind: 'released', reason: stopReason === 'release' ? 'instance interrupted' : 'agent stopped' };
+      else if (givenBack)
+        outcome =
+          stopReason === 'release'
+            ? { kind: 'released', reason: 'instance interrupted', interrupted: true, checkpointKey }
+            : { kind: 'released', reason: 'agent stopped', checkpointKey };
       else if (r.exitCode === 0 && !r.timedOut) {
         let up: Uploaded | OutputsRefusedError;
         try {
@@ -164,6 +177,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       if (!(e instanceof GaveUpError)) throw e;
       log.warn('the task was taken over while its files were being uploaded; leaving it to its new owner');
       removeTaskDir(dir);
+      removeTaskDir(ckpt);
     }
   })();
   return { stop, done };

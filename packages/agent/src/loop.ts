@@ -5,7 +5,7 @@
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { busyDetail, failDeadLettered, keys, MAX_VISIBILITY_SECONDS, QueueNotFoundError, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
+import { busyDetail, failDeadLettered, INTERRUPTED_DETAIL, keys, MAX_VISIBILITY_SECONDS, QueueNotFoundError, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { realClock, type Clock } from './clock.js';
 import { runInstall } from './install.js';
@@ -370,7 +370,7 @@ export class Agent implements AgentControl {
     const { d } = this;
     // Deletes held back to be batched go out before this worker is gone.
     await d.queue.flush?.().catch((e: unknown) => d.log.warn({ err: e }, 'could not delete finished messages'));
-    if (this.instanceState !== 'INSTALL_FAILED') await this.setState('STOPPED');
+    if (this.instanceState !== 'INSTALL_FAILED') await this.setState('STOPPED', this.interrupted === 'release' ? { detail: INTERRUPTED_DETAIL } : {});
     await this.dropLicenceIfFinished();
     if (this.gaveBackOnSpot) {
       // Spot: EC2 reclaims this instance anyway. Leaving the group here would lower its desired

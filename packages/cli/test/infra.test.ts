@@ -302,8 +302,9 @@ describe('infra/gq.yaml: least privilege', () => {
     const reads = statementsWith('s3:GetObject').flatMap(resourcesOf).map(subText);
     const writes = statementsWith('s3:PutObject').flatMap(resourcesOf).map(subText);
     // Shared read-only inputs (content-addressed bundles, the agent, the pinned Node.js build)
-    // and the job's own script.
-    expect(reads.sort()).toEqual(['bundles/*', 'agent/*', 'node/*', 'jobs/${!aws:PrincipalTag/gq-job}/install.sh'].map((p) => '${ArtifactBucket.Arn}/' + p).sort());
+    // and the job's own script, and its tasks' checkpoints (restored into their next attempt).
+    const own = 'jobs/${!aws:PrincipalTag/gq-job}';
+    expect(reads.sort()).toEqual(['bundles/*', 'agent/*', 'node/*', `${own}/install.sh`, `${own}/tasks/*/checkpoint.tar.gz`].map((p) => '${ArtifactBucket.Arn}/' + p).sort());
     expect(writes.sort()).toEqual(
       ['jobs/${!aws:PrincipalTag/gq-job}/tasks/*', 'jobs/${!aws:PrincipalTag/gq-job}/instances/*'].map((p) => '${ArtifactBucket.Arn}/' + p).sort(),
     );

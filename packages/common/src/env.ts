@@ -15,6 +15,8 @@ export const ENV = {
   ATTEMPT: 'GQ_ATTEMPT',
   /** Folder with the task's copy of the code (also its working directory). */
   TASK_DIR: 'GQ_TASK_DIR',
+  /** The task's checkpoint folder: kept across an interrupted attempt (agent/src/checkpoint.ts). */
+  CHECKPOINT_DIR: 'GQ_CHECKPOINT_DIR',
   /** Tells `gq-agent tag` how to reach the status store (JSON, no secrets). */
   AGENT_CONTEXT: 'GQ_AGENT_CONTEXT',
   /** Tests only: file that every AWS SDK call is appended to (aws/call-log.ts). */

@@ -133,8 +133,12 @@ export type TaskOutcome =
       /** false: do not retry whatever attempts remain. */
       retryable: boolean;
     }
-  /** Given back unrun or interrupted (SIGTERM, Spot): not charged as an attempt. */
-  | { kind: 'released'; reason: string }
+  /**
+   * Given back unrun or interrupted (SIGTERM, Spot): not charged as an attempt. `interrupted`:
+   * its instance was interrupted (counted in the task's `interruptions`); `checkpointKey`: the
+   * checkpoint saved on the way out (recorded for the next attempt).
+   */
+  | { kind: 'released'; reason: string; interrupted?: boolean; checkpointKey?: string }
   | { kind: 'cancelled'; logKey?: string };
 
 /** The state a task ended in after `complete`, or 'lost' if the lease was no longer ours. */

@@ -314,6 +314,17 @@ describe('decideComplete', () => {
     expect(d.result).toEqual({ kind: 'recorded', state: 'QUEUED' });
   });
 
+  it('counts an interruption (not an attempt) and keeps the newest checkpoint key', () => {
+    const first = complete(running('i-1', NOW + 1, { attempts: 1 }), { kind: 'released', reason: 'x', interrupted: true, checkpointKey: 'ck' }).w!;
+    expect(first).toMatchObject({ state: 'QUEUED', attempts: 0, interruptions: 1, checkpointKey: 'ck' });
+    // Interrupted again with nothing saved this time: the count grows, the checkpoint stays.
+    const again = complete(running('i-1', NOW + 1, { attempts: 1, interruptions: 1, checkpointKey: 'ck' }), { kind: 'released', reason: 'x', interrupted: true }).w!;
+    expect(again).toMatchObject({ attempts: 0, interruptions: 2, checkpointKey: 'ck' });
+    // A worker stopped twice (no interruption of the instance) gives back without counting one.
+    const stopped = complete(running('i-1', NOW + 1, { attempts: 1 }), { kind: 'released', reason: 'agent stopped' }).w!;
+    expect(stopped.interruptions).toBeUndefined();
+  });
+
   it('never makes attempts negative on release', () => {
     const { w } = complete(running('i-1', NOW + 1, { attempts: 0 }), { kind: 'released', reason: 'SIGTERM' });
     expect(w?.attempts).toBe(0);

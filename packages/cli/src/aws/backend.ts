@@ -96,6 +96,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
         subnetIds: subnets,
         maxInstances: config.maxInstances,
         spot: config.spot,
+        ...(config.spot && config.spotAlternatives[instanceType]?.length ? { spotAlternatives: config.spotAlternatives[instanceType] } : {}),
         tags: { 'gq:job': job.name },
       };
     },

@@ -6,6 +6,8 @@ export interface TypeInfo {
   instanceType: string;
   architectures: string[];
   vcpus: number;
+  /** Memory in MiB (0 when EC2 does not say). */
+  memoryMiB: number;
 }
 
 /** One DescribeInstanceTypes per type (EC2 rejects the whole call when one type is unknown). */
@@ -18,7 +20,7 @@ export async function describeTypes(ec2: EC2Client, types: readonly string[]): P
         const r = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: [t as never] }));
         const info = r.InstanceTypes?.[0];
         if (!info) unknown.push(t);
-        else known.push({ instanceType: t, architectures: (info.ProcessorInfo?.SupportedArchitectures ?? ['x86_64']) as string[], vcpus: info.VCpuInfo?.DefaultVCpus ?? 1 });
+        else known.push({ instanceType: t, architectures: (info.ProcessorInfo?.SupportedArchitectures ?? ['x86_64']) as string[], vcpus: info.VCpuInfo?.DefaultVCpus ?? 1, memoryMiB: info.MemoryInfo?.SizeInMiB ?? 0 });
       } catch (e) {
         if ((e as { name?: string }).name === 'InvalidInstanceType' || (e as { name?: string }).name === 'InvalidParameterValue') unknown.push(t);
         else throw e;
@@ -55,6 +57,7 @@ export async function checkInstanceTypes(config: Config, job: ParsedJobFile, job
       throw new JobFileError(jobfile, problems, problems.length);
     }
     await checkAmis(config, region, clients.ec2, known);
+    if (config.spot) await checkStandIns(config, clients.ec2, known);
     return known;
   } finally {
     clients.destroy();
@@ -86,4 +89,39 @@ async function checkAmis(config: Config, region: string, ec2: EC2Client, known: 
   }
   const [first, ...rest] = problems;
   if (first) throw new UserError(first.message, { hint: first.hint, details: rest.map((e) => e.message), cause: first });
+}
+
+/**
+ * Why `alt` cannot stand in for `base` in its group: the group's one AMI and UserData must run on
+ * it (an architecture in common), and a task sized for `base` must fit (vCPUs and memory).
+ */
+export function standInProblem(base: TypeInfo, alt: TypeInfo): string | undefined {
+  if (!alt.architectures.some((a) => base.architectures.includes(a))) {
+    return `${alt.instanceType} (${alt.architectures.join(', ')}) cannot run ${base.instanceType}'s image (${base.architectures.join(', ')})`;
+  }
+  if (alt.vcpus < base.vcpus) return `${alt.instanceType} has ${alt.vcpus} vCPUs, fewer than ${base.instanceType}'s ${base.vcpus}`;
+  if (alt.memoryMiB < base.memoryMiB) return `${alt.instanceType} has ${alt.memoryMiB} MiB of memory, less than ${base.instanceType}'s ${base.memoryMiB}`;
+  return undefined;
+}
+
+/** The `spotAlternatives` of the job's types: each exists in the region and can stand in (standInProblem). */
+export async function checkStandIns(config: Pick<Config, 'spotAlternatives'>, ec2: EC2Client, known: readonly TypeInfo[]): Promise<void> {
+  const problems: string[] = [];
+  for (const base of known) {
+    const alts = config.spotAlternatives[base.instanceType] ?? [];
+    if (alts.length === 0) continue;
+    const { known: found, unknown } = await describeTypes(ec2, alts);
+    for (const u of unknown) problems.push(`EC2 does not offer the stand-in type "${u}" (for ${base.instanceType}) in this region`);
+    for (const alt of found) {
+      const p = standInProblem(base, alt);
+      if (p) problems.push(p);
+    }
+  }
+  const [first, ...rest] = problems;
+  if (first) {
+    throw new UserError(`spotAlternatives: ${first}.`, {
+      hint: 'A stand-in type needs the same architecture and at least the vCPUs and memory of the type it stands in for; fix or drop it.',
+      details: rest,
+    });
+  }
 }

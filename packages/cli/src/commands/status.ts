@@ -4,7 +4,7 @@
  * instances name: a constant number of reads whatever the size of the job. Task detail (--tasks)
  * and the list of failures are read only when asked for or when there are failures.
  */
-import { JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import { INTERRUPTED_DETAIL, JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
@@ -35,6 +35,8 @@ function taskJson(t: TaskRecord) {
     tags: t.tags,
     startedAt: t.startedAt,
     finishedAt: t.finishedAt,
+    interruptions: t.interruptions,
+    checkpointKey: t.checkpointKey,
   };
 }
 
@@ -56,8 +58,12 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
   const running = await runningTasks(backend, job, instances);
   const failures = job.counts.failed > 0 ? (await backend.status.listTasks(job.name, { states: ['FAILED'] })) : [];
   const tasks = withTasks ? await backend.status.listTasks(job.name) : undefined;
-  const perType: Record<string, { total: number; counts?: Record<string, number> } & TypeFleetJson> = {};
-  for (const [type, total] of Object.entries(job.instanceTypes)) perType[type] = { total, ...typeFleetJson(fleet?.report?.types[type], fleet ?? { bootFailures: 0 }) };
+  const perType: Record<string, { total: number; interruptions: number; counts?: Record<string, number> } & TypeFleetJson> = {};
+  for (const [type, total] of Object.entries(job.instanceTypes)) {
+    // Instances of the type that left on a Spot interruption notice (their records say so).
+    const interruptions = instances.filter((i) => i.instanceType === type && i.detail === INTERRUPTED_DETAIL).length;
+    perType[type] = { total, interruptions, ...typeFleetJson(fleet?.report?.types[type], fleet ?? { bootFailures: 0 }) };
+  }
   if (tasks) {
     for (const t of tasks) {
       const c = (perType[t.instanceType]!.counts ??= { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
@@ -92,7 +98,7 @@ function renderJob(s: StatusJson): string[] {
   for (const [type, v] of Object.entries(s.instanceTypes)) {
     const n = s.instances.filter((i) => i.instanceType === type && i.state !== 'STOPPED').length;
     const detail = v.counts ? ` (${Object.entries(v.counts).filter(([, x]) => x).map(([k, x]) => `${x} ${k}`).join(', ')})` : '';
-    lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active`);
+    lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active${v.interruptions ? `, ${v.interruptions} Spot interruption(s)` : ''}`);
     lines.push(...reportLines(v));
   }
   const active = s.instances.filter((i) => i.state !== 'STOPPED' && !FAILED_TO_START.has(i.state));

@@ -38,6 +38,7 @@ import { consoleOutput, explainRefusedGroup, isNotYetVisible, jobInstances, rece
 import { launchProblemOf } from './launch-failures.js';
 import { groupName, JOB_TAG, launchTemplateName, TYPE_TAG } from './names.js';
 import { clampDesired } from './scaling.js';
+import { MAX_GROUP_TYPES } from '../config/schema.js';
 
 /** How workers of (job, instance type) are launched; fixed when the group is created. */
 export interface LaunchSpec {
@@ -57,6 +58,11 @@ export interface LaunchSpec {
   maxInstances: number;
   /** Spot instances (mixed instances policy, 0 % on demand). */
   spot?: boolean;
+  /**
+   * With spot: stand-in types the group may launch too (checked at submit: same architecture, as
+   * many vCPUs and as much memory or more). Workers of a stand-in serve the group's own type.
+   */
+  spotAlternatives?: string[];
   /** Extra tags for the template, the group and the instances. */
   tags: Record<string, string>;
   /** Root volume size in GiB (default and minimum: the AMI's). */
@@ -95,6 +101,19 @@ export function rebalanceSuspended(g: AutoScalingGroup): boolean {
  */
 export function notYetVisibleFor(spec: Pick<LaunchSpec, 'instanceProfileFresh'>): (err: unknown) => boolean {
   return (err) => isNotYetVisible(err) || (spec.instanceProfileFresh === true && hasName(err, 'ValidationError'));
+}
+
+/**
+ * The mixed instances policy's overrides for stand-in types: the group's own type first, then
+ * each stand-in once (at most 40 types a group:
+ * https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplateOverrides.html).
+ * None without stand-ins: the template's type is the only one.
+ */
+export function overridesFor(instanceType: string, alternatives: readonly string[] = []): { Overrides?: { InstanceType: string }[] } {
+  const types = [...new Set([instanceType, ...alternatives])];
+  if (types.length === 1) return {};
+  if (types.length > MAX_GROUP_TYPES) throw new UserError(`${instanceType} has ${types.length - 1} stand-in types; a group takes at most ${MAX_GROUP_TYPES} in all.`);
+  return { Overrides: types.map((InstanceType) => ({ InstanceType })) };
 }
 
 export class AsgFleet implements Fleet {
@@ -239,7 +258,7 @@ export class AsgFleet implements Fleet {
           ...(spec.spot
             ? {
                 MixedInstancesPolicy: {
-                  LaunchTemplate: { LaunchTemplateSpecification: templateSpec },
+                  LaunchTemplate: { LaunchTemplateSpecification: templateSpec, ...overridesFor(instanceType, spec.spotAlternatives) },
                   InstancesDistribution: {
                     OnDemandBaseCapacity: 0,
                     OnDemandPercentageAboveBaseCapacity: 0,

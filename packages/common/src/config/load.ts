@@ -78,7 +78,13 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   for (const key of Object.keys(configShape)) {
     const v = env[envNameOf(key)];
     if (v === undefined || v === '') continue;
-    if (key === 'ami') {
+    if (key === 'spotAlternatives' && v.trim().startsWith('{')) {
+      try {
+        out[key] = JSON.parse(v);
+      } catch {
+        out[key] = v; // refused by the schema, which names the setting
+      }
+    } else if (key === 'ami') {
       try {
         out[key] = JSON.parse(v);
       } catch {

@@ -18,6 +18,25 @@ const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, c
 });
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** An EC2 instance type name: family.size, such as c5.2xlarge or u-6tb1.metal. */
+const INSTANCE_TYPE = /^[a-z0-9-]{1,16}\.[a-z0-9-]{1,16}$/;
+/**
+ * Instance types an Auto Scaling group may have at most, its own included
+ * (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplateOverrides.html).
+ */
+export const MAX_GROUP_TYPES = 40;
+
+/** "c5.xlarge=c5a.xlarge,c6i.xlarge;m5.large=m5a.large" as an object; undefined when malformed. */
+export function parseAlternatives(text: string): Record<string, string[]> | undefined {
+  const out: Record<string, string[]> = {};
+  for (const part of text.split(';').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^=\s]+)\s*=\s*(\S.*)$/.exec(part);
+    if (!m) return undefined;
+    out[m[1]!] = m[2]!.split(',').map((t) => t.trim()).filter(Boolean);
+  }
+  return out;
+}
+
 export const configShape = {
   backend: z.enum(['local', 'aws']).default('local'),
   /** Local backend data folder. */
@@ -54,6 +73,33 @@ export const configShape = {
   gurobiProductCode: z.string().regex(/^[a-z0-9]{10,40}$/).optional(),
   /** AWS: request Spot instances. */
   spot: z.boolean().default(false),
+  /**
+   * AWS, with spot: per instance type, stand-in types its group may launch too (same architecture,
+   * as many vCPUs and as much memory or more: checked at submit), to widen Spot capacity. A JSON
+   * object, or "TYPE=ALT,ALT;TYPE=ALT" (the flag and the environment).
+   */
+  spotAlternatives: z
+    .union([z.record(z.string(), z.array(z.string())), z.string()])
+    .transform((v, ctx) => {
+      const out = typeof v === 'string' ? parseAlternatives(v) : v;
+      if (out === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${String(v)}" is not TYPE=ALT,ALT;TYPE=ALT` });
+        return z.NEVER;
+      }
+      for (const [type, alts] of Object.entries(out)) {
+        const bad = [type, ...alts].find((t) => !INSTANCE_TYPE.test(t));
+        if (bad !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `"${bad}" is not an instance type` });
+          return z.NEVER;
+        }
+        if (alts.length + 1 > MAX_GROUP_TYPES) {
+          ctx.addIssue({ code: 'custom', message: `${type} has ${alts.length} stand-ins; a group takes at most ${MAX_GROUP_TYPES} types in all` });
+          return z.NEVER;
+        }
+      }
+      return out;
+    })
+    .default({}),
   /** AWS: `--wait` gives up after this many failed launches of a group (scaling activities). */
   launchFailures: intFromEnv(1, 100).default(3),
   /** AWS: an instance that has not reported this long after its launch counts as a failed boot. */
@@ -92,6 +138,7 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   },
   gurobiProductCode: { what: 'an AWS Marketplace product code (lower-case letters and digits)', example: 'abcdefghij0123456789abcde' },
   spot: { what: 'true or false', example: 'true' },
+  spotAlternatives: { what: 'per instance type a list of stand-in types, as {"TYPE": ["ALT", ...]} or TYPE=ALT,ALT;TYPE=ALT', example: 'c5.xlarge=c5a.xlarge,c6i.xlarge' },
   launchFailures: { what: 'a whole number from 1 to 100', example: '3' },
   bootTimeout: { what: 'a duration such as 10m, 15m or 30m', example: '15m' },
   bootFailures: { what: 'a whole number from 1 to 100', example: '3' },

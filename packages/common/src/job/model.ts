@@ -87,6 +87,16 @@ export interface TaskRecord extends NewTask {
   logKey?: string;
   outputKeys?: string[];
   cancelRequested?: boolean;
+  /**
+   * Attempts given back because their instance was interrupted (a Spot notice): never charged as
+   * attempts (`attempts` gives them back), counted here. Absent: none.
+   */
+  interruptions?: number;
+  /**
+   * Artifact key of the task's checkpoint folder (GQ_CHECKPOINT_DIR, packed), saved when an
+   * attempt was interrupted and restored into the next attempt's folder. Kept once written.
+   */
+  checkpointKey?: string;
   updatedAt: string;
   /** Optimistic-concurrency version: every write is conditional on the version it read. */
   version: number;
@@ -128,6 +138,8 @@ export interface InstanceRecord {
 
 /** The `detail` of a BUSY instance record: the task it runs (the same text on every backend). */
 export const busyDetail = (task: number): string => `task ${task}`;
+/** The `detail` of the STOPPED record of an instance that left on a Spot interruption notice (`gq status` counts them per type). */
+export const INTERRUPTED_DETAIL = 'left on a Spot interruption notice';
 
 /** Where a task's artifacts live; the same layout on every backend. */
 export const keys = {
@@ -137,6 +149,8 @@ export const keys = {
   taskPrefix: (job: string, task: number) => `jobs/${job}/tasks/${task}/`,
   taskOutput: (job: string, task: number, rel: string) => `jobs/${job}/tasks/${task}/files/${rel}`,
   taskLog: (job: string, task: number) => `jobs/${job}/tasks/${task}/log.txt`,
+  /** The task's checkpoint folder, packed (agent/src/checkpoint.ts); one per task, replaced by each save. */
+  taskCheckpoint: (job: string, task: number) => `jobs/${job}/tasks/${task}/checkpoint.tar.gz`,
   instanceLog: (job: string, instance: string, name: string) => `jobs/${job}/instances/${instance}/${name}`,
 } as const;
 

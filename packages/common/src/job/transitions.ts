@@ -131,7 +131,12 @@ export function decideComplete(
       break;
     }
     case 'released':
-      w = move(task, 'release', now, { ...clear, attempts: Math.max(0, task.attempts - 1) });
+      w = move(task, 'release', now, {
+        ...clear,
+        attempts: Math.max(0, task.attempts - 1),
+        interruptions: outcome.interrupted ? (task.interruptions ?? 0) + 1 : task.interruptions,
+        checkpointKey: outcome.checkpointKey ?? task.checkpointKey,
+      });
       break;
     case 'cancelled':
       w = move(task, 'cancel', now, { ...clear, finishedAt, logKey: outcome.logKey ?? task.logKey, error: 'cancelled by gq cancel' });

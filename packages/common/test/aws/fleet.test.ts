@@ -11,7 +11,8 @@ import {
   DescribeSubnetsCommand,
 } from '@aws-sdk/client-ec2';
 import type { AwsClients } from '../../src/aws/clients.js';
-import { AsgFleet, notYetVisibleFor, type LaunchSpec } from '../../src/aws/fleet.js';
+import { AsgFleet, notYetVisibleFor, overridesFor, type LaunchSpec } from '../../src/aws/fleet.js';
+import { UserError } from '../../src/errors.js';
 import { retryWithBackoff } from '../../src/backoff.js';
 import { groupName } from '../../src/aws/names.js';
 import type { JobRecord } from '../../src/job/model.js';
@@ -189,6 +190,17 @@ describeAws('AsgFleet (moto)', () => {
     });
     expect(asg.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification?.LaunchTemplateName).toBe(groupName(job, TYPE));
     await fleet().remove(job);
+  });
+
+  it('spot with stand-in types lists the group\'s own type first, then each stand-in, as overrides', async () => {
+    const job = uniqueJob('standin');
+    await fleet({ spot: true, spotAlternatives: ['t3a.micro', 't3.small', 't3a.micro'] }).ensureCapacity(jobRecord(job), TYPE, 1);
+    const asg = (await group(groupName(job, TYPE)))!;
+    expect(asg.MixedInstancesPolicy?.LaunchTemplate?.Overrides?.map((o) => o.InstanceType)).toEqual([TYPE, 't3a.micro', 't3.small']);
+    await fleet().remove(job);
+    // Without stand-ins there is no override; over 40 types in all is refused before any call.
+    expect(overridesFor(TYPE)).toEqual({});
+    expect(() => overridesFor(TYPE, Array.from({ length: 40 }, (_, i) => `c${i}.large`))).toThrow(UserError);
   });
 
   it('remove deletes groups and templates; removing again is fine; the agent side needs no launch settings', async () => {

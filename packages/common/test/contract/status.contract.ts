@@ -196,6 +196,21 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       await checkCounters(name, { running: 1 });
     });
 
+    it('an interrupted attempt is counted as an interruption, with its checkpoint, and not charged', async () => {
+      const name = await job('interrupt', 1, { maxAttempts: 1 });
+      const key = `jobs/${name}/tasks/1/checkpoint.tar.gz`;
+      for (const [n, instance] of [[1, 'i-a'], [2, 'i-b']] as const) {
+        await st.claim(name, 1, instance, 60_000);
+        const outcome = { kind: 'released', reason: 'instance interrupted', interrupted: true, ...(n === 1 ? { checkpointKey: key } : {}) } as const;
+        expect(await st.complete(name, 1, instance, outcome)).toEqual({ kind: 'recorded', state: 'QUEUED' });
+        expect(await st.getTask(name, 1)).toMatchObject({ state: 'QUEUED', attempts: 0, interruptions: n, checkpointKey: key });
+      }
+      await st.claim(name, 1, 'i-c', 60_000);
+      expect(await st.complete(name, 1, 'i-c', { kind: 'succeeded', exitCode: 0 })).toEqual({ kind: 'recorded', state: 'SUCCEEDED' });
+      expect(await st.getTask(name, 1)).toMatchObject({ attempts: 1, interruptions: 2, checkpointKey: key });
+      await checkCounters(name, { succeeded: 1 });
+    });
+
     it('a live lease is respected; an expired one is taken over; the old holder has lost it', async () => {
       const name = await job('lease', 1);
       // A long lease while it must be live (a loaded machine may pause between calls), then a
