@@ -6,6 +6,9 @@ import type { Backend } from '@gq/common';
 
 /** How long a finished task's delete may wait to share a DeleteMessageBatch (SQS). */
 const DELETE_BATCH_MS = 10_000;
+/** Instance-role credentials from IMDS: per-request timeout and retries. */
+const IMDS_TIMEOUT_MS = 5_000;
+const IMDS_RETRIES = 4;
 
 export type AgentContext =
   | { backend: 'local'; home: string }
@@ -17,9 +20,19 @@ export async function openBackend(ctx: AgentContext, agentCommand: readonly stri
     return openLocalBackend({ home: ctx.home, agentCommand: [...agentCommand] });
   }
   const { openAwsBackend } = await import('@gq/common/aws/index');
+  const { defaultProvider } = await import('@aws-sdk/credential-provider-node');
   // A finished task's message is deleted in batches of up to 10 (within 10 s, flushed on leaving):
   // a tenth of a call per task instead of one when tasks are short.
-  return openAwsBackend({ region: ctx.region, bucket: ctx.bucket, table: ctx.table, queue: { deleteBatchMs: DELETE_BATCH_MS } });
+  // The instance role comes from the metadata service, which can be slow to answer right after
+  // boot or on a busy host: the SDK's defaults (1 s, no retry) would crash the agent at its first
+  // call; give it 5 s and 4 retries (RemoteProviderInit of the default chain).
+  return openAwsBackend({
+    region: ctx.region,
+    bucket: ctx.bucket,
+    table: ctx.table,
+    queue: { deleteBatchMs: DELETE_BATCH_MS },
+    credentials: defaultProvider({ timeout: IMDS_TIMEOUT_MS, maxRetries: IMDS_RETRIES }),
+  });
 }
 
 /** The context handed to tasks (for `gq-agent tag`): where the status store is, no secrets. */
