@@ -168,12 +168,18 @@ async function main() {
     console.log(
       `\n  paid ${f1(f.paid)} s; tasks ${f1(f.taskTime)} s (their commands ${f1(commandS)} s: agent overhead ${f1((f.taskTime - commandS) / Math.max(1, attempts.length))} s a task); boot and install ${f1(f.bootAndInstall)} s`,
     );
+    const w = f.waste;
+    console.log(
+      `  paid over useful ${f1(f.paid - f.taskTime - f.bootAndInstall)} s: idle after each instance's last task ${f1(w.idleAtEnd)} s ` +
+        `(the idle period alone: ${f.instances.length} × ${IDLE} s = ${IDLE * f.instances.length} s), idle between tasks ${f1(w.idleBetween)} s, ` +
+        `billing rounding up ${f1(w.rounding)} s`,
+    );
     const idleBound = IDLE + 60;
     const ratioOk = f.ratio <= 1.1;
     const idleOk = f.longestIdle <= idleBound;
     console.log(`paid ÷ (tasks + boot and install): ${f.ratio.toFixed(3)}  (target ≤ 1.1) ${ratioOk ? 'ok' : 'MISSED'}`);
     console.log(
-      `longest idle stretch: ${f1(f.longestIdle)} s = idle ${IDLE} s + ${f1(f.longestIdle - IDLE)} s  (target ≤ ${idleBound} s) ${idleOk ? 'ok' : 'MISSED'}`,
+      `longest idle stretch: ${f1(f.longestIdle)} s, idle period ${IDLE} s  (target ≤ ${idleBound} s) ${idleOk ? 'ok' : 'MISSED'}`,
     );
     if (!ratioOk || !idleOk || failed.length > 0) process.exitCode = 1;
   } finally {

@@ -52,6 +52,8 @@ describe('fleet figures (pure)', () => {
     expect(f.paid).toBe(160);
     expect(f.ratio).toBeCloseTo(160 / (95 + 20));
     expect(f.longestIdle).toBe(5);
+    // 160 paid - 115 useful: i-a idles 5 s between tasks and 5 s at its end, i-b 5 s; i-b's 30 s are billed 60.
+    expect(f.waste).toEqual({ idleAtEnd: 10, idleBetween: 5, rounding: 30 });
   });
 
   it('reads the marks of the install and of the tasks; attempts take their instance from them', () => {

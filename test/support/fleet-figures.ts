@@ -40,6 +40,9 @@ export interface InstanceFigures {
   tasks: number;
   /** Longest time without a task after the install, seconds. */
   longestIdle: number;
+  /** All its time without a task after the install, and the part after its last task (to leaving). */
+  idle: number;
+  idleAtEnd: number;
 }
 
 export interface FleetFigures {
@@ -50,6 +53,8 @@ export interface FleetFigures {
   /** paid ÷ (task time + boot and install). */
   ratio: number;
   longestIdle: number;
+  /** Where paid exceeds the useful time: idle after the last task, other idle, billing rounding up. */
+  waste: { idleAtEnd: number; idleBetween: number; rounding: number };
 }
 
 export const AWS_MINIMUM_BILLED_SECONDS = 60;
@@ -81,6 +86,8 @@ export function fleetFigures(instances: readonly InstanceTimes[], attempts: read
     const mine = attempts.filter((a) => a.instance === i.id);
     const installStart = i.installStart ?? i.launchedAt;
     const ready = i.installEnd ?? installStart;
+    const idle = gaps(ready, i.leftAt, mine);
+    const lastEnd = Math.max(ready, ...mine.map((a) => a.end));
     return {
       id: i.id,
       paid: billedSeconds(i.leftAt - i.launchedAt, scale),
@@ -88,7 +95,9 @@ export function fleetFigures(instances: readonly InstanceTimes[], attempts: read
       install: (ready - installStart) / 1000,
       busy: mine.reduce((s, a) => s + (a.end - a.start), 0) / 1000,
       tasks: mine.length,
-      longestIdle: Math.max(0, ...gaps(ready, i.leftAt, mine)) / 1000,
+      longestIdle: Math.max(0, ...idle) / 1000,
+      idle: idle.reduce((a, b) => a + b, 0) / 1000,
+      idleAtEnd: Math.max(0, i.leftAt - lastEnd) / 1000,
     };
   });
   const sum = (f: (x: InstanceFigures) => number) => per.reduce((s, x) => s + f(x), 0);
@@ -103,6 +112,11 @@ export function fleetFigures(instances: readonly InstanceTimes[], attempts: read
     bootAndInstall,
     ratio: useful > 0 ? paid / useful : Number.POSITIVE_INFINITY,
     longestIdle: Math.max(0, ...per.map((x) => x.longestIdle)),
+    waste: {
+      idleAtEnd: sum((x) => x.idleAtEnd),
+      idleBetween: sum((x) => x.idle - x.idleAtEnd),
+      rounding: paid - instances.reduce((s, i) => s + (i.leftAt - i.launchedAt) / 1000, 0),
+    },
   };
 }
 
