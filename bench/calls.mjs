@@ -6,50 +6,21 @@
 // submitter gets a key of its own, each instance has the one its metadata emulator made, and the
 // runtime's own polling of Auto Scaling (key `testing`) is shown apart and not charged to gq.
 //
-// The instance runtime is the tests' (test/support/instance-runtime.ts), compiled with esbuild into
-// node_modules/.cache (the benchmarks run compiled JS only).
+// The instance runtime is the tests' (test/support/instance-runtime.ts), compiled by aws-job.mjs.
 //
 // The job is submitted without --wait (the bench watches the job straight on moto, uncounted), so
 // what is counted is submit + the agents, from boot to leaving the fleet.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DynamoStatusStore } from '@gq/common/aws/status-store/index';
 import { REGION } from './moto.mjs';
 import { startCountingProxy } from './counting-proxy.mjs';
+import { loadSupport, stackOutputs } from './aws-job.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SUBMITTER_KEY = 'AKIABENCHSUBMITTER01';
-
-async function loadRuntime() {
-  const outfile = join(ROOT, 'node_modules', '.cache', 'gq-bench', 'instance-runtime.mjs');
-  mkdirSync(join(outfile, '..'), { recursive: true });
-  await build({
-    entryPoints: [join(ROOT, 'test', 'support', 'instance-runtime.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
-  });
-  return import(pathToFileURL(outfile).href);
-}
-
-async function stackOutputs(endpoint, stack) {
-  const cfn = new CloudFormationClient({ region: REGION, endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
-  const out = await cfn.send(new DescribeStacksCommand({ StackName: stack }));
-  cfn.destroy();
-  const o = Object.fromEntries((out.Stacks?.[0]?.Outputs ?? []).map((x) => [x.OutputKey, x.OutputValue]));
-  const table = o.TableName;
-  if (!table) throw new Error(`stack ${stack} has no table output: ${JSON.stringify(o)}`);
-  return { table };
-}
 
 const perTask = (n, tasks) => (n / tasks).toFixed(3);
 
@@ -76,7 +47,7 @@ export async function benchCalls(ctx) {
     // The stack straight on moto (not counted).
     await setupStack(gqEnv(home, moto.endpoint, stack, ami));
     const { table: statusTable } = await stackOutputs(moto.endpoint, stack);
-    const { startInstanceRuntime } = await loadRuntime();
+    const { startInstanceRuntime } = await loadSupport('instance-runtime');
     runtime = await startInstanceRuntime({
       endpoint: proxy.url,
       region: REGION,

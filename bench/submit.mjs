@@ -23,14 +23,13 @@
 //
 //   node bench/submit.mjs [--tasks 2000] [--types 4] [--runs 3] [--calls-tasks 200] [--calls-types 2]
 //                         [--only submit|calls]
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { REGION, startMoto } from './moto.mjs';
+import { GQ, gqEnv, run, setupStack, x86Ami } from './aws-job.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, def) => {
@@ -45,66 +44,10 @@ const CALLS_TYPES_N = Number(opt('calls-types', 2));
 const ONLY = opt('only', undefined);
 
 const ROOT = resolve(import.meta.dirname, '..');
-const GQ = join(ROOT, 'packages', 'cli', 'bin', 'gq.js');
 const ALL_TYPES = ['t3.micro', 't3.small', 'c5.large', 'm5.large', 'c5.xlarge', 'm5.xlarge', 't3.medium', 'r5.large'];
 const creds = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
 const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
-
-function run(cmd, args, env, opts = {}) {
-  return new Promise((res, rej) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { env, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr, ms: performance.now() - t0 }));
-  });
-}
-
-/** Environment of the gq CLI for this bench: aws backend on moto (or the proxy), its own home. */
-function gqEnv(home, endpoint, stack, ami, extra = {}) {
-  return {
-    PATH: process.env.PATH,
-    HOME: home,
-    GQ_HOME: join(home, 'gq'),
-    GQ_CONFIG: join(home, 'config.json'),
-    XDG_CONFIG_HOME: join(home, '.config'),
-    GQ_BACKEND: 'aws',
-    AWS_ENDPOINT_URL: endpoint,
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_REGION: REGION,
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    GQ_STACK: stack,
-    GQ_AMI: ami,
-    GQ_LOG_LEVEL: 'warn',
-    ...extra,
-  };
-}
-
-async function setupStack(env) {
-  // gq setup stores the instances' Node.js in the bucket: from a local stand-in for nodejs.org.
-  const { startNodeMirror } = await import('../test/support/node-mirror.mjs');
-  const { PINNED_NODE_VERSION } = await import('../packages/cli/dist/userdata.js');
-  const mirror = await startNodeMirror(PINNED_NODE_VERSION);
-  const r = await run(process.execPath, [GQ, 'setup'], { ...env, GQ_NODE_MIRROR: mirror.url }).finally(() => mirror.close());
-  if (r.code !== 0) throw new Error(`gq setup failed:\n${r.stderr}`);
-}
-
-async function x86Ami(endpoint) {
-  const ec2 = new EC2Client({ region: REGION, endpoint, credentials: creds });
-  const images = await ec2.send(new DescribeImagesCommand({ Filters: [{ Name: 'architecture', Values: ['x86_64'] }] }));
-  ec2.destroy();
-  const ami = images.Images?.find((i) => i.ImageId)?.ImageId;
-  if (!ami) throw new Error('moto offers no x86_64 image');
-  return ami;
-}
 
 /** A job file of n rows over the given types, round robin; trivial commands without commas. */
 function writeJob(dir, n, types, command) {

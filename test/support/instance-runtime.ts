@@ -71,6 +71,12 @@ export interface InstanceRuntimeOptions {
   realEc2?: boolean;
   /** Host user the instances' task user stands for (default: nobody when root, else this user). */
   hostTaskUser?: string;
+  /**
+   * Slow boots (bench/fleet): how long instance number `index` (0, 1, ... in the order the runtime
+   * saw them) waits before its UserData starts, standing for EC2's pending time and a slow AMI.
+   * Default none.
+   */
+  bootDelayMs?: (instanceId: string, index: number) => number;
 }
 
 export interface RuntimeInstance {
@@ -92,6 +98,10 @@ export interface RuntimeInstance {
   poweredOff: boolean;
   /** Boots so far (1 + reboots). */
   boots: number;
+  /** Epoch ms the runtime first saw the instance InService (its launch, as billed). */
+  launchedAt: number;
+  /** Epoch ms the runtime saw it leave its group or go Terminating (billing ends); undefined while in it. */
+  leftAt?: number;
   /** Why the instance did not start, if it did not. */
   error?: string;
 }
@@ -127,6 +137,8 @@ interface Tracked {
   imds?: ImdsEmulator;
   machine?: Machine;
   terminated: boolean;
+  launchedAt: number;
+  leftAt?: number;
   error?: string;
   stopping?: Promise<void>;
 }
@@ -195,6 +207,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
   const errors: string[] = [];
   const launches = new Set<Promise<void>>();
   let stopped = false;
+  let bootIndex = 0;
   let timer: NodeJS.Timeout | undefined;
   let polling: Promise<void> | undefined;
 
@@ -241,6 +254,8 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
   async function launch(group: AutoScalingGroup, inst: AsgInstance, t: Tracked): Promise<void> {
     const { userData, onShutdown } = await launchDataOf(group, inst);
     if (userData === undefined) throw new Error('its launch template has no UserData');
+    const delay = opts.bootDelayMs?.(t.id, bootIndex++) ?? 0;
+    if (delay > 0) await sleep(delay);
     if (stopped || t.terminated) return;
     mkdirSync(t.home, { recursive: true });
     t.imds = await startImds({
@@ -296,6 +311,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
 
   async function terminate(t: Tracked, delayMs = 0): Promise<void> {
     t.terminated = true;
+    t.leftAt ??= Date.now();
     t.stopping ??= (async () => {
       // EC2 takes a moment between Terminating and the shutdown reaching the machine.
       if (delayMs > 0) await sleep(delayMs);
@@ -328,6 +344,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
           instanceType: inst.InstanceType ?? '?',
           home: join(opts.rootDir, id),
           terminated: false,
+          launchedAt: Date.now(),
         };
         tracked.set(id, t);
         const p = launch(group, inst, t)
@@ -373,6 +390,8 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
         terminated: t.terminated,
         poweredOff: t.machine?.poweredOff ?? false,
         boots: t.machine?.boots ?? 0,
+        launchedAt: t.launchedAt,
+        ...(t.leftAt !== undefined ? { leftAt: t.leftAt } : {}),
         ...(t.error !== undefined ? { error: t.error } : {}),
       };
     });

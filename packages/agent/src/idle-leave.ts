@@ -90,6 +90,21 @@ export function decideIdle(f: IdleFacts): IdleDecision {
   return { action: 'stay', why: 'keeper' };
 }
 
+/**
+ * Whether an idle worker may leave at once, on its first empty receive, instead of at the end of
+ * its idle period: when waiting could change nothing. Nothing of its type is QUEUED (the store's
+ * count is exact; SQS's are approximate), visible or delayed, and the rule above says leave:
+ * nothing can come back, or another worker stays for what can (a BUSY one looks again when its
+ * task ends, so a retry of that task has a worker). Otherwise every worker that ran out of work
+ * near the end of a job sat idle for the whole idle period while the last long tasks ran
+ * (bench/fleet: the idle period times the instances was over half of what the fleet paid beyond
+ * its work).
+ */
+export function leavesEarly(f: IdleFacts): boolean {
+  if (f.queued > 0 || f.depth.visible > 0 || f.depth.delayed > 0) return false;
+  return decideIdle(f).action === 'leave';
+}
+
 /** Reads of the status store the facts need (a narrow slice of StatusStore). */
 export interface IdleReads {
   depth(): Promise<QueueDepth>;

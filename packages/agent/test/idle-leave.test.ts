@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceRecord } from '@gq/common';
-import { decideIdle, isKeeper, missingMessages, readIdleFacts, type IdleFacts, type IdleReads } from '../src/idle-leave.js';
+import { decideIdle, isKeeper, leavesEarly, missingMessages, readIdleFacts, type IdleFacts, type IdleReads } from '../src/idle-leave.js';
 
 const now = Date.parse('2026-01-01T12:00:00Z');
 const empty = { visible: 0, inFlight: 0, delayed: 0 };
@@ -49,6 +49,24 @@ describe('decideIdle (may an idle worker leave?)', () => {
   });
   it('a worker still installing with a smaller id is the keeper-to-be', () => {
     expect(isKeeper({ self: 'i-b', instanceType: 'c5.large', instances: [worker('i-a', 'INSTALLING')], now })).toBe(false);
+  });
+});
+
+describe('leavesEarly (may an idle worker leave before its idle period is over?)', () => {
+  it('yes when nothing can come back, or a busy worker of its type is there for what can', () => {
+    expect(leavesEarly(facts())).toBe(true);
+    // The last long task runs elsewhere: this worker would only wait out its idle period for it.
+    expect(leavesEarly(facts({ depth: { ...empty, inFlight: 1 }, running: 1, instances: [worker('i-z', 'BUSY')] }))).toBe(true);
+  });
+  it('no while a task of its type is QUEUED, visible or delayed (waiting may bring it one)', () => {
+    const busy = [worker('i-z', 'BUSY')];
+    expect(leavesEarly(facts({ queued: 1, depth: { ...empty, inFlight: 1 }, instances: busy }))).toBe(false);
+    expect(leavesEarly(facts({ depth: { ...empty, visible: 1 }, instances: busy }))).toBe(false);
+    expect(leavesEarly(facts({ depth: { ...empty, delayed: 1 }, instances: busy }))).toBe(false);
+  });
+  it('no for the keeper: it stays while a task can come back', () => {
+    expect(leavesEarly(facts({ running: 1 }))).toBe(false);
+    expect(leavesEarly(facts({ self: 'i-a', depth: { ...empty, inFlight: 1 }, instances: [worker('i-b', 'IDLE')] }))).toBe(false);
   });
 });
 

@@ -192,7 +192,13 @@ export class SqsQueue implements TaskQueue {
     await this.deletes.flush();
   }
 
+  /**
+   * The deletes held back (`deleteBatchMs`) go out first: their tasks are finished, and counted as
+   * in flight they looked like tasks that can come back, so the last idle worker stayed another
+   * idle period for its own finished tasks (agent idle-leave.ts; bench/fleet showed it).
+   */
   async depth(): Promise<QueueDepth> {
+    await this.deletes.flush();
     return depthOf(this.sqs, this.url).catch(this.gone);
   }
 

@@ -247,6 +247,21 @@ describeAws('SqsQueueProvider (moto)', () => {
     await queues.remove(job, TYPE);
   });
 
+  it('deleteBatchMs: depth sends the deletes held back first, so a finished task is not counted in flight', async () => {
+    const job = uniqueJob('deldepth');
+    await queues.ensure(job, TYPE, { visibilitySeconds: 60, maxReceiveCount: 3 });
+    const q = await new SqsQueueProvider(clients.sqs, { deleteBatchMs: 10_000 }).open(job, TYPE);
+    await q.send([1, 2]);
+    const got = await receiveN(q, 2, { visibilitySeconds: 60 });
+    counter.reset();
+    for (const m of got) await q.delete(m.receipt);
+    expect(counter.counts()).toEqual({}); // held back, for up to 10 s
+    // Asked at once (an idle worker deciding whether a task can come back): nothing in flight.
+    expect(await q.depth()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    expect(counter.counts()).toMatchObject({ 'SQS.DeleteMessageBatch': 1 });
+    await queues.remove(job, TYPE);
+  });
+
   it('deleteBatchMs: a message about to become visible again is deleted at once', async () => {
     const job = uniqueJob('delsoon');
     await queues.ensure(job, TYPE, { visibilitySeconds: 60, maxReceiveCount: 3 });
