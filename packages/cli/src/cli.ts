@@ -17,7 +17,8 @@ import { runCancel, runClean, runLogs, runResults, runRetry, runStatus, runSubmi
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
 const SETTING_FLAGS = {
   backend: { choices: ['local', 'aws'] as const, describe: 'Where to run: local (this machine) or aws (env GQ_BACKEND)' },
-  workers: { type: 'number', describe: 'Local backend: worker processes (default: number of CPUs)' },
+  workers: { type: 'number', describe: 'Local backend: worker processes (default: number of CPUs ÷ slots)' },
+  slots: { type: 'number', describe: 'Tasks one worker (instance or local worker process) runs at once (default 1; per type in the config file)' },
   retries: { type: 'number', describe: 'Extra attempts for a failed task (default 2)' },
   timeout: { type: 'string', describe: 'Per-task timeout, e.g. 90s, 30m, 2h (default: none)' },
   idle: { type: 'string', describe: 'A worker leaves after the queue is empty this long' },
@@ -45,6 +46,7 @@ function settingsFrom(a: SettingArgs): Record<string, unknown> {
   return {
     backend: a.backend,
     workers: a.workers,
+    slots: a.slots,
     retries: a.retries,
     timeout: a.timeout,
     idle: a.idle,

@@ -48,6 +48,8 @@ export interface JobSpec {
   licenseKey?: string;
   /** Extra environment for tasks (never secrets). */
   env?: Record<string, string>;
+  /** Tasks one worker of each instance type runs at once (job/slots.ts); absent: 1 for every type. */
+  slots?: Record<string, number>;
 }
 
 export interface JobRecord extends JobSpec {
@@ -113,8 +115,10 @@ export interface InstanceRecord {
   heartbeatAt: string;
   /** Free text: why install failed, which task is running, ... */
   detail?: string;
-  /** The task it runs while BUSY (set by the claim). */
+  /** The task it runs while BUSY (set by the claim); with several slots, the first of `tasks`. */
   task?: number;
+  /** Every task it runs now, one per busy slot (the claim adds one, the worker removes the finished ones). */
+  tasks?: number[];
   /** Artifact key of the install log, when there is one. */
   installLogKey?: string;
   /** Local backend: worker pid. */
