@@ -130,8 +130,9 @@ export interface InstanceRecord {
   pidStart?: string;
 }
 
-/** The `detail` of a BUSY instance record: the task it runs (the same text on every backend). */
-export const busyDetail = (task: number): string => `task ${task}`;
+/** The `detail` of a BUSY instance record: the task(s) it runs (the same text on every backend). */
+export const busyDetail = (task: number | readonly number[]): string =>
+  typeof task === 'number' || task.length === 1 ? `task ${typeof task === 'number' ? task : task[0]}` : `tasks ${task.join(', ')}`;
 
 /** Where a task's artifacts live; the same layout on every backend. */
 export const keys = {
