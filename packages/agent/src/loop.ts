@@ -39,7 +39,7 @@ const DEFAULT_UNREACHABLE_S = 30 * 60;
 /** SQS returns at most 10 messages a receive (MaxNumberOfMessages, 1 to 10:
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html). */
 const MAX_RECEIVE = 10;
-/** The long poll while some slots are busy (SQS's longest wait). */
+/** The longest long poll (SQS's WaitTimeSeconds is at most 20). */
 const BUSY_WAIT_SECONDS = 20;
 const INSTANCE_HEARTBEAT_MS = 60_000;
 
@@ -274,7 +274,8 @@ export class Agent implements AgentControl {
         msgs = await d.queue.receive({
           // As many messages as there are free slots.
           max: Math.min(MAX_RECEIVE, pool.free),
-          waitSeconds: pool.busy > 0 ? BUSY_WAIT_SECONDS : Math.max(1, Math.min(20, Math.ceil(idleLeft / 1000))),
+          // With busy slots, no longer than the idle period: the idle check comes on time after the last one ends.
+          waitSeconds: Math.max(1, Math.min(BUSY_WAIT_SECONDS, Math.ceil((pool.busy > 0 ? job.idleSeconds * 1000 : idleLeft) / 1000))),
           visibilitySeconds: job.visibilitySeconds,
         });
         failures = 0;

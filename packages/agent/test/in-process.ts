@@ -64,6 +64,25 @@ export function fakeTimePoll(q: TaskQueue, clock: FakeClock): TaskQueue {
   });
 }
 
+/**
+ * The queue, its long poll passing in real time and taking `clock` along. For workers with
+ * several slots: they receive while tasks run (in real time), and a fake time running ahead would
+ * outrun the tasks' heartbeats and end their leases.
+ */
+export function realTimePoll(q: TaskQueue, clock: FakeClock, stepMs = 50): TaskQueue {
+  return wrap(q, {
+    async receive(o) {
+      const end = Date.now() + o.waitSeconds * 1000;
+      for (;;) {
+        const got = await q.receive({ ...o, waitSeconds: 0 });
+        if (got.length > 0 || Date.now() >= end) return got;
+        await new Promise((r) => setTimeout(r, stepMs));
+        await clock.advance(stepMs);
+      }
+    },
+  });
+}
+
 /** A command that writes a results file with one row (the task succeeds). */
 export const writesResult = (row: string): string => `printf 'id\\n${row}\\n' > results.csv`;
 
@@ -96,9 +115,10 @@ export class InProcess {
     return other.status;
   }
 
-  /** Start a worker of the job; `backend` and `queue` change the ports it is given. */
-  async start(f: Fixture, instance: string, o: { backend?: Backend; queue?: (q: TaskQueue) => TaskQueue } = {}): Promise<Worker> {
-    const queue = fakeTimePoll(await f.backend.queues.open(f.job, TYPE), this.clock);
+  /** Start a worker of the job; `backend` and `queue` change the ports it is given; `realTime`: realTimePoll. */
+  async start(f: Fixture, instance: string, o: { backend?: Backend; queue?: (q: TaskQueue) => TaskQueue; realTime?: boolean } = {}): Promise<Worker> {
+    const opened = await f.backend.queues.open(f.job, TYPE);
+    const queue = o.realTime ? realTimePoll(opened, this.clock) : fakeTimePoll(opened, this.clock);
     const agent = new Agent(workerDeps(f, instance, { queue: o.queue ? o.queue(queue) : queue, backend: o.backend, clock: this.clock }));
     const w: Worker = { agent, done: agent.run().then((r) => ({ ...r, leftAt: this.clock.now() })) };
     this.workers.push(w);
