@@ -18,6 +18,21 @@ function timed(out: string, n: number, seconds: number, then = writesResult(Stri
   return `echo "$PWD $(date +%s%N)" > ${out}/${n}.start; sleep ${seconds}; date +%s%N > ${out}/${n}.end; ${then}`;
 }
 
+/** A job of timed tasks (`rows` made from the folder they note their times in), and that folder. */
+async function timedJob(label: string, rows: (out: string) => string[], over: Parameters<InProcess['job']>[2]): Promise<{ f: Fixture; out: string }> {
+  let out = '';
+  const f = await t.job(
+    label,
+    (home) => {
+      out = join(home, 'out');
+      mkdirSync(out);
+      return rows(out);
+    },
+    over,
+  );
+  return { f, out };
+}
+
 interface Span {
   dir: string;
   start: number;
@@ -53,17 +68,12 @@ function noteMax(maxes: number[]) {
 
 describe('agent loop: slots', () => {
   it('3 slots run 3 tasks at once in separate folders; a failing one does not disturb the others', async () => {
-    let out = '';
-    const f = await t.job(
-      'slots-3',
-      (home) => {
-        out = join(home, 'out');
-        mkdirSync(out);
-        // Task 2 fails (one attempt): the other two slots carry on; task 4 waits for a free slot.
-        return [timed(out, 1, 2), timed(out, 2, 1, 'exit 3'), timed(out, 3, 2), timed(out, 4, 0)];
-      },
-      { slots: { [TYPE]: 3 }, maxAttempts: 1, idleSeconds: 1 },
-    );
+    // Task 2 fails (one attempt): the other two slots carry on; task 4 waits for a free slot.
+    const { f, out } = await timedJob('slots-3', (out) => [timed(out, 1, 2), timed(out, 2, 1, 'exit 3'), timed(out, 3, 2), timed(out, 4, 0)], {
+      slots: { [TYPE]: 3 },
+      maxAttempts: 1,
+      idleSeconds: 1,
+    });
     const { backend, changes } = watchingProtection(f);
     const maxes: number[] = [];
     const w = await t.start(f, 'w-slots', { backend, queue: noteMax(maxes), realTime: true });
@@ -98,17 +108,8 @@ describe('agent loop: slots', () => {
   });
 
   it('an idle period does not end while one slot still runs', async () => {
-    let out = '';
-    const f = await t.job(
-      'slots-idle',
-      (home) => {
-        out = join(home, 'out');
-        mkdirSync(out);
-        return [timed(out, 1, 0), timed(out, 2, 3)];
-      },
-      // An idle period of 1 s, shorter than the 3 s task.
-      { slots: { [TYPE]: 2 }, idleSeconds: 1 },
-    );
+    // An idle period of 1 s, shorter than the 3 s task.
+    const { f } = await timedJob('slots-idle', (out) => [timed(out, 1, 0), timed(out, 2, 3)], { slots: { [TYPE]: 2 }, idleSeconds: 1 });
     const w = await t.start(f, 'w-idle', { realTime: true });
     const r = await w.done;
     expect(r).toMatchObject({ tasksRun: 2, reason: 'idle' });
