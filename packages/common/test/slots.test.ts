@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jobSlots, slotsFor, slotsOf } from '../src/job/slots.js';
+import { busyDetail } from '../src/job/model.js';
 import { desiredForBacklog } from '../src/aws/scaling.js';
 import { loadConfig } from '../src/config/load.js';
 
@@ -21,6 +22,11 @@ describe('slots', () => {
     expect(slotsOf({ slots: { 'a.x': 3 } }, 'a.x')).toBe(3);
     expect(slotsOf({}, 'a.x')).toBe(1);
     expect(slotsOf({ slots: { 'a.x': 0 } }, 'a.x')).toBe(1);
+  });
+  it('a busy worker\'s detail names its task, or all of its tasks', () => {
+    expect(busyDetail(4)).toBe('task 4');
+    expect(busyDetail([4])).toBe('task 4');
+    expect(busyDetail([4, 7, 9])).toBe('tasks 4, 7, 9');
   });
   it('desired capacity is ceil(pending ÷ slots), capped by the maximum', () => {
     expect(desiredForBacklog({ pending: 10, slotsPerInstance: 3, max: 20 })).toBe(4);
