@@ -16,7 +16,7 @@ function helpOptions(help: string): string[] {
 const COMMON = ['--help', '--verbose', '--version'];
 const BACKEND = ['--backend', '--profile', '--region', '--stack'];
 const WATCH = ['--boot-failures', '--boot-timeout'];
-const WORKERS = ['--workers', '--max-instances', '--spot', '--spot-alternatives', '--gurobi-product-code', '--task-aws-access', '--launch-failures', ...WATCH];
+const WORKERS = ['--workers', '--slots', '--max-instances', '--spot', '--spot-alternatives', '--gurobi-product-code', '--task-aws-access', '--launch-failures', ...WATCH];
 const JOB = ['--retries', '--timeout', '--idle', '--visibility', '--unreachable-timeout', '--install-timeout', '--install-retries'];
 
 const EXPECTED: Record<string, string[]> = {

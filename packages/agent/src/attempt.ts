@@ -11,7 +11,7 @@ import type { AgentDeps } from './deps.js';
 import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
 import { OutputsRefusedError, uploadOutputs, type Uploaded } from './uploads.js';
-import { freshTaskDir, removeTaskDir, RUN_FILE } from './workspace.js';
+import { freshTaskDir, removeTaskDir, runFileOf } from './workspace.js';
 import { crashPoint } from './faults.js';
 import { GaveUpError, persist } from './retry.js';
 import { chownTree, drainTagSpool, ownedDir, TAG_SPOOL_ENV, taskUserEnv } from './task-user.js';
@@ -25,7 +25,8 @@ export interface TaskRun {
   done: Promise<void>;
 }
 
-export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt: string): TaskRun {
+/** `slot`: which of the worker's slots runs it (each has its own run file: workspace.ts). */
+export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt: string, slot = 0): TaskRun {
   const clock = d.clock ?? realClock;
   const log: Logger = d.log.child({ task: task.task, attempt: task.attempts });
   let stopReason: HeartbeatStop | 'release' | 'shutdown' | undefined;
@@ -64,7 +65,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
         env: { ...taskEnv(d, job, task, dir, spool?.dir), [ENV.CHECKPOINT_DIR]: ckpt },
         logFile,
         timeoutSeconds: job.timeoutSeconds,
-        runFile: join(d.ws.root, RUN_FILE),
+        runFile: join(d.ws.root, runFileOf(slot)),
         user: d.taskUser,
       });
       stopProcess = p.stop;

@@ -26,8 +26,12 @@
  * for a retry. A keeper that leaves at the same moment a busy one crashes can still strand a
  * task until the next gq command (which restarts workers); on EC2 a crashed instance is replaced
  * by its group anyway (its desired capacity was not lowered).
+ *
+ * A worker with several slots is idle only when every slot is (the loop asks only then), and it
+ * counts as BUSY to the others while any slot runs a task.
  */
-import type { InstanceRecord, QueueDepth } from '@gq/common';
+import { failDeadLettered, type InstanceRecord, type JobRecord, type QueueDepth, type TaskState } from '@gq/common';
+import type { AgentDeps } from './deps.js';
 
 /** A record whose heartbeat is older than this is a worker that is gone. */
 export const LIVE_HEARTBEAT_MS = 3 * 60_000;
@@ -143,4 +147,40 @@ export async function readIdleFacts(
   const facts = { ...base, queued, running };
   if (depth.inFlight + depth.delayed + queued + running === 0) return { facts: { ...facts, now: now() } };
   return { facts: { ...facts, instances: await r.instances(), now: now() }, queuedTasks };
+}
+
+/**
+ * Idle for the idle period: leave only when no task of this type can come back to the queue,
+ * or another worker of the type stays for it (the rule above). The worker that stays
+ * sends again the messages of QUEUED tasks that have none (dropped by SQS's retention).
+ */
+export async function idleDecision(d: AgentDeps, job: JobRecord, now: () => number): Promise<'leave' | 'stay'> {
+  const type = d.instanceType;
+  const tasksOfType = async (states: readonly TaskState[]) =>
+    (await d.backend.status.listTasks(job.name, { states })).filter((t) => t.instanceType === type);
+  const { facts, queuedTasks } = await readIdleFacts(
+    {
+      depth: () => d.queue.depth(),
+      job: () => d.backend.status.getJob(job.name),
+      tasksOfType,
+      instances: () => d.backend.status.listInstances(job.name),
+    },
+    d.instance,
+    type,
+    now,
+  );
+  const decision = decideIdle(facts);
+  if (decision.action === 'resend') {
+    // A task whose message went to the dead-letter queue is not lost: it is recorded as
+    // FAILED (as gq commands do), never sent again (that message may crash every agent).
+    const failed = await failDeadLettered(d.backend.status, job, d.queue);
+    if (failed.length > 0) d.log.warn({ tasks: failed }, 'tasks whose message went to the dead-letter queue recorded as failed');
+    const tasks = failed.length === 0 && queuedTasks ? queuedTasks : (await tasksOfType(['QUEUED'])).map((t) => t.task);
+    d.log.warn({ tasks: tasks.length, depth: facts.depth }, 'queued tasks have no message in the queue (dropped after its retention period?): sending them again');
+    // A duplicate is harmless: the claim is conditional, a second delivery finds the task taken.
+    if (tasks.length > 0) await d.queue.send(tasks);
+  } else if (decision.action === 'stay' && decision.why === 'keeper') {
+    d.log.debug({ depth: facts.depth, running: facts.running, queued: facts.queued }, 'idle, staying: a task of this type can come back');
+  }
+  return decision.action === 'leave' ? 'leave' : 'stay';
 }

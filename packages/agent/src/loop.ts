@@ -1,24 +1,28 @@
 /**
  * The worker's life: prepare (code, licence, install) → loop (receive → claim → run) → leave
  * (after the queue stayed empty for the idle period, on SIGTERM, or on a Spot interruption).
- * Written once against the four ports; the local backend and EC2 run exactly this.
+ * A worker has the job's slots for its instance type: it runs up to that many tasks at once
+ * (slot.ts), asks the queue for as many messages as it has free slots, and is idle only when
+ * every slot is. Written once against the four ports; the local backend and EC2 run exactly this.
  */
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { busyDetail, failDeadLettered, INTERRUPTED_DETAIL, keys, MAX_VISIBILITY_SECONDS, QueueNotFoundError, registerSecret, type InstanceState, type JobRecord, type TaskState } from '@gq/common';
+import { busyDetail, INTERRUPTED_DETAIL, keys, QueueNotFoundError, registerSecret, slotsOf, type InstanceState, type JobRecord } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { realClock, type Clock } from './clock.js';
 import { runInstall } from './install.js';
-import { runTask, type TaskRun } from './attempt.js';
 import { backoffMs, isTransient } from './retry.js';
 import { unpackCode } from './workspace.js';
 import { ScaleInProtection } from './protection.js';
-import { decideIdle, readIdleFacts } from './idle-leave.js';
+import { idleDecision } from './idle-leave.js';
+import { claimTask, hideLeased, SlotPool } from './slot.js';
+
+export { hideLeased };
 
 export interface AgentControl {
-  /** First SIGTERM: take no more work, let the running task finish. */
+  /** First SIGTERM: take no more work, let the running tasks finish. */
   drain(): void;
-  /** Second SIGTERM or Spot notice: stop the running task and give it back. */
+  /** Second SIGTERM or Spot notice: stop the running tasks (every slot) and give them back. */
   interrupt(reason: 'release' | 'shutdown'): void;
 }
 
@@ -32,20 +36,11 @@ const MAX_BACKOFF_MS = 30_000;
 /** A worker that cannot reach AWS for this long leaves (see loop); the job's `unreachableTimeout`. */
 const DEFAULT_UNREACHABLE_S = 30 * 60;
 
-/**
- * How long to hide a message whose task another worker holds. SQS shows a message again at most
- * 12 hours after it was received, so a task that runs for days sees its message come back; each
- * return costs a receive (and counts toward the dead-letter limit). Once a task has run for an
- * hour, hide it for twice as long as it has run (at most 12 hours): the returns grow only
- * logarithmically with the run time, and a lost holder's task still comes back within about the
- * time it had run. Before that, hide it until just after the holder's lease would run out.
- */
-export function hideLeased(leaseUntil: number, runningSince: number | undefined, visibility: number, now: number): number {
-  const leaseLeft = Math.ceil((leaseUntil - now) / 1000) + visibility;
-  const ran = runningSince ? (now - runningSince) / 1000 : 0;
-  const wanted = ran > 3600 ? Math.max(leaseLeft, 2 * ran) : leaseLeft;
-  return Math.max(1, Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(wanted)));
-}
+/** SQS returns at most 10 messages a receive (MaxNumberOfMessages, 1 to 10:
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html). */
+const MAX_RECEIVE = 10;
+/** The longest long poll (SQS's WaitTimeSeconds is at most 20). */
+const BUSY_WAIT_SECONDS = 20;
 const INSTANCE_HEARTBEAT_MS = 60_000;
 
 export class Agent implements AgentControl {
@@ -58,7 +53,8 @@ export class Agent implements AgentControl {
 
   private draining = false;
   private interrupted: 'release' | 'shutdown' | undefined;
-  private current: TaskRun | undefined;
+  /** The slots, once the worker is prepared. */
+  private pool: SlotPool | undefined;
   /** A Spot interruption stopped a running task, which was given back to the queue. */
   private gaveBackOnSpot = false;
   private readonly wake = new AbortController();
@@ -81,31 +77,46 @@ export class Agent implements AgentControl {
   interrupt(reason: 'release' | 'shutdown'): void {
     this.draining = true;
     this.interrupted = reason;
-    if (this.current && reason === 'release') this.gaveBackOnSpot = true;
-    this.current?.stop(reason);
+    if (this.pool && this.pool.busy > 0 && reason === 'release') this.gaveBackOnSpot = true;
+    this.pool?.stopAll(reason);
     this.wake.abort();
   }
 
-  private stateExtra: { detail?: string; installLogKey?: string; task?: number } = {};
+  private stateExtra: { detail?: string; installLogKey?: string } = {};
+  private serial: Promise<unknown> = Promise.resolve();
+
+  /**
+   * The worker's record writes and its claims, one at a time: a claim adds its task to the
+   * record's `tasks`, and a record write must not land after it with a list that lacks it.
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.serial.then(fn, fn);
+    this.serial = p.catch(() => undefined);
+    return p;
+  }
 
   private async setState(state: InstanceState, extra: { detail?: string; installLogKey?: string } = {}): Promise<void> {
     this.instanceState = state;
     this.stateExtra = { ...this.stateExtra, ...extra };
-    if (state !== 'BUSY') {
-      if (extra.detail === undefined) this.stateExtra.detail = undefined;
-      this.stateExtra.task = undefined;
-    }
-    await this.d.backend.status
-      .putInstance({
-        job: this.d.job,
-        instance: this.d.instance,
-        instanceType: this.d.instanceType,
-        state,
-        heartbeatAt: new Date(this.clock.now()).toISOString(),
-        pid: process.pid,
-        ...this.stateExtra,
-      })
-      .catch((e: unknown) => this.d.log.warn({ err: e }, 'could not record instance state'));
+    if (state !== 'BUSY' && extra.detail === undefined) this.stateExtra.detail = undefined;
+    // Built when it is written (after the claims before it): the state and tasks of that moment.
+    const record = () => ({
+      job: this.d.job,
+      instance: this.d.instance,
+      instanceType: this.d.instanceType,
+      state: this.instanceState,
+      heartbeatAt: new Date(this.clock.now()).toISOString(),
+      pid: process.pid,
+      ...this.stateExtra,
+      ...this.busyFields(),
+    });
+    await this.exclusive(() => this.d.backend.status.putInstance(record())).catch((e: unknown) => this.d.log.warn({ err: e }, 'could not record instance state'));
+  }
+
+  /** While BUSY, the record names the tasks the slots run (`task` the first: `gq status` reads them). */
+  private busyFields(): { task?: number; tasks?: number[]; detail?: string } {
+    const tasks = this.instanceState === 'BUSY' ? (this.pool?.tasks() ?? []) : [];
+    return tasks.length > 0 ? { task: tasks[0], tasks, detail: busyDetail(tasks) } : {};
   }
 
   async run(): Promise<AgentResult> {
@@ -132,7 +143,20 @@ export class Agent implements AgentControl {
       return { exitCode: 3, tasksRun: 0, reason: 'install-failed' };
     }
     await this.setState('READY');
-    const tasksRun = await this.loop(job);
+    const pool = new SlotPool(slotsOf(job, this.d.instanceType), () => this.clock.now(), () =>
+      // A slot that ends updates the record: the tasks still running, or IDLE when none is.
+      this.setState(this.pool && this.pool.busy > 0 ? 'BUSY' : 'IDLE'),
+    );
+    this.pool = pool;
+    let tasksRun;
+    try {
+      tasksRun = await this.loop(job, pool);
+    } catch (e) {
+      // A bug, or AWS refusing the worker for good: the tasks of the other slots go back too.
+      pool.stopAll('shutdown');
+      await pool.allEnded();
+      throw e;
+    }
     const reason = this.interrupted ? 'interrupted' : this.draining ? 'drained' : (this.leftFor ?? 'idle');
     await this.leave();
     return { exitCode: 0, tasksRun, reason };
@@ -186,14 +210,37 @@ export class Agent implements AgentControl {
     return true;
   }
 
-  private async loop(job: JobRecord): Promise<number> {
+  private async loop(job: JobRecord, pool: SlotPool): Promise<number> {
     const { d } = this;
     let tasksRun = 0;
     let idleSince = this.clock.now();
     let failures = 0;
     let failingSince: number | undefined;
     const unreachableMs = (job.unreachableSeconds ?? DEFAULT_UNREACHABLE_S) * 1000;
+    /** Take the slots that ended: a task counts once recorded; a failure to record it backs off. */
+    const settle = async (leaving: boolean) => {
+      for (const end of pool.takeEnded()) {
+        idleSince = Math.max(idleSince, end.at);
+        if (end.error === undefined) {
+          tasksRun++;
+          failures = 0;
+          continue;
+        }
+        // AWS out of reach longer than the retries last (recording a finished task): the worker
+        // stays. The message comes back after its visibility timeout and the task's lease runs
+        // out, so this or another worker takes it again; nothing is lost.
+        if (!isTransient(end.error)) throw end.error;
+        if (leaving) d.log.warn({ err: end.error, task: end.task }, 'could not record the task; it comes back to the queue');
+        else await this.backOff(++failures, end.error, 'could not handle the task; it comes back to the queue; backing off', { task: end.task });
+      }
+    };
     while (!this.draining) {
+      await settle(false);
+      if (this.draining) break;
+      if (pool.free === 0) {
+        await pool.oneEnded(this.wake.signal);
+        continue;
+      }
       // AWS out of reach for good (a broken network on this instance): do not bill for ever.
       // Leaving powers the instance off on EC2; Auto Scaling replaces it if work remains.
       if (failures === 0) failingSince = undefined;
@@ -203,11 +250,12 @@ export class Agent implements AgentControl {
         this.leftFor = 'unreachable';
         break;
       }
+      // Idle only when every slot is.
       const idleLeft = job.idleSeconds * 1000 - (this.clock.now() - idleSince);
-      if (idleLeft <= 0) {
+      if (pool.busy === 0 && idleLeft <= 0) {
         let decision;
         try {
-          decision = await this.idleDecision(job);
+          decision = await idleDecision(d, job, () => this.clock.now());
         } catch (e) {
           // A queue that is gone (job cleaned) means leave; AWS out of reach does not mean the
           // queue is empty: wait, then receive again (retry.ts).
@@ -224,8 +272,10 @@ export class Agent implements AgentControl {
       let msgs;
       try {
         msgs = await d.queue.receive({
-          max: 1,
-          waitSeconds: Math.max(1, Math.min(20, Math.ceil(idleLeft / 1000))),
+          // As many messages as there are free slots.
+          max: Math.min(MAX_RECEIVE, pool.free),
+          // With busy slots, no longer than the idle period: the idle check comes on time after the last one ends.
+          waitSeconds: Math.max(1, Math.min(BUSY_WAIT_SECONDS, Math.ceil((pool.busy > 0 ? job.idleSeconds * 1000 : idleLeft) / 1000))),
           visibilitySeconds: job.visibilitySeconds,
         });
         failures = 0;
@@ -242,7 +292,7 @@ export class Agent implements AgentControl {
         idleSince = this.clock.now();
         continue;
       }
-      if (msgs.length === 0) {
+      if (msgs.length === 0 && pool.busy === 0) {
         // Between back-to-back tasks the worker stays protected; it drops protection once idle.
         await this.protect(job.name, false);
         if (this.instanceState === 'BUSY') await this.setState('IDLE');
@@ -253,97 +303,39 @@ export class Agent implements AgentControl {
           continue;
         }
         try {
-          if (await this.handle(job, m.task, m.receipt)) {
-            tasksRun++;
-          }
+          await this.startSlot(job, pool, m.task, m.receipt);
           failures = 0;
         } catch (e) {
-          // AWS out of reach longer than the retries last (claim, or recording a finished task):
-          // the worker stays. The message comes back after its visibility timeout and the task's
-          // lease runs out, so this or another worker takes it again; nothing is lost.
+          // The claim failed for longer than its retries last: as a failed record above.
           if (!isTransient(e)) throw e;
           await this.backOff(++failures, e, 'could not handle the task; it comes back to the queue; backing off', { task: m.task });
         }
         idleSince = this.clock.now();
       }
     }
+    // Drained or leaving: the running slots finish (or, interrupted, give their tasks back).
+    await pool.allEnded();
+    await settle(true);
     return tasksRun;
   }
 
   /**
-   * Idle for the idle period: leave only when no task of this type can come back to the queue,
-   * or another worker of the type stays for it (the rule: idle-leave.ts). The worker that stays
-   * sends again the messages of QUEUED tasks that have none (dropped by SQS's retention).
+   * Claim a delivered task and run it in a free slot (slot.ts). The claim itself records this
+   * instance as BUSY with the task (`gq status` reads the running tasks through it).
    */
-  private async idleDecision(job: JobRecord): Promise<'leave' | 'stay'> {
+  private async startSlot(job: JobRecord, pool: SlotPool, taskNo: number, receipt: string): Promise<void> {
     const { d } = this;
-    const type = d.instanceType;
-    const tasksOfType = async (states: readonly TaskState[]) =>
-      (await d.backend.status.listTasks(job.name, { states })).filter((t) => t.instanceType === type);
-    const { facts, queuedTasks } = await readIdleFacts(
-      {
-        depth: () => d.queue.depth(),
-        job: () => d.backend.status.getJob(job.name),
-        tasksOfType,
-        instances: () => d.backend.status.listInstances(job.name),
-      },
-      d.instance,
-      type,
-      () => this.clock.now(),
-    );
-    const decision = decideIdle(facts);
-    if (decision.action === 'resend') {
-      // A task whose message went to the dead-letter queue is not lost: it is recorded as
-      // FAILED (as gq commands do), never sent again (that message may crash every agent).
-      const failed = await failDeadLettered(d.backend.status, job, d.queue);
-      if (failed.length > 0) d.log.warn({ tasks: failed }, 'tasks whose message went to the dead-letter queue recorded as failed');
-      const tasks = failed.length === 0 && queuedTasks ? queuedTasks : (await tasksOfType(['QUEUED'])).map((t) => t.task);
-      d.log.warn({ tasks: tasks.length, depth: facts.depth }, 'queued tasks have no message in the queue (dropped after its retention period?): sending them again');
-      // A duplicate is harmless: the claim is conditional, a second delivery finds the task taken.
-      if (tasks.length > 0) await d.queue.send(tasks);
-    } else if (decision.action === 'stay' && decision.why === 'keeper') {
-      d.log.debug({ depth: facts.depth, running: facts.running, queued: facts.queued }, 'idle, staying: a task of this type can come back');
-    }
-    return decision.action === 'leave' ? 'leave' : 'stay';
-  }
-
-  /** true when the task was run here. */
-  private async handle(job: JobRecord, taskNo: number, receipt: string): Promise<boolean> {
-    const { d } = this;
-    const claim = await d.backend.status.claim(job.name, taskNo, d.instance, job.visibilitySeconds * 1000);
-    switch (claim.kind) {
-      case 'missing':
-      case 'done':
-      case 'exhausted':
-        await d.queue.delete(receipt);
-        return false;
-      case 'leased': {
-        // A duplicate delivery while the holder is alive: hide it again, never run it twice.
-        const secs = hideLeased(claim.leaseUntil, claim.runningSince, job.visibilitySeconds, this.clock.now());
-        d.log.info({ task: taskNo, hideSeconds: secs }, 'task delivered again while its lease is held by another worker: hidden again, not run');
-        await d.queue.extend(receipt, secs);
-        return false;
-      }
-      case 'claimed':
-        break;
-    }
-    // The claim itself recorded this instance as BUSY with its task (`gq status` reads the running
-    // tasks through it): only note it here, for the periodic instance heartbeat and the IDLE update.
-    this.instanceState = 'BUSY';
-    this.stateExtra = { ...this.stateExtra, task: taskNo, detail: busyDetail(taskNo) };
-    await this.protect(job.name, true);
-    const run = runTask(d, claim.job, claim.task, receipt);
-    this.current = run;
-    if (this.interrupted) {
+    const run = await this.exclusive(async () => {
+      const claimed = await claimTask(d, job, taskNo, receipt, () => this.clock.now());
+      if (!claimed) return undefined;
+      this.instanceState = 'BUSY';
+      await this.protect(job.name, true);
+      return pool.start(d, claimed.job, claimed.task, receipt);
+    });
+    if (run && this.interrupted) {
       if (this.interrupted === 'release') this.gaveBackOnSpot = true;
       run.stop(this.interrupted);
     }
-    try {
-      await run.done;
-    } finally {
-      this.current = undefined;
-    }
-    return true;
   }
 
   private async protect(job: string, on: boolean): Promise<void> {

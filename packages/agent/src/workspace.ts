@@ -1,11 +1,13 @@
 /**
  * The agent's folders on its machine:
  *   <root>/code            the unpacked code bundle (never run in)
- *   <root>/tasks/<t>-<a>   a fresh copy of code for task t, attempt a (removed afterwards)
+ *   <root>/tasks/<t>-<a>   a fresh copy of code for task t, attempt a (removed afterwards): each
+ *                          slot's task runs in its own copy
  *   <root>/logs            per-attempt logs, install log, agent log
  *   <root>/bin/gq-agent    wrapper so that tasks can call `gq-agent tag`
  *   <root>/secret          the licence, mode 0600
- *   <root>/running         "<pgid> <token>" of the command running now (see RunSpec.runFile)
+ *   <root>/running         "<pgid> <token>" of the command slot 0 runs now (see RunSpec.runFile);
+ *   <root>/running.<n>     the same for slot n (n ≥ 1)
  */
 import { chmodSync, cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,11 @@ import type { ArtifactStore } from '@gq/common';
 
 /** File in the workspace root naming the running command's process group (RunSpec.runFile). */
 export const RUN_FILE = 'running';
+
+/** The run file of one slot: `running` for slot 0 (as before slots), `running.<n>` for the others. */
+export function runFileOf(slot: number): string {
+  return slot === 0 ? RUN_FILE : `${RUN_FILE}.${slot}`;
+}
 
 export interface Workspace {
   root: string;

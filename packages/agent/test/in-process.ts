@@ -50,15 +50,22 @@ export function wrap<T extends object>(target: T, over: Partial<T>): T {
   });
 }
 
-/** The queue, its long poll (up to waitSeconds) passing in `clock`'s time: a probe per second. */
-export function fakeTimePoll(q: TaskQueue, clock: FakeClock): TaskQueue {
+/**
+ * The queue, its long poll (up to waitSeconds) passing in `clock`'s time: a probe per second.
+ * With `realStepMs`, the poll passes in real time instead, taking `clock` along a probe every
+ * `realStepMs`: for workers with several slots, which receive while tasks run (in real time), and
+ * a fake time running ahead would outrun the tasks' heartbeats and end their leases.
+ */
+export function fakeTimePoll(q: TaskQueue, clock: FakeClock, realStepMs?: number): TaskQueue {
+  const now = () => (realStepMs ? Date.now() : clock.now());
   return wrap(q, {
     async receive(o) {
-      const end = clock.now() + o.waitSeconds * 1000;
+      const end = now() + o.waitSeconds * 1000;
       for (;;) {
         const got = await q.receive({ ...o, waitSeconds: 0 });
-        if (got.length > 0 || clock.now() >= end) return got;
-        await clock.advance(Math.min(1000, end - clock.now()));
+        if (got.length > 0 || now() >= end) return got;
+        if (realStepMs) await new Promise((r) => setTimeout(r, realStepMs));
+        await clock.advance(realStepMs ?? Math.min(1000, end - clock.now()));
       }
     },
   });
@@ -96,9 +103,10 @@ export class InProcess {
     return other.status;
   }
 
-  /** Start a worker of the job; `backend` and `queue` change the ports it is given. */
-  async start(f: Fixture, instance: string, o: { backend?: Backend; queue?: (q: TaskQueue) => TaskQueue } = {}): Promise<Worker> {
-    const queue = fakeTimePoll(await f.backend.queues.open(f.job, TYPE), this.clock);
+  /** Start a worker of the job; `backend` and `queue` change the ports it is given; `realTime`: its poll passes in real time (fakeTimePoll). */
+  async start(f: Fixture, instance: string, o: { backend?: Backend; queue?: (q: TaskQueue) => TaskQueue; realTime?: boolean } = {}): Promise<Worker> {
+    const opened = await f.backend.queues.open(f.job, TYPE);
+    const queue = fakeTimePoll(opened, this.clock, o.realTime ? 50 : undefined);
     const agent = new Agent(workerDeps(f, instance, { queue: o.queue ? o.queue(queue) : queue, backend: o.backend, clock: this.clock }));
     const w: Worker = { agent, done: agent.run().then((r) => ({ ...r, leftAt: this.clock.now() })) };
     this.workers.push(w);

@@ -7,7 +7,8 @@ import type { ArgumentsCamelCase, Argv, InferredOptionTypes } from 'yargs';
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
 export const SETTING_FLAGS = {
   backend: { choices: ['local', 'aws'] as const, describe: 'Where to run: local (this machine) or aws (env GQ_BACKEND)' },
-  workers: { type: 'number', describe: 'Local backend: worker processes (default: number of CPUs)' },
+  workers: { type: 'number', describe: 'Local backend: worker processes (default: number of CPUs ÷ slots)' },
+  slots: { type: 'number', describe: 'Tasks one worker (instance or local worker process) runs at once (default 1; per type in the config file)' },
   retries: { type: 'number', describe: 'Extra attempts for a failed task (default 2)' },
   timeout: { type: 'string', describe: 'Per-task timeout, e.g. 90s, 30m, 2h (default: none)' },
   idle: { type: 'string', describe: 'A worker leaves after the queue is empty this long' },
@@ -38,7 +39,7 @@ export type SettingFlag = keyof typeof SETTING_FLAGS;
  */
 const BACKEND = ['backend', 'region', 'profile', 'stack'] as const satisfies readonly SettingFlag[];
 const WATCH = ['boot-timeout', 'boot-failures'] as const satisfies readonly SettingFlag[];
-const WORKERS = ['workers', 'max-instances', 'spot', 'spot-alternatives', 'gurobi-product-code', 'task-aws-access', 'launch-failures', ...WATCH] as const satisfies readonly SettingFlag[];
+const WORKERS = ['workers', 'slots', 'max-instances', 'spot', 'spot-alternatives', 'gurobi-product-code', 'task-aws-access', 'launch-failures', ...WATCH] as const satisfies readonly SettingFlag[];
 const JOB = ['retries', 'timeout', 'idle', 'visibility', 'unreachable-timeout', 'install-timeout', 'install-retries'] as const satisfies readonly SettingFlag[];
 export const COMMAND_SETTINGS = {
   submit: [...BACKEND, ...JOB, ...WORKERS],
@@ -67,6 +68,7 @@ export function settingsFrom(a: SettingArgs): Record<string, unknown> {
   return {
     backend: a.backend,
     workers: a.workers,
+    slots: a.slots,
     retries: a.retries,
     timeout: a.timeout,
     idle: a.idle,

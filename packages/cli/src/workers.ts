@@ -1,11 +1,11 @@
 /** Starting workers for a job, and restoring them when a later command finds work and none left. */
 import { availableParallelism } from 'node:os';
-import { failDeadLettered, sleep, type Backend, type FleetGroup, type JobRecord, type TaskQueue } from '@gq/common';
+import { failDeadLettered, sleep, slotsOf, type Backend, type FleetGroup, type JobRecord, type TaskQueue } from '@gq/common';
 
 export { failDeadLettered };
 import type { CommandContext } from './context.js';
 import { desiredForBacklog } from '@gq/common/aws/scaling';
-import { splitWorkers } from './scaling.js';
+import { defaultLocalWorkers, splitWorkers } from './scaling.js';
 
 export async function startWorkers(
   ctx: CommandContext,
@@ -13,11 +13,13 @@ export async function startWorkers(
   job: JobRecord,
   pendingByType: Record<string, number>,
 ): Promise<Record<string, number>> {
+  // Each worker runs up to its type's slots at once: ceil(pending ÷ slots) workers are enough.
+  const slots = Object.fromEntries(Object.keys(pendingByType).map((t) => [t, slotsOf(job, t)]));
   const want: Record<string, number> =
     backend.name === 'local'
-      ? splitWorkers(pendingByType, ctx.config.workers ?? availableParallelism())
+      ? splitWorkers(pendingByType, ctx.config.workers ?? defaultLocalWorkers(availableParallelism(), slots), slots)
       : Object.fromEntries(
-          Object.entries(pendingByType).map(([t, n]) => [t, desiredForBacklog({ pending: n, slotsPerInstance: 1, max: ctx.config.maxInstances })]),
+          Object.entries(pendingByType).map(([t, n]) => [t, desiredForBacklog({ pending: n, slotsPerInstance: slots[t]!, max: ctx.config.maxInstances })]),
         );
   const out: Record<string, number> = {};
   for (const [type, n] of Object.entries(want)) {

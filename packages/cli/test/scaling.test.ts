@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitWorkers } from '../src/scaling.js';
+import { defaultLocalWorkers, splitWorkers } from '../src/scaling.js';
 
 describe('splitWorkers', () => {
   it('shares workers in proportion to pending tasks', () => {
@@ -15,5 +15,28 @@ describe('splitWorkers', () => {
     const s = splitWorkers({ a: 10, b: 0, c: 10 }, 5);
     expect(s.b).toBeUndefined();
     expect(s.a! + s.c!).toBe(5);
+  });
+});
+
+describe('splitWorkers with slots', () => {
+  it('gives a type no more workers than ceil(tasks ÷ slots)', () => {
+    expect(splitWorkers({ a: 7 }, 8, { a: 3 })).toEqual({ a: 3 });
+    expect(splitWorkers({ a: 6 }, 8, { a: 3 })).toEqual({ a: 2 });
+  });
+  it('shares the budget by the workers each type needs', () => {
+    // a needs ceil(40/4) = 10 workers, b needs 10: an even split of 4.
+    expect(splitWorkers({ a: 40, b: 10 }, 4, { a: 4, b: 1 })).toEqual({ a: 2, b: 2 });
+  });
+  it('still gives every type with work one worker', () => {
+    expect(splitWorkers({ a: 1, b: 1 }, 1, { a: 8, b: 8 })).toEqual({ a: 1, b: 1 });
+  });
+});
+
+describe('defaultLocalWorkers', () => {
+  it('runs about one task per CPU: ceil(CPUs ÷ the most slots), at least one', () => {
+    expect(defaultLocalWorkers(8)).toBe(8);
+    expect(defaultLocalWorkers(8, { a: 3 })).toBe(3);
+    expect(defaultLocalWorkers(8, { a: 2, b: 4 })).toBe(2);
+    expect(defaultLocalWorkers(2, { a: 16 })).toBe(1);
   });
 });

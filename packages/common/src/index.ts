@@ -13,4 +13,5 @@ export * from './config/load.js';
 export * from './job/transitions.js';
 export * from './job/jobfile/index.js';
 export * from './job/names.js';
+export * from './job/slots.js';
 export * from './job/dead-letters.js';

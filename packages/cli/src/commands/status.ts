@@ -43,7 +43,8 @@ function taskJson(t: TaskRecord) {
 async function runningTasks(backend: Backend, job: JobRecord, instances: InstanceRecord[]): Promise<TaskRecord[]> {
   const nums = new Set<number>();
   for (const i of instances) {
-    if (i.state === 'BUSY' && i.task !== undefined) nums.add(i.task);
+    // A worker with several slots lists them all in `tasks`; older records have only `task`.
+    if (i.state === 'BUSY') for (const t of i.tasks ?? (i.task !== undefined ? [i.task] : [])) nums.add(t);
   }
   const out: TaskRecord[] = [];
   for (const n of [...nums].sort((a, b) => a - b)) {

@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { basename } from 'node:path';
 import {
   deriveJobName,
+  jobSlots,
   keys,
   nowIso,
   parseJobFileWithLines,
@@ -259,6 +260,7 @@ function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'loca
     idleSeconds: c.idle ?? (backend === 'local' ? 3 : 120),
     unreachableSeconds: c.unreachableTimeout,
     licenseKey: p.licenseFile ? keys.license(p.name) : undefined,
+    slots: jobSlots(c.slots, Object.keys(p.byType)),
   };
 }
 

@@ -73,6 +73,15 @@ function jsonErrorWhere(text: string, e: Error): string {
   return `${oneLine.replace(/ in JSON at position \d+.*$/, '')} (line ${line}, column ${column})`;
 }
 
+/** `text` as JSON, or as it is when it is not JSON (the schema then says what is wrong with it). */
+function parseJsonOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(configShape)) {
@@ -90,7 +99,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
       } catch {
         out[key] = { '*': v };
       }
-    } else if (key === 'spot' || key === 'taskAwsAccess') out[key] = v === '1' || v.toLowerCase() === 'true';
+    } else if (key === 'slots') out[key] = v.trim().startsWith('{') ? parseJsonOr(v) : v; else if (key === 'spot' || key === 'taskAwsAccess') out[key] = v === '1' || v.toLowerCase() === 'true';
     else out[key] = v;
   }
   // The AWS CLI's order: AWS_REGION, then AWS_DEFAULT_REGION (the profile's region comes last,

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../time.js';
+import { MAX_SLOTS } from '../job/slots.js';
 
 const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
@@ -62,6 +63,11 @@ export const configShape = {
   unreachableTimeout: duration.refine((v) => v >= 1, { message: 'must be at least 1 second' }).default(1800),
   /** Message visibility and task lease; renewed by the heartbeat. */
   visibility: duration.default(300),
+  /**
+   * Tasks one worker runs at once (an instance on AWS, a worker process locally), each in its own
+   * folder: one number, or per instance type, family or "*" (job/slots.ts).
+   */
+  slots: z.union([intFromEnv(1, MAX_SLOTS), z.record(z.string(), intFromEnv(1, MAX_SLOTS))]).default(1),
   /** AWS: instances per instance type at most. */
   maxInstances: intFromEnv(1, 10000).default(20),
   /**
@@ -131,6 +137,7 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   idle: { what: 'a duration such as 90s, 5m or 1h', example: '2m' },
   unreachableTimeout: { what: 'a duration of at least 1s, such as 10m, 30m or 1h', example: '30m' },
   visibility: { what: 'a duration such as 90s, 5m or 1h', example: '5m' },
+  slots: { what: `a whole number from 1 to ${MAX_SLOTS}, or an object from instance type, family or "*" to one`, example: '4' },
   maxInstances: { what: 'a whole number from 1 to 10000', example: '20' },
   ami: {
     what: 'an object from instance type, family or "*" to al2023, ubuntu-22.04, ubuntu-24.04, ssm:/NAME, gurobi, an AMI id or OWNER/NAME-PATTERN',

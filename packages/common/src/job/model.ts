@@ -48,6 +48,8 @@ export interface JobSpec {
   licenseKey?: string;
   /** Extra environment for tasks (never secrets). */
   env?: Record<string, string>;
+  /** Tasks one worker of each instance type runs at once (job/slots.ts); absent: 1 for every type. */
+  slots?: Record<string, number>;
 }
 
 export interface JobRecord extends JobSpec {
@@ -123,8 +125,10 @@ export interface InstanceRecord {
   heartbeatAt: string;
   /** Free text: why install failed, which task is running, ... */
   detail?: string;
-  /** The task it runs while BUSY (set by the claim). */
+  /** The task it runs while BUSY (set by the claim); with several slots, the first of `tasks`. */
   task?: number;
+  /** Every task it runs now, one per busy slot (the claim adds one, the worker removes the finished ones). */
+  tasks?: number[];
   /** Artifact key of the install log, when there is one. */
   installLogKey?: string;
   /** Local backend: worker pid. */
@@ -136,8 +140,9 @@ export interface InstanceRecord {
   pidStart?: string;
 }
 
-/** The `detail` of a BUSY instance record: the task it runs (the same text on every backend). */
-export const busyDetail = (task: number): string => `task ${task}`;
+/** The `detail` of a BUSY instance record: the task(s) it runs (the same text on every backend). */
+export const busyDetail = (task: number | readonly number[]): string =>
+  typeof task === 'number' || task.length === 1 ? `task ${typeof task === 'number' ? task : task[0]}` : `tasks ${task.join(', ')}`;
 /** The `detail` of the STOPPED record of an instance that left on a Spot interruption notice (`gq status` counts them per type). */
 export const INTERRUPTED_DETAIL = 'left on a Spot interruption notice';
 

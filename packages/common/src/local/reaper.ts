@@ -19,7 +19,7 @@
  *    moved, or the lease already ended);
  *  - the command group is killed before the lease ends, so the old run never overlaps the new one.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import type { InstanceRecord } from '../job/model.js';
@@ -46,7 +46,7 @@ interface Held {
 
 /**
  * Stop what a worker whose process is gone left running, and remove its work folder
- * (<home>/work/<job>/<instance>, with the agent's run file `running`: agent run.ts, workspace.ts).
+ * (<home>/work/<job>/<instance>, with the agent's run files `running`, `running.<slot>`: agent run.ts, workspace.ts).
  * Best effort: never in the way of status or scaling.
  */
 export function reapWorkFolder(home: string, job: string, instance: string): void {
@@ -54,7 +54,8 @@ export function reapWorkFolder(home: string, job: string, instance: string): voi
     if (!isPlainSegment(job) || !isPlainSegment(instance)) return;
     const dir = join(home, 'work', job, instance);
     if (!existsSync(dir)) return;
-    reapRun(join(dir, 'running'));
+    // One run file per slot: `running`, `running.1`, ... (agent workspace.ts).
+    for (const f of readdirSync(dir)) if (/^running(\.\d+)?$/.test(f)) reapRun(join(dir, f));
     rmSync(dir, { recursive: true, force: true });
   } catch {
     /* best effort */

@@ -204,7 +204,15 @@ export class LocalStatusStore implements StatusStore {
     const was: InstanceRecord = row
       ? (JSON.parse(row.record) as InstanceRecord)
       : { job: task.job, instance, instanceType: task.instanceType, state: 'BUSY', heartbeatAt: '' };
-    const rec: InstanceRecord = { ...was, state: 'BUSY', task: task.task, detail: busyDetail(task.task), heartbeatAt: new Date(now).toISOString() };
+    // Several slots: `task` stays the first, `tasks` gains this one (as the DynamoDB store does).
+    const rec: InstanceRecord = {
+      ...was,
+      state: 'BUSY',
+      task: was.task ?? task.task,
+      tasks: [...(was.tasks ?? []), task.task],
+      detail: busyDetail(task.task),
+      heartbeatAt: new Date(now).toISOString(),
+    };
     this.s.putInstance.run(task.job, instance, JSON.stringify(rec));
   }
 

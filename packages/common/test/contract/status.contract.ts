@@ -474,6 +474,21 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       await checkCounters(name, { running: 2 });
     });
 
+    it('a worker with several slots: each claim adds its task to `tasks`, `task` stays the first', async () => {
+      const name = await job('slots', 3);
+      const rec: InstanceRecord = { job: name, instance: 'i-1', instanceType: TYPE, state: 'READY', heartbeatAt: '2020-01-01T00:00:00.000Z' };
+      await st.putInstance(rec);
+      expect((await st.claim(name, 2, 'i-1', 60_000)).kind).toBe('claimed');
+      expect((await st.claim(name, 3, 'i-1', 60_000)).kind).toBe('claimed');
+      const [busy] = await st.listInstances(name);
+      expect(busy).toMatchObject({ state: 'BUSY', task: 2, tasks: [2, 3] });
+      // The worker's own write names the tasks still running; the next claim adds to them.
+      await st.putInstance({ ...rec, state: 'BUSY', task: 3, tasks: [3] });
+      expect((await st.claim(name, 1, 'i-1', 60_000)).kind).toBe('claimed');
+      expect((await st.listInstances(name))[0]).toMatchObject({ state: 'BUSY', task: 3, tasks: [3, 1] });
+      await checkCounters(name, { running: 3 });
+    });
+
     it('deleteJob removes the job, its tasks and its instances', async () => {
       const name = await job('delete', 3);
       await st.putInstance({ job: name, instance: 'i-1', instanceType: TYPE, state: 'IDLE', heartbeatAt: new Date().toISOString() });

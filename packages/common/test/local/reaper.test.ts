@@ -83,6 +83,9 @@ describe('LocalReaper', () => {
     mkdirSync(work, { recursive: true });
     const left = leftoverCommand(join(work, 'running'));
     const leftGone = new Promise((r) => left.once('exit', r));
+    // A worker with slots leaves one run file per busy slot (agent workspace.ts runFileOf).
+    const leftInSlot = leftoverCommand(join(work, 'running.2'));
+    const slotGone = new Promise((r) => leftInSlot.once('exit', r));
 
     const t0 = Date.now();
     const again = await q.receive({ max: 10, waitSeconds: 5, visibilitySeconds: 300 });
@@ -90,6 +93,8 @@ describe('LocalReaper', () => {
     expect(again.map((m) => m.task).sort()).toEqual([1, 3]);
     await leftGone;
     expect(processAlive(left.pid)).toBe(false);
+    await slotGone;
+    expect(processAlive(leftInSlot.pid)).toBe(false);
 
     // Taken over as after a lease that ran out: a new attempt, by the new worker.
     for (const m of again) {

@@ -143,11 +143,18 @@ export function hasDelta(delta: Partial<Counts>): boolean {
 export function instanceBusyUpdate(table: string, task: TaskRecord, instance: string, now: number) {
   const e = new Expr();
   const type = e.name('instanceType');
+  const first = e.name('task');
+  const all = e.name('tasks');
   const set = [
-    ...Object.entries({ kind: 'instance', job: task.job, instance, state: 'BUSY', task: task.task, detail: busyDetail(task.task), heartbeatAt: new Date(now).toISOString() }).map(
+    ...Object.entries({ kind: 'instance', job: task.job, instance, state: 'BUSY', detail: busyDetail(task.task), heartbeatAt: new Date(now).toISOString() }).map(
       ([attr, v]) => `${e.name(attr)} = ${e.value(v)}`,
     ),
     `${type} = if_not_exists(${type}, ${e.value(task.instanceType)})`,
+    // A worker with several slots runs several tasks: `task` stays the first, `tasks` gains this
+    // one (the worker's own record writes drop the finished ones). if_not_exists and list_append
+    // in SET: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html
+    `${first} = if_not_exists(${first}, ${e.value(task.task)})`,
+    `${all} = list_append(if_not_exists(${all}, ${e.value([])}), ${e.value([task.task])})`,
   ];
   return e.build({
     TableName: table,
