@@ -14,3 +14,4 @@ export * from './job/transitions.js';
 export * from './job/jobfile/index.js';
 export * from './job/names.js';
 export * from './job/dead-letters.js';
+export * from './cost/index.js';

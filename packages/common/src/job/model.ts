@@ -124,7 +124,23 @@ export interface InstanceRecord {
    * since boot), so that a recycled pid is never taken for the worker (local/procs.ts).
    */
   pidStart?: string;
+  /** Cost accounting (agent/src/usage.ts): ISO times of launch, boot done (agent up), install done, and the end. */
+  launchedAt?: string;
+  bootedAt?: string;
+  installedAt?: string;
+  endedAt?: string;
+  /** Seconds spent running tasks, and ready but without one, so far. */
+  busySeconds?: number;
+  idleSeconds?: number;
+  /** How the instance is bought (IMDS instance-life-cycle); 'local' for a local worker. */
+  lifecycle?: Lifecycle;
+  /** USD per hour it ran at (0 locally); absent when gq does not know the price. */
+  pricePerHour?: number;
+  /** Where the price came from, e.g. "on-demand table 2025-01", "spot us-east-1a". */
+  priceSource?: string;
 }
+
+export type Lifecycle = 'on-demand' | 'spot' | 'local';
 
 /** The `detail` of a BUSY instance record: the task it runs (the same text on every backend). */
 export const busyDetail = (task: number): string => `task ${task}`;

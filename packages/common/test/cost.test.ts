@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import {
+  billedSeconds,
+  cents,
+  formatUsd,
+  instanceCharge,
+  jobCost,
+  mergePriceTables,
+  onDemandPrice,
+  shippedPriceTable,
+  taskCostShare,
+  volumeCharge,
+  type InstanceRecord,
+  type TaskTimes,
+} from '../src/index.js';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const at = (s: number) => new Date(T0 + s * 1000).toISOString();
+
+function inst(over: Partial<InstanceRecord> & { instance: string }): InstanceRecord {
+  return { job: 'j', instanceType: 'c5.large', state: 'STOPPED', heartbeatAt: at(0), lifecycle: 'on-demand', ...over };
+}
+function task(start: number | undefined, end: number | undefined, state: TaskTimes['state'], instanceType = 'c5.large'): TaskTimes {
+  return { instanceType, state, ...(start !== undefined ? { startedAt: at(start) } : {}), ...(end !== undefined ? { finishedAt: at(end) } : {}) };
+}
+
+describe('billing', () => {
+  it('bills whole seconds with a 60-second minimum per run', () => {
+    expect(billedSeconds(T0, T0 + 10_000)).toBe(60);
+    expect(billedSeconds(T0, T0 + 60_000)).toBe(60);
+    expect(billedSeconds(T0, T0 + 61_200)).toBe(62);
+    expect(billedSeconds(T0, T0 - 5)).toBe(60);
+  });
+  it('charges per second of the hourly price, and gp3 volumes per GB-month of 730 hours', () => {
+    expect(cents(instanceCharge(3600, 0.085))).toBe(0.09);
+    expect(instanceCharge(7200, 1.5)).toBe(3);
+    // 100 GB for 730 hours at $0.08/GB-month = $8.00; 30 s is billed as 60.
+    expect(cents(volumeCharge(100, 730 * 3600))).toBe(8);
+    expect(volumeCharge(100, 30)).toBe(volumeCharge(100, 60));
+    expect(volumeCharge(0, 3600)).toBe(0);
+  });
+  it('formats money to the cent, and says a tiny spend is not nothing', () => {
+    expect(formatUsd(12.345)).toBe('$12.35');
+    expect(formatUsd(0.0042)).toBe('$0.004');
+    expect(formatUsd(0)).toBe('$0.00');
+  });
+});
+
+describe('a job\'s cost', () => {
+  // Two c5.large at $1.00/h (a round price to check by hand) and one m5.large at $0.50/h.
+  const instances = [
+    inst({ instance: 'i-a', launchedAt: at(0), endedAt: at(3600), busySeconds: 2700, idleSeconds: 600, pricePerHour: 1 }),
+    inst({ instance: 'i-b', launchedAt: at(0), state: 'BUSY', busySeconds: 1800, pricePerHour: 1 }),
+    inst({ instance: 'i-c', instanceType: 'm5.large', launchedAt: at(100), endedAt: at(130), busySeconds: 20, pricePerHour: 0.5 }),
+  ];
+  const tasks = [
+    task(0, 900, 'SUCCEEDED'),
+    task(900, 1800, 'SUCCEEDED'),
+    task(1800, 2700, 'FAILED'),
+    task(3000, undefined, 'RUNNING'),
+    task(undefined, undefined, 'QUEUED'),
+    task(undefined, undefined, 'QUEUED'),
+    task(100, 120, 'SUCCEEDED', 'm5.large'),
+  ];
+  const now = T0 + 3600_000;
+  const cost = jobCost({ instances, tasks, now });
+
+  it('adds up the spend of every instance, per second, the short one at its minute', () => {
+    const c5 = cost.perType.find((t) => t.instanceType === 'c5.large')!;
+    const m5 = cost.perType.find((t) => t.instanceType === 'm5.large')!;
+    expect(c5.spend).toBe(2); // two hours at $1
+    expect(cents(m5.spend)).toBe(0.01); // 60 s (the minimum, ran 30 s) at $0.50/h = $0.00833
+    expect(cents(cost.spend)).toBe(2.01);
+    expect(c5.paidSeconds).toBe(7200);
+    expect(m5.paidSeconds).toBe(60);
+    expect(c5.running).toBe(1);
+  });
+  it('gives the busy fraction of the paid time', () => {
+    const c5 = cost.perType.find((t) => t.instanceType === 'c5.large')!;
+    expect(c5.busyFraction).toBeCloseTo(4500 / 7200, 10);
+    expect(cost.busyFraction).toBeCloseTo(4520 / 7260, 10);
+  });
+  it('estimates the cost to finish from the mean run time of finished tasks and the tasks left', () => {
+    const c5 = cost.perType.find((t) => t.instanceType === 'c5.large')!;
+    expect(c5.meanTaskSeconds).toBe(900);
+    expect(c5.tasksLeft).toBe(3);
+    // Two queued × 900 s + the running one's 300 s left = 2100 s of work on one running instance.
+    expect(c5.toFinish).toEqual({ usd: 2100 / 3600, seconds: 2100 });
+    expect(cents(c5.committed)).toBe(cents(300 / 3600)); // the running task to its expected end
+    expect(cents(cost.toFinish!.usd)).toBe(0.58);
+  });
+  it('divides the work over the slots', () => {
+    const c = jobCost({ instances, tasks, now, slots: (t) => (t === 'c5.large' ? 3 : 1) });
+    const c5 = c.perType.find((t) => t.instanceType === 'c5.large')!;
+    expect(c5.toFinish).toEqual({ usd: 700 / 3600, seconds: 700 });
+    expect(c5.busyFraction).toBeCloseTo(4500 / 21600, 10);
+  });
+  it('counts an instance without a price as unknown, never as a made-up number', () => {
+    const c = jobCost({ instances: [inst({ instance: 'i-x', instanceType: 'x9.huge', launchedAt: at(0), endedAt: at(600) })], tasks: [task(0, 60, 'SUCCEEDED', 'x9.huge'), task(undefined, undefined, 'QUEUED', 'x9.huge')], now });
+    expect(c.spend).toBe(0);
+    expect(c.priceUnknown).toBe(1);
+    expect(c.toFinish).toBeUndefined();
+  });
+  it('takes the table price when the record has none, and 0 for a local worker', () => {
+    const c = jobCost({
+      instances: [inst({ instance: 'i-y', launchedAt: at(0), endedAt: at(1800) }), inst({ instance: 'local-1', instanceType: 'local', lifecycle: 'local', launchedAt: at(0), endedAt: at(1800) })],
+      tasks: [],
+      now,
+      priceOf: (t) => (t === 'c5.large' ? 0.085 : undefined),
+    });
+    expect(c.spend).toBeCloseTo(0.0425, 10);
+    expect(c.priceUnknown).toBe(0);
+  });
+  it('has no estimate before any task finished, and nothing to spend once none is left', () => {
+    expect(jobCost({ instances: [], tasks: [task(undefined, undefined, 'QUEUED')], now, priceOf: () => 1 }).toFinish).toBeUndefined();
+    expect(jobCost({ instances: [], tasks: [task(0, 60, 'SUCCEEDED')], now, priceOf: () => 1 }).toFinish).toEqual({ usd: 0, seconds: 0 });
+  });
+  it('shares an instance\'s price among its slots', () => {
+    expect(taskCostShare(1800, 1)).toBe(0.5);
+    expect(cents(taskCostShare(1800, 1, 3))).toBe(0.17);
+  });
+});
+
+describe('the shipped price table', () => {
+  const table = shippedPriceTable();
+  it('says where its prices come from and when', () => {
+    expect(table.source).toMatch(/AWS public on-demand price list/);
+    expect(table.asOf).toMatch(/^\d{4}-\d{2}/);
+  });
+  it('knows the common families in the main regions', () => {
+    for (const region of ['us-east-1', 'us-west-2', 'eu-west-1', 'eu-central-1']) {
+      for (const fam of ['t3', 'm5', 'm6i', 'm7i', 'c5', 'c6i', 'c7i', 'r5', 'r6i', 'r7i']) {
+        for (const size of ['large', 'xlarge', '2xlarge']) expect(onDemandPrice(table, region, `${fam}.${size}`), `${region} ${fam}.${size}`).toBeGreaterThan(0);
+      }
+    }
+    expect(onDemandPrice(table, 'us-east-1', 'c5.large')).toBe(0.085);
+    expect(onDemandPrice(table, 'us-east-1', 'm5.8xlarge')).toBe(1.536);
+  });
+  it('has no price for a type or region it does not list', () => {
+    expect(onDemandPrice(table, 'us-east-1', 'x9.huge')).toBeUndefined();
+    expect(onDemandPrice(table, 'mars-north-1', 'c5.large')).toBeUndefined();
+  });
+  it('lets a fresher table replace a region', () => {
+    const m = mergePriceTables(table, { source: 'api', asOf: '2026-12-01', regions: { 'us-east-1': { 'c5.large': 0.09 } } });
+    expect(onDemandPrice(m, 'us-east-1', 'c5.large')).toBe(0.09);
+    expect(onDemandPrice(m, 'us-east-1', 'm5.large')).toBeUndefined();
+    expect(onDemandPrice(m, 'eu-west-1', 'm5.large')).toBe(0.107);
+  });
+});
