@@ -14,6 +14,7 @@ import { backoffMs, isTransient } from './retry.js';
 import { unpackCode } from './workspace.js';
 import { ScaleInProtection } from './protection.js';
 import { decideIdle, readIdleFacts } from './idle-leave.js';
+import { Usage } from './usage.js';
 
 export interface AgentControl {
   /** First SIGTERM: take no more work, let the running task finish. */
@@ -69,8 +70,11 @@ export class Agent implements AgentControl {
   private leftFor: 'job-missing' | 'unreachable' | undefined;
   private readonly clock: Clock;
 
+  private readonly usage: Usage;
+
   constructor(private readonly d: AgentDeps) {
     this.clock = d.clock ?? realClock;
+    this.usage = new Usage(() => this.clock.now(), d.billing);
   }
 
   drain(): void {
@@ -104,6 +108,7 @@ export class Agent implements AgentControl {
         heartbeatAt: new Date(this.clock.now()).toISOString(),
         pid: process.pid,
         ...this.stateExtra,
+        ...this.usage.record(state),
       })
       .catch((e: unknown) => this.d.log.warn({ err: e }, 'could not record instance state'));
   }
@@ -330,6 +335,7 @@ export class Agent implements AgentControl {
     // The claim itself recorded this instance as BUSY with its task (`gq status` reads the running
     // tasks through it): only note it here, for the periodic instance heartbeat and the IDLE update.
     this.instanceState = 'BUSY';
+    this.usage.record('BUSY');
     this.stateExtra = { ...this.stateExtra, task: taskNo, detail: busyDetail(taskNo) };
     await this.protect(job.name, true);
     const run = runTask(d, claim.job, claim.task, receipt);
