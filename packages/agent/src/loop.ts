@@ -344,10 +344,12 @@ export class Agent implements AgentControl {
       if (this.interrupted === 'release') this.gaveBackOnSpot = true;
       run.stop(this.interrupted);
     }
+    const started = this.clock.now();
     try {
       await run.done;
     } finally {
       this.current = undefined;
+      this.usage.taskDone(this.clock.now() - started);
     }
     return true;
   }

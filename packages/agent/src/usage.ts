@@ -19,7 +19,7 @@ export interface BillingFacts {
 
 export type UsageFields = Pick<
   InstanceRecord,
-  'launchedAt' | 'bootedAt' | 'installedAt' | 'endedAt' | 'busySeconds' | 'idleSeconds' | 'lifecycle' | 'pricePerHour' | 'priceSource'
+  'launchedAt' | 'bootedAt' | 'installedAt' | 'endedAt' | 'busySeconds' | 'idleSeconds' | 'tasksRun' | 'taskSeconds' | 'lifecycle' | 'pricePerHour' | 'priceSource'
 >;
 
 const IDLE: ReadonlySet<InstanceState> = new Set(['READY', 'IDLE']);
@@ -34,6 +34,8 @@ export class Usage {
   private idleMs = 0;
   private installedAt: number | undefined;
   private endedAt: number | undefined;
+  private tasksRun = 0;
+  private taskMs = 0;
 
   constructor(
     private readonly now: () => number,
@@ -55,6 +57,12 @@ export class Usage {
     return this.fields();
   }
 
+  /** An attempt ran `ms` (whatever its outcome). */
+  taskDone(ms: number): void {
+    this.tasksRun++;
+    this.taskMs += Math.max(0, ms);
+  }
+
   fields(): UsageFields {
     const f = this.facts;
     return {
@@ -64,6 +72,8 @@ export class Usage {
       ...(this.endedAt !== undefined ? { endedAt: iso(this.endedAt) } : {}),
       busySeconds: Math.round(this.busyMs / 1000),
       idleSeconds: Math.round(this.idleMs / 1000),
+      tasksRun: this.tasksRun,
+      taskSeconds: Math.round(this.taskMs / 1000),
       lifecycle: f.lifecycle,
       ...(f.pricePerHour !== undefined ? { pricePerHour: f.pricePerHour } : {}),
       ...(f.priceSource !== undefined ? { priceSource: f.priceSource } : {}),

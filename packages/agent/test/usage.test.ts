@@ -27,6 +27,8 @@ describe('an instance\'s own accounting', () => {
       endedAt: '2026-01-01T00:02:50.000Z',
       busySeconds: 120,
       idleSeconds: 20,
+      tasksRun: 0,
+      taskSeconds: 0,
       lifecycle: 'on-demand',
       pricePerHour: 0.085,
       priceSource: 'table',

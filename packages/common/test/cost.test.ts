@@ -11,7 +11,7 @@ import {
   taskCostShare,
   volumeCharge,
   type InstanceRecord,
-  type TaskTimes,
+  type TypeWork,
 } from '../src/index.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -20,9 +20,7 @@ const at = (s: number) => new Date(T0 + s * 1000).toISOString();
 function inst(over: Partial<InstanceRecord> & { instance: string }): InstanceRecord {
   return { job: 'j', instanceType: 'c5.large', state: 'STOPPED', heartbeatAt: at(0), lifecycle: 'on-demand', ...over };
 }
-function task(start: number | undefined, end: number | undefined, state: TaskTimes['state'], instanceType = 'c5.large'): TaskTimes {
-  return { instanceType, state, ...(start !== undefined ? { startedAt: at(start) } : {}), ...(end !== undefined ? { finishedAt: at(end) } : {}) };
-}
+const none: TypeWork = { queued: 0, running: [] };
 
 describe('billing', () => {
   it('bills whole seconds with a 60-second minimum per run', () => {
@@ -49,21 +47,14 @@ describe('billing', () => {
 describe('a job\'s cost', () => {
   // Two c5.large at $1.00/h (a round price to check by hand) and one m5.large at $0.50/h.
   const instances = [
-    inst({ instance: 'i-a', launchedAt: at(0), endedAt: at(3600), busySeconds: 2700, idleSeconds: 600, pricePerHour: 1 }),
+    inst({ instance: 'i-a', launchedAt: at(0), endedAt: at(3600), busySeconds: 2700, idleSeconds: 600, tasksRun: 3, taskSeconds: 2700, pricePerHour: 1 }),
     inst({ instance: 'i-b', launchedAt: at(0), state: 'BUSY', busySeconds: 1800, pricePerHour: 1 }),
-    inst({ instance: 'i-c', instanceType: 'm5.large', launchedAt: at(100), endedAt: at(130), busySeconds: 20, pricePerHour: 0.5 }),
+    inst({ instance: 'i-c', instanceType: 'm5.large', launchedAt: at(100), endedAt: at(130), busySeconds: 20, tasksRun: 1, taskSeconds: 20, pricePerHour: 0.5 }),
   ];
-  const tasks = [
-    task(0, 900, 'SUCCEEDED'),
-    task(900, 1800, 'SUCCEEDED'),
-    task(1800, 2700, 'FAILED'),
-    task(3000, undefined, 'RUNNING'),
-    task(undefined, undefined, 'QUEUED'),
-    task(undefined, undefined, 'QUEUED'),
-    task(100, 120, 'SUCCEEDED', 'm5.large'),
-  ];
+  // c5.large: two tasks queued, one running for 600 s; m5.large: done.
+  const work = (t: string): TypeWork => (t === 'c5.large' ? { queued: 2, running: [600] } : none);
   const now = T0 + 3600_000;
-  const cost = jobCost({ instances, tasks, now });
+  const cost = jobCost({ instances, work, now });
 
   it('adds up the spend of every instance, per second, the short one at its minute', () => {
     const c5 = cost.perType.find((t) => t.instanceType === 'c5.large')!;
@@ -80,7 +71,7 @@ describe('a job\'s cost', () => {
     expect(c5.busyFraction).toBeCloseTo(4500 / 7200, 10);
     expect(cost.busyFraction).toBeCloseTo(4520 / 7260, 10);
   });
-  it('estimates the cost to finish from the mean run time of finished tasks and the tasks left', () => {
+  it('estimates the cost to finish from the mean run time of finished attempts and the tasks left', () => {
     const c5 = cost.perType.find((t) => t.instanceType === 'c5.large')!;
     expect(c5.meanTaskSeconds).toBe(900);
     expect(c5.tasksLeft).toBe(3);
@@ -90,13 +81,13 @@ describe('a job\'s cost', () => {
     expect(cents(cost.toFinish!.usd)).toBe(0.58);
   });
   it('divides the work over the slots', () => {
-    const c = jobCost({ instances, tasks, now, slots: (t) => (t === 'c5.large' ? 3 : 1) });
+    const c = jobCost({ instances, work, now, slots: (t) => (t === 'c5.large' ? 3 : 1) });
     const c5 = c.perType.find((t) => t.instanceType === 'c5.large')!;
     expect(c5.toFinish).toEqual({ usd: 700 / 3600, seconds: 700 });
     expect(c5.busyFraction).toBeCloseTo(4500 / 21600, 10);
   });
   it('counts an instance without a price as unknown, never as a made-up number', () => {
-    const c = jobCost({ instances: [inst({ instance: 'i-x', instanceType: 'x9.huge', launchedAt: at(0), endedAt: at(600) })], tasks: [task(0, 60, 'SUCCEEDED', 'x9.huge'), task(undefined, undefined, 'QUEUED', 'x9.huge')], now });
+    const c = jobCost({ instances: [inst({ instance: 'i-x', instanceType: 'x9.huge', launchedAt: at(0), endedAt: at(600), tasksRun: 1, taskSeconds: 60 })], work: () => ({ queued: 1, running: [] }), now });
     expect(c.spend).toBe(0);
     expect(c.priceUnknown).toBe(1);
     expect(c.toFinish).toBeUndefined();
@@ -104,7 +95,6 @@ describe('a job\'s cost', () => {
   it('takes the table price when the record has none, and 0 for a local worker', () => {
     const c = jobCost({
       instances: [inst({ instance: 'i-y', launchedAt: at(0), endedAt: at(1800) }), inst({ instance: 'local-1', instanceType: 'local', lifecycle: 'local', launchedAt: at(0), endedAt: at(1800) })],
-      tasks: [],
       now,
       priceOf: (t) => (t === 'c5.large' ? 0.085 : undefined),
     });
@@ -112,8 +102,11 @@ describe('a job\'s cost', () => {
     expect(c.priceUnknown).toBe(0);
   });
   it('has no estimate before any task finished, and nothing to spend once none is left', () => {
-    expect(jobCost({ instances: [], tasks: [task(undefined, undefined, 'QUEUED')], now, priceOf: () => 1 }).toFinish).toBeUndefined();
-    expect(jobCost({ instances: [], tasks: [task(0, 60, 'SUCCEEDED')], now, priceOf: () => 1 }).toFinish).toEqual({ usd: 0, seconds: 0 });
+    const queued = () => ({ queued: 4, running: [] });
+    expect(jobCost({ instances: [], types: ['c5.large'], work: queued, now, priceOf: () => 1 }).toFinish).toBeUndefined();
+    expect(jobCost({ instances: [], types: ['c5.large'], now, priceOf: () => 1 }).toFinish).toEqual({ usd: 0, seconds: 0 });
+    // A dry run: an assumed run time of 30 minutes, four tasks, two slots: one instance-hour.
+    expect(jobCost({ instances: [], types: ['c5.large'], work: queued, now, priceOf: () => 1, slots: () => 2, assumedTaskSeconds: () => 1800 }).toFinish).toEqual({ usd: 1, seconds: 3600 });
   });
   it('shares an instance\'s price among its slots', () => {
     expect(taskCostShare(1800, 1)).toBe(0.5);

@@ -1,32 +1,36 @@
 /**
  * A job's cost from its records at a time `now`: the spend so far (instances billed per second,
  * their volumes), the busy fraction of the paid time, the estimate to finish (the mean run time
- * of the finished tasks × the tasks left, over the slots of the running instances), the money
+ * of the finished attempts, from the instance records, × the tasks left, over the slots of the
+ * running instances), the money
  * committed (running instances to the expected end of their task), each per instance type; and
  * each task's share (its instance's price × its run time ÷ slots). Pure.
  */
 import type { InstanceRecord } from '../job/model.js';
-import type { TaskState } from '../job/states.js';
 import { billedSeconds, instanceCharge, volumeCharge } from './billing.js';
 
-/** What the arithmetic needs of a task. */
-export interface TaskTimes {
-  instanceType: string;
-  state: TaskState;
-  startedAt?: string;
-  finishedAt?: string;
+/** What is left of an instance type's tasks. */
+export interface TypeWork {
+  queued: number;
+  /** Seconds each running task of the type has run so far. */
+  running: readonly number[];
 }
 
 export interface CostInput {
   instances: readonly InstanceRecord[];
-  tasks: readonly TaskTimes[];
   now: number;
+  /** The job's instance types (default: those of the instances). */
+  types?: readonly string[];
+  /** The tasks left of a type (default none). */
+  work?: (instanceType: string) => TypeWork;
   /** Tasks one instance of the type runs at once (default 1). */
   slots?: (instanceType: string) => number;
   /** The on-demand price of a type, for instances that recorded none and for the estimate. */
   priceOf?: (instanceType: string) => number | undefined;
   /** Root volume size of an instance of the type, GB (0 or absent: volumes not counted). */
   volumeGb?: (instanceType: string) => number;
+  /** The run time to assume before any attempt of the type has finished (a dry run's estimate). */
+  assumedTaskSeconds?: (instanceType: string) => number | undefined;
 }
 
 export interface TypeCost {
@@ -43,7 +47,7 @@ export interface TypeCost {
   priceUnknown: number;
   /** busySeconds ÷ (paidSeconds × slots): the busy part of the paid slot time, 0..1; undefined before any paid time. */
   busyFraction: number | undefined;
-  /** Mean run time of the type's finished tasks, seconds. */
+  /** Mean run time of the type's finished attempts (or the assumed one), seconds. */
   meanTaskSeconds: number | undefined;
   /** Tasks of the type queued or running. */
   tasksLeft: number;
@@ -91,12 +95,11 @@ export function instanceSpend(r: InstanceRecord, now: number, price: number | un
   return instanceCharge(secs, price) + volumeCharge(volumeGb, secs);
 }
 
-/** Run time of a finished (or running, until now) task, seconds. */
-export function taskRunSeconds(t: TaskTimes, now: number): number | undefined {
-  const s = ms(t.startedAt);
-  if (s === undefined) return undefined;
-  const e = ms(t.finishedAt) ?? (t.state === 'RUNNING' ? now : undefined);
-  return e === undefined ? undefined : Math.max(0, (e - s) / 1000);
+/** Seconds between two ISO times (undefined when either is missing). */
+export function secondsBetween(from: string | undefined, to: string | undefined): number | undefined {
+  const a = ms(from);
+  const b = ms(to);
+  return a === undefined || b === undefined ? undefined : Math.max(0, (b - a) / 1000);
 }
 
 /** A task's cost share: its instance's price × its run time ÷ the instance's slots. */
@@ -111,11 +114,17 @@ export function typePrice(type: string, instances: readonly InstanceRecord[], pr
   return priceOf?.(type);
 }
 
+/** Mean run time of the type's finished attempts, from the instances' own counts. */
+export function meanTaskSeconds(recs: readonly InstanceRecord[]): number | undefined {
+  const n = recs.reduce((a, r) => a + (r.tasksRun ?? 0), 0);
+  return n > 0 ? recs.reduce((a, r) => a + (r.taskSeconds ?? 0), 0) / n : undefined;
+}
+
 function typeCost(type: string, input: CostInput): TypeCost {
   const { now } = input;
   const slots = Math.max(1, input.slots?.(type) ?? 1);
   const recs = input.instances.filter((r) => r.instanceType === type);
-  const tasks = input.tasks.filter((t) => t.instanceType === type);
+  const work = input.work?.(type) ?? { queued: 0, running: [] };
   let spend = 0;
   let paidSeconds = 0;
   let busySeconds = 0;
@@ -129,24 +138,21 @@ function typeCost(type: string, input: CostInput): TypeCost {
     if (s === undefined) priceUnknown++;
     else spend += s;
   }
-  const runs = tasks.filter((t) => t.state === 'SUCCEEDED' || t.state === 'FAILED').map((t) => taskRunSeconds(t, now)).filter((s): s is number => s !== undefined);
-  const meanTaskSeconds = runs.length > 0 ? runs.reduce((a, b) => a + b, 0) / runs.length : undefined;
-  const queued = tasks.filter((t) => t.state === 'QUEUED').length;
-  const runningTasks = tasks.filter((t) => t.state === 'RUNNING');
+  const mean = meanTaskSeconds(recs) ?? input.assumedTaskSeconds?.(type);
   const running = recs.filter(isRunning).length;
   const price = typePrice(type, recs, input.priceOf);
+  const tasksLeft = work.queued + work.running.length;
   let toFinish: TypeCost['toFinish'];
   let committed = 0;
-  if (meanTaskSeconds !== undefined) {
-    const leftOfRunning = runningTasks.map((t) => Math.max(0, meanTaskSeconds - (taskRunSeconds(t, now) ?? 0)));
-    const work = queued * meanTaskSeconds + leftOfRunning.reduce((a, b) => a + b, 0);
+  if (tasksLeft === 0) toFinish = { usd: 0, seconds: 0 };
+  else if (mean !== undefined && price !== undefined) {
+    const leftOfRunning = work.running.map((ran) => Math.max(0, mean - ran));
+    const runningLeft = leftOfRunning.reduce((a, b) => a + b, 0);
+    const total = work.queued * mean + runningLeft;
     const capacity = Math.max(1, running) * slots;
-    if (price !== undefined) {
-      toFinish = { usd: instanceCharge(work / slots, price), seconds: work / capacity };
-      committed = instanceCharge(leftOfRunning.reduce((a, b) => a + b, 0) / slots, price);
-    }
+    toFinish = { usd: instanceCharge(total / slots, price), seconds: total / capacity };
+    committed = instanceCharge(runningLeft / slots, price);
   }
-  if (queued + runningTasks.length === 0) toFinish = { usd: 0, seconds: 0 };
   return {
     instanceType: type,
     instances: recs.length,
@@ -156,8 +162,8 @@ function typeCost(type: string, input: CostInput): TypeCost {
     spend,
     priceUnknown,
     busyFraction: paidSeconds > 0 ? Math.min(1, busySeconds / (paidSeconds * slots)) : undefined,
-    meanTaskSeconds,
-    tasksLeft: queued + runningTasks.length,
+    meanTaskSeconds: mean,
+    tasksLeft,
     toFinish,
     committed,
   };
@@ -165,7 +171,7 @@ function typeCost(type: string, input: CostInput): TypeCost {
 
 /** The job's cost at `now`, with one entry per instance type (of its instances or its tasks). */
 export function jobCost(input: CostInput): JobCost {
-  const types = [...new Set([...input.instances.map((r) => r.instanceType), ...input.tasks.map((t) => t.instanceType)])].sort();
+  const types = [...new Set([...(input.types ?? []), ...input.instances.map((r) => r.instanceType)])].sort();
   const perType = types.map((t) => typeCost(t, input));
   const paid = perType.reduce((a, t) => a + t.paidSeconds * Math.max(1, input.slots?.(t.instanceType) ?? 1), 0);
   const busy = perType.reduce((a, t) => a + t.busySeconds, 0);

@@ -132,6 +132,9 @@ export interface InstanceRecord {
   /** Seconds spent running tasks, and ready but without one, so far. */
   busySeconds?: number;
   idleSeconds?: number;
+  /** Attempts it finished (any outcome), and the sum of their run times in seconds: the estimate's mean. */
+  tasksRun?: number;
+  taskSeconds?: number;
   /** How the instance is bought (IMDS instance-life-cycle); 'local' for a local worker. */
   lifecycle?: Lifecycle;
   /** USD per hour it ran at (0 locally); absent when gq does not know the price. */
