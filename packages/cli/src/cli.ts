@@ -26,6 +26,7 @@ const SETTING_FLAGS = {
   'install-timeout': { type: 'string', describe: 'Timeout of one install attempt (default 30m)' },
   'install-retries': { type: 'number', describe: 'Extra install attempts (default 2)' },
   'max-instances': { type: 'number', describe: 'AWS: instances per instance type at most (default 20)' },
+  'max-cost': { type: 'number', describe: 'Stop the job at this spend, USD: no new instance or task, running tasks finish (default: none)' },
   region: { type: 'string', describe: 'AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile\'s region)' },
   profile: { type: 'string', describe: 'AWS: profile in ~/.aws/config (default: AWS_PROFILE, else default)' },
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
@@ -63,6 +64,7 @@ function settingsFrom(a: SettingArgs): Record<string, unknown> {
     bootFailures: a['boot-failures'],
     taskAwsAccess: a['task-aws-access'],
     nodeMirror: a['node-mirror'],
+    maxCost: a['max-cost'],
   };
 }
 
@@ -136,6 +138,9 @@ export async function main(argv: string[]): Promise<number> {
           .option('license', { type: 'string', describe: 'Gurobi licence file, stored encrypted, given to tasks as GRB_LICENSE_FILE' })
           .option('wait', { type: 'boolean', describe: 'Follow the job to its end; exit 1 if a task failed' })
           .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .option('dry-run', { type: 'boolean', describe: 'Check the job and print its plan and a cost estimate; create nothing' })
+          .option('estimate-runtime', { type: 'string', describe: 'Run time of one task for the cost estimate, e.g. 30m' })
+          .option('like', { type: 'string', describe: 'A previous job whose run times the cost estimate uses' })
           .example('$0 submit config/jobdetails.csv --code config/example --install config/example/INSTALL.sh --wait', 'Run the example job here'),
       run((ctx, a) =>
         runSubmit(ctx, {
@@ -149,6 +154,9 @@ export async function main(argv: string[]): Promise<number> {
           license: a.license,
           wait: a.wait,
           json: a.json,
+          dryRun: a['dry-run'],
+          estimateRuntime: a['estimate-runtime'],
+          like: a.like,
         }),
       ),
     )

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  addRanges,
   billedSeconds,
+  estimateRange,
   cents,
   formatUsd,
   instanceCharge,
@@ -138,5 +140,22 @@ describe('the shipped price table', () => {
     expect(onDemandPrice(m, 'us-east-1', 'c5.large')).toBe(0.09);
     expect(onDemandPrice(m, 'us-east-1', 'm5.large')).toBeUndefined();
     expect(onDemandPrice(m, 'eu-west-1', 'm5.large')).toBe(0.107);
+  });
+});
+
+describe('a cost range before the job runs', () => {
+  it('pays the task time at least, and whole waves with boot and idle at most', () => {
+    // 10 tasks of 30 minutes on 4 instances of 2 slots at $1/h: 5 instance-hours of work;
+    // 2 waves (8 slots) = 1 h each instance, + 300 s boot + 120 s idle.
+    const r = estimateRange({ tasks: 10, taskSeconds: 1800, instances: 4, slots: 2, pricePerHour: 1, idleSeconds: 120 })!;
+    expect(r.low).toBe(2.5);
+    expect(cents(r.high)).toBe(cents(4 * (3600 + 420) / 3600));
+    expect(r.seconds).toBe(3600);
+  });
+  it('bills a minute per instance for short tasks, and knows no range without a price', () => {
+    expect(estimateRange({ tasks: 2, taskSeconds: 1, instances: 2, slots: 1, pricePerHour: 3.6, idleSeconds: 0 })!.low).toBe(0.12);
+    expect(estimateRange({ tasks: 2, taskSeconds: 1, instances: 2, slots: 1, pricePerHour: undefined, idleSeconds: 0 })).toBeUndefined();
+    expect(addRanges([{ low: 1, high: 2, seconds: 5 }, undefined])).toBeUndefined();
+    expect(addRanges([{ low: 1, high: 2, seconds: 5 }, { low: 1, high: 3, seconds: 9 }])).toEqual({ low: 2, high: 5, seconds: 9 });
   });
 });

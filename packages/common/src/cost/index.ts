@@ -2,3 +2,4 @@
 export * from './billing.js';
 export * from './spend.js';
 export * from './prices.js';
+export * from './estimate.js';

@@ -48,6 +48,8 @@ export interface JobSpec {
   licenseKey?: string;
   /** Extra environment for tasks (never secrets). */
   env?: Record<string, string>;
+  /** The cost cap in USD (`--max-cost`): at it, the job takes no new instance or task. */
+  maxCost?: number;
 }
 
 export interface JobRecord extends JobSpec {
