@@ -335,7 +335,6 @@ export class Agent implements AgentControl {
     // The claim itself recorded this instance as BUSY with its task (`gq status` reads the running
     // tasks through it): only note it here, for the periodic instance heartbeat and the IDLE update.
     this.instanceState = 'BUSY';
-    this.usage.record('BUSY');
     this.stateExtra = { ...this.stateExtra, task: taskNo, detail: busyDetail(taskNo) };
     await this.protect(job.name, true);
     const run = runTask(d, claim.job, claim.task, receipt);
@@ -344,12 +343,12 @@ export class Agent implements AgentControl {
       if (this.interrupted === 'release') this.gaveBackOnSpot = true;
       run.stop(this.interrupted);
     }
-    const started = this.clock.now();
+    const ended = this.usage.startTask();
     try {
       await run.done;
     } finally {
       this.current = undefined;
-      this.usage.taskDone(this.clock.now() - started);
+      ended();
     }
     return true;
   }
