@@ -15,6 +15,7 @@ import { unpackCode } from './workspace.js';
 import { ScaleInProtection } from './protection.js';
 import { decideIdle, readIdleFacts } from './idle-leave.js';
 import { Usage } from './usage.js';
+import { CostCap } from './cost-cap.js';
 
 export interface AgentControl {
   /** First SIGTERM: take no more work, let the running task finish. */
@@ -26,7 +27,7 @@ export interface AgentControl {
 export interface AgentResult {
   exitCode: number;
   tasksRun: number;
-  reason: 'idle' | 'drained' | 'interrupted' | 'install-failed' | 'job-missing' | 'unreachable';
+  reason: 'idle' | 'drained' | 'interrupted' | 'install-failed' | 'job-missing' | 'unreachable' | 'cost-cap';
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -67,14 +68,15 @@ export class Agent implements AgentControl {
   /** Scale-in protection as AWS accepted it (protection.ts). */
   private protection: ScaleInProtection | undefined;
   /** Why the loop ended, when not idle, drained or interrupted. */
-  private leftFor: 'job-missing' | 'unreachable' | undefined;
+  private leftFor: 'job-missing' | 'unreachable' | 'cost-cap' | undefined;
   private readonly clock: Clock;
-
   private readonly usage: Usage;
+  private readonly cap: CostCap;
 
   constructor(private readonly d: AgentDeps) {
     this.clock = d.clock ?? realClock;
     this.usage = new Usage(() => this.clock.now(), d.billing);
+    this.cap = new CostCap(d.backend.status, d.job, () => this.clock.now(), d.log);
   }
 
   drain(): void {
@@ -206,6 +208,10 @@ export class Agent implements AgentControl {
       if (failingSince !== undefined && this.clock.now() - failingSince > unreachableMs) {
         d.log.error({ failures, seconds: unreachableMs / 1000 }, 'AWS has been out of reach too long; this worker leaves');
         this.leftFor = 'unreachable';
+        break;
+      }
+      if (await this.cap.reached(job.maxCost)) {
+        this.leftFor = 'cost-cap'; // the job's cost cap: no new task (cost-cap.ts)
         break;
       }
       const idleLeft = job.idleSeconds * 1000 - (this.clock.now() - idleSince);

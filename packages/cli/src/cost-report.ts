@@ -17,6 +17,7 @@ import {
   priceTableSchema,
   secondsBetween,
   shippedPriceTable,
+  slotsOf,
   type InstanceRecord,
   type JobCost,
   type JobRecord,
@@ -36,13 +37,6 @@ export function priceTable(file = updatedPricesFile()): PriceTable {
   return parsed.success ? mergePriceTables(shipped, parsed.data) : shipped;
 }
 
-/** Tasks an instance of `type` runs at once: the job's `slots` (a number, or one per type), default 1. */
-export function slotsOf(job: Pick<JobRecord, 'instanceTypes'> & { slots?: unknown }, type: string): number {
-  const s = job.slots;
-  const n = typeof s === 'number' ? s : s && typeof s === 'object' ? (s as Record<string, unknown>)[type] : undefined;
-  return typeof n === 'number' && Number.isFinite(n) && n >= 1 ? Math.floor(n) : 1;
-}
-
 /**
  * The queued tasks of each type. One type: the job's count. Several: the count shared out by what
  * each type has left (its tasks less the attempts its instances ran and the running ones).
@@ -58,6 +52,8 @@ export function workOf(job: JobRecord, instances: readonly InstanceRecord[], run
     return { queued, running: runningOf(type) };
   };
 }
+
+export { slotsOf };
 
 export interface CostView {
   cost: JobCost;

@@ -3,6 +3,7 @@ import {
   addRanges,
   billedSeconds,
   estimateRange,
+  capState,
   cents,
   formatUsd,
   instanceCharge,
@@ -157,5 +158,24 @@ describe('a cost range before the job runs', () => {
     expect(estimateRange({ tasks: 2, taskSeconds: 1, instances: 2, slots: 1, pricePerHour: undefined, idleSeconds: 0 })).toBeUndefined();
     expect(addRanges([{ low: 1, high: 2, seconds: 5 }, undefined])).toBeUndefined();
     expect(addRanges([{ low: 1, high: 2, seconds: 5 }, { low: 1, high: 3, seconds: 9 }])).toEqual({ low: 2, high: 5, seconds: 9 });
+  });
+});
+
+describe('the cost cap', () => {
+  const now = T0 + 600_000;
+  const job = (maxCost: number | undefined, queued = 2) => ({ maxCost, instanceTypes: { 'c5.large': 4 }, counts: { queued, running: 1, succeeded: 1, failed: 0, cancelled: 0 } });
+  // One instance at $3.60/h ($0.001 a second), 600 s so far, one 100-s attempt done, busy now.
+  const busy = [inst({ instance: 'i-a', state: 'BUSY', launchedAt: at(0), pricePerHour: 3.6, tasksRun: 1, taskSeconds: 100 })];
+  it('counts the spend, the busy slots to their expected end, and the next task', () => {
+    const s = capState(job(1), busy, now)!;
+    expect(s.spend).toBeCloseTo(0.6, 10);
+    expect(s.committed).toBeCloseTo(0.1, 10);
+    expect(s.next).toBeCloseTo(0.1, 10);
+    expect(s.reached).toBe(false);
+    expect(capState(job(0.8), busy, now)!.reached).toBe(true);
+  });
+  it('counts no next task when none is queued, and has no state without a cap', () => {
+    expect(capState(job(0.75, 0), busy, now)!.reached).toBe(false);
+    expect(capState(job(undefined), busy, now)).toBeUndefined();
   });
 });

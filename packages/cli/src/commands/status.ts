@@ -10,6 +10,7 @@ import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
 import { fleetReport, reportLines, typeFleetJson, type FleetReport, type TypeFleetJson } from '../fleet-report.js';
 import { costJson, costLines, costView, taskShare, type CostView } from '../cost-report.js';
+import { capLines, capOf } from '../cost-cap.js';
 
 export interface StatusArgs {
   name?: string;
@@ -78,7 +79,7 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
     instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
     running: running.map((t) => ({ task: t.task, instance: t.instance, attempts: t.attempts, tags: t.tags })),
     failures: failures.map((t) => ({ task: t.task, exitCode: t.exitCode, signal: t.signal, error: t.error, attempts: t.attempts, stderrTail: t.stderrTail })),
-    cost: costJson(cost),
+    cost: { ...costJson(cost), cap: capOf(job, instances, region) ?? null },
     ...(tasks ? { tasks: tasks.map((t) => taskJson(t, cost)) } : {}),
   };
 }
@@ -100,6 +101,7 @@ function renderJob(s: StatusJson): string[] {
     lines.push(...reportLines(v));
   }
   lines.push(...costLines(s.cost));
+  if (s.cost.cap) lines.push(...capLines(s.name, s.cost.cap, c.queued));
   const active = s.instances.filter((i) => i.state !== 'STOPPED' && !FAILED_TO_START.has(i.state));
   if (active.length) {
     lines.push('  Workers:');

@@ -3,3 +3,4 @@ export * from './billing.js';
 export * from './spend.js';
 export * from './prices.js';
 export * from './estimate.js';
+export * from './cap.js';

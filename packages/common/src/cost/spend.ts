@@ -82,6 +82,13 @@ export function paidSpan(r: InstanceRecord, now: number): { start: number; end: 
   return { start, end: Math.max(start, end) };
 }
 
+/** Tasks an instance of `type` runs at once: the job's `slots` (a number, or one per type), default 1. */
+export function slotsOf(job: object, type: string): number {
+  const s = (job as { slots?: unknown }).slots;
+  const n = typeof s === 'number' ? s : s && typeof s === 'object' ? (s as Record<string, unknown>)[type] : undefined;
+  return typeof n === 'number' && Number.isFinite(n) && n >= 1 ? Math.floor(n) : 1;
+}
+
 /** The price an instance ran at: its own record's, else the type's on-demand price, else undefined. */
 export function priceOfInstance(r: InstanceRecord, priceOf?: (t: string) => number | undefined): number | undefined {
   return r.pricePerHour ?? (r.lifecycle === 'local' ? 0 : priceOf?.(r.instanceType));
