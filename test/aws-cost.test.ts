@@ -99,4 +99,28 @@ describeAws('AWS backend on moto: what a job costs', () => {
     const text = await gq(['status', 'cost-run'], h.env);
     expect(text.stdout).toContain(`Cost: $${s.cost.spend.toFixed(2)} so far`);
   }, 300_000);
+
+  it('--max-cost stops a running job: no new task or instance, running tasks finish, groups at 0', async () => {
+    const jobs = join(dir, 'capped.csv');
+    writeFileSync(jobs, ['instance_type,command', ...[1, 2, 3, 4, 5, 6, 7, 8].map((n) => `${TYPE},sleep 3; printf 'n\\n${n}\\n' > results.csv`)].join('\n') + '\n');
+    // Two instances cost their first minute each ($0.32256); with one task of ~3 s more ($0.008),
+    // the cap is reached once the first tasks have finished: the rest stay queued.
+    const r = await gq(['submit', jobs, '--code', join(dir, 'code'), '--name', 'cost-capped', '--max-cost', '0.33', '--wait'], h.env, { timeoutMs: 240_000 });
+    expect(r.code, `${r.stderr}\n${h.runtime.errors.join('\n')}`).toBe(1);
+    expect(r.stderr).toMatch(/stopped at its cost cap/);
+    const job = await h.backend.status.getJob('cost-capped');
+    expect(job?.maxCost).toBe(0.33);
+    const s = await statusJson('cost-capped', h.env);
+    expect(s.counts.running).toBe(0);
+    expect(s.counts.failed + s.counts.cancelled).toBe(0);
+    expect(s.counts.succeeded).toBeGreaterThanOrEqual(2); // the tasks running when the cap was reached finished
+    expect(s.counts.queued).toBeGreaterThanOrEqual(1);
+    expect(s.cost.cap).toMatchObject({ maxCost: 0.33, reached: true });
+    const groups = await h.backend.fleet.describe('cost-capped');
+    expect(groups.every((g) => g.desired === 0)).toBe(true);
+    await waitFor('capped instances gone', async () => (await h.backend.status.listInstances('cost-capped')).every((i) => i.endedAt !== undefined), 60_000);
+    const text = await gq(['status', 'cost-capped'], h.env);
+    expect(text.stdout).toMatch(/Stopped at the cost cap \$0\.33: \$0\.3\d spent/);
+    expect(text.stdout).toMatch(/gq resume cost-capped --max-cost/);
+  }, 300_000);
 });

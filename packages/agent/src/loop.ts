@@ -349,12 +349,12 @@ export class Agent implements AgentControl {
       if (this.interrupted === 'release') this.gaveBackOnSpot = true;
       run.stop(this.interrupted);
     }
-    const ended = this.usage.startTask();
+    const ended = this.usage.startTask(() => this.setState(this.instanceState));
     try {
       await run.done;
     } finally {
       this.current = undefined;
-      ended();
+      await ended();
     }
     return true;
   }

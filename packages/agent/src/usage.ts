@@ -51,14 +51,19 @@ export class Usage {
     return this.fields();
   }
 
-  /** An attempt starts; call the returned function when it ends (whatever its outcome). */
-  startTask(): () => void {
+  /**
+   * An attempt starts; call the returned function when it ends (whatever its outcome): it counts
+   * the attempt, then runs `onEnd` (the loop writes its record then, so that the figures and the
+   * cost cap see the attempt at once, not at the next heartbeat).
+   */
+  startTask(onEnd: () => Promise<void> = async () => undefined): () => Promise<void> {
     const run = { at: this.now() };
     this.open.add(run);
-    return () => {
+    return async () => {
       if (!this.open.delete(run)) return;
       this.tasksRun++;
       this.taskMs += Math.max(0, this.now() - run.at);
+      await onEnd();
     };
   }
 

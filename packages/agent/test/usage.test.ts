@@ -2,24 +2,26 @@ import { describe, expect, it } from 'vitest';
 import { Usage } from '../src/usage.js';
 
 describe('an instance\'s own accounting', () => {
-  it('counts attempts as busy, the rest of the ready time as idle, and notes ready and end once', () => {
+  it('counts attempts as busy, the rest of the ready time as idle, and notes ready and end once', async () => {
     let t = Date.parse('2026-01-01T00:00:00Z');
     const u = new Usage(() => t, { lifecycle: 'on-demand', pricePerHour: 0.085, priceSource: 'table', launchedAt: t - 40_000 });
     u.record('INSTALLING');
     t += 30_000;
     expect(u.record('READY').installedAt).toBe('2026-01-01T00:00:30.000Z');
     t += 10_000;
-    const first = u.startTask();
+    let writes = 0;
+    const first = u.startTask(async () => void writes++);
     t += 100_000;
     expect(u.record('BUSY')).toMatchObject({ busySeconds: 100, idleSeconds: 10, tasksRun: 0 }); // a heartbeat mid-attempt
     t += 20_000;
-    first();
-    first(); // once only
+    await first();
+    await first(); // once only
     const a = u.startTask();
     const b = u.startTask(); // two slots at once: their seconds add up
     t += 5_000;
-    a();
-    b();
+    await a();
+    await b();
+    expect(writes).toBe(1);
     u.record('READY'); // not a second install
     t += 5_000;
     const f = u.record('STOPPED');
