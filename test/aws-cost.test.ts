@@ -100,7 +100,7 @@ describeAws('AWS backend on moto: what a job costs', () => {
     expect(text.stdout).toContain(`Cost: $${s.cost.spend.toFixed(2)} so far`);
   }, 300_000);
 
-  it('--max-cost stops a running job: no new task or instance, running tasks finish, groups at 0', async () => {
+  it('--max-cost stops a running job: no new task or instance, running tasks finish, groups at 0; gq resume raises it', async () => {
     const jobs = join(dir, 'capped.csv');
     writeFileSync(jobs, ['instance_type,command', ...[1, 2, 3, 4, 5, 6, 7, 8].map((n) => `${TYPE},sleep 3; printf 'n\\n${n}\\n' > results.csv`)].join('\n') + '\n');
     // Two instances cost their first minute each ($0.32256); with one task of ~3 s more ($0.008),
@@ -122,5 +122,10 @@ describeAws('AWS backend on moto: what a job costs', () => {
     const text = await gq(['status', 'cost-capped'], h.env);
     expect(text.stdout).toMatch(/Stopped at the cost cap \$0\.33: \$0\.3\d spent/);
     expect(text.stdout).toMatch(/gq resume cost-capped --max-cost/);
+    // Raised, the job goes on to its end.
+    const resumed = await gq(['resume', 'cost-capped', '--max-cost', '5', '--wait', '--json'], h.env, { timeoutMs: 240_000 });
+    expect(resumed.code, `${resumed.stderr}\n${h.runtime.errors.join('\n')}`).toBe(0);
+    expect(JSON.parse(resumed.stdout).counts).toMatchObject({ queued: 0, running: 0, succeeded: 8 });
+    expect((await h.backend.status.getJob('cost-capped'))?.maxCost).toBe(5);
   }, 300_000);
 });

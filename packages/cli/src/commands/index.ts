@@ -6,3 +6,4 @@ export { runLogs } from './logs.js';
 export { runCancel } from './cancel.js';
 export { runRetry } from './retry.js';
 export { runClean } from './clean.js';
+export { runResume } from './resume.js';
