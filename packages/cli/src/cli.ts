@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
 import { accessDenied } from './access-denied.js';
 import { isCredentialError } from './credential-errors.js';
-import { runCancel, runClean, runLogs, runResults, runResume, runRetry, runStatus, runSubmit } from './commands/index.js';
+import { runCancel, runClean, runLogs, runPricesUpdate, runResults, runResume, runRetry, runStatus, runSubmit } from './commands/index.js';
 
 /** Flags that are settings (same names as the config keys, kebab-case on the command line). */
 const SETTING_FLAGS = {
@@ -200,6 +200,12 @@ export async function main(argv: string[]): Promise<number> {
           .option('wait', { type: 'boolean' })
           .option('json', { type: 'boolean' }),
       run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, license: a.license, wait: !!a.wait, json: !!a.json })),
+    )
+    .command(
+      'prices <action>',
+      'prices update: refresh the on-demand price table from the AWS Price List API',
+      (y) => settings(y).positional('action', { choices: ['update'] as const, demandOption: true }).option('json', { type: 'boolean' }),
+      run((ctx, a) => runPricesUpdate(ctx, { json: !!a.json })),
     )
     .command(
       'resume <name>',

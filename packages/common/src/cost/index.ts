@@ -4,3 +4,4 @@ export * from './spend.js';
 export * from './prices.js';
 export * from './estimate.js';
 export * from './cap.js';
+export * from './price-list.js';
