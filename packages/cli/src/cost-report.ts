@@ -119,6 +119,7 @@ export function costJson(v: CostView) {
 export type CostJson = ReturnType<typeof costJson>;
 
 export function costLines(c: CostJson): string[] {
+  if (c.perType.length > 0 && c.perType.every((t) => t.pricePerHour === 0)) return ['  Cost: none (workers on this machine)'];
   const finish = c.toFinish ? `about ${formatUsd(c.toFinish.usd)} more to finish${c.toFinish.seconds > 0 ? ` (~${dur(c.toFinish.seconds)})` : ''}` : 'no estimate to finish yet (no task has finished)';
   const unknown = c.instancesWithoutPrice ? `; ${c.instancesWithoutPrice} instance(s) at a price unknown, not counted` : '';
   const lines = [`  Cost: ${formatUsd(c.spend)} so far, ${finish}; busy ${pct(c.busyFraction ?? undefined)} of the paid time${unknown}`];
