@@ -20,7 +20,7 @@ const WORKERS = ['--workers', '--slots', '--max-instances', '--spot', '--spot-al
 const JOB = ['--retries', '--timeout', '--idle', '--visibility', '--unreachable-timeout', '--install-timeout', '--install-retries'];
 
 const EXPECTED: Record<string, string[]> = {
-  submit: [...COMMON, ...BACKEND, ...JOB, ...WORKERS, '--name', '--code', '--install', '--results', '--input', '--output', '--license', '--wait', '--json'],
+  submit: [...COMMON, ...BACKEND, ...JOB, ...WORKERS, '--max-cost', '--name', '--code', '--install', '--results', '--input', '--output', '--license', '--wait', '--json', '--dry-run', '--estimate-runtime', '--like'],
   status: [...COMMON, ...BACKEND, '--workers', ...WATCH, '--json', '--watch', '--tasks'],
   results: [...COMMON, ...BACKEND, '--out', '--json'],
   logs: [...COMMON, ...BACKEND, '--instance'],
@@ -30,6 +30,8 @@ const EXPECTED: Record<string, string[]> = {
   setup: [...COMMON, '--region', '--profile', '--stack', '--node-mirror', '--vpc-id', '--egress', '--subnets', '--public-ipv4', '--gateway-endpoints'],
   doctor: [...COMMON, '--region', '--profile', '--stack', '--max-instances', '--spot', '--gurobi-product-code', '--job-file', '--instance-type'],
   completion: [...COMMON],
+  prices: [...COMMON, '--region', '--profile', '--json'],
+  resume: [...COMMON, ...BACKEND, '--max-cost', ...WORKERS, '--wait', '--json'],
 };
 
 /** Options only submit takes: a job's own settings. */

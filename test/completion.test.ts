@@ -43,8 +43,8 @@ beforeAll(async () => {
 
 describe('gq completion bash', () => {
   it('completes the commands', () => {
-    expect(complete(['gq', ''])).toEqual(['cancel', 'clean', 'completion', 'doctor', 'logs', 'results', 'retry', 'setup', 'status', 'submit']);
-    expect(complete(['gq', 're'])).toEqual(['results', 'retry']);
+    expect(complete(['gq', ''])).toEqual(['cancel', 'clean', 'completion', 'doctor', 'logs', 'prices', 'results', 'resume', 'retry', 'setup', 'status', 'submit']);
+    expect(complete(['gq', 're'])).toEqual(['results', 'resume', 'retry']);
   });
 
   it("completes a command's own options only", () => {

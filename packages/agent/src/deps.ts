@@ -3,6 +3,7 @@ import type { Backend, Logger, TaskQueue } from '@gq/common';
 import type { Workspace } from './workspace.js';
 import type { TaskUser } from './task-user.js';
 import type { Clock } from './clock.js';
+import type { BillingFacts } from './usage.js';
 
 export interface AgentDeps {
   backend: Backend;
@@ -25,4 +26,6 @@ export interface AgentDeps {
   tagInstance?: (key: string, value: string) => Promise<void>;
   /** Time for the loop, the heartbeat and the install (tests); default the real clock. */
   clock?: Clock;
+  /** How this instance is billed (usage.ts); default a local worker's: price 0. */
+  billing?: BillingFacts;
 }

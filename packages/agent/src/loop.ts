@@ -18,6 +18,8 @@ import { idleDecision } from './idle-leave.js';
 import { claimTask, hideLeased, SlotPool } from './slot.js';
 
 export { hideLeased };
+import { Usage } from './usage.js';
+import { CostCap } from './cost-cap.js';
 
 export interface AgentControl {
   /** First SIGTERM: take no more work, let the running tasks finish. */
@@ -29,7 +31,7 @@ export interface AgentControl {
 export interface AgentResult {
   exitCode: number;
   tasksRun: number;
-  reason: 'idle' | 'drained' | 'interrupted' | 'install-failed' | 'job-missing' | 'unreachable';
+  reason: 'idle' | 'drained' | 'interrupted' | 'install-failed' | 'job-missing' | 'unreachable' | 'cost-cap';
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -62,11 +64,17 @@ export class Agent implements AgentControl {
   /** Scale-in protection as AWS accepted it (protection.ts). */
   private protection: ScaleInProtection | undefined;
   /** Why the loop ended, when not idle, drained or interrupted. */
-  private leftFor: 'job-missing' | 'unreachable' | undefined;
+  private leftFor: 'job-missing' | 'unreachable' | 'cost-cap' | undefined;
   private readonly clock: Clock;
+  private readonly usage: Usage;
+  /** Per running task: closes its attempt in `usage` (cost figures). */
+  private readonly usageEnds = new Map<number, () => Promise<void>>();
+  private readonly cap: CostCap;
 
   constructor(private readonly d: AgentDeps) {
     this.clock = d.clock ?? realClock;
+    this.usage = new Usage(() => this.clock.now(), d.billing);
+    this.cap = new CostCap(d.backend.status, d.job, () => this.clock.now(), d.log);
   }
 
   drain(): void {
@@ -109,6 +117,7 @@ export class Agent implements AgentControl {
       pid: process.pid,
       ...this.stateExtra,
       ...this.busyFields(),
+      ...this.usage.record(this.instanceState),
     });
     await this.exclusive(() => this.d.backend.status.putInstance(record())).catch((e: unknown) => this.d.log.warn({ err: e }, 'could not record instance state'));
   }
@@ -143,10 +152,14 @@ export class Agent implements AgentControl {
       return { exitCode: 3, tasksRun: 0, reason: 'install-failed' };
     }
     await this.setState('READY');
-    const pool = new SlotPool(slotsOf(job, this.d.instanceType), () => this.clock.now(), () =>
+    const pool = new SlotPool(slotsOf(job, this.d.instanceType), () => this.clock.now(), async (end) => {
+      // The attempt counts for the cost figures before the record that shows them is written.
+      const counted = this.usageEnds.get(end.task);
+      this.usageEnds.delete(end.task);
+      await counted?.();
       // A slot that ends updates the record: the tasks still running, or IDLE when none is.
-      this.setState(this.pool && this.pool.busy > 0 ? 'BUSY' : 'IDLE'),
-    );
+      await this.setState(this.pool && this.pool.busy > 0 ? 'BUSY' : 'IDLE');
+    });
     this.pool = pool;
     let tasksRun;
     try {
@@ -250,6 +263,10 @@ export class Agent implements AgentControl {
         this.leftFor = 'unreachable';
         break;
       }
+      if (await this.cap.reached(job.maxCost)) {
+        this.leftFor = 'cost-cap'; // the job's cost cap: no new task (cost-cap.ts)
+        break;
+      }
       // Idle only when every slot is.
       const idleLeft = job.idleSeconds * 1000 - (this.clock.now() - idleSince);
       if (pool.busy === 0 && idleLeft <= 0) {
@@ -336,6 +353,8 @@ export class Agent implements AgentControl {
       if (this.interrupted === 'release') this.gaveBackOnSpot = true;
       run.stop(this.interrupted);
     }
+    // Counted for the cost figures from the claim; the pool's end handler closes it (runPrepared).
+    if (run) this.usageEnds.set(taskNo, this.usage.startTask());
   }
 
   private async protect(job: string, on: boolean): Promise<void> {

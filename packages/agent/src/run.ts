@@ -5,11 +5,12 @@
 import { existsSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, UserError, type Backend } from '@gq/common';
+import { createLogger, UserError, type Backend, type Logger } from '@gq/common';
 import { Agent } from './loop.js';
 import { openBackend, type AgentContext } from './backend.js';
 import { workspaceAt, writeAgentWrapper } from './workspace.js';
 import { resolveTaskUser } from './task-user.js';
+import type { BillingFacts } from './usage.js';
 
 export interface WorkerArgs {
   backend: 'local' | 'aws';
@@ -37,6 +38,7 @@ interface Identity {
   instanceType: string;
   workdir: string;
   spotWatch?: () => Promise<boolean>;
+  billing?: (log: Logger) => Promise<BillingFacts>;
 }
 
 async function identify(a: WorkerArgs): Promise<Identity> {
@@ -63,6 +65,7 @@ async function identify(a: WorkerArgs): Promise<Identity> {
     instanceType: a.instanceType ?? (await imds.instanceType()),
     workdir: a.workdir ?? join(process.env.HOME ?? '/root', 'gq', 'work'),
     spotWatch: async () => (await imds.spotInstanceAction()) !== undefined,
+    billing: async (log) => (await import('./aws/price.js')).billingFacts(imds, region, a.instanceType ?? (await imds.instanceType()), (err, what) => log.warn({ err }, what)),
   };
 }
 
@@ -89,6 +92,7 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
       contextJson: JSON.stringify(id.ctx),
       taskUser,
       taskAwsAccess: a.taskAwsAccess ?? false,
+      billing: await billingOf(id, log),
       ...(id.ctx.backend === 'aws' ? { tagInstance: instanceTagger(id.ctx.region, id.instance) } : {}),
     });
 
@@ -153,4 +157,13 @@ async function uploadBootLog(backend: Backend, job: string, instance: string): P
   if (!existsSync(file)) return;
   const { keys } = await import('@gq/common');
   await backend.artifacts.putFile(keys.instanceLog(job, instance, 'userdata.log'), file).catch(() => undefined);
+}
+
+/** How this worker is billed (usage.ts): a local one costs nothing; on EC2 an unknown price stays unknown. */
+async function billingOf(id: Identity, log: Logger): Promise<BillingFacts> {
+  if (!id.billing) return { lifecycle: 'local', pricePerHour: 0, launchedAt: Date.now() - process.uptime() * 1000 };
+  return id.billing(log).catch((err: unknown) => {
+    log.warn({ err }, 'could not tell how this instance is billed; its cost shows as "price unknown"');
+    return { lifecycle: 'on-demand' as const };
+  });
 }

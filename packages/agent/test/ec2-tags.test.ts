@@ -1,11 +1,21 @@
-/** The instance's own EC2 tags: best effort past EC2's 50 tags per resource (through the strict layer, moto). */
+/**
+ * The agent's own EC2 calls (through the strict layer, moto): its tags, best effort past EC2's 50
+ * tags per resource; and the price it records, on-demand from the shipped table or Spot from
+ * DescribeSpotPriceHistory.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DescribeImagesCommand, DescribeTagsCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { describeAws, motoClients, startMoto, type Moto } from '../../../test/support/moto.js';
 import { tagInstance } from '../src/aws/ec2-tags.js';
+import { billingFacts } from '../src/aws/price.js';
+import type { Imds } from '../src/aws/imds.js';
+
+/** The metadata a test instance shows: its life cycle and its Availability Zone. */
+const imds = (lifecycle: string | undefined) =>
+  ({ get: async (p: string) => (p === 'meta-data/instance-life-cycle' ? lifecycle : undefined), availabilityZone: async () => 'us-east-1a' }) as unknown as Imds;
 
 
-describeAws('tagInstance (moto)', () => {
+describeAws('tagInstance and billingFacts (moto)', () => {
   let moto: Moto;
   const saved = process.env.AWS_ENDPOINT_URL;
   beforeAll(async () => {
@@ -35,5 +45,21 @@ describeAws('tagInstance (moto)', () => {
     } finally {
       c.destroy();
     }
+  });
+
+  it('an on-demand instance records the table\'s price; one the table does not know records none', async () => {
+    const warn = () => undefined;
+    expect(await billingFacts(imds('on-demand'), 'us-east-1', 'c5.large', warn)).toMatchObject({ lifecycle: 'on-demand', pricePerHour: 0.085, priceSource: expect.stringMatching(/on-demand price table/) });
+    const unknown = await billingFacts(imds(undefined), 'us-east-1', 'x9.huge', warn);
+    expect(unknown).toMatchObject({ lifecycle: 'on-demand' });
+    expect(unknown).not.toHaveProperty('pricePerHour');
+  });
+
+  it('a Spot instance records the Spot price of its type in its zone', async () => {
+    const warnings: string[] = [];
+    const f = await billingFacts(imds('spot'), 'us-east-1', 'c5.large', (_e, what) => warnings.push(what));
+    expect(warnings).toEqual([]);
+    // moto answers every Spot price as 0.00001 USD/hour.
+    expect(f).toMatchObject({ lifecycle: 'spot', pricePerHour: 0.00001, priceSource: 'spot price us-east-1a' });
   });
 });

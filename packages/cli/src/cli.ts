@@ -16,7 +16,7 @@ import { isCredentialError } from './credential-errors.js';
 import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
 import { allowProgress } from './progress.js';
 import { commandSpec, commandsFromHelp, completionScript, jobNames, optionsFromHelp, rememberJob } from './completion.js';
-import { runCancel, runClean, runLogs, runResults, runRetry, runStatus, runSubmit } from './commands/index.js';
+import { runCancel, runClean, runLogs, runPricesUpdate, runResults, runResume, runRetry, runStatus, runSubmit } from './commands/index.js';
 
 /** The configuration of the command being run, for explaining an AWS credentials error. */
 let lastConfig: Config | undefined;
@@ -115,6 +115,9 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           .option('license', { type: 'string', describe: 'Gurobi licence file, stored encrypted, given to tasks as GRB_LICENSE_FILE' })
           .option('wait', { type: 'boolean', describe: 'Follow the job to its end; exit 1 if a task failed' })
           .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .option('dry-run', { type: 'boolean', describe: 'Check the job and print its plan and a cost estimate; create nothing' })
+          .option('estimate-runtime', { type: 'string', describe: 'Run time of one task for the cost estimate, e.g. 30m' })
+          .option('like', { type: 'string', describe: 'A previous job whose run times the cost estimate uses' })
           .example('$0 submit config/jobdetails.csv --code config/example --install config/example/INSTALL.sh --wait', 'Run the example job here')
           // The older Python tool's spellings, accepted but not shown (old-tool.ts).
           .option('create', { alias: 'c', type: 'boolean', hidden: true })
@@ -136,6 +139,9 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           license: a.license,
           wait: a.wait,
           json: a.json,
+          dryRun: a['dry-run'],
+          estimateRuntime: a['estimate-runtime'],
+          like: a.like,
         });
       }),
     )
@@ -196,6 +202,27 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           .option('json', { type: 'boolean', describe: 'Machine-readable output' })
           .example('$0 retry example-job --failed --wait', 'Rerun the failed tasks and follow them'),
       run((ctx, a) => runRetry(ctx, { name: jobArg(a.name, ctx), failed: !!a.failed, license: a.license, wait: !!a.wait, json: !!a.json })),
+    )
+    .command(
+      'prices <action>',
+      'prices update: refresh the on-demand price table from the AWS Price List API',
+      (y) =>
+        settings(y, 'prices')
+          .positional('action', { choices: ['update'] as const, demandOption: true, describe: 'What to do with the price table' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .example('$0 prices update --region eu-west-1', 'Refresh the on-demand prices of a region'),
+      run((ctx, a) => runPricesUpdate(ctx, { json: !!a.json })),
+    )
+    .command(
+      'resume <name>',
+      'Set a new cost cap (--max-cost) for a job stopped at its cap, and go on',
+      (y) =>
+        settings(y, 'resume')
+          .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
+          .option('wait', { type: 'boolean', describe: 'Follow the job to its end; exit 1 if a task failed' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .example('$0 resume sweep-2026-11 --max-cost 50 --wait', 'Raise the cap to $50 and go on'),
+      run((ctx, a) => runResume(ctx, { name: jobArg(a.name, ctx), wait: !!a.wait, json: !!a.json })),
     )
     .command(
       'clean <name>',

@@ -64,7 +64,13 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
         if (o.json) ctx.io.out(JSON.stringify(await statusJson(backend, job, false, { report, bootFailures: ctx.config.bootFailures })));
         throw giveUp;
       }
-      const { restarted, deadLettered } = await reconcile(ctx, backend, job, report?.groups);
+      const { restarted, deadLettered, capped } = await reconcile(ctx, backend, job, report?.groups);
+      if (capped && c.running === 0) {
+        bar?.stop();
+        if (o.json) ctx.io.out(JSON.stringify(await statusJson(backend, job, false, undefined, ctx.config.region)));
+        else ctx.io.err(`Job ${name} stopped at its cost cap with ${c.queued} task(s) left; see gq status ${name}. Go on with: gq resume ${name} --max-cost USD`);
+        return 1;
+      }
       if (restarted.length) ctx.log.info({ types: restarted }, 'restarted workers for pending tasks');
       if (deadLettered.length) ctx.io.err(`Task(s) ${deadLettered.join(', ')}: the queue gave up on their message (dead-letter queue); recorded as failed.`);
       const stuck = await installStuck(backend, job, report?.groups);

@@ -17,6 +17,7 @@ export const SETTING_FLAGS = {
   'install-timeout': { type: 'string', describe: 'Timeout of one install attempt (default 30m)' },
   'install-retries': { type: 'number', describe: 'Extra install attempts (default 2)' },
   'max-instances': { type: 'number', describe: 'AWS: instances per instance type at most (default 20)' },
+  'max-cost': { type: 'number', describe: 'Stop the job at this spend, USD: no new instance or task, running tasks finish (default: none)' },
   region: { type: 'string', describe: 'AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile\'s region)' },
   profile: { type: 'string', describe: 'AWS: profile in ~/.aws/config (default: AWS_PROFILE, else default)' },
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
@@ -42,7 +43,7 @@ const WATCH = ['boot-timeout', 'boot-failures'] as const satisfies readonly Sett
 const WORKERS = ['workers', 'slots', 'max-instances', 'spot', 'spot-alternatives', 'gurobi-product-code', 'task-aws-access', 'launch-failures', ...WATCH] as const satisfies readonly SettingFlag[];
 const JOB = ['retries', 'timeout', 'idle', 'visibility', 'unreachable-timeout', 'install-timeout', 'install-retries'] as const satisfies readonly SettingFlag[];
 export const COMMAND_SETTINGS = {
-  submit: [...BACKEND, ...JOB, ...WORKERS],
+  submit: [...BACKEND, ...JOB, 'max-cost', ...WORKERS],
   status: [...BACKEND, 'workers', ...WATCH],
   results: BACKEND,
   logs: BACKEND,
@@ -51,6 +52,8 @@ export const COMMAND_SETTINGS = {
   clean: BACKEND,
   setup: ['region', 'profile', 'stack', 'node-mirror'],
   doctor: ['region', 'profile', 'stack', 'max-instances', 'spot', 'gurobi-product-code'],
+  prices: ['region', 'profile'],
+  resume: [...BACKEND, 'max-cost', ...WORKERS],
 } as const satisfies Record<string, readonly SettingFlag[]>;
 
 /** The parsed setting flags, with the global --verbose. */
@@ -88,5 +91,6 @@ export function settingsFrom(a: SettingArgs): Record<string, unknown> {
     bootFailures: a['boot-failures'],
     taskAwsAccess: a['task-aws-access'],
     nodeMirror: a['node-mirror'],
+    maxCost: a['max-cost'],
   };
 }

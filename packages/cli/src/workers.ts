@@ -6,6 +6,7 @@ export { failDeadLettered };
 import type { CommandContext } from './context.js';
 import { desiredForBacklog } from '@gq/common/aws/scaling';
 import { defaultLocalWorkers, splitWorkers } from './scaling.js';
+import { stopAtCap } from './cost-cap.js';
 
 export async function startWorkers(
   ctx: CommandContext,
@@ -37,6 +38,8 @@ export interface Reconciled {
   deadLettered: number[];
   /** Whether the job's record changed (read it again to show it). */
   changed: boolean;
+  /** The job reached its cost cap (cost-cap.ts): its groups were set to 0, no worker started. */
+  capped?: boolean;
 }
 
 /** Workers that could not start (install or boot failed): restarting them would only repeat it. */
@@ -63,6 +66,7 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   }
   if (job.cancelRequested) return result();
   const instances = await backend.status.listInstances(job.name);
+  if ((await stopAtCap(ctx, backend, job, instances))?.reached) return { ...result(), capped: true };
   const groups = described ?? (await backend.fleet.describe(job.name));
   for (const type of Object.keys(job.instanceTypes)) {
     const mine = instances.filter((i) => i.instanceType === type);

@@ -126,6 +126,7 @@ function subText(v: Json): string {
 const RESOURCE_STAR_ALLOWED = new Set([
   'ec2:DescribeTags',
   'ec2:DescribeInstances',
+  'ec2:DescribeSpotPriceHistory', // the agent: the price a Spot instance runs at (issue 10)
   'ec2:DescribeImages',
   'ec2:DescribeInstanceTypes',
   'ec2:DescribeInstanceTypeOfferings',
@@ -338,7 +339,7 @@ describe('infra/gq.yaml: least privilege', () => {
       expect(s.Effect).toBe(s.Sid === 'DenyCredentialsNotFromImdsV2' ? 'Deny' : 'Allow');
       for (const a of actionsOf(s)) {
         expect(a).not.toMatch(/^(iam|sts|ssm|secretsmanager|cloudformation):/);
-        if (a.startsWith('ec2:')) expect(['ec2:CreateTags', 'ec2:DescribeTags', 'ec2:DescribeInstances']).toContain(a);
+        if (a.startsWith('ec2:')) expect(['ec2:CreateTags', 'ec2:DescribeTags', 'ec2:DescribeInstances', 'ec2:DescribeSpotPriceHistory']).toContain(a);
       }
     }
   });

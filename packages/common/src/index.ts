@@ -15,3 +15,4 @@ export * from './job/jobfile/index.js';
 export * from './job/names.js';
 export * from './job/slots.js';
 export * from './job/dead-letters.js';
+export * from './cost/index.js';

@@ -183,6 +183,8 @@ export interface StatusStore {
   cancel(job: string): Promise<{ cancelled: number; stopping: number }>;
   /** FAILED → QUEUED with attempts reset; returns the task numbers, in order. */
   resubmitFailed(job: string): Promise<NewTask[]>;
+  /** Set the job's cost cap (`gq resume --max-cost`); JobNotFoundError when there is no such job. */
+  setMaxCost(job: string, maxCost: number): Promise<void>;
   putInstance(rec: InstanceRecord): Promise<void>;
   listInstances(job: string): Promise<InstanceRecord[]>;
   /** Remove everything recorded about a job (used by clean with --purge). */

@@ -6,3 +6,5 @@ export { runLogs } from './logs.js';
 export { runCancel } from './cancel.js';
 export { runRetry } from './retry.js';
 export { runClean } from './clean.js';
+export { runResume } from './resume.js';
+export { runPricesUpdate } from './prices.js';

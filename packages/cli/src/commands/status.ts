@@ -4,12 +4,14 @@
  * instances name: a constant number of reads whatever the size of the job. Task detail (--tasks)
  * and the list of failures are read only when asked for or when there are failures.
  */
-import { INTERRUPTED_DETAIL, JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
 import { fleetReport, reportLines, typeFleetJson, type FleetReport, type TypeFleetJson } from '../fleet-report.js';
 import { drawsOn } from '../progress.js';
+import { costJson, costLines, costView, taskShare, type CostView } from '../cost-report.js';
+import { capLines, capOf } from '../cost-cap.js';
 
 export interface StatusArgs {
   name?: string;
@@ -20,7 +22,7 @@ export interface StatusArgs {
 
 const MAX_FAILURES_SHOWN = 10;
 
-function taskJson(t: TaskRecord) {
+function taskJson(t: TaskRecord, cost: CostView) {
   return {
     task: t.task,
     instanceType: t.instanceType,
@@ -37,6 +39,8 @@ function taskJson(t: TaskRecord) {
     finishedAt: t.finishedAt,
     interruptions: t.interruptions,
     checkpointKey: t.checkpointKey,
+    /** USD: its instance's price × its run time ÷ slots (null: not run, or price unknown). */
+    cost: taskShare(cost, t) ?? null,
   };
 }
 
@@ -54,9 +58,10 @@ async function runningTasks(backend: Backend, job: JobRecord, instances: Instanc
   return out;
 }
 
-export async function statusJson(backend: Backend, job: JobRecord, withTasks: boolean, fleet?: { report: FleetReport | undefined; bootFailures: number }) {
+export async function statusJson(backend: Backend, job: JobRecord, withTasks: boolean, fleet?: { report: FleetReport | undefined; bootFailures: number }, region?: string) {
   const instances = await backend.status.listInstances(job.name);
   const running = await runningTasks(backend, job, instances);
+  const cost = costView(job, instances, running, region);
   const failures = job.counts.failed > 0 ? (await backend.status.listTasks(job.name, { states: ['FAILED'] })) : [];
   const tasks = withTasks ? await backend.status.listTasks(job.name) : undefined;
   const perType: Record<string, { total: number; interruptions: number; counts?: Record<string, number> } & TypeFleetJson> = {};
@@ -82,7 +87,8 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
     instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
     running: running.map((t) => ({ task: t.task, instance: t.instance, attempts: t.attempts, tags: t.tags })),
     failures: failures.map((t) => ({ task: t.task, exitCode: t.exitCode, signal: t.signal, error: t.error, attempts: t.attempts, stderrTail: t.stderrTail })),
-    ...(tasks ? { tasks: tasks.map(taskJson) } : {}),
+    cost: { ...costJson(cost), cap: capOf(job, instances, region) ?? null },
+    ...(tasks ? { tasks: tasks.map((t) => taskJson(t, cost)) } : {}),
   };
 }
 
@@ -102,6 +108,8 @@ function renderJob(s: StatusJson): string[] {
     lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active${v.interruptions ? `, ${v.interruptions} Spot interruption(s)` : ''}`);
     lines.push(...reportLines(v));
   }
+  lines.push(...costLines(s.cost));
+  if (s.cost.cap) lines.push(...capLines(s.name, s.cost.cap, c.queued));
   const active = s.instances.filter((i) => i.state !== 'STOPPED' && !FAILED_TO_START.has(i.state));
   if (active.length) {
     lines.push('  Workers:');
@@ -165,12 +173,12 @@ export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<num
         const report = await fleetReport(ctx, backend, job);
         // Reconciling may change the job (a dead-lettered task recorded as failed): show it as it is now.
         if ((await reconcile(ctx, backend, job, report?.groups)).changed) job = (await backend.status.getJob(a.name)) ?? job;
-        const s = await statusJson(backend, job, !!a.tasks, { report, bootFailures: ctx.config.bootFailures });
+        const s = await statusJson(backend, job, !!a.tasks, { report, bootFailures: ctx.config.bootFailures }, await regionOf(ctx));
         if (a.json) ctx.io.out(JSON.stringify(s));
         else {
           if (a.watch && drawsOn(process.stdout)) process.stdout.write('\x1b[2J\x1b[H');
           for (const l of renderJob(s)) ctx.io.out(l);
-          if (a.tasks) for (const t of s.tasks ?? []) ctx.io.out(`    ${t.task}\t${t.state}\t${t.instanceType}\t${t.command}`);
+          if (a.tasks) for (const t of s.tasks ?? []) ctx.io.out(`    ${t.task}\t${t.state}\t${t.instanceType}\t${t.cost === null ? '-' : formatUsd(t.cost)}\t${t.command}`);
         }
         if (!a.watch || job.counts.queued + job.counts.running === 0) return 0;
       }
@@ -179,4 +187,11 @@ export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<num
   } finally {
     await backend.close();
   }
+}
+
+/** The AWS region, for the price table (none locally: local workers cost nothing). */
+async function regionOf(ctx: CommandContext): Promise<string | undefined> {
+  if (ctx.config.backend !== 'aws') return undefined;
+  const { findRegion } = await import('../aws/region.js');
+  return (await findRegion(ctx.config))?.region;
 }

@@ -28,8 +28,11 @@ import { followJob } from '../follow.js';
 import { pausePoint } from '../faults.js';
 import { enqueueTasks } from '../enqueue.js';
 import { drawsOn, progressBar } from '../progress.js';
+import { checkCap, jobPlan, planLines, type EstimateArgs } from './dry-run.js';
 
-export interface SubmitArgs {
+export interface SubmitArgs extends EstimateArgs {
+  /** Check and print the plan (and a cost estimate); create nothing. */
+  dryRun?: boolean;
   jobfile: string;
   name?: string;
   code?: string;
@@ -123,6 +126,15 @@ export function licenceFile(p: string): string {
 
 export async function runSubmit(ctx: CommandContext, a: SubmitArgs): Promise<number> {
   const p = await plan(ctx, a);
+  if (a.dryRun || ctx.config.maxCost !== undefined || a.estimateRuntime !== undefined || a.like !== undefined) {
+    const jp = await jobPlan(ctx, { name: p.name, byType: p.byType, total: p.tasks.length }, a);
+    if (a.dryRun) {
+      if (a.json) ctx.io.out(JSON.stringify({ dryRun: true, ...jp, maxCost: ctx.config.maxCost ?? null }));
+      else for (const l of planLines(jp, ctx.config.maxCost)) ctx.io.out(l);
+      return 0;
+    }
+    checkCap(jp, ctx.config.maxCost);
+  }
   let licenseText: string | undefined;
   if (p.licenseFile) {
     licenseText = readFileSync(p.licenseFile, 'utf8');
@@ -261,6 +273,7 @@ function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'loca
     unreachableSeconds: c.unreachableTimeout,
     licenseKey: p.licenseFile ? keys.license(p.name) : undefined,
     slots: jobSlots(c.slots, Object.keys(p.byType)),
+    ...(c.maxCost !== undefined ? { maxCost: c.maxCost } : {}),
   };
 }
 

@@ -114,6 +114,8 @@ export const configShape = {
   bootFailures: intFromEnv(1, 100).default(3),
   /** AWS: tasks may use the instance role (default: no AWS credentials reach a task). */
   taskAwsAccess: z.boolean().default(false),
+  /** Stop a job at this spend in USD (no new instance or task; running tasks finish); none by default. */
+  maxCost: z.coerce.number().positive().optional(),
   /** Where `gq setup` downloads the pinned Node.js build for the instances (nodejs.org's layout). */
   nodeMirror: z.string().regex(/^https?:\/\/[^\s]+$/).default('https://nodejs.org/dist'),
 };
@@ -150,6 +152,7 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   bootTimeout: { what: 'a duration such as 10m, 15m or 30m', example: '15m' },
   bootFailures: { what: 'a whole number from 1 to 100', example: '3' },
   taskAwsAccess: { what: 'true or false', example: 'true' },
+  maxCost: { what: 'an amount in US dollars above 0', example: '25' },
   nodeMirror: { what: 'an http(s) URL laid out like https://nodejs.org/dist', example: 'https://nodejs.org/dist' },
 };
 

@@ -50,6 +50,8 @@ export interface JobSpec {
   env?: Record<string, string>;
   /** Tasks one worker of each instance type runs at once (job/slots.ts); absent: 1 for every type. */
   slots?: Record<string, number>;
+  /** The cost cap in USD (`--max-cost`): at it, the job takes no new instance or task. */
+  maxCost?: number;
 }
 
 export interface JobRecord extends JobSpec {
@@ -138,6 +140,23 @@ export interface InstanceRecord {
    * since boot), so that a recycled pid is never taken for the worker (local/procs.ts).
    */
   pidStart?: string;
+  /** Cost accounting (agent/src/usage.ts): ISO times of launch, boot done (agent up), install done, and the end. */
+  launchedAt?: string;
+  bootedAt?: string;
+  installedAt?: string;
+  endedAt?: string;
+  /** Seconds spent running tasks, and ready but without one, so far. */
+  busySeconds?: number;
+  idleSeconds?: number;
+  /** Attempts it finished (any outcome), and the sum of their run times in seconds: the estimate's mean. */
+  tasksRun?: number;
+  taskSeconds?: number;
+  /** How the instance is bought (IMDS instance-life-cycle); 'local' for a local worker. */
+  lifecycle?: Lifecycle;
+  /** USD per hour it ran at (0 locally); absent when gq does not know the price. */
+  pricePerHour?: number;
+  /** Where the price came from, e.g. "on-demand table 2025-01", "spot us-east-1a". */
+  priceSource?: string;
 }
 
 /** The `detail` of a BUSY instance record: the task(s) it runs (the same text on every backend). */
@@ -145,6 +164,8 @@ export const busyDetail = (task: number | readonly number[]): string =>
   typeof task === 'number' || task.length === 1 ? `task ${typeof task === 'number' ? task : task[0]}` : `tasks ${task.join(', ')}`;
 /** The `detail` of the STOPPED record of an instance that left on a Spot interruption notice (`gq status` counts them per type). */
 export const INTERRUPTED_DETAIL = 'left on a Spot interruption notice';
+
+export type Lifecycle = 'on-demand' | 'spot' | 'local';
 
 /** Where a task's artifacts live; the same layout on every backend. */
 export const keys = {

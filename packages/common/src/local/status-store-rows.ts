@@ -80,6 +80,7 @@ export interface StatusStatements {
   listJobs: Statement<[], JobRow>;
   insertJob: Statement<[string, string, string, string]>;
   setCancel: Statement<[string, string]>;
+  setMaxCost: Statement<[number, string, string]>;
   delta: Statement<[DeltaParams]>;
   deleteJob: Statement<[string]>;
   getTask: Statement<[string, number], TaskRow>;
@@ -103,6 +104,7 @@ export function prepareStatusStatements(db: Db): StatusStatements {
     listJobs: db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC'),
     insertJob: db.prepare('INSERT INTO jobs (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)'),
     setCancel: db.prepare('UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE name = ?'),
+    setMaxCost: db.prepare("UPDATE jobs SET spec = json_set(spec, '$.maxCost', ?), updated_at = ? WHERE name = ?"),
     delta: db.prepare(
       `UPDATE jobs SET queued = queued + @queued, running = running + @running, succeeded = succeeded + @succeeded,
          failed = failed + @failed, cancelled = cancelled + @cancelled, updated_at = @now WHERE name = @name`,

@@ -310,6 +310,10 @@ export class LocalStatusStore implements StatusStore {
     return this.tx.cancel.immediate(job);
   }
 
+  async setMaxCost(job: string, maxCost: number): Promise<void> {
+    if (this.s.setMaxCost.run(maxCost, new Date(this.clock()).toISOString(), job).changes === 0) throw new JobNotFoundError(job);
+  }
+
   async resubmitFailed(job: string): Promise<NewTask[]> {
     return this.tx.resubmit.immediate(job);
   }

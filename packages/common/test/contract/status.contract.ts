@@ -9,7 +9,7 @@ import type { InstanceRecord, JobSpec, NewTask } from '../../src/job/model.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { sleep, uniqueJob, type ContractOptions } from './util.js';
 import { UserError } from '../../src/errors.js';
-import { JobExistsError, TaskNotFoundError } from '../../src/port-errors.js';
+import { JobExistsError, JobNotFoundError, TaskNotFoundError } from '../../src/port-errors.js';
 
 export type { ContractOptions };
 
@@ -303,6 +303,15 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
         state: 'FAILED',
       });
       await checkCounters(name, { failed: 1 });
+    });
+
+    it('setMaxCost sets the job\'s cost cap and keeps the rest of its spec; an unknown job is JobNotFoundError', async () => {
+      const name = uniqueJob('cap');
+      jobs.push(name);
+      await st.createJob(makeSpec(name, 2), makeTasks(2));
+      await st.setMaxCost(name, 12.5);
+      expect(await st.getJob(name)).toMatchObject({ name, maxCost: 12.5, total: 2, maxAttempts: 3, counts: { queued: 2 } });
+      await expect(st.setMaxCost(uniqueJob('ghost'), 1)).rejects.toBeInstanceOf(JobNotFoundError);
     });
 
     it('cancel of an unknown job is an error', async () => {

@@ -181,7 +181,8 @@ export class DynamoStatusStore implements StatusStore {
   // -------------------------------------------------------------------------------------------
   // cancel and resubmit: one decision per task, many tasks per transaction (bulk.ts)
 
-  async cancel(job: string): Promise<{ cancelled: number; stopping: number }> {
+  /** SET `set(e)` and updatedAt on the job item; JobNotFoundError when there is none. */
+  private async updateJobItem(job: string, set: (e: Expr) => string): Promise<void> {
     const e = new Expr();
     try {
       await this.ddb.send(
@@ -189,7 +190,7 @@ export class DynamoStatusStore implements StatusStore {
           e.build({
             TableName: this.table,
             Key: { pk: jobPk(job), sk: JOB_SK },
-            UpdateExpression: `SET ${e.name('cancelRequested')} = ${e.value(true)}, ${e.name('updatedAt')} = ${e.value(new Date(this.ctx.now()).toISOString())}`,
+            UpdateExpression: `SET ${set(e)}, ${e.name('updatedAt')} = ${e.value(new Date(this.ctx.now()).toISOString())}`,
             ConditionExpression: 'attribute_exists(pk)',
           }),
         ),
@@ -198,6 +199,10 @@ export class DynamoStatusStore implements StatusStore {
       if (classifyWriteError(err) === 'condition') throw new JobNotFoundError(job);
       throw err;
     }
+  }
+
+  async cancel(job: string): Promise<{ cancelled: number; stopping: number }> {
+    await this.updateJobItem(job, (e) => `${e.name('cancelRequested')} = ${e.value(true)}`);
     // Commands are not needed to cancel (decided writes never write them).
     const open = await this.queryTasks(job, ['QUEUED', 'RUNNING'], false);
     const results = await bulkDecide(this.ctx, open, (t, now) => (t ? decideCancel(t, now) : { delta: {}, result: 'none' as const }));
@@ -205,6 +210,10 @@ export class DynamoStatusStore implements StatusStore {
       cancelled: results.filter((r) => r.result === 'cancelled').length,
       stopping: results.filter((r) => r.result === 'stopping').length,
     };
+  }
+
+  async setMaxCost(job: string, maxCost: number): Promise<void> {
+    await this.updateJobItem(job, (e) => `${e.name('spec')}.${e.name('maxCost')} = ${e.value(maxCost)}`);
   }
 
   async resubmitFailed(job: string): Promise<NewTask[]> {

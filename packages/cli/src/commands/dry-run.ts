@@ -1,0 +1,114 @@
+/**
+ * `gq submit --dry-run`: the plan of a checked job (its groups, instances, slots, AMI, Spot or
+ * not) and, given `--estimate-runtime` or `--like <previous job>`, a cost range; nothing is
+ * created or written. `--max-cost` uses the same range to refuse a job at submit.
+ */
+import { availableParallelism } from 'node:os';
+import { addRanges, estimateRange, formatUsd, jobSlots, meanTaskSeconds, onDemandPrice, parseDuration, UserError, type CostRange, type Config } from '@gq/common';
+import type { CommandContext } from '../context.js';
+import { openCliBackend } from '../backend.js';
+import { priceTable, slotsOf } from '../cost-report.js';
+
+export interface EstimateArgs {
+  /** Run time of one task, e.g. "30m". */
+  estimateRuntime?: string;
+  /** A previous job whose tasks' run times to learn from. */
+  like?: string;
+}
+
+export interface TypePlan {
+  instanceType: string;
+  tasks: number;
+  instances: number;
+  slots: number;
+  ami: string;
+  spot: boolean;
+  pricePerHour: number | null;
+  taskSeconds: number | null;
+  estimate: CostRange | null;
+}
+
+export interface JobPlan {
+  name: string;
+  backend: Config['backend'];
+  total: number;
+  types: TypePlan[];
+  estimate: CostRange | null;
+  /** Where the run time came from. */
+  runtimeFrom: string | null;
+}
+
+/** The run time per task of each type: given, or the mean of a previous job's attempts. */
+async function taskSecondsOf(ctx: CommandContext, a: EstimateArgs): Promise<{ of: (type: string) => number | undefined; from: string | null }> {
+  if (a.estimateRuntime !== undefined) {
+    const s = parseDuration(a.estimateRuntime);
+    if (s === undefined || s <= 0) {
+      throw new UserError(`--estimate-runtime "${a.estimateRuntime}" is not a duration above 0.`, { hint: 'Give the run time of one task, e.g. --estimate-runtime 30m (or 90s, 2h, 1h30m).' });
+    }
+    return { of: () => s, from: `--estimate-runtime ${a.estimateRuntime}` };
+  }
+  if (a.like === undefined) return { of: () => undefined, from: null };
+  const backend = await openCliBackend(ctx.config);
+  try {
+    const instances = await backend.status.listInstances(a.like);
+    const all = meanTaskSeconds(instances);
+    if (all === undefined) {
+      throw new UserError(`Job ${a.like} has no finished task to learn run times from.`, { hint: 'Give --estimate-runtime DURATION instead, or a job that ran (gq status lists them).' });
+    }
+    return { of: (type) => meanTaskSeconds(instances.filter((r) => r.instanceType === type)) ?? all, from: `the tasks of job ${a.like}` };
+  } finally {
+    await backend.close();
+  }
+}
+
+export async function jobPlan(ctx: CommandContext, p: { name: string; byType: Record<string, number>; total: number }, a: EstimateArgs): Promise<JobPlan> {
+  const c = ctx.config;
+  const { of, from } = await taskSecondsOf(ctx, a);
+  const region = c.backend === 'aws' ? (await (await import('../aws/region.js')).findRegion(c))?.region : undefined;
+  const table = priceTable();
+  const { amiSettingFor } = await import('../aws/ami.js');
+  const slotsJob = { slots: jobSlots(c.slots, Object.keys(p.byType)) };
+  const types = Object.entries(p.byType).map(([type, tasks]): TypePlan => {
+    const slots = slotsOf(slotsJob, type);
+    const instances = c.backend === 'aws' ? Math.min(c.maxInstances, Math.ceil(tasks / slots)) : Math.min(tasks, c.workers ?? availableParallelism());
+    const price = c.backend === 'local' ? 0 : region ? onDemandPrice(table, region, type) : undefined;
+    const taskSeconds = of(type);
+    const idleSeconds = c.idle ?? (c.backend === 'local' ? 3 : 120);
+    const estimate = taskSeconds === undefined ? undefined : estimateRange({ tasks, taskSeconds, instances, slots, pricePerHour: price, idleSeconds });
+    return {
+      instanceType: type,
+      tasks,
+      instances,
+      slots,
+      ami: c.backend === 'aws' ? amiSettingFor(c.ami, type) : 'this machine',
+      spot: c.backend === 'aws' && c.spot,
+      pricePerHour: price ?? null,
+      taskSeconds: taskSeconds ?? null,
+      estimate: estimate ?? null,
+    };
+  });
+  const estimate = from ? addRanges(types.map((t) => t.estimate ?? undefined)) : undefined;
+  return { name: p.name, backend: c.backend, total: p.total, types, estimate: estimate ?? null, runtimeFrom: from };
+}
+
+/** --max-cost at submit: a job that cannot stay under the cap, even at the low end, is refused. */
+export function checkCap(plan: JobPlan, maxCost: number | undefined): void {
+  if (maxCost === undefined || !plan.estimate || plan.estimate.low <= maxCost) return;
+  throw new UserError(`Job ${plan.name} would cost at least ${formatUsd(plan.estimate.low)} (estimate ${formatUsd(plan.estimate.low)} – ${formatUsd(plan.estimate.high)}, from ${plan.runtimeFrom}), over --max-cost ${formatUsd(maxCost)}.`, {
+    hint: 'Raise --max-cost, run fewer tasks, or check the estimate with gq submit --dry-run.',
+  });
+}
+
+export function planLines(plan: JobPlan, maxCost: number | undefined): string[] {
+  const lines = [`Dry run: job ${plan.name} on the ${plan.backend} backend, ${plan.total} tasks. Nothing was created.`];
+  for (const t of plan.types) {
+    const price = t.pricePerHour === null ? 'price unknown' : `$${t.pricePerHour}/h${t.spot ? ' on-demand (Spot costs less)' : ''}`;
+    const est = t.estimate ? `, ${formatUsd(t.estimate.low)} – ${formatUsd(t.estimate.high)}` : '';
+    lines.push(`  ${t.instanceType}: ${t.tasks} tasks, up to ${t.instances} instance(s) × ${t.slots} slot(s), AMI ${t.ami}, ${plan.backend === 'local' ? 'local' : t.spot ? 'Spot' : 'on-demand'}, ${price}${est}`);
+  }
+  if (plan.estimate) lines.push(`  Estimated cost: ${formatUsd(plan.estimate.low)} – ${formatUsd(plan.estimate.high)} (run time from ${plan.runtimeFrom})`);
+  else if (plan.runtimeFrom) lines.push('  Estimated cost: unknown (no price for an instance type; see gq prices update)');
+  else lines.push('  For a cost estimate give --estimate-runtime DURATION (one task\'s run time) or --like PREVIOUS_JOB.');
+  if (maxCost !== undefined) lines.push(`  Cost cap: ${formatUsd(maxCost)}${plan.estimate && plan.estimate.high > maxCost ? ' (the high end of the estimate is over it: the job may stop at the cap)' : ''}`);
+  return lines;
+}

@@ -1,0 +1,35 @@
+/**
+ * The gq commands' side of the cost cap (common/src/cost/cap.ts): every command that reconciles a
+ * job (status, --wait, retry) checks it; once it is reached the job's groups go to 0 (busy
+ * instances are protected from scale-in: their running tasks finish) and no worker is started.
+ */
+import { capState, formatUsd, onDemandPrice, type Backend, type CapState, type InstanceRecord, type JobRecord } from '@gq/common';
+import type { CommandContext } from './context.js';
+import { priceTable, slotsOf } from './cost-report.js';
+
+/** The job's cap state by the commands' prices (the instances' own, else the table's for `region`). */
+export function capOf(job: JobRecord, instances: readonly InstanceRecord[], region: string | undefined, now = Date.now()): CapState | undefined {
+  if (job.maxCost === undefined) return undefined;
+  const table = priceTable();
+  const priceOf = (type: string) => (job.backend === 'local' ? 0 : region ? onDemandPrice(table, region, type) : undefined);
+  return capState(job, instances, now, { priceOf, slots: (t) => slotsOf(job, t) });
+}
+
+/** At the cap: the groups go to 0. Returns the state (undefined: the job has no cap). */
+export async function stopAtCap(ctx: CommandContext, backend: Backend, job: JobRecord, instances: readonly InstanceRecord[]): Promise<CapState | undefined> {
+  const cap = capOf(job, instances, ctx.config.region);
+  if (!cap?.reached) return cap;
+  ctx.log.info({ job: job.name, maxCost: cap.maxCost, spend: cap.spend, committed: cap.committed }, 'the job reached its cost cap: its groups go to 0');
+  await backend.fleet.stop(job.name);
+  return cap;
+}
+
+export function capLines(name: string, cap: CapState, left: number): string[] {
+  if (!cap.reached) return [`  Cost cap: ${formatUsd(cap.maxCost)} (${formatUsd(cap.spend)} spent, ${formatUsd(cap.committed)} committed to running tasks)`];
+  return [
+    `  Stopped at the cost cap ${formatUsd(cap.maxCost)}: ${formatUsd(cap.spend)} spent + ${formatUsd(cap.committed)} committed to running tasks` +
+      (cap.next > 0 ? ` + ${formatUsd(cap.next)} for the next task` : '') +
+      `; no new instance or task, running tasks finish; ${left} task(s) left.`,
+    `    Raise the cap and go on with: gq resume ${name} --max-cost USD`,
+  ];
+}
