@@ -5,7 +5,13 @@
  */
 import { capState, slotsOf, type Logger, type StatusStore } from '@gq/common';
 
-const CHECK_MS = 10_000;
+/**
+ * At most one check (a getJob and one Query of the instance records) per this long per worker:
+ * short enough that tasks of a few seconds do not run past the cap for long (a 10 s period let a
+ * whole 8-task job of 3 s tasks through on a loaded host), long enough that the reads stay a
+ * fraction of what the tasks' own transitions cost.
+ */
+const CHECK_MS = 3_000;
 
 export class CostCap {
   private checkedAt = -Infinity;
