@@ -165,9 +165,15 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'results <name>',
-      'Download results, outputs and logs; write the merged results.csv',
-      (y) => settings(y).positional('name', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'Folder (default results/<name>)' }).option('json', { type: 'boolean' }),
-      run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json })),
+      'Download results, outputs and logs; write the merged results.csv and tasks.csv',
+      (y) =>
+        settings(y)
+          .positional('name', { type: 'string', demandOption: true })
+          .option('out', { type: 'string', describe: 'Folder (default results/<name>)' })
+          .option('json', { type: 'boolean' })
+          .option('with-provenance', { type: 'boolean', describe: "Add gq's gq_* columns (state, instance, times, ...) to results.csv" })
+          .option('failed', { type: 'boolean', describe: 'Only the failed tasks: failed-tasks.csv, their logs, and failed-jobs.csv to submit again' }),
+      run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json, withProvenance: !!a.withProvenance, failed: !!a.failed })),
     )
     .command(
       'logs <name> [task]',

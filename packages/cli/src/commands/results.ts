@@ -1,7 +1,12 @@
 /**
- * gq results NAME [--out DIR]: downloads every task's results file, extra outputs and log into
- * DIR/tasks/<task>/, writes the merged DIR/results.csv, and says which tasks have no results and
- * why. Files are written to a temporary name and renamed, so running it twice is safe.
+ * gq results NAME [--out DIR] [--with-provenance] [--failed]: downloads every task's results
+ * file, extra outputs and log into DIR/tasks/<task>/, writes the merged DIR/results.csv and
+ * DIR/tasks.csv (one row per task: where and how it ran, results problems; results/tasks-csv.ts),
+ * and says which tasks have no results and why, and which results files have problems (with their
+ * line). --with-provenance adds gq_* columns of tasks.csv to results.csv. --failed writes only
+ * DIR/failed-tasks.csv (the tasks.csv rows of the failed tasks) and DIR/failed-jobs.csv (a job
+ * file of them for gq submit), and downloads their logs. Files are written to a temporary name
+ * and renamed, so running it twice is safe.
  *
  * Nothing is written outside DIR: every key is checked before the first download. A key that is
  * not the task's own (jobs/<job>/tasks/<task>/...), that would land outside DIR/tasks/<task>/
@@ -10,12 +15,13 @@
  * every such key listed, before anything is downloaded.
  */
 import { createReadStream, createWriteStream, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { JobNotFoundError, keys, UserError, type Backend, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
-import { mergeResultsTo, SMALL_FILE_BYTES, type ResultSource } from '../results/merge.js';
+import { mergeResultsTo, SMALL_FILE_BYTES, type MergeProblem, type ResultSource } from '../results/merge.js';
+import { PROVENANCE_COLUMNS, provenanceOf, TaskRows, taskRow } from '../results/tasks-csv.js';
 import { keyProblems } from '@gq/common/safe-path';
 import { pathUnder, safeRelative, SymlinkOnPathError } from '../results/safe-path.js';
 
@@ -23,6 +29,8 @@ export interface ResultsArgs {
   name: string;
   out?: string;
   json?: boolean;
+  withProvenance?: boolean;
+  failed?: boolean;
 }
 
 /** A downloaded results file, read with a buffer no larger than it (100,000 small files, one large one). */
@@ -112,7 +120,7 @@ function localLinkOnTheWay(backend: Backend, key: string): string | undefined {
  * Where each of the task's files goes, or why it is refused. A task's files must be its own
  * (keys under jobs/<job>/tasks/<task>/), and each must land under --out/tasks/<task>/.
  */
-function planTask(backend: Backend, job: string, t: TaskRecord, out: string, plan: Planned[], refused: Refused[]): void {
+function planTask(backend: Backend, job: string, t: TaskRecord, out: string, plan: Planned[], refused: Refused[], logOnly = false): void {
   const taskDir = join(out, 'tasks', String(t.task));
   const own = keys.taskPrefix(job, t.task);
   const filesPrefix = own + 'files/';
@@ -143,7 +151,7 @@ function planTask(backend: Backend, job: string, t: TaskRecord, out: string, pla
       refused.push({ task: t.task, key, why });
     }
   };
-  const wanted = new Set([...(t.resultKey ? [t.resultKey] : []), ...(t.outputKeys ?? [])]);
+  const wanted = new Set(logOnly ? [] : [...(t.resultKey ? [t.resultKey] : []), ...(t.outputKeys ?? [])]);
   for (const key of wanted) {
     add(key, key === t.resultKey ? 'result' : 'output', key.startsWith(filesPrefix) ? key.slice(filesPrefix.length) : undefined);
   }
@@ -153,27 +161,55 @@ function planTask(backend: Backend, job: string, t: TaskRecord, out: string, pla
   }
 }
 
+/** Write `name` under `out` through a temporary file ('wx': never through a link or a file that appeared), then rename it. */
+async function writeFileUnder<T>(out: string, name: string, write: (w: Writable) => Promise<T>): Promise<{ path: string; value: T }> {
+  const path = pathUnder(out, name);
+  const partial = pathUnder(out, `${name}.gq-partial`);
+  rmSync(partial, { force: true });
+  const value = await write(createWriteStream(partial, { flags: 'wx' }));
+  renameSync(partial, path);
+  return { path, value };
+}
+
+/** A results problem as one line: with its line of the file when it has one. */
+const problemText = (p: MergeProblem): string => (p.line === undefined ? p.message : `line ${p.line}: ${p.message}`);
+
 export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<number> {
   const out = a.out ?? join('results', a.name);
+  if (a.failed && a.withProvenance) {
+    throw new UserError('--failed and --with-provenance do not go together.', { hint: '--failed writes no results.csv; run gq results without --failed for it.' });
+  }
   const backend = await openCliBackend(ctx.config);
+  let rows: TaskRows | undefined;
+  let spill: string | undefined;
   try {
     const job = await backend.status.getJob(a.name);
     if (!job) throw new JobNotFoundError(a.name);
+    // How each instance is bought (Spot or not), for tasks.csv: one record per instance, not per task.
+    const instances = new Map((await backend.status.listInstances(a.name)).map((i) => [i.instance, i]));
+    mkdirSync(out, { recursive: true });
+    spill = pathUnder(out, '.tasks.csv.gq-rows');
+    rmSync(spill, { force: true });
+    rows = new TaskRows(spill);
     // The task records (commands and all) are read a page at a time and only what the downloads
-    // and the merge need is kept of them: 100,000 tasks fit in little memory.
+    // and the merge need is kept of them (tasks.csv rows go to a spill file): 100,000 tasks fit in little memory.
     // Every destination is checked before the first byte is written: a store holding a key that
     // would land outside --out (or read through a link) gets nothing downloaded at all.
     const plan: Planned[] = [];
     const refused: Refused[] = [];
     const missing: Array<{ task: number; state: string; why: string }> = [];
-    // What the merge needs of each task with results: its number, state and results key.
-    const withResults: Array<{ task: number; state: string; key: string }> = [];
+    // What the merge needs of each task with results: its number, state, results key (and provenance).
+    const withResults: Array<{ task: number; state: string; key: string; provenance?: string[] }> = [];
     let total = 0;
     for await (const page of backend.status.taskPages(a.name, 1000)) {
       for (const t of page) {
         total++;
-        planTask(backend, a.name, t, out, plan, refused);
-        if (t.resultKey) withResults.push({ task: t.task, state: t.state, key: t.resultKey });
+        if (a.failed && t.state !== 'FAILED') continue;
+        const row = taskRow(t, instances);
+        await rows.add(row, t.tags);
+        planTask(backend, a.name, t, out, plan, refused, a.failed);
+        if (a.failed) continue;
+        if (t.resultKey) withResults.push({ task: t.task, state: t.state, key: t.resultKey, provenance: a.withProvenance ? provenanceOf(row) : undefined });
         else missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
       }
     }
@@ -191,9 +227,6 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
         },
       );
     }
-    // The merged file too: never written through a link planted in --out.
-    const target = pathUnder(out, 'results.csv');
-    const partial = pathUnder(out, 'results.csv.gq-partial');
     const lost = new Set<number>();
     const resultDest = new Map<number, string>();
     // A fixed number of downloads at a time, each streamed to its file: memory stays flat
@@ -209,6 +242,7 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
       }
     });
     plan.length = 0;
+    if (a.failed) return await writeFailed(ctx, a, out, rows);
     const files: ResultSource[] = [];
     for (const t of withResults) {
       const dest = resultDest.get(t.task);
@@ -216,28 +250,49 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
         missing.push({ task: t.task, state: t.state, why: `its results file ${t.key} is missing from the artifact store` });
         continue;
       }
-      files.push({ task: t.task, open: () => openResult(dest), readSmall: () => readSmall(dest) });
+      files.push({ task: t.task, provenance: t.provenance, open: () => openResult(dest), readSmall: () => readSmall(dest) });
     }
     withResults.length = 0;
     resultDest.clear();
     missing.sort((x, y) => x.task - y.task);
-    mkdirSync(out, { recursive: true });
-    rmSync(partial, { force: true });
-    // 'wx': never through a link or file that appeared in the meantime.
-    const merged = await mergeResultsTo(files, createWriteStream(partial, { flags: 'wx' }));
-    renameSync(partial, target);
+    const provenance = a.withProvenance ? PROVENANCE_COLUMNS : undefined;
+    const { path: target, value: merged } = await writeFileUnder(out, 'results.csv', (w) => mergeResultsTo(files, w, { provenance }));
+    // tasks.csv's results_problem: what the merge found, and results a succeeded task should have had.
+    const problems = new Map<number, string>();
+    const note = (task: number, text: string) => problems.set(task, problems.has(task) ? `${problems.get(task)}; ${text}` : text);
+    for (const m of missing) if (m.state === 'SUCCEEDED') note(m.task, m.why);
+    for (const p of merged.problems) note(p.task, problemText(p));
+    const { path: tasksCsv } = await writeFileUnder(out, 'tasks.csv', (w) => rows!.writeCsv(w, (task) => problems.get(task)));
     if (a.json) {
-      ctx.io.out(JSON.stringify({ out, results: target, rows: merged.rows, columns: merged.columns, missing, problems: merged.problems }));
+      ctx.io.out(JSON.stringify({ out, results: target, tasks: tasksCsv, rows: merged.rows, columns: merged.columns, missing, problems: merged.problems }));
     } else {
-      ctx.io.out(`Wrote ${target}: ${merged.rows} rows from ${files.length} of ${total} tasks; per-task files under ${join(out, 'tasks')}/`);
+      ctx.io.out(`Wrote ${target}: ${merged.rows} rows from ${files.length} of ${total} tasks; ${tasksCsv}: one row per task; per-task files under ${join(out, 'tasks')}/`);
       for (const m of missing.slice(0, 20)) ctx.io.out(`  task ${m.task}: no results (${m.state}): ${m.why}`);
       if (missing.length > 20) ctx.io.out(`  ... and ${missing.length - 20} more tasks without results`);
-      for (const p of merged.problems) ctx.io.out(`  task ${p.task}: ${p.message}`);
+      for (const p of merged.problems.slice(0, 50)) ctx.io.out(`  task ${p.task}: results file ${problemText(p)}`);
+      if (merged.problems.length > 50) ctx.io.out(`  ... and ${merged.problems.length - 50} more results problems (the results_problem column of ${tasksCsv})`);
     }
     return 0;
   } finally {
+    rows?.abandon();
+    if (spill) rmSync(spill, { force: true });
     await backend.close();
   }
+}
+
+/** --failed: the failed tasks' rows of tasks.csv and a job file of them. */
+async function writeFailed(ctx: CommandContext, a: ResultsArgs, out: string, rows: TaskRows): Promise<number> {
+  const { path: failedCsv } = await writeFileUnder(out, 'failed-tasks.csv', (w) => rows.writeCsv(w, () => undefined));
+  const { path: jobFile } = await writeFileUnder(out, 'failed-jobs.csv', (w) => rows.writeJobFile(w));
+  if (a.json) {
+    ctx.io.out(JSON.stringify({ out, failed: rows.count, tasks: failedCsv, jobFile }));
+  } else if (rows.count === 0) {
+    ctx.io.out(`Job ${a.name} has no failed tasks; wrote an empty ${failedCsv} and ${jobFile}.`);
+  } else {
+    ctx.io.out(`Wrote ${failedCsv}: ${rows.count} failed task${rows.count === 1 ? '' : 's'}, logs under ${join(out, 'tasks')}/; job file ${jobFile}`);
+    ctx.io.out(`  run them again: gq retry ${a.name} --failed   (same job), or: gq submit ${jobFile} --name <new name>`);
+  }
+  return 0;
 }
 
 function whyMissing(t: TaskRecord, resultsPath: string): string {
