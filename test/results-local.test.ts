@@ -4,18 +4,12 @@
  * its job file submitted again (test/support/results-scenario.ts; results-aws.test.ts the same on moto).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { gq, gqEnv, killAll, pidsMatching, testHome, waitFor } from './support/cli.js';
-import { checkFailed, checkResults, resultsScenario } from './support/results-scenario.js';
+import { gq, gqEnv, testHome } from './support/cli.js';
+import { checkFailed, checkResults, expectWorkersGone, resultsScenario } from './support/results-scenario.js';
 
 const homes: string[] = [];
-
 afterEach(async () => {
-  for (const h of homes.splice(0)) {
-    const left = await waitFor('workers to exit', async () => pidsMatching(h).length === 0, 15_000).catch(() => false);
-    const killed = killAll(h);
-    expect(left, `processes left running for ${h}`).toBe(true);
-    expect(killed).toBe(0);
-  }
+  for (const h of homes.splice(0)) await expectWorkersGone(h);
 });
 
 describe('gq results with provenance, local backend', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { expect } from 'vitest';
 import { parseJobText } from '../../packages/common/src/job/jobfile/index.js';
-import { gq, statusJson, type CliResult } from './cli.js';
+import { gq, killAll, pidsMatching, statusJson, waitFor, type CliResult } from './cli.js';
 
 export interface ResultsScenario {
   dir: string;
@@ -137,4 +137,11 @@ export async function checkFailed(
   expect(sub.code, sub.stderr).toBe(0);
   const st = await statusJson(again, env);
   expect(st.counts).toMatchObject({ succeeded: 2, failed: 0 });
+}
+
+/** No process of `home` is left running (local workers exit by themselves); anything left is killed and fails the test. */
+export async function expectWorkersGone(home: string): Promise<void> {
+  const gone = await waitFor('workers to exit', async () => pidsMatching(home).length === 0, 15_000).catch(() => false);
+  expect(killAll(home), `processes killed for ${home}`).toBe(0);
+  expect(gone, `processes left running for ${home}`).toBe(true);
 }

@@ -37,19 +37,8 @@ export const TASK_COLUMNS = [
 ] as const;
 type TaskColumn = (typeof TASK_COLUMNS)[number];
 
-/** The tasks.csv columns --with-provenance adds to results.csv, each prefixed gq_. */
-export const PROVENANCE_FROM: readonly TaskColumn[] = [
-  'state',
-  'attempts',
-  'exit_code',
-  'instance_type',
-  'instance_id',
-  'spot',
-  'started_at',
-  'finished_at',
-  'run_seconds',
-  'cost_share',
-];
+/** The tasks.csv columns --with-provenance adds to results.csv, each prefixed gq_: all but the task's own row and the error text. */
+export const PROVENANCE_FROM: readonly TaskColumn[] = TASK_COLUMNS.filter((c) => c !== 'task' && c !== 'command' && c !== 'error');
 export const PROVENANCE_COLUMNS = PROVENANCE_FROM.map((c) => `gq_${c}`);
 const PROVENANCE_AT = PROVENANCE_FROM.map((c) => TASK_COLUMNS.indexOf(c));
 
