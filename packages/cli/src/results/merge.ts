@@ -58,58 +58,61 @@ interface Rec {
 }
 
 /**
- * The file's records with the line each ends on, the first `to` of them at most: parsed at once
- * when small, else streamed. A CsvError is raised where the file stops being valid CSV, after
- * every record before it (csv-parse's stream would drop those it had not handed on yet).
+ * The file's records with the line each ends on, the first `to` of them at most, in batches (one
+ * per chunk read: a promise per batch, not per record): parsed at once when small, else streamed.
+ * A CsvError is raised where the file stops being valid CSV, after every record before it
+ * (csv-parse's stream would drop those it had not handed on yet).
  */
-async function* records(source: ResultSource, to = Infinity): AsyncGenerator<Rec> {
+async function* records(source: ResultSource, to = Infinity): AsyncGenerator<Rec[]> {
   if (to <= 0) return;
   let n = 0;
-  for await (const r of allRecords(source)) {
-    yield r;
-    if (++n >= to) return; // before asking for more: the next could be the error
+  for await (const batch of allRecords(source)) {
+    if (!batch.length) continue;
+    yield n + batch.length > to ? batch.slice(0, to - n) : batch;
+    n += batch.length;
+    if (n >= to) return; // before asking for more: the next could be the error
   }
 }
 
-async function* allRecords(source: ResultSource): AsyncGenerator<Rec> {
+async function* allRecords(source: ResultSource): AsyncGenerator<Rec[]> {
+  const whole = source.readSmall?.();
+  if (whole !== undefined) {
+    const opts = { ...PARSE, info: true };
+    try {
+      yield parseSync(whole, opts) as unknown as Rec[];
+    } catch (e) {
+      if (!(e instanceof CsvError)) throw e;
+      // The records before the broken one, parsed again up to it (a broken file is rare).
+      const good = Number(e.records);
+      if (good > 0) yield parseSync(whole, { ...opts, to: good }) as unknown as Rec[];
+      throw e;
+    }
+    return;
+  }
+  // Records are taken from 'data' events, which csv-parse emits while it parses each chunk
+  // written to it (never paused, so nothing waits in its buffer): those before a parse error
+  // are all seen, with the line each ends on.
   let got: Rec[] = [];
-  // Each record is taken as csv-parse finds it; nothing goes through the parser's readable side.
-  const opts: ParseOptions = {
-    ...PARSE,
-    on_record: (record: string[], info: { lines: number }) => {
-      got.push({ record, info: { lines: info.lines } });
-      return null;
-    },
-  };
   const take = (): Rec[] => {
     const t = got;
     got = [];
     return t;
   };
-  const whole = source.readSmall?.();
-  if (whole !== undefined) {
-    try {
-      parseSync(whole, opts);
-    } finally {
-      yield* take();
-    }
-    return;
-  }
   const input = source.open();
-  const parser = parse(opts);
+  const parser = parse(PARSE);
+  parser.on('data', (record: string[]) => got.push({ record, info: { lines: parser.info.lines } }));
   parser.on('error', () => {}); // raised below, through the write callbacks and finished()
-  parser.resume();
   try {
     for await (const chunk of input) {
       const err = await new Promise<Error | null | undefined>((res) => parser.write(chunk, res));
-      yield* take();
+      yield take();
       if (err) throw err;
     }
     parser.end();
     try {
       await finished(parser);
     } finally {
-      yield* take();
+      yield take();
     }
   } finally {
     input.destroy(); // stopped early or by an error: the file is closed all the same
@@ -195,28 +198,31 @@ async function scan(source: ResultSource): Promise<Scan> {
 }
 
 async function scanInto(source: ResultSource, r: Scan): Promise<void> {
-  for await (const { record: rec, info } of records(source)) {
-    r.lastLine = info.lines;
-    const header = r.header;
-    if (header === undefined) {
-      r.header = rec;
-      r.width = rec.length;
-      continue;
-    }
-    r.rows++;
-    if (rec.length === header.length) continue;
-    r.width = Math.max(r.width, rec.length);
-    if (r.raggedCount++ >= RAGGED_REPORTED) continue;
-    const kept =
-      rec.length > header.length
-        ? `the extra values in column_${header.length + 1}${rec.length > header.length + 1 ? `..column_${rec.length}` : ''}`
-        : 'the missing values empty';
-    r.ragged.push({
-      task: source.task,
-      line: info.lines - breaksIn(rec),
-      message: `not valid CSV: the row has ${rec.length} fields and the header ${header.length}; kept, ${kept}`,
-    });
+  for await (const batch of records(source)) for (const { record: rec, info } of batch) scanRecord(source, r, rec, info.lines);
+}
+
+/** One record of the first read: the header, or a row (counted; reported when ragged). */
+function scanRecord(source: ResultSource, r: Scan, rec: string[], line: number): void {
+  r.lastLine = line;
+  const header = r.header;
+  if (header === undefined) {
+    r.header = rec;
+    r.width = rec.length;
+    return;
   }
+  r.rows++;
+  if (rec.length === header.length) return;
+  r.width = Math.max(r.width, rec.length);
+  if (r.raggedCount++ >= RAGGED_REPORTED) return;
+  const kept =
+    rec.length > header.length
+      ? `the extra values in column_${header.length + 1}${rec.length > header.length + 1 ? `..column_${rec.length}` : ''}`
+      : 'the missing values empty';
+  r.ragged.push({
+    task: source.task,
+    line: line - breaksIn(rec),
+    message: `not valid CSV: the row has ${rec.length} fields and the header ${header.length}; kept, ${kept}`,
+  });
 }
 
 /** First read: the header, the widest row, the good rows; every problem of the file (to `problems`). */
@@ -252,16 +258,18 @@ async function* rowsOf(c: Checked, position: ReadonlyMap<string, number>, width:
   const task = String(c.source.task);
   const prov = c.source.provenance ?? [];
   let first = true;
-  for await (const { record: rec } of records(c.source, c.rows + 1)) {
-    if (first) {
-      first = false;
-      continue;
+  for await (const batch of records(c.source, c.rows + 1)) {
+    for (const { record: rec } of batch) {
+      if (first) {
+        first = false;
+        continue;
+      }
+      const out = new Array<string>(width);
+      out[0] = task;
+      for (let k = 1; k < fixed; k++) out[k] = prov[k - 1] ?? '';
+      for (let k = fixed; k < width; k++) out[k] = from[k]! >= 0 ? (rec[from[k]!] ?? '') : '';
+      yield out;
     }
-    const out = new Array<string>(width);
-    out[0] = task;
-    for (let k = 1; k < fixed; k++) out[k] = prov[k - 1] ?? '';
-    for (let k = fixed; k < width; k++) out[k] = from[k]! >= 0 ? (rec[from[k]!] ?? '') : '';
-    yield out;
   }
 }
 
