@@ -14,9 +14,9 @@
  * reads through a symbolic link in the artifact folder, makes the whole command refuse, with
  * every such key listed, before anything is downloaded.
  */
-import { createReadStream, createWriteStream, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { JobNotFoundError, keys, UserError, type Backend, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
@@ -182,12 +182,22 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
   const backend = await openCliBackend(ctx.config);
   let rows: TaskRows | undefined;
   let spill: string | undefined;
+  let created: string | undefined;
+  let done = false;
   try {
     const job = await backend.status.getJob(a.name);
     if (!job) throw new JobNotFoundError(a.name);
     // How each instance is bought (Spot or not), for tasks.csv: one record per instance, not per task.
     const instances = new Map((await backend.status.listInstances(a.name)).map((i) => [i.instance, i]));
-    mkdirSync(out, { recursive: true });
+    // The files written in --out, each checked now: a link planted at one refuses the command
+    // before anything is downloaded.
+    for (const name of a.failed ? ['failed-tasks.csv', 'failed-jobs.csv'] : ['results.csv', 'tasks.csv']) {
+      pathUnder(out, name);
+      pathUnder(out, `${name}.gq-partial`);
+    }
+    // The tasks.csv rows wait in a spill file in --out; a refusal below takes it (and any folder
+    // made for it) away again, so that a refused command leaves nothing behind.
+    created = mkdirSync(out, { recursive: true });
     spill = pathUnder(out, '.tasks.csv.gq-rows');
     rmSync(spill, { force: true });
     rows = new TaskRows(spill);
@@ -242,6 +252,7 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
       }
     });
     plan.length = 0;
+    done = true; // from here on --out is ours to write in
     if (a.failed) return await writeFailed(ctx, a, out, rows);
     const files: ResultSource[] = [];
     for (const t of withResults) {
@@ -276,7 +287,20 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
   } finally {
     rows?.abandon();
     if (spill) rmSync(spill, { force: true });
+    if (!done && created) removeEmptyFolders(out, created);
     await backend.close();
+  }
+}
+
+/** Remove `dir` and its parents up to `top` (the first folder mkdirSync made), as long as they are empty. */
+function removeEmptyFolders(dir: string, top: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return; // not empty (or gone): leave it
+    }
+    if (d === resolve(top)) return;
   }
 }
 
