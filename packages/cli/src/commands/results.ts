@@ -72,12 +72,23 @@ async function download(backend: Backend, key: string, dest: string): Promise<vo
   renameSync(tmp, dest);
 }
 
-/** One file to download: the artifact key and where it goes under --out. */
+/**
+ * One file to download: the artifact key (where it goes under --out follows from it: destOf; not
+ * kept as a path, which for 100,000 tasks would be tens of MB).
+ */
 interface Planned {
   task: number;
   key: string;
-  dest: string;
   kind: 'result' | 'output' | 'log';
+}
+
+/** Where a task's file goes, relative to --out: `rel` is the key after the task's files/ prefix. */
+const destRel = (task: number, kind: Planned['kind'], rel: string): string => `tasks/${task}/${kind === 'log' ? 'log.txt' : rel}`;
+
+/** The path a planned file is written to: checked again (planTask checked it first) as it is written. */
+function destOf(job: string, out: string, f: Planned): string {
+  const filesPrefix = keys.taskPrefix(job, f.task) + 'files/';
+  return pathUnder(out, destRel(f.task, f.kind, f.kind === 'log' ? '' : f.key.slice(filesPrefix.length)));
 }
 
 /** A key gq refuses to download, and why. */
@@ -140,7 +151,8 @@ function planTask(backend: Backend, job: string, t: TaskRecord, out: string, pla
     }
     try {
       // Checked from --out itself down, so that a link anywhere below it (tasks/, tasks/<n>/, ...) is seen.
-      plan.push({ task: t.task, key, dest: pathUnder(out, `tasks/${t.task}/${kind === 'log' ? 'log.txt' : rel}`), kind });
+      pathUnder(out, destRel(t.task, kind, rel));
+      plan.push({ task: t.task, key, kind });
     } catch (e) {
       const why =
         e instanceof SymlinkOnPathError
@@ -219,7 +231,8 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
         await rows.add(row, t.tags);
         planTask(backend, a.name, t, out, plan, refused, a.failed);
         if (a.failed) continue;
-        if (t.resultKey) withResults.push({ task: t.task, state: t.state, key: t.resultKey, provenance: a.withProvenance ? provenanceOf(row) : undefined });
+        // (provenance only when asked for: 100,000 tasks without it keep nothing more than before)
+        if (t.resultKey) withResults.push(a.withProvenance ? { task: t.task, state: t.state, key: t.resultKey, provenance: provenanceOf(row) } : { task: t.task, state: t.state, key: t.resultKey });
         else missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
       }
     }
@@ -243,8 +256,9 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     // whether there is one large file or 100,000 small ones.
     await forEachLimited(plan, DOWNLOADS_AT_ONCE, async (f) => {
       try {
-        await download(backend, f.key, f.dest);
-        if (f.kind === 'result') resultDest.set(f.task, f.dest);
+        const dest = destOf(a.name, out, f);
+        await download(backend, f.key, dest);
+        if (f.kind === 'result') resultDest.set(f.task, dest);
       } catch (e) {
         if ((e as Error)?.name !== 'ArtifactNotFoundError') throw e;
         if (f.kind === 'result') lost.add(f.task);
@@ -261,13 +275,17 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
         missing.push({ task: t.task, state: t.state, why: `its results file ${t.key} is missing from the artifact store` });
         continue;
       }
-      files.push({ task: t.task, provenance: t.provenance, open: () => openResult(dest), readSmall: () => readSmall(dest) });
+      const source: ResultSource = { task: t.task, open: () => openResult(dest), readSmall: () => readSmall(dest) };
+      if (t.provenance) source.provenance = t.provenance;
+      files.push(source);
     }
     withResults.length = 0;
     resultDest.clear();
     missing.sort((x, y) => x.task - y.task);
     const provenance = a.withProvenance ? PROVENANCE_COLUMNS : undefined;
     const { path: target, value: merged } = await writeFileUnder(out, 'results.csv', (w) => mergeResultsTo(files, w, { provenance }));
+    const merges = files.length;
+    files.length = 0; // not needed for tasks.csv: 100,000 of them are memory
     // tasks.csv's results_problem: what the merge found, and results a succeeded task should have had.
     const problems = new Map<number, string>();
     const note = (task: number, text: string) => problems.set(task, problems.has(task) ? `${problems.get(task)}; ${text}` : text);
@@ -277,7 +295,7 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     if (a.json) {
       ctx.io.out(JSON.stringify({ out, results: target, tasks: tasksCsv, rows: merged.rows, columns: merged.columns, missing, problems: merged.problems }));
     } else {
-      ctx.io.out(`Wrote ${target}: ${merged.rows} rows from ${files.length} of ${total} tasks; ${tasksCsv}: one row per task; per-task files under ${join(out, 'tasks')}/`);
+      ctx.io.out(`Wrote ${target}: ${merged.rows} rows from ${merges} of ${total} tasks; ${tasksCsv}: one row per task; per-task files under ${join(out, 'tasks')}/`);
       for (const m of missing.slice(0, 20)) ctx.io.out(`  task ${m.task}: no results (${m.state}): ${m.why}`);
       if (missing.length > 20) ctx.io.out(`  ... and ${missing.length - 20} more tasks without results`);
       for (const p of merged.problems.slice(0, 50)) ctx.io.out(`  task ${p.task}: results file ${problemText(p)}`);

@@ -58,8 +58,9 @@ interface Rec {
 }
 
 /**
- * The file's records with the line each ends on, the first `to` of them at most, in batches (one
- * per chunk read: a promise per batch, not per record): parsed at once when small, else streamed.
+ * A file's records streamed, with the line each ends on, the first `to` of them at most, in
+ * batches (one per chunk read: a promise per batch, not per record). Small files are parsed at
+ * once instead (smallRecords).
  * A CsvError is raised where the file stops being valid CSV, after every record before it
  * (csv-parse's stream would drop those it had not handed on yet).
  */
@@ -75,20 +76,6 @@ async function* records(source: ResultSource, to = Infinity): AsyncGenerator<Rec
 }
 
 async function* allRecords(source: ResultSource): AsyncGenerator<Rec[]> {
-  const whole = source.readSmall?.();
-  if (whole !== undefined) {
-    const opts = { ...PARSE, info: true };
-    try {
-      yield parseSync(whole, opts) as unknown as Rec[];
-    } catch (e) {
-      if (!(e instanceof CsvError)) throw e;
-      // The records before the broken one, parsed again up to it (a broken file is rare).
-      const good = Number(e.records);
-      if (good > 0) yield parseSync(whole, { ...opts, to: good }) as unknown as Rec[];
-      throw e;
-    }
-    return;
-  }
   // Records are taken from 'data' events, which csv-parse emits while it parses each chunk
   // written to it (never paused, so nothing waits in its buffer): those before a parse error
   // are all seen, with the line each ends on.
@@ -139,6 +126,8 @@ export interface Merged extends MergeSummary {
 
 const PARSE: ParseOptions = { bom: true, relax_column_count: true, skip_empty_lines: true };
 
+const NO_HEADER: string[] = [];
+
 /** Ragged rows reported per file; the rest are counted. */
 const RAGGED_REPORTED = 5;
 
@@ -185,9 +174,13 @@ interface Scan {
   error?: CsvError;
 }
 
+const newScan = (): Scan => ({ width: 0, rows: 0, lastLine: 0, ragged: [], raggedCount: 0 });
+
 /** One read of the whole file; a CsvError ends it (in `error`), with what came before it counted. */
 async function scan(source: ResultSource): Promise<Scan> {
-  const r: Scan = { width: 0, rows: 0, lastLine: 0, ragged: [], raggedCount: 0 };
+  const whole = source.readSmall?.();
+  if (whole !== undefined) return scanSmall(source, whole);
+  const r = newScan();
   try {
     await scanInto(source, r);
   } catch (e) {
@@ -199,6 +192,35 @@ async function scan(source: ResultSource): Promise<Scan> {
 
 async function scanInto(source: ResultSource, r: Scan): Promise<void> {
   for await (const batch of records(source)) for (const { record: rec, info } of batch) scanRecord(source, r, rec, info.lines);
+}
+
+/**
+ * A small file's records (ResultSource.readSmall) parsed at once, the first `to` at most, and where
+ * it broke if it did; with the line each ends on only when asked (it costs an object a record).
+ */
+function smallRecords(whole: Buffer, withLines: boolean, to?: number): { recs: Rec[] | string[][]; error?: CsvError } {
+  const opts: ParseOptions = { ...PARSE, info: withLines, ...(to === undefined ? {} : { to }) };
+  try {
+    return { recs: parseSync(whole, opts) as unknown as Rec[] | string[][] };
+  } catch (e) {
+    if (!(e instanceof CsvError)) throw e;
+    // The records before the broken one, parsed again up to it (a broken file is rare).
+    const good = Number(e.records);
+    return { recs: good > 0 ? (parseSync(whole, { ...opts, to: good }) as unknown as Rec[] | string[][]) : [], error: e };
+  }
+}
+
+/** The first read of a small file: without line numbers, and again with them only if it has a problem. */
+function scanSmall(source: ResultSource, whole: Buffer, withLines = false): Scan {
+  const r = newScan();
+  const { recs, error } = smallRecords(whole, withLines);
+  for (const x of recs) {
+    if (withLines) scanRecord(source, r, (x as Rec).record, (x as Rec).info.lines);
+    else scanRecord(source, r, x as string[], 0);
+  }
+  r.error = error;
+  if (!withLines && (error || r.raggedCount > 0)) return scanSmall(source, whole, true);
+  return r;
 }
 
 /** One record of the first read: the header, or a row (counted; reported when ragged). */
@@ -257,18 +279,24 @@ async function* rowsOf(c: Checked, position: ReadonlyMap<string, number>, width:
   });
   const task = String(c.source.task);
   const prov = c.source.provenance ?? [];
+  const row = (rec: string[]): string[] => {
+    const out = new Array<string>(width);
+    out[0] = task;
+    for (let k = 1; k < fixed; k++) out[k] = prov[k - 1] ?? '';
+    for (let k = fixed; k < width; k++) out[k] = from[k]! >= 0 ? (rec[from[k]!] ?? '') : '';
+    return out;
+  };
+  const whole = c.source.readSmall?.();
+  if (whole !== undefined) {
+    const recs = smallRecords(whole, false, c.rows + 1).recs as string[][];
+    for (let i = 1; i < recs.length; i++) yield row(recs[i]!);
+    return;
+  }
   let first = true;
   for await (const batch of records(c.source, c.rows + 1)) {
     for (const { record: rec } of batch) {
-      if (first) {
-        first = false;
-        continue;
-      }
-      const out = new Array<string>(width);
-      out[0] = task;
-      for (let k = 1; k < fixed; k++) out[k] = prov[k - 1] ?? '';
-      for (let k = fixed; k < width; k++) out[k] = from[k]! >= 0 ? (rec[from[k]!] ?? '') : '';
-      yield out;
+      if (first) first = false;
+      else yield row(rec);
     }
   }
 }
@@ -290,7 +318,7 @@ export async function mergeResultsTo(sources: readonly ResultSource[], out: Writ
     let names = named.get(id);
     if (!names) named.set(id, (names = resultColumns(c.header, c.width, reserved)));
     c.names = names;
-    c.header = [];
+    c.header = NO_HEADER; // its names are all it needs from here on
     for (const h of names) {
       if (!position.has(h)) {
         position.set(h, fixedColumns.length + columns.length);
