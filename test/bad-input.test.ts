@@ -367,7 +367,7 @@ describe.concurrent('gq results refuses keys that would write outside --out (loc
     c.db.close();
     const r = await gq(['results', JOB, '--out', c.out], c.env, { cwd: work });
     expect(r.code, r.stderr).toBe(0);
-    expect(filesIn(c.out)).toEqual(['results.csv', 'tasks/1/extra/e.txt', 'tasks/1/log.txt', 'tasks/1/results.csv', 'tasks/2/log.txt', 'tasks/2/results.csv']);
+    expect(filesIn(c.out)).toEqual(['results.csv', 'tasks.csv', 'tasks/1/extra/e.txt', 'tasks/1/log.txt', 'tasks/1/results.csv', 'tasks/2/log.txt', 'tasks/2/results.csv']);
     rmSync(c.home, { recursive: true, force: true });
   });
 

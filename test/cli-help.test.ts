@@ -22,7 +22,7 @@ const JOB = ['--retries', '--timeout', '--idle', '--visibility', '--unreachable-
 const EXPECTED: Record<string, string[]> = {
   submit: [...COMMON, ...BACKEND, ...JOB, ...WORKERS, '--max-cost', '--name', '--code', '--install', '--results', '--input', '--output', '--license', '--wait', '--json', '--dry-run', '--estimate-runtime', '--like'],
   status: [...COMMON, ...BACKEND, '--workers', ...WATCH, '--json', '--watch', '--tasks'],
-  results: [...COMMON, ...BACKEND, '--out', '--json'],
+  results: [...COMMON, ...BACKEND, '--out', '--json', '--with-provenance', '--failed'],
   logs: [...COMMON, ...BACKEND, '--instance'],
   cancel: [...COMMON, ...BACKEND, '--json'],
   retry: [...COMMON, ...BACKEND, ...WORKERS, '--failed', '--license', '--wait', '--json'],

@@ -159,14 +159,16 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
     )
     .command(
       'results <name>',
-      'Download results, outputs and logs; write the merged results.csv',
+      'Download results, outputs and logs; write the merged results.csv and tasks.csv',
       (y) =>
         settings(y, 'results')
           .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
           .option('out', { type: 'string', describe: 'Folder (default results/<name>)' })
           .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .option('with-provenance', { type: 'boolean', describe: "Add gq's gq_* columns (state, instance, times, ...) to results.csv" })
+          .option('failed', { type: 'boolean', describe: 'Only the failed tasks: failed-tasks.csv, their logs, and failed-jobs.csv to submit again' })
           .example('$0 results example-job --out results/example', 'Download and merge into results/example/results.csv'),
-      run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json })),
+      run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json, withProvenance: !!a.withProvenance, failed: !!a.failed })),
     )
     .command(
       'logs <name> [task]',

@@ -103,6 +103,14 @@ describe('decideClaim', () => {
     expect(d.result).toEqual({ kind: 'claimed', task: w, job: j });
   });
 
+  it('keeps the instance of the latest attempt after the attempt ends (lastInstance, for tasks.csv)', () => {
+    const claimed = expectWrite(decideClaim(task({ attempts: 0 }), job(), 'i-7', NOW, LEASE), task({ attempts: 0 }), frozen(task({ attempts: 0 })));
+    expect(claimed).toMatchObject({ instance: 'i-7', lastInstance: 'i-7' });
+    const done = decideComplete(claimed, job(), 'i-7', { kind: 'succeeded', exitCode: 0, resultKey: 'k', logKey: 'l' }, NOW + 1);
+    expect(done.write).toMatchObject({ state: 'SUCCEEDED', lastInstance: 'i-7' });
+    expect(done.write!.instance).toBeUndefined();
+  });
+
   it('says missing for no task', () => {
     const d = decideClaim(undefined, job(), 'i-1', NOW, LEASE);
     expectNoWrite(d);

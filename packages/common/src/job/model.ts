@@ -75,6 +75,8 @@ export interface TaskRecord extends NewTask {
   attempts: number;
   /** Instance holding the lease while RUNNING. */
   instance?: string;
+  /** The instance (or local worker) of the latest attempt, kept after it ends (gq results' tasks.csv). */
+  lastInstance?: string;
   /** Epoch ms until which the holder's lease is live. */
   leaseUntil?: number;
   startedAt?: string;

@@ -56,7 +56,7 @@ export function decideClaim(
     const w = move(task, 'cancel', now, { finishedAt: new Date(now).toISOString(), leaseUntil: undefined, instance: undefined });
     return decided(task, w, { kind: 'done', state: 'CANCELLED' });
   }
-  const lease = { instance, leaseUntil: now + leaseMs, startedAt: new Date(now).toISOString() };
+  const lease = { instance, lastInstance: instance, leaseUntil: now + leaseMs, startedAt: new Date(now).toISOString() };
   if (task.state === 'QUEUED') {
     const w = move(task, 'claim', now, { ...lease, attempts: task.attempts + 1 });
     return decided(task, w, { kind: 'claimed', task: w, job });
