@@ -1,4 +1,4 @@
-/** Folder cli/src/commands: one module per `gq` command, each a `run…(ctx, args)` that returns the exit code (setup and doctor load lazily). */
+/** Folder cli/src/commands: one module per `gq` command, each a `run…(ctx, args)` that returns the exit code (setup, doctor and prices load lazily). */
 export { runSubmit } from './submit.js';
 export { runStatus } from './status.js';
 export { runResults } from './results.js';
@@ -7,4 +7,3 @@ export { runCancel } from './cancel.js';
 export { runRetry } from './retry.js';
 export { runClean } from './clean.js';
 export { runResume } from './resume.js';
-export { runPricesUpdate } from './prices.js';
