@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb, openLocalBackend } from '../packages/common/src/local/index.js';
 import type { TaskState } from '../packages/common/src/index.js';
-import { gq, gqEnv, killAll, pidsMatching, statusJson, testHome, waitFor } from './support/cli.js';
+import { expectNoProcessesLeft, gq, gqEnv, pidsMatching, statusJson, testHome, waitFor } from './support/cli.js';
 import { checkInvariants, type ResultsDeclared } from './support/invariants.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
@@ -103,12 +103,7 @@ function byTask(st: any): Record<number, any> {
 
 afterEach(async () => {
   // No test leaves a process running: workers (and what their tasks started) exit by themselves.
-  for (const h of homes.splice(0)) {
-    const left = await waitFor('workers to exit', async () => pidsMatching(h).length === 0, 20_000).catch(() => false);
-    const killed = killAll(h);
-    expect(left, `processes left running for ${h}`).toBe(true);
-    expect(killed).toBe(0);
-  }
+  await expectNoProcessesLeft(homes, expect);
 });
 
 describe('local backend: an agent killed with SIGKILL mid-task', () => {

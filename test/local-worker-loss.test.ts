@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLocalBackend, processAlive } from '../packages/common/src/local/index.js';
-import { gq, gqEnv, killAll, pidsMatching, statusJson, testHome, waitFor } from './support/cli.js';
+import { expectNoProcessesLeft, gq, gqEnv, statusJson, testHome, waitFor } from './support/cli.js';
 
 const homes: string[] = [];
 
@@ -33,12 +33,7 @@ function jobFile(home: string, rows: string[]): string {
 const lines = (f: string): string[] => (existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : []);
 
 afterEach(async () => {
-  for (const h of homes.splice(0)) {
-    const left = await waitFor('workers to exit', async () => pidsMatching(h).length === 0, 20_000).catch(() => false);
-    const killed = killAll(h);
-    expect(left, `processes left running for ${h}`).toBe(true);
-    expect(killed).toBe(0);
-  }
+  await expectNoProcessesLeft(homes, expect);
 });
 
 describe('local backend: lost workers and leftover processes', () => {

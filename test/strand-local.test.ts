@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLocalBackend } from '../packages/common/src/local/index.js';
 import type { JobRecord } from '../packages/common/src/index.js';
-import { gq, gqEnv, killAll, pidsMatching, testHome, waitFor } from './support/cli.js';
+import { expectNoProcessesLeft, gq, gqEnv, pidsMatching, testHome, waitFor } from './support/cli.js';
 
 interface Scenario {
   home: string;
@@ -94,12 +94,7 @@ async function loseVisibleMessage(s: Scenario): Promise<number> {
 }
 
 afterEach(async () => {
-  for (const h of homes.splice(0)) {
-    const left = await waitFor('workers to exit', async () => pidsMatching(h).length === 0, 20_000).catch(() => false);
-    const killed = killAll(h);
-    expect(left, `processes left running for ${h}`).toBe(true);
-    expect(killed).toBe(0);
-  }
+  await expectNoProcessesLeft(homes, expect);
 });
 
 describe('local backend: tasks that must not strand', () => {

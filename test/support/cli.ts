@@ -103,3 +103,16 @@ export async function statusJson(name: string, env: NodeJS.ProcessEnv, tasks = f
   if (r.code !== 0) throw new Error(`gq status failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
+
+/**
+ * For an afterEach: every test home's processes (workers, and what their tasks started) exited by
+ * themselves within 20 s; any left are killed, and the test fails naming the home.
+ */
+export async function expectNoProcessesLeft(homes: string[], expect: (v: unknown, msg?: string) => { toBe(x: unknown): void }): Promise<void> {
+  for (const h of homes.splice(0)) {
+    const left = await waitFor('workers to exit', async () => pidsMatching(h).length === 0, 20_000).catch(() => false);
+    const killed = killAll(h);
+    expect(left, `processes left running for ${h}`).toBe(true);
+    expect(killed).toBe(0);
+  }
+}
