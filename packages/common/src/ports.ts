@@ -9,6 +9,7 @@ import type {
   InstanceRecord,
   JobRecord,
   JobSpec,
+  Lifecycle,
   NewTask,
   TaskRecord,
 } from './job/model.js';
@@ -96,6 +97,12 @@ export interface QueueProvider {
 // StatusStore
 
 /** What a worker learns when it tries to claim a task it received. */
+/** What a claimer says about where the attempt runs (recorded in the task's history). */
+export interface ClaimOptions {
+  instanceType?: string;
+  lifecycle?: Lifecycle;
+}
+
 export type ClaimResult =
   /**
    * The task is ours: state RUNNING, attempts incremented, lease held. `job` is for its spec and
@@ -163,7 +170,13 @@ export interface StatusStore {
    */
   taskPages(job: string, pageSize?: number): AsyncIterable<TaskRecord[]>;
   /** Conditional take-over of a task by `instance` with a lease of `leaseMs`. */
-  claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult>;
+  claim(
+    job: string,
+    task: number,
+    instance: string,
+    leaseMs: number,
+    opts?: ClaimOptions,
+  ): Promise<ClaimResult>;
   /** Renew the lease; says whether it is still ours and whether a cancel was asked for. */
   heartbeat(job: string, task: number, instance: string, leaseMs: number): Promise<HeartbeatResult>;
   /** Record the outcome of the attempt held by `instance`. Retries are decided here. */

@@ -103,6 +103,12 @@ export interface TaskRecord extends NewTask {
    * attempt was interrupted and restored into the next attempt's folder. Kept once written.
    */
   checkpointKey?: string;
+  /**
+   * The task's attempts, oldest first (at most MAX_ATTEMPT_HISTORY, the oldest dropped): one entry
+   * per claim, closed by the attempt's end. Interrupted attempts are here too (uncharged).
+   * Absent on records written before it existed.
+   */
+  history?: AttemptRecord[];
   updatedAt: string;
   /** Optimistic-concurrency version: every write is conditional on the version it read. */
   version: number;
@@ -168,6 +174,33 @@ export const busyDetail = (task: number | readonly number[]): string =>
 export const INTERRUPTED_DETAIL = 'left on a Spot interruption notice';
 
 export type Lifecycle = 'on-demand' | 'spot' | 'local';
+
+/** How one attempt of a task ended (absent while it runs). */
+export type AttemptOutcome =
+  | 'succeeded'
+  | 'failed'
+  | 'timeout'
+  | 'interrupted'
+  | 'released'
+  | 'cancelled'
+  | 'lost';
+
+/** One attempt of a task, as kept in TaskRecord.history. */
+export interface AttemptRecord {
+  /** Instance or local worker that ran it. */
+  instance: string;
+  /** Instance type it ran on. */
+  instanceType?: string;
+  /** Spot, on-demand or local, where the claimer said. */
+  lifecycle?: Lifecycle;
+  startedAt: string;
+  endedAt?: string;
+  outcome?: AttemptOutcome;
+  exitCode?: number;
+}
+
+/** Attempts kept per task: enough for every charged attempt plus interruptions, bounded for the item size. */
+export const MAX_ATTEMPT_HISTORY = 30;
 
 /** Where a task's artifacts live; the same layout on every backend. */
 export const keys = {
