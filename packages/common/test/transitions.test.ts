@@ -447,6 +447,12 @@ describe('decideTag', () => {
     expect(w).toMatchObject({ state: 'RUNNING', tags: { epoch: '1', loss: '0.25' }, version: before.version + 1, updatedAt: ISO });
     expect(decideTag(w, 'epoch', '2', NOW).tags).toEqual({ epoch: '2', loss: '0.25' });
   });
+  it('records when each tag was set, keeping the times of the others', () => {
+    const w = decideTag(running('i-1', NOW + 1, { tags: { epoch: '1' } }), 'loss', '0.25', NOW);
+    expect(w.tagTimes).toEqual({ loss: ISO });
+    const later = new Date(NOW + 5000).toISOString();
+    expect(decideTag(w, 'epoch', '2', NOW + 5000).tagTimes).toEqual({ loss: ISO, epoch: later });
+  });
 });
 
 describe('counters never drift', () => {

@@ -12,6 +12,7 @@ import { fleetReport, reportLines, typeFleetJson, type FleetReport, type TypeFle
 import { drawsOn } from '../progress.js';
 import { costJson, costLines, costView, taskShare, type CostView } from '../cost-report.js';
 import { capLines, capOf } from '../cost-cap.js';
+import { etaLines, etaOf, tagsText } from '../live-report.js';
 
 export interface StatusArgs {
   name?: string;
@@ -85,7 +86,8 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
     cancelRequested: job.cancelRequested,
     instanceTypes: perType,
     instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
-    running: running.map((t) => ({ task: t.task, instance: t.instance, attempts: t.attempts, tags: t.tags })),
+    running: running.map((t) => ({ task: t.task, instance: t.instance, attempts: t.attempts, tags: t.tags, tagTimes: t.tagTimes ?? {} })),
+    ...etaOf(job, instances, running),
     failures: failures.map((t) => ({ task: t.task, exitCode: t.exitCode, signal: t.signal, error: t.error, attempts: t.attempts, stderrTail: t.stderrTail })),
     cost: { ...costJson(cost), cap: capOf(job, instances, region) ?? null },
     ...(tasks ? { tasks: tasks.map((t) => taskJson(t, cost)) } : {}),
@@ -100,8 +102,8 @@ function renderJob(s: StatusJson): string[] {
   const lines = [
     `Job ${s.name} (${s.backend}, submitted ${s.createdAt})${s.cancelRequested ? ' — CANCELLED' : ''}`,
     `  ${done}/${s.total} done: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled; ${c.running} running, ${c.queued} queued`,
-    '  Instance types:',
   ];
+  lines.push(...etaLines(s), '  Instance types:');
   for (const [type, v] of Object.entries(s.instanceTypes)) {
     const n = s.instances.filter((i) => i.instanceType === type && i.state !== 'STOPPED').length;
     const detail = v.counts ? ` (${Object.entries(v.counts).filter(([, x]) => x).map(([k, x]) => `${x} ${k}`).join(', ')})` : '';
@@ -128,7 +130,7 @@ function renderJob(s: StatusJson): string[] {
   if (s.running.length) {
     lines.push('  Running:');
     for (const t of s.running) {
-      const tags = Object.entries(t.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+      const tags = tagsText(t.tags, t.tagTimes);
       lines.push(`    task ${t.task} on ${t.instance ?? '?'} (attempt ${t.attempts})${tags ? `  ${tags}` : ''}`);
     }
   }

@@ -5,3 +5,4 @@ export * from './prices.js';
 export * from './estimate.js';
 export * from './cap.js';
 export * from './price-list.js';
+export * from './eta.js';

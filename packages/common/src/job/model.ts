@@ -89,6 +89,8 @@ export interface TaskRecord extends NewTask {
   stderrTail?: string;
   /** Progress tags set with `gq-agent tag KEY VALUE`. */
   tags: Record<string, string>;
+  /** When each tag was last set (ISO time, by setTag); a tag set by an older gq has none. */
+  tagTimes?: Record<string, string>;
   resultKey?: string;
   logKey?: string;
   outputKeys?: string[];

@@ -207,6 +207,7 @@ export function decideTag(task: TaskRecord, key: string, value: string, now: num
   return {
     ...task,
     tags: { ...task.tags, [key]: value },
+    tagTimes: { ...task.tagTimes, [key]: new Date(now).toISOString() },
     version: task.version + 1,
     updatedAt: new Date(now).toISOString(),
   };

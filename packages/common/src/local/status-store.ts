@@ -141,8 +141,8 @@ export class LocalStatusStore implements StatusStore {
       setTag: db.transaction((job: string, task: number, key: string, value: string) => {
         const t = this.readTask(job, task);
         if (!t) throw new TaskNotFoundError(job, task);
-        const { tags } = decideTag(t, key, value, this.clock());
-        this.s.writeTags.run(recordJson({ ...t, tags }), job, task);
+        const { tags, tagTimes } = decideTag(t, key, value, this.clock());
+        this.s.writeTags.run(recordJson({ ...t, tags, tagTimes }), job, task);
       }),
 
       cancel: db.transaction((job: string) => {

@@ -12,6 +12,7 @@ import { counterSk, DEFAULT_COUNTER_SHARDS, DynamoStatusStore, jobPk, JOBS_PK, t
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { MAX_COMMAND_BYTES } from '../../src/job/jobfile/index.js';
 import type { TaskRecord } from '../../src/job/model.js';
+import { UserError } from '../../src/errors.js';
 import { makeSpec, makeTasks } from '../contract/status.contract.js';
 import { uniqueJob } from '../contract/util.js';
 import {
@@ -291,6 +292,26 @@ describeAws('DynamoStatusStore (moto)', () => {
     // Keys with dots or odd characters are one map key, not a path.
     await st.setTag(job, 1, 'a.b:c/d', 'x');
     expect((await st.getTask(job, 1))!.tags['a.b:c/d']).toBe('x');
+  });
+
+  it('a task item written before tag times (no tagTimes map) gets one at its first tag; the cap on tags still holds', async () => {
+    const job = uniqueJob('oldtags');
+    await st.createJob(makeSpec(job, 2), makeTasks(2));
+    const tags = Object.fromEntries(Array.from({ length: 49 }, (_, i) => [`k${i}`, 'v']));
+    for (const [task, t] of [[1, {}], [2, tags]] as const) {
+      const item = (await clients.ddb.send(new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :p AND sk = :s', ExpressionAttributeValues: { ':p': jobPk(job), ':s': taskSk(task) } }))).Items![0]!;
+      const { tagTimes: _none, ...old } = item;
+      await clients.ddb.send(new PutCommand({ TableName: table, Item: { ...old, tags: t } }));
+    }
+    await st.setTag(job, 1, 'percent_complete', '5');
+    await st.setTag(job, 1, 'percent_complete', '6');
+    const t1 = (await st.getTask(job, 1))!;
+    expect(t1.tags).toEqual({ percent_complete: '6' });
+    expect(Object.keys(t1.tagTimes!)).toEqual(['percent_complete']);
+    // 49 tags from before: one more fits (and creates the map), the 51st is refused.
+    await st.setTag(job, 2, 'fiftieth', 'v');
+    await expect(st.setTag(job, 2, 'one-more', 'v')).rejects.toBeInstanceOf(UserError);
+    expect(Object.keys((await st.getTask(job, 2))!.tagTimes!)).toEqual(['fiftieth']);
   });
 
   it('item layout: job, task and instance items share the job partition', async () => {

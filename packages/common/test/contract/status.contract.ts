@@ -363,11 +363,32 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       const before = (await st.getTask(name, 1))!;
       await st.setTag(name, 1, 'progress', '1/3');
       const after = (await st.getTask(name, 1))!;
-      expect(after).toEqual({ ...before, tags: { progress: '1/3' } });
+      expect(after).toEqual({ ...before, tags: { progress: '1/3' }, tagTimes: { progress: expect.any(String) } });
       expect(await st.heartbeat(name, 1, 'i-a', 60_000)).toBe('ok');
       await st.setTag(name, 1, 'progress', '2/3');
       expect(await st.complete(name, 1, 'i-a', { kind: 'succeeded', exitCode: 0 })).toEqual({ kind: 'recorded', state: 'SUCCEEDED' });
       expect((await st.getTask(name, 1))!.tags).toEqual({ progress: '2/3' });
+    });
+
+    it('setTag records when each tag was last set, and the times survive the task\'s state changes', async () => {
+      const name = await job('tagtime', 1);
+      const t0 = Date.now();
+      await st.setTag(name, 1, 'percent_complete', '10');
+      await st.setTag(name, 1, 'stage', 'fit');
+      const first = (await st.getTask(name, 1))!.tagTimes!;
+      expect(Object.keys(first).sort()).toEqual(['percent_complete', 'stage']);
+      for (const at of Object.values(first)) expect(Date.parse(at)).toBeGreaterThanOrEqual(t0 - 1000);
+      await sleep(30);
+      await st.claim(name, 1, 'i-a', 60_000);
+      await st.setTag(name, 1, 'percent_complete', '40');
+      expect(await st.heartbeat(name, 1, 'i-a', 60_000)).toBe('ok');
+      const second = (await st.getTask(name, 1))!;
+      expect(second.tags).toEqual({ percent_complete: '40', stage: 'fit' });
+      // Only the tag set again has a new time; the other keeps its own.
+      expect(Date.parse(second.tagTimes!.percent_complete!)).toBeGreaterThan(Date.parse(first.percent_complete!));
+      expect(second.tagTimes!.stage).toBe(first.stage);
+      await st.complete(name, 1, 'i-a', { kind: 'succeeded', exitCode: 0 });
+      expect((await st.getTask(name, 1))!.tagTimes).toEqual(second.tagTimes);
     });
 
     it('createJob refuses task numbers that are not whole numbers from 1, or that appear twice, and writes no task', async () => {

@@ -45,16 +45,16 @@ export const CMD_PREFIX = 'CMD#';
 export const INST_PREFIX = 'INST#';
 
 export const COUNT_KEYS: readonly CountKey[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-/** Attributes a decided write never touches: keys, identity, the command (its own item), and tags (owned by setTag). */
-export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags']);
+/** Attributes a decided write never touches: keys, identity, the command (its own item), and tags and their times (owned by setTag). */
+export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags', 'tagTimes']);
 
 // ---------------------------------------------------------------------------------------------
 // Records → items
 
-/** The task item: the record without its command (see the module comment). */
+/** The task item: the record without its command (see the module comment), with the map setTag writes the tags' times into. */
 export function taskItem(rec: TaskRecord): Item {
   const { command: _command, ...rest } = rec;
-  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rest };
+  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rest, tagTimes: rec.tagTimes ?? {} };
 }
 
 export function commandItem(job: string, task: number, command: string): Item {

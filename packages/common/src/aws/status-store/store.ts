@@ -26,9 +26,9 @@
  * tasks through): one more Update, of the instance item, in the claim's own TransactWriteItems,
  * so the worker makes no call of its own for it.
  *
- * Tags: setTag updates only `tags.<key>` (condition: the task exists) and leaves `version` alone;
- * the decided writes never write `tags` (they update changed attributes only, never a whole-item
- * Put). Neither can undo the other: a tag set while a heartbeat or complete is in flight is kept,
+ * Tags: setTag updates only `tags.<key>` and `tagTimes.<key>` (condition: the task exists) and
+ * leaves `version` alone; the decided writes never write `tags` or `tagTimes` (they update changed
+ * attributes only, never a whole-item Put). Neither can undo the other: a tag set while a heartbeat or complete is in flight is kept,
  * and the tag does not make that heartbeat or complete lose its version race.
  */
 import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -48,6 +48,26 @@ import { DEFAULT_COUNTER_SHARDS, INST_PREFIX, instanceItem, JOB_SK, JOBS_PK, job
 import * as reads from './reads.js';
 import { CounterShards, Table, type StoreContext } from './table.js';
 import { classifyWriteError } from './write-outcome.js';
+
+/** UpdateItem of one progress tag and its time: into the task's `tagTimes` map, or creating it (see setTag). */
+function tagUpdate(table: string, job: string, task: number, key: string, value: string, at: string, times: 'into-map' | 'new-map') {
+  const e = new Expr();
+  const tags = e.name('tags');
+  const tag = `${tags}.${e.name(key)}`;
+  const tagTimes = e.name('tagTimes');
+  // size() of a map is its number of entries: a new key only below MAX_TASK_TAGS.
+  const room = `(attribute_exists(${tag}) OR size(${tags}) < ${e.value(MAX_TASK_TAGS)})`;
+  const [setTime, hasTimes] =
+    times === 'into-map'
+      ? [`${tagTimes}.${e.name(key)} = ${e.value(at)}`, `attribute_exists(${tagTimes})`]
+      : [`${tagTimes} = ${e.value({ [key]: at })}`, `attribute_not_exists(${tagTimes})`];
+  return e.build({
+    TableName: table,
+    Key: { pk: jobPk(job), sk: taskSk(task) },
+    UpdateExpression: `SET ${tag} = ${e.value(value)}, ${setTime}`,
+    ConditionExpression: `attribute_exists(${tags}) AND ${hasTimes} AND ${room}`,
+  });
+}
 
 export interface DynamoStatusStoreOptions {
   table: string;
@@ -152,29 +172,32 @@ export class DynamoStatusStore implements StatusStore {
   }
 
   /**
-   * Sets `tags.<key>` only (no version bump, no other attribute): see the module comment.
-   * A missing task is a TaskNotFoundError (a UserError).
+   * Sets `tags.<key>` and `tagTimes.<key>` (when it was set) only (no version bump, no other
+   * attribute): see the module comment. A task item written before tag times has no `tagTimes`
+   * map, and a path into a missing map is a ValidationException
+   * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html#Expressions.UpdateExpressions.SET.AddingNestedMapAttributes):
+   * the first write asks for the map; when its condition fails on such an item, the map is
+   * created with this one time. A missing task is a TaskNotFoundError (a UserError).
    */
   async setTag(job: string, task: number, key: string, value: string): Promise<void> {
-    const e = new Expr();
-    const tags = e.name('tags');
-    const tag = `${tags}.${e.name(key)}`;
-    try {
-      await this.ddb.send(
-        new UpdateCommand(
-          e.build({
-            TableName: this.table,
-            Key: { pk: jobPk(job), sk: taskSk(task) },
-            UpdateExpression: `SET ${tag} = ${e.value(value)}`,
-            // size() of a map is its number of entries: a new key only below MAX_TASK_TAGS.
-            ConditionExpression: `attribute_exists(${tags}) AND (attribute_exists(${tag}) OR size(${tags}) < ${e.value(MAX_TASK_TAGS)})`,
-          }),
-        ),
-      );
-    } catch (err) {
-      if (classifyWriteError(err) !== 'condition') throw err;
-      if (await this.ctx.table.get(jobPk(job), taskSk(task))) throw tooManyTagsError(job, task, key);
-      throw new TaskNotFoundError(job, task);
+    const at = new Date(this.ctx.now()).toISOString();
+    for (let tries = 0; ; tries++) {
+      try {
+        await this.ddb.send(new UpdateCommand(tagUpdate(this.table, job, task, key, value, at, 'into-map')));
+        return;
+      } catch (err) {
+        if (classifyWriteError(err) !== 'condition') throw err;
+      }
+      const item = await this.ctx.table.get(jobPk(job), taskSk(task));
+      if (!item) throw new TaskNotFoundError(job, task);
+      if (item.tagTimes !== undefined || tries > 0) throw tooManyTagsError(job, task, key);
+      try {
+        await this.ddb.send(new UpdateCommand(tagUpdate(this.table, job, task, key, value, at, 'new-map')));
+        return;
+      } catch (err) {
+        // Created meanwhile by another tag of the task: once more into the map.
+        if (classifyWriteError(err) !== 'condition') throw err;
+      }
     }
   }
 
