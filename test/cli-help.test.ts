@@ -23,7 +23,7 @@ const EXPECTED: Record<string, string[]> = {
   submit: [...COMMON, ...BACKEND, ...JOB, ...WORKERS, '--max-cost', '--name', '--code', '--install', '--results', '--input', '--output', '--license', '--wait', '--json', '--dry-run', '--estimate-runtime', '--like'],
   status: [...COMMON, ...BACKEND, '--workers', ...WATCH, '--json', '--watch', '--tasks'],
   results: [...COMMON, ...BACKEND, '--out', '--json', '--with-provenance', '--failed'],
-  logs: [...COMMON, ...BACKEND, '--instance'],
+  logs: [...COMMON, ...BACKEND, '--instance', '--follow'],
   cancel: [...COMMON, ...BACKEND, '--json'],
   retry: [...COMMON, ...BACKEND, ...WORKERS, '--failed', '--license', '--wait', '--json'],
   clean: [...COMMON, ...BACKEND, '--force'],

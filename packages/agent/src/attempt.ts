@@ -6,7 +6,7 @@
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENV, hasSecrets, keys, ReceiptInvalidError, redactText, type JobRecord, type Logger, type TaskOutcome, type TaskRecord } from '@gq/common';
+import { attemptLogFile, ENV, hasSecrets, keys, ReceiptInvalidError, redactText, type JobRecord, type Logger, type TaskOutcome, type TaskRecord } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
@@ -18,6 +18,7 @@ import { chownTree, drainTagSpool, ownedDir, TAG_SPOOL_ENV, taskUserEnv } from '
 import { validateTag } from './tag.js';
 import { realClock } from './clock.js';
 import { checkpointDir, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { startLiveLog } from './live-log.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -40,7 +41,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
   const done = (async () => {
     crashPoint('after-claim');
     const dir = freshTaskDir(d.ws, task.task, task.attempts);
-    const logFile = join(d.ws.logs, `task-${task.task}-${task.attempts}.log`);
+    const logFile = attemptLogFile(d.ws.root, task.task, task.attempts);
     const hb = startHeartbeat({
       status: d.backend.status,
       queue: d.queue,
@@ -56,6 +57,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     const spool = d.taskUser ? startTagRelay(d, job, task, log) : undefined;
     const ckpt = checkpointDir(d.ws, task.task, d.taskUser);
     let r: RunResult;
+    let live: { stop(): Promise<void> } | undefined;
     try {
       if (d.taskUser) chownTree(dir, d.taskUser);
       if (task.checkpointKey) await restoreCheckpoint(d.backend.artifacts, task.checkpointKey, ckpt, log, d.taskUser);
@@ -70,8 +72,10 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       });
       stopProcess = p.stop;
       if (stopReason) p.stop(stopReason);
+      if (d.liveLog) live = startLiveLog({ artifacts: d.backend.artifacts, job: job.name, task: task.task, attempt: task.attempts, startedAt: task.startedAt ?? '', file: logFile, log, clock });
       r = await p.result;
     } finally {
+      await live?.stop();
       await hb.stop();
       await spool?.stop();
     }

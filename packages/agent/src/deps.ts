@@ -26,6 +26,8 @@ export interface AgentDeps {
   tagInstance?: (key: string, value: string) => Promise<void>;
   /** Time for the loop, the heartbeat and the install (tests); default the real clock. */
   clock?: Clock;
+  /** EC2: send the running attempt's output every few seconds (live-log.ts; `gq logs --follow` reads it). */
+  liveLog?: boolean;
   /** How this instance is billed (usage.ts); default a local worker's: price 0. */
   billing?: BillingFacts;
 }

@@ -5,7 +5,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, UserError, type Backend, type Logger } from '@gq/common';
+import { createLogger, localWorkdir, UserError, type Backend, type Logger } from '@gq/common';
 import { Agent } from './loop.js';
 import { openBackend, type AgentContext } from './backend.js';
 import { workspaceAt, writeAgentWrapper } from './workspace.js';
@@ -50,7 +50,7 @@ async function identify(a: WorkerArgs): Promise<Identity> {
       ctx: { backend: 'local', home: a.home },
       instance,
       instanceType: a.instanceType,
-      workdir: a.workdir ?? join(a.home, 'work', a.job, instance),
+      workdir: a.workdir ?? localWorkdir(a.home, a.job, instance),
     };
   }
   const { createImds } = await import('./aws/imds.js');
@@ -93,7 +93,7 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
       taskUser,
       taskAwsAccess: a.taskAwsAccess ?? false,
       billing: await billingOf(id, log),
-      ...(id.ctx.backend === 'aws' ? { tagInstance: instanceTagger(id.ctx.region, id.instance) } : {}),
+      ...(id.ctx.backend === 'aws' ? { tagInstance: instanceTagger(id.ctx.region, id.instance), liveLog: true } : {}),
     });
 
     let signals = 0;

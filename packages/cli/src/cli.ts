@@ -178,9 +178,11 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
           .positional('task', { type: 'number', describe: 'Task number (from 1, in job-file order)' })
           .option('instance', { type: 'string', describe: 'Worker id (see gq status)' })
+          .option('follow', { alias: 'f', type: 'boolean', describe: "Stream the task's output while it runs; end when the task ends (exit 0 only if it succeeded)" })
           .example('$0 logs example-job 3', "Task 3's output")
+          .example('$0 logs example-job 3 --follow', "Task 3's output as it runs, until it ends")
           .example('$0 logs example-job --instance i-0abc123', "A worker's install log"),
-      run((ctx, a) => runLogs(ctx, { name: jobArg(a.name, ctx), task: a.task, instance: a.instance })),
+      run((ctx, a) => runLogs(ctx, { name: jobArg(a.name, ctx), task: a.task, instance: a.instance, follow: !!a.follow })),
     )
     .command(
       'cancel <name>',

@@ -15,4 +15,5 @@ export * from './job/jobfile/index.js';
 export * from './job/names.js';
 export * from './job/slots.js';
 export * from './job/dead-letters.js';
+export * from './live-log.js';
 export * from './cost/index.js';

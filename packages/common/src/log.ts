@@ -136,6 +136,28 @@ export function redactText(text: string): string {
   return out;
 }
 
+/**
+ * Overwrite every registered secret in `buf` with "*", byte for byte (the live log keeps its
+ * offsets: live-log.ts). Returns how many bytes at its end may be the start of a secret still
+ * being written (the caller holds them back until more follows).
+ */
+export function maskSecrets(buf: Buffer): number {
+  let held = 0;
+  for (const s of ordered) {
+    const sb = Buffer.from(s);
+    for (let i = buf.indexOf(sb); i >= 0; i = buf.indexOf(sb, i + sb.length)) buf.fill(0x2a, i, i + sb.length);
+    for (let k = Math.min(sb.length - 1, buf.length); k > held; k--) {
+      if (buf.subarray(buf.length - k).equals(sb.subarray(0, k))) held = k;
+    }
+  }
+  return held;
+}
+
+/** Bytes of the longest registered secret (0: none). */
+export function longestSecretBytes(): number {
+  return ordered.reduce((m, s) => Math.max(m, Buffer.byteLength(s)), 0);
+}
+
 export interface LogOptions {
   level?: LevelWithSilent;
   /** Write to this file descriptor (default 2, stderr). */

@@ -1,16 +1,24 @@
-/** gq logs NAME TASK | --instance ID: print a task's output log or a worker's install log. */
-import { JobNotFoundError, keys, UserError } from '@gq/common';
+/** gq logs NAME TASK [--follow] | --instance ID: print a task's output log (or follow it while it runs) or a worker's install log. */
+import { JobNotFoundError, keys, UserError, type TaskRecord } from '@gq/common';
 import { plainRelativeKey } from '@gq/common/safe-path';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
+import { describeEnd, followTask, localLiveSource, storeLiveSource } from '../log-follow.js';
 
 export interface LogsArgs {
   name: string;
   task?: number;
   instance?: string;
+  /** Stream the task's output while it runs; end when the task ends (exit code 0 only if it succeeded). */
+  follow?: boolean;
+  /** How often --follow looks (ms). */
+  pollMs?: number;
 }
 
 export async function runLogs(ctx: CommandContext, a: LogsArgs): Promise<number> {
+  if (a.follow && (a.task === undefined || a.instance)) {
+    throw new UserError('--follow follows a task: give its number, without --instance.', { hint: `Example: gq logs ${a.name} 3 --follow` });
+  }
   if (a.task === undefined && !a.instance) {
     throw new UserError('Say which log: a task number, or --instance ID.', { hint: `Example: gq logs ${a.name} 3` });
   }
@@ -49,22 +57,41 @@ export async function runLogs(ctx: CommandContext, a: LogsArgs): Promise<number>
     }
     const task = await backend.status.getTask(a.name, a.task!);
     if (!task) throw new UserError(`Job ${a.name} has no task ${a.task}.`, { hint: `Tasks are numbered 1 to ${job.total}.` });
+    if (a.follow) {
+      const source = ctx.config.backend === 'local' ? localLiveSource(ctx.config, a.name) : storeLiveSource(backend, a.name);
+      const io = {
+        out: (b: Buffer) => void process.stdout.write(b),
+        note: (l: string) => ctx.io.err(l),
+        finalLog: async (t: TaskRecord) => (t.logKey ? backend.artifacts.getBytes(ownLogKey(a.name, t)) : undefined),
+      };
+      const end = await followTask(backend, a.name, task.task, source, io, a.pollMs ?? (ctx.config.backend === 'local' ? 300 : 2000));
+      const attempts = `after ${end.task.attempts} attempt(s)`;
+      if (end.state === 'SUCCEEDED') ctx.io.err(`[gq: task ${task.task} succeeded ${attempts}]`);
+      else ctx.io.err(`[gq: task ${task.task} ${end.state === 'FAILED' ? `failed${describeEnd(end.task)} ${attempts}` : 'was cancelled'}]`);
+      return end.state === 'SUCCEEDED' ? 0 : 1;
+    }
     if (!task.logKey) {
       ctx.io.err(task.state === 'QUEUED' || task.state === 'RUNNING' ? `Task ${a.task} has no log yet (${task.state}).` : `Task ${a.task} (${task.state}) printed nothing.`);
       return 0;
     }
-    // Only the task's own log: a record naming another key (the licence, another job's files)
-    // was not written by gq and is not printed.
-    const own = keys.taskPrefix(a.name, task.task);
-    const rel = task.logKey.startsWith(own) ? task.logKey.slice(own.length) : '';
-    if (!plainRelativeKey(rel)) {
-      throw new UserError(`Refusing to print the log of task ${a.task}: its record names the key ${JSON.stringify(task.logKey)}, which is not one of the task's own files (under ${own}).`, {
-        hint: 'gq never records such a key itself: the status record was changed by something else.',
-      });
-    }
-    process.stdout.write(await backend.artifacts.getBytes(task.logKey));
+    process.stdout.write(await backend.artifacts.getBytes(ownLogKey(a.name, task)));
     return 0;
   } finally {
     await backend.close();
   }
+}
+
+/**
+ * The task's log key, when it is the task's own: a record naming another key (the licence,
+ * another job's files) was not written by gq and is not printed.
+ */
+function ownLogKey(job: string, task: TaskRecord): string {
+  const own = keys.taskPrefix(job, task.task);
+  const rel = task.logKey?.startsWith(own) ? task.logKey.slice(own.length) : '';
+  if (!plainRelativeKey(rel)) {
+    throw new UserError(`Refusing to print the log of task ${task.task}: its record names the key ${JSON.stringify(task.logKey)}, which is not one of the task's own files (under ${own}).`, {
+      hint: 'gq never records such a key itself: the status record was changed by something else.',
+    });
+  }
+  return task.logKey!;
 }

@@ -212,6 +212,8 @@ export const keys = {
   taskPrefix: (job: string, task: number) => `jobs/${job}/tasks/${task}/`,
   taskOutput: (job: string, task: number, rel: string) => `jobs/${job}/tasks/${task}/files/${rel}`,
   taskLog: (job: string, task: number) => `jobs/${job}/tasks/${task}/log.txt`,
+  /** The running attempt's output, rewritten while it runs (live-log.ts); one per task, the latest attempt's. */
+  taskLiveLog: (job: string, task: number) => `jobs/${job}/tasks/${task}/live.log`,
   /** The task's checkpoint folder, packed (agent/src/checkpoint.ts); one per task, replaced by each save. */
   taskCheckpoint: (job: string, task: number) => `jobs/${job}/tasks/${task}/checkpoint.tar.gz`,
   instanceLog: (job: string, instance: string, name: string) => `jobs/${job}/instances/${instance}/${name}`,
