@@ -57,7 +57,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
     const spool = d.taskUser ? startTagRelay(d, job, task, log) : undefined;
     const ckpt = checkpointDir(d.ws, task.task, d.taskUser);
     let r: RunResult;
-    let live: { stop(): Promise<void> } | undefined;
+    let live: ReturnType<typeof startLiveLog> | undefined;
     try {
       if (d.taskUser) chownTree(dir, d.taskUser);
       if (task.checkpointKey) await restoreCheckpoint(d.backend.artifacts, task.checkpointKey, ckpt, log, d.taskUser);
@@ -75,7 +75,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       if (d.liveLog) live = startLiveLog({ artifacts: d.backend.artifacts, job: job.name, task: task.task, attempt: task.attempts, startedAt: task.startedAt ?? '', file: logFile, log, clock });
       r = await p.result;
     } finally {
-      await live?.stop();
+      await live?.stop(stopReason !== 'lost');
       await hb.stop();
       await spool?.stop();
     }

@@ -52,7 +52,8 @@ export function liveChunk(file: string, size: number, windowBytes: number, final
   return { from, to: from - lead + end, bytes: buf.subarray(lead, Math.max(lead, end)) };
 }
 
-export function startLiveLog(s: LiveLogSpec): { stop(): Promise<void> } {
+/** `stop(false)`: the attempt is no longer ours (its lease was lost): its last bytes are not sent. */
+export function startLiveLog(s: LiveLogSpec): { stop(sendLast?: boolean): Promise<void> } {
   const key = keys.taskLiveLog(s.job, s.task);
   const windowBytes = s.windowBytes ?? LIVE_LOG_WINDOW_BYTES;
   let sentTo = 0;
@@ -79,10 +80,10 @@ export function startLiveLog(s: LiveLogSpec): { stop(): Promise<void> } {
     }));
   const cancel = s.clock.every(s.everyMs ?? LIVE_LOG_EVERY_MS, () => void send(false));
   return {
-    async stop() {
+    async stop(sendLast = true) {
       cancel();
       await busy;
-      if (sent) await send(true);
+      if (sent && sendLast) await send(true);
     },
   };
 }

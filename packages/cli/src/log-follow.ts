@@ -5,7 +5,7 @@
  * offset, so nothing is printed twice. When the attempt ends, the rest comes from the final
  * log; a retry is followed in turn. A task not started yet is waited for.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { attemptLogFile, dataHome, decodeLiveChunk, keys, localWorkdir, sleep, type Backend, type Config, type TaskRecord } from '@gq/common';
 import { isPlainSegment } from '@gq/common/safe-path';
 
@@ -21,6 +21,26 @@ export interface LiveSource {
   read(task: TaskRecord, offset: number): Promise<LiveRead | undefined>;
 }
 
+/** The most one look reads of a local log: a task that prints faster is shown at this pace. */
+const LOCAL_READ_MAX = 4 * 1024 * 1024;
+
+/** Up to `max` bytes of `file` from `offset` on. */
+function readFrom(file: string, offset: number, max: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.max(0, Math.min(max, fstatSync(fd).size - offset)));
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, offset + n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** On this machine: the attempt's log file in its worker's folder. */
 export function localLiveSource(config: Config, job: string): LiveSource {
   const home = dataHome(config);
@@ -28,14 +48,11 @@ export function localLiveSource(config: Config, job: string): LiveSource {
     async read(t, offset) {
       if (!t.instance || !isPlainSegment(t.instance) || !isPlainSegment(job)) return undefined;
       const file = attemptLogFile(localWorkdir(home, job, t.instance), t.task, t.attempts);
-      if (!existsSync(file)) return undefined;
-      let buf: Buffer;
       try {
-        buf = readFileSync(file);
+        return { from: offset, bytes: readFrom(file, offset, LOCAL_READ_MAX), final: false };
       } catch {
-        return undefined; // removed between the check and the read: the attempt has ended
+        return undefined; // not there (yet, or any more: the attempt has ended)
       }
-      return { from: offset, bytes: buf.subarray(Math.min(offset, buf.length)), final: false };
     },
   };
 }
