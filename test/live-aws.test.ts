@@ -2,7 +2,8 @@
  * While a job runs, on AWS (moto + the instance runtime running the real agent bundle from its
  * UserData): `gq logs NAME TASK --follow` prints the task's output before it ends, from the live
  * log the agent uploads every few seconds (only when new output arrived), and returns when the
- * task ends, with its outcome; the progress tag shows in `gq status` with its time.
+ * task ends, with its outcome; the progress tag shows in `gq status` with its time; a worker
+ * that finished its task is IDLE at once; the ETA once a task has finished.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -28,17 +29,34 @@ describeAws('AWS backend on moto: while a task runs', () => {
     await h?.stop();
   });
 
-  it('logs --follow streams the live log of a running task and ends with it (exit 1: it failed)', async () => {
+  it('logs --follow streams the live log of a running task and ends with it (exit 1: it failed); a finished worker is IDLE at once; ETA and tag times', async () => {
     const s = awsScenario(h, 'lv-follow', 'some-tasks');
     const gate = join(s.dir, 'gate');
+    const gate1 = join(s.dir, 'gate1');
     const body = `echo first line; gq-agent tag percent_complete 40; while [ ! -e ${gate} ]; do sleep 0.2; done; echo second line; exit 3`;
-    const f = jobFile(s, [task(s, 1, body)]);
-    expect((await submit(s, f, ['--retries', '0'])).code).toBe(0);
-    await waitFor('task 1 running with its tag', async () => (await statusJson(s.job, h.env)).running.some((t: any) => t.tags.percent_complete === '40'), 120_000, 500);
+    const f = jobFile(s, [task(s, 1, `while [ ! -e ${gate1} ]; do sleep 0.2; done`), task(s, 2, body)]);
+    expect((await submit(s, f, ['--retries', '0', '--max-instances', '2'])).code).toBe(0);
+    await waitFor('both tasks running, task 2 with its tag', async () => {
+      const st = await statusJson(s.job, h.env);
+      return st.running.length === 2 && st.running.some((t: any) => t.task === 2 && t.tags.percent_complete === '40');
+    }, 120_000, 500);
     const st = await statusJson(s.job, h.env);
-    expect(Date.parse(st.running[0].tagTimes.percent_complete)).toBeGreaterThan(Date.now() - 120_000);
+    expect(Date.parse(st.running.find((t: any) => t.task === 2).tagTimes.percent_complete)).toBeGreaterThan(Date.now() - 120_000);
+    expect(st.eta).toBeNull(); // nothing has finished yet
+    expect(st.etaUnknown).toMatch(/no task has finished/);
 
-    const child = spawn(process.execPath, [GQ, 'logs', s.job, '1', '--follow'], { env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Task 1 ends: its instance (one slot) is IDLE at once while task 2 runs on the other.
+    writeFileSync(gate1, '');
+    const done1 = await waitFor('task 1 to succeed', async () => ((await h.backend.status.getTask(s.job, 1))?.state === 'SUCCEEDED' ? Date.now() : false), 60_000, 100);
+    const t1 = (await h.backend.status.getTask(s.job, 1))!;
+    await waitFor('its worker shown idle', async () => (await h.backend.status.listInstances(s.job)).find((i) => i.instance === t1.lastInstance)?.state === 'IDLE', 10_000, 100);
+    expect(Date.now() - done1).toBeLessThan(2000);
+    // (gq status reads these records; the idle worker may leave soon: the harness's idle period is short.)
+    const after = await statusJson(s.job, h.env);
+    expect(after.eta).toMatchObject({ finishedTasks: 1 });
+    expect(after.eta.slots).toBeGreaterThanOrEqual(1);
+
+    const child = spawn(process.execPath, [GQ, 'logs', s.job, '2', '--follow'], { env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -49,7 +67,7 @@ describeAws('AWS backend on moto: while a task runs', () => {
       await waitFor('the first line, followed', async () => out.includes('first line'), 30_000, 200);
       expect(out).not.toContain('second line');
       expect((await statusJson(s.job, h.env)).counts.running).toBe(1);
-      const live = decodeLiveChunk(await h.backend.artifacts.getBytes(keys.taskLiveLog(s.job, 1)));
+      const live = decodeLiveChunk(await h.backend.artifacts.getBytes(keys.taskLiveLog(s.job, 2)));
       expect(live).toMatchObject({ attempt: 1, from: 0, final: false });
       writeFileSync(gate, '');
       expect(await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-2), 60_000))]), err).toBe(1);
@@ -57,9 +75,9 @@ describeAws('AWS backend on moto: while a task runs', () => {
       child.kill('SIGKILL');
     }
     expect(out).toBe('first line\nsecond line\n');
-    expect(err).toMatch(/task 1 failed, exit code 3 after 1 attempt/);
+    expect(err).toMatch(/task 2 failed, exit code 3 after 1 attempt/);
     // The last bytes were sent marked final before the final log.
-    expect(decodeLiveChunk(await h.backend.artifacts.getBytes(keys.taskLiveLog(s.job, 1)))).toMatchObject({ final: true, to: out.length });
+    expect(decodeLiveChunk(await h.backend.artifacts.getBytes(keys.taskLiveLog(s.job, 2)))).toMatchObject({ final: true, to: out.length });
     await fleetGone(s);
   }, 240_000);
 });
