@@ -7,8 +7,8 @@
  * it); a shorter attempt sends none and is followed from its final log. Best effort: a failed
  * upload is logged and tried again at the next period; it never fails the task.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { encodeLiveChunk, keys, LIVE_LOG_EVERY_MS, LIVE_LOG_WINDOW_BYTES, longestSecretBytes, maskSecrets, type ArtifactStore, type Logger } from '@gq/common';
+import { statSync } from 'node:fs';
+import { encodeLiveChunk, keys, readFileRange, LIVE_LOG_EVERY_MS, LIVE_LOG_WINDOW_BYTES, longestSecretBytes, maskSecrets, type ArtifactStore, type Logger } from '@gq/common';
 import type { Clock } from './clock.js';
 
 export interface LiveLogSpec {
@@ -24,29 +24,12 @@ export interface LiveLogSpec {
   windowBytes?: number;
 }
 
-/** Bytes [from, to) of `file`. */
-function readRange(file: string, from: number, to: number): Buffer {
-  const buf = Buffer.alloc(to - from);
-  const fd = openSync(file, 'r');
-  try {
-    let n = 0;
-    while (n < buf.length) {
-      const r = readSync(fd, buf, n, buf.length - n, from + n);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The chunk to send of a log of `size` bytes: its tail, secrets masked (a secret cut by the window's start too). */
 export function liveChunk(file: string, size: number, windowBytes: number, final: boolean): { from: number; to: number; bytes: Buffer } {
   const from = Math.max(0, size - windowBytes);
   // Read a secret's length before the window, so that one it cuts is recognised and masked too.
   const lead = Math.min(from, longestSecretBytes());
-  const buf = readRange(file, from - lead, size);
+  const buf = readFileRange(file, from - lead, size - (from - lead));
   const held = maskSecrets(buf);
   const end = final ? buf.length : buf.length - held;
   return { from, to: from - lead + end, bytes: buf.subarray(lead, Math.max(lead, end)) };

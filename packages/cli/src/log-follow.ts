@@ -5,8 +5,7 @@
  * offset, so nothing is printed twice. When the attempt ends, the rest comes from the final
  * log; a retry is followed in turn. A task not started yet is waited for.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { attemptLogFile, dataHome, decodeLiveChunk, keys, localWorkdir, sleep, type Backend, type Config, type TaskRecord } from '@gq/common';
+import { ArtifactNotFoundError, attemptLogFile, dataHome, decodeLiveChunk, keys, localWorkdir, readFileRange, sleep, type Backend, type Config, type TaskRecord } from '@gq/common';
 import { isPlainSegment } from '@gq/common/safe-path';
 
 /** What an attempt has printed so far: bytes [from, from + bytes.length) of its log, and whether that is all. */
@@ -24,23 +23,6 @@ export interface LiveSource {
 /** The most one look reads of a local log: a task that prints faster is shown at this pace. */
 const LOCAL_READ_MAX = 4 * 1024 * 1024;
 
-/** Up to `max` bytes of `file` from `offset` on. */
-function readFrom(file: string, offset: number, max: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(Math.max(0, Math.min(max, fstatSync(fd).size - offset)));
-    let n = 0;
-    while (n < buf.length) {
-      const r = readSync(fd, buf, n, buf.length - n, offset + n);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** On this machine: the attempt's log file in its worker's folder. */
 export function localLiveSource(config: Config, job: string): LiveSource {
   const home = dataHome(config);
@@ -49,9 +31,10 @@ export function localLiveSource(config: Config, job: string): LiveSource {
       if (!t.instance || !isPlainSegment(t.instance) || !isPlainSegment(job)) return undefined;
       const file = attemptLogFile(localWorkdir(home, job, t.instance), t.task, t.attempts);
       try {
-        return { from: offset, bytes: readFrom(file, offset, LOCAL_READ_MAX), final: false };
-      } catch {
-        return undefined; // not there (yet, or any more: the attempt has ended)
+        return { from: offset, bytes: readFileRange(file, offset, LOCAL_READ_MAX), final: false };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // not there yet, or any more (the attempt has ended)
+        throw e;
       }
     },
   };
@@ -64,8 +47,9 @@ export function storeLiveSource(backend: Backend, job: string): LiveSource {
       let buf: Buffer;
       try {
         buf = await backend.artifacts.getBytes(keys.taskLiveLog(job, t.task));
-      } catch {
-        return undefined; // none yet (or not readable now: tried again at the next poll)
+      } catch (e) {
+        if (e instanceof ArtifactNotFoundError) return undefined; // none sent yet
+        throw e;
       }
       const c = decodeLiveChunk(buf);
       return c && c.attempt === t.attempts && c.startedAt === (t.startedAt ?? '') ? { from: c.from, bytes: c.bytes, final: c.final } : undefined;

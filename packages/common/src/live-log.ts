@@ -7,6 +7,7 @@
  * byte (log.ts maskSecrets), so that its offsets stay those of the log. The final log (log.txt)
  * is uploaded at the end as before.
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -59,3 +60,20 @@ export const localWorkdir = (home: string, job: string, instance: string): strin
 
 /** The log file of an attempt in a worker's folder, written while it runs and removed once uploaded. */
 export const attemptLogFile = (workdir: string, task: number, attempt: number): string => join(workdir, 'logs', `task-${task}-${attempt}.log`);
+
+/** Up to `max` bytes of `file` from `offset` on (fewer when the file is shorter). */
+export function readFileRange(file: string, offset: number, max: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.max(0, Math.min(max, fstatSync(fd).size - offset)));
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, offset + n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
