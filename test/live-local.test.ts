@@ -74,6 +74,12 @@ describe('local backend: while a job runs', () => {
     const done = await gq(['logs', 'live-job', '1', '--follow'], env);
     expect(done).toMatchObject({ code: 0, stdout: 'one\n' });
     expect(done.stderr).toMatch(/task 1 succeeded/);
+    // --follow follows a task: without one (or with --instance) it says so and does nothing.
+    for (const args of [['logs', 'live-job', '--follow'], ['logs', 'live-job', '1', '--follow', '--instance', 'w']]) {
+      const bad = await gq(args, env);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/--follow follows a task/);
+    }
     // With nothing left: no ETA line.
     expect((await gq(['status', 'live-job'], env)).stdout).not.toMatch(/ETA/);
   });
