@@ -50,7 +50,7 @@ describe('local backend: while a job runs', () => {
     expect(s.eta.seconds).toBeGreaterThanOrEqual(0);
     expect(Date.parse(s.eta.at)).toBeGreaterThan(Date.now() - 60_000);
     const text = await gq(['status', 'live-job'], env);
-    expect(text.stdout).toMatch(/ETA: ~\d+ s \(at \d\d:\d\d UTC\), from 1 finished task\(s\) averaging \d+ s on 1 slot\(s\)/);
+    expect(text.stdout).toMatch(/ETA: (~\d+ s \(at \d\d:\d\d UTC\)|due now \(.*\)), from 1 finished task\(s\) averaging \d+ s on 1 slot\(s\)/);
     expect(text.stdout).toMatch(/task 2 on \S+ \(attempt 1\) {2}percent_complete=40 \(\d+ s ago\)/);
 
     // Follow task 2: its first line arrives while it still runs (it waits for the gate).

@@ -50,6 +50,8 @@ export function roughDuration(s: number): string {
 export function etaLines(s: { eta: EtaJson | null; etaUnknown?: string; counts: { queued: number; running: number } }, now = Date.now()): string[] {
   if (s.counts.queued + s.counts.running === 0) return [];
   if (!s.eta) return [`  ETA: not known yet (${s.etaUnknown ?? 'no estimate'})`];
+  // Tasks left, none expected to take longer: those running have run past the mean.
+  if (s.eta.seconds < 1) return [`  ETA: due now (the running task(s) have run past the mean), ${s.eta.basis}`];
   const at = new Date(s.eta.at);
   const iso = at.toISOString();
   const when = at.getTime() - now < 20 * 3600 * 1000 ? `${iso.slice(11, 16)} UTC` : `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;

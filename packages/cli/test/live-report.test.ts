@@ -28,6 +28,8 @@ describe('gq status: the ETA and the tags', () => {
     expect(s.eta).toBeNull();
     expect(etaLines(s, NOW)).toEqual(['  ETA: not known yet (no task has finished yet)']);
     expect(etaLines({ eta: null, counts: { queued: 0, running: 0 } }, NOW)).toEqual([]);
+    const due = { seconds: 0, at: '2026-01-01T17:28:00.000Z', basis: 'b', finishedTasks: 1, meanTaskSeconds: 1, slots: 1 };
+    expect(etaLines({ eta: due, counts: { queued: 0, running: 1 } }, NOW)).toEqual(['  ETA: due now (the running task(s) have run past the mean), b']);
   });
 
   it('names a far-off day, and words durations roughly', () => {
