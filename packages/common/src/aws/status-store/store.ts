@@ -28,8 +28,9 @@
  *
  * Tags: setTag updates only `tags.<key>` and `tagTimes.<key>` (condition: the task exists) and
  * leaves `version` alone; the decided writes never write `tags` or `tagTimes` (they update changed
- * attributes only, never a whole-item Put). Neither can undo the other: a tag set while a heartbeat or complete is in flight is kept,
- * and the tag does not make that heartbeat or complete lose its version race.
+ * attributes only, never a whole-item Put). Neither can undo the other: a tag set while a
+ * heartbeat or complete is in flight is kept, and the tag does not make that heartbeat or
+ * complete lose its version race.
  */
 import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { GqError, UserError } from '../../errors.js';
