@@ -149,6 +149,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
           stderrTail: redactText(r.stderrTail),
           logKey,
           retryable: true,
+          ...(r.timedOut ? { timedOut: true } : {}),
         };
       }
       removeTaskDir(dir);

@@ -139,6 +139,8 @@ export type TaskOutcome =
       logKey?: string;
       /** false: do not retry whatever attempts remain. */
       retryable: boolean;
+      /** The attempt was stopped by the job's per-task timeout (its history entry says 'timeout'). */
+      timedOut?: boolean;
     }
   /**
    * Given back unrun or interrupted (SIGTERM, Spot): not charged as an attempt. `interrupted`:
