@@ -19,7 +19,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .muted{color:#656d76}.summary span{margin-right:18px;white-space:nowrap}
 .legend{display:flex;flex-wrap:wrap;gap:6px 16px;margin:8px 0}.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 svg{display:block;overflow:visible}svg text{font-size:11px;fill:#444}.axis line{stroke:#d0d7de}.lane-bg{fill:#f6f8fa}
-.retry{stroke:#111;stroke-width:1}table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #eaeef2;text-align:right}
+.bar{stroke:#fff;stroke-width:1}.bar.retry{stroke:#111}table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #eaeef2;text-align:right}
 td:first-child,th:first-child{text-align:left}pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px;margin:4px 0 0}
 details{margin:6px 0;border:1px solid #eaeef2;border-radius:4px;padding:6px 10px}summary{cursor:pointer}code{font-size:12px}
 `;
@@ -51,7 +51,7 @@ function timelineSvg(d: ReportData): string {
     .join('');
   const note =
     t.mode === 'density'
-      ? `<p class="muted">${d.attempts.toLocaleString('en')} attempts: each lane is drawn as bins, coloured by the outcome that took most of the bin, darker when the worker was busier.</p>`
+      ? `<p class="muted">${d.attempts.toLocaleString('en')} attempts: each worker's lane is drawn as time bins, split in height by the outcomes of the attempts that ran in the bin (by their share of its time), darker when the worker was busier.</p>`
       : '';
   const hidden = t.hiddenLanes ? `<p class="muted">${t.hiddenLanes} more worker(s) not drawn.</p>` : '';
   return `${note}<svg id="timeline" data-mode="${t.mode}" width="${LABEL_WIDTH + PLOT_WIDTH}" height="${n1(h + 24)}" role="img" aria-label="Timeline of attempts per worker"><g transform="translate(${LABEL_WIDTH},0)">${lanes}${axis(t.ticks, h + 16, h)}${rects}</g></svg>${hidden}<p class="muted">Time since the job was submitted (${iso(span(d).from)}).</p>`;
@@ -96,16 +96,19 @@ function typesTable(d: ReportData): string {
   return `<table id="types"><tr><th>instance type</th><th>tasks</th><th>succeeded</th><th>failed</th><th>cancelled</th><th>queued or running</th><th>attempts</th><th>Spot interruptions</th><th>instances</th><th>mean task</th><th>cost</th></tr>${rows}</table>`;
 }
 
+/** Failures shown unfolded (the others fold, one line each). */
+const OPEN_FAILURES = 10;
+
 function failures(d: ReportData): string {
   if (!d.failedTotal) return '<p class="muted">No task failed.</p>';
   const items = d.failures
-    .map((f) => {
+    .map((f, i) => {
       const how = [f.exitCode !== undefined ? `exit ${f.exitCode}` : '', f.signal ?? '', `${f.attempts} attempt(s)`].filter(Boolean).join(', ');
       const tail = f.logTail ?? f.stderrTail;
       const log = tail
         ? `<pre>${esc(tail)}</pre>`
         : `<p class="muted">${esc(f.logError ? `log not read: ${f.logError}` : 'The task printed nothing.')}</p>`;
-      return `<details class="failure" data-task="${f.task}" open><summary><b>task ${f.task}</b>: ${esc(f.error ?? 'failed')} <span class="muted">(${esc(how)})</span></summary><code>${esc(f.command)}</code>${log}</details>`;
+      return `<details class="failure" data-task="${f.task}"${i < OPEN_FAILURES ? " open" : ""}><summary><b>task ${f.task}</b>: ${esc(f.error ?? 'failed')} <span class="muted">(${esc(how)})</span></summary><code>${esc(f.command)}</code>${log}</details>`;
     })
     .join('');
   const more = d.failedTotal > d.failures.length ? `<p class="muted">and ${d.failedTotal - d.failures.length} more failed task(s): <code>gq results ${esc(d.job.name)} --failed</code> lists them all.</p>` : '';

@@ -154,20 +154,21 @@ export function timeline(d: ReportData): Timeline {
       for (let b = b0; b < Math.min(den.bins, b0 + f); b++) for (let k = 0; k < K; k++) per[k]! += busy[b * K + k]!;
       const total = per.reduce((a, v) => a + v, 0);
       if (total <= 0) continue;
-      const top = per.indexOf(Math.max(...per));
       const start = den.t0 + b0 * den.width;
       const end = den.t0 + Math.min(den.bins, b0 + f) * den.width;
       const share = Math.min(1, total / (end - start));
-      const parts = BAR_OUTCOMES.map((o, k) => [o, per[k]!] as const).filter(([, v]) => v > 0).map(([o, v]) => `${o} ${duration(v / 1000)}`);
-      out.rects.push({
-        x: x(start),
-        y: y + (rowH > 3 ? 1 : 0),
-        w: Math.max(0.5, x(end) - x(start)),
-        h: Math.max(1, rowH > 3 ? rowH - 2 : rowH),
-        outcome: BAR_OUTCOMES[top]!,
-        busy: share,
-        title: `${l.id}, ${iso(start)} + ${duration((end - start) / 1000)}: attempts ran ${parts.join(', ')}`,
-      });
+      const parts = BAR_OUTCOMES.map((o, k) => [o, per[k]!] as const).filter(([, v]) => v > 0);
+      const title = `${l.id}, ${iso(start)} + ${duration((end - start) / 1000)}: attempts ran ${parts.map(([o, v]) => `${o} ${duration(v / 1000)}`).join(', ')}`;
+      // One segment per outcome, stacked in the lane's height by its share of the busy time, so
+      // that a few failures or interruptions among many successes still show.
+      const top = y + (rowH > 3 ? 1 : 0);
+      const h = Math.max(1, rowH > 3 ? rowH - 2 : rowH);
+      let at = top;
+      for (const [o, v] of parts) {
+        const sh = (v / total) * h;
+        out.rects.push({ x: x(start), y: at, w: Math.max(0.5, x(end) - x(start)), h: Math.max(0.5, sh), outcome: o, busy: share, title });
+        at += sh;
+      }
     }
   });
   out.height = lanes.length * rowH;
