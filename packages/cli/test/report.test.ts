@@ -6,32 +6,15 @@ import { eta, finishedCurve, histogram, MAX_DENSITY_RECTS, span, subRows, timeli
 import { reportHtml } from '../src/report/html.js';
 import { MAX_BARS, MAX_FAILURES, OUTCOME_COLOURS } from '../src/report/model.js';
 import { tailLines } from '../src/report/read.js';
+import { makeSpec } from '../../common/test/contract/status.contract.js';
 import { TimeGrid } from '../src/report/time-grid.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function job(total: number, over: Partial<JobRecord> = {}): JobRecord {
-  return {
-    name: 'rep-job',
-    backend: 'local',
-    createdAt: iso(T0),
-    total,
-    instanceTypes: { 'c5.large': total },
-    codeKey: 'bundles/x.tar.gz',
-    resultsPath: 'results.csv',
-    outputs: [],
-    maxAttempts: 3,
-    timeoutSeconds: 0,
-    installTimeoutSeconds: 60,
-    installAttempts: 1,
-    visibilitySeconds: 60,
-    idleSeconds: 5,
-    counts: { ...emptyCounts(), succeeded: total },
-    cancelRequested: false,
-    updatedAt: iso(T0),
-    ...over,
-  };
+  const spec = makeSpec('rep-job', total, { createdAt: iso(T0), instanceTypes: { 'c5.large': total } });
+  return { ...spec, counts: { ...emptyCounts(), succeeded: total }, cancelRequested: false, updatedAt: iso(T0), ...over };
 }
 
 function att(instance: string, start: number, end: number | undefined, outcome?: AttemptRecord['outcome'], exitCode?: number): AttemptRecord {

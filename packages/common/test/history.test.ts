@@ -3,31 +3,13 @@ import { MAX_ATTEMPT_HISTORY, type AttemptRecord, type JobRecord, type TaskRecor
 import { attemptOutcome, closeAttempt, completeAttempt, loseAttempt, openAttempt } from '../src/job/history.js';
 import { decideCancel, decideClaim, decideComplete, decideFailUnrun, decideResubmit, newTaskRecord } from '../src/job/transitions.js';
 import { emptyCounts } from '../src/job/states.js';
+import { makeSpec } from './contract/status.contract.js';
 
 const T0 = Date.parse('2025-01-01T12:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function job(over: Partial<JobRecord> = {}): JobRecord {
-  return {
-    name: 'hist-ab12',
-    backend: 'local',
-    createdAt: iso(T0),
-    total: 1,
-    instanceTypes: { 't3.micro': 1 },
-    codeKey: 'bundles/abc.tar.gz',
-    resultsPath: 'results.csv',
-    outputs: [],
-    maxAttempts: 3,
-    timeoutSeconds: 0,
-    installTimeoutSeconds: 600,
-    installAttempts: 2,
-    visibilitySeconds: 60,
-    idleSeconds: 60,
-    counts: emptyCounts(),
-    cancelRequested: false,
-    updatedAt: iso(T0),
-    ...over,
-  };
+  return { ...makeSpec('hist-ab12', 1, { createdAt: iso(T0) }), counts: emptyCounts(), cancelRequested: false, updatedAt: iso(T0), ...over };
 }
 
 const fresh = (): TaskRecord => newTaskRecord('hist-ab12', { task: 1, instanceType: 't3.micro', command: 'true' }, T0);
