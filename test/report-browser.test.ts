@@ -2,8 +2,8 @@
  * gq report in a real browser: a small local job through the real CLI and workers (a retry that
  * succeeds, a task that fails twice), its report written by `gq submit --report` and by
  * `gq report`, opened in headless Chromium (playwright-core): one timeline bar per attempt of the
- * tasks' history, each with its outcome's colour, no console or page error, opened well under 2 s.
- * The screenshot is kept in test-artifacts/report-browser.png (gitignored). Without Chromium the
+ * tasks' history, each with its outcome's colour, no console or page error, opened well under 2 s;
+ * and the report of a synthetic job of 100,000 tasks (density lanes) opened under 2 s. The screenshot is kept in test-artifacts/report-browser.png (gitignored). Without Chromium the
  * file is skipped with a SKIPPED line (test/support/chromium.ts); CI fails instead.
  */
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,9 @@ import { chromium, type Browser } from 'playwright-core';
 import { expectNoProcessesLeft, gq, gqEnv, ROOT, statusJson, testHome } from './support/cli.js';
 import { chromiumPath, describeBrowser } from './support/chromium.js';
 import { OUTCOME_COLOURS } from '../packages/cli/src/report/model.js';
+import { ReportBuilder } from '../packages/cli/src/report/aggregate.js';
+import { reportHtml } from '../packages/cli/src/report/html.js';
+import { bigJob } from '../packages/cli/test/report-fixture.js';
 
 /** Where the screenshot goes (gitignored): a CI job can keep the folder as an artifact. */
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -116,4 +119,30 @@ describeBrowser('gq report in headless Chromium', () => {
     expect(problems).toEqual([]);
     expect(openMs).toBeLessThan(2000);
   }, 90_000);
+
+  it('the report of 100,000 tasks opens in under 2 s, without error', async () => {
+    const { job, pages, now } = bigJob(100_000, 40);
+    const b = new ReportBuilder(job, now);
+    for (const p of pages) b.add(p);
+    const home = testHome('report-big');
+    const file = join(home, 'big.html');
+    writeFileSync(file, reportHtml(b.finish()));
+    expect(statSync(file).size).toBeLessThan(2_000_000);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+    const t0 = Date.now();
+    await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+    // The first frame drawn, not only the file parsed.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(undefined))));
+    const ms = Date.now() - t0;
+    expect(await page.getAttribute('#timeline', 'data-mode')).toBe('density');
+    expect(await page.locator('#timeline rect[data-outcome="failed"]').count()).toBeGreaterThan(0);
+    await page.close();
+    expect(problems).toEqual([]);
+    expect(ms).toBeLessThan(2000);
+  }, 60_000);
 });

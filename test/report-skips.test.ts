@@ -24,7 +24,7 @@ describe('the browser test without Chromium', () => {
   it('a developer run passes and prints one SKIPPED line for the file, with how to get Chromium', () => {
     const r = vitestWithoutChromium();
     expect(r.status, r.out).toBe(0);
-    expect(r.out.split('\n').filter((l) => l.startsWith('SKIPPED '))).toEqual([`SKIPPED ${FILE}: 1 browser test (no Chromium)`]);
+    expect(r.out.split('\n').filter((l) => l.startsWith('SKIPPED '))).toEqual([`SKIPPED ${FILE}: 2 browser tests (no Chromium)`]);
     expect(r.out).toContain('apt-get install chromium');
   });
 

@@ -1,44 +1,13 @@
 /** gq report's pure parts: the aggregation over task pages, the layout and the HTML (no I/O). */
 import { describe, expect, it } from 'vitest';
-import { emptyCounts, type AttemptRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import { emptyCounts, type TaskRecord } from '@gq/common';
 import { attemptsOf, ReportBuilder, runBin } from '../src/report/aggregate.js';
-import { eta, finishedCurve, histogram, MAX_DENSITY_RECTS, span, subRows, timeline, timeTicks } from '../src/report/layout.js';
+import { eta, finishedCurve, histogram, MAX_DENSITY_BINS, span, subRows, timeline, timeTicks } from '../src/report/layout.js';
 import { reportHtml } from '../src/report/html.js';
 import { MAX_BARS, MAX_FAILURES, OUTCOME_COLOURS } from '../src/report/model.js';
 import { tailLines } from '../src/report/read.js';
-import { makeSpec } from '../../common/test/contract/status.contract.js';
+import { att, bigJob, iso, job, T0, task } from './report-fixture.js';
 import { TimeGrid } from '../src/report/time-grid.js';
-
-const T0 = Date.parse('2026-01-01T00:00:00.000Z');
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function job(total: number, over: Partial<JobRecord> = {}): JobRecord {
-  const spec = makeSpec('rep-job', total, { createdAt: iso(T0), instanceTypes: { 'c5.large': total } });
-  return { ...spec, counts: { ...emptyCounts(), succeeded: total }, cancelRequested: false, updatedAt: iso(T0), ...over };
-}
-
-function att(instance: string, start: number, end: number | undefined, outcome?: AttemptRecord['outcome'], exitCode?: number): AttemptRecord {
-  return { instance, startedAt: iso(start), ...(end !== undefined ? { endedAt: iso(end) } : {}), ...(outcome ? { outcome } : {}), ...(exitCode !== undefined ? { exitCode } : {}) };
-}
-
-function task(n: number, state: TaskRecord['state'], history: AttemptRecord[], over: Partial<TaskRecord> = {}): TaskRecord {
-  const last = history[history.length - 1];
-  return {
-    job: 'rep-job',
-    task: n,
-    instanceType: 'c5.large',
-    command: `run ${n}`,
-    state,
-    attempts: history.length,
-    tags: {},
-    history,
-    startedAt: last?.startedAt,
-    finishedAt: state === 'RUNNING' || state === 'QUEUED' ? undefined : last?.endedAt,
-    updatedAt: iso(T0),
-    version: 3,
-    ...over,
-  };
-}
 
 /** A small finished job: a retry, an interruption, a failure. */
 function small() {
@@ -119,21 +88,9 @@ describe('report aggregation', () => {
   it('100,000 tasks: density bins, bounded data, a small file, in about a second', () => {
     const n = 100_000;
     const workers = 40;
-    const j = job(n, { counts: { ...emptyCounts(), succeeded: n - 2000, failed: 1000, running: 40, queued: 960 } });
-    const pages: TaskRecord[][] = [];
-    for (let p = 0; p < n; p += 1000) {
-      const page: TaskRecord[] = [];
-      for (let i = p; i < p + 1000; i++) {
-        const w = `i-${String(i % workers).padStart(17, '0')}`;
-        const start = T0 + 60_000 + Math.floor(i / workers) * 4000;
-        const h = [att(w, start, start + 3000 + (i % 7) * 100, i % 100 === 0 ? 'failed' : 'succeeded', 0)];
-        if (i % 50 === 0) h.unshift(att(w, start - 2000, start - 1000, 'interrupted'));
-        page.push(task(i + 1, i % 100 === 0 ? 'FAILED' : 'SUCCEEDED', h, { lastInstance: w }));
-      }
-      pages.push(page);
-    }
+    const { job: j, pages, now } = bigJob(n, workers);
     const t = performance.now();
-    const b = new ReportBuilder(j, T0 + 3 * 3600_000);
+    const b = new ReportBuilder(j, now);
     for (const page of pages) b.add(page);
     const d = b.finish();
     expect(d.attempts).toBe(n + n / 50);
@@ -141,7 +98,8 @@ describe('report aggregation', () => {
     expect(d.density!.busy).toHaveLength(workers);
     const tl = timeline(d);
     expect(tl.mode).toBe('density');
-    expect(tl.rects.length).toBeLessThanOrEqual(MAX_DENSITY_RECTS);
+    const bins = new Set(tl.rects.map((r) => `${r.x}|${tl.lanes.findIndex((l) => r.y >= l.y && r.y < l.y + l.h)}`));
+    expect(bins.size).toBeLessThanOrEqual(MAX_DENSITY_BINS);
     expect(tl.rects.length).toBeGreaterThan(workers);
     const html = reportHtml(d);
     const ms = performance.now() - t;

@@ -10,8 +10,8 @@ export const PLOT_WIDTH = 900;
 export const LABEL_WIDTH = 220;
 /** Lanes drawn at most (the rest are counted under the timeline). */
 export const MAX_LANES = 300;
-/** Density rectangles drawn at most (bins are merged per lane to stay under it). */
-export const MAX_DENSITY_RECTS = 6000;
+/** Density bins drawn at most, over all lanes (bins are merged per lane to stay under it; a bin is one rectangle per outcome in it). */
+export const MAX_DENSITY_BINS = 6000;
 const TIMELINE_MAX_HEIGHT = 900;
 
 export interface Rect {
@@ -142,8 +142,8 @@ export function timeline(d: ReportData): Timeline {
   }
   const den = d.density!;
   const rowH = Math.max(2, Math.min(22, Math.floor(TIMELINE_MAX_HEIGHT / Math.max(1, lanes.length))));
-  // Bins merged `f` at a time so that lanes × bins stays under MAX_DENSITY_RECTS.
-  const f = Math.max(1, Math.ceil((lanes.length * den.bins) / MAX_DENSITY_RECTS));
+  // Bins merged `f` at a time so that lanes × bins stays under MAX_DENSITY_BINS.
+  const f = Math.max(1, Math.ceil((lanes.length * den.bins) / MAX_DENSITY_BINS));
   const K = BAR_OUTCOMES.length;
   lanes.forEach((l, i) => {
     const y = i * rowH;
