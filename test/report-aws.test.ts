@@ -1,7 +1,7 @@
 /**
  * gq report's reading on the AWS backend (moto): the attempt history from DynamoDB's task items,
  * page by page, the instance records (lane labels, cost) and the tail of a failed task's log
- * from S3, through the same gatherReport as on the local backend (its browser test runs the CLI).
+ * from S3 (a ranged GetObject of its end), through the same gatherReport as on the local backend (its browser test runs the CLI).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { keys, type InstanceRecord } from '@gq/common';
@@ -42,7 +42,8 @@ describeAws('gq report on the AWS backend (moto)', () => {
       await st.claim(name, 2, i, 60_000, spot);
       await st.complete(name, 2, i, fail);
     }
-    await backend.artifacts.putBytes(keys.taskLog(name, 2), Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).join('\n') + '\n');
+    // A log longer than the tail read of it (LOG_TAIL_BYTES): only its end is fetched.
+    await backend.artifacts.putBytes(keys.taskLog(name, 2), Array.from({ length: 10_000 }, (_, i) => `line ${i + 1}`).join('\n') + '\n');
     const now = new Date().toISOString();
     const inst = (instance: string, lifecycle: 'spot' | 'on-demand', pricePerHour: number): InstanceRecord => ({
       job: name,
@@ -72,10 +73,10 @@ describeAws('gq report on the AWS backend (moto)', () => {
       ['i-0bbb', TYPE, 'on-demand'],
     ]);
     expect(d.failures).toEqual([expect.objectContaining({ task: 2, exitCode: 7, attempts: 2 })]);
-    expect(d.failures[0]!.logTail!.split('\n')).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i + 11}`));
+    expect(d.failures[0]!.logTail!.split('\n')).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i + 9981}`));
     expect(d.types).toEqual([expect.objectContaining({ instanceType: TYPE, tasks: 2, succeeded: 1, failed: 1, attempts: 4, interruptions: 1, instances: 2 })]);
     // 10 minutes of each: 0.04 / 6 + 0.085 / 6 (plus their volumes) — a price, not "unknown".
     expect(d.spend).toBeGreaterThanOrEqual(0.02);
-    expect(reportHtml(d)).toContain('line 30');
+    expect(reportHtml(d)).toContain('line 10000');
   });
 });

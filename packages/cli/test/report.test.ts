@@ -175,6 +175,9 @@ describe('report layout', () => {
   it('the tail of a log', () => {
     expect(tailLines(Array.from({ length: 30 }, (_, i) => `l${i}`).join('\n') + '\n', 3)).toBe('l27\nl28\nl29');
     expect(tailLines('one')).toBe('one');
+    // The end of a longer log: its first, partial line goes.
+    expect(tailLines('rtial\nl1\nl2\n', 20, true)).toBe('l1\nl2');
+    expect(tailLines('only part of a long line', 20, true)).toBe('only part of a long line');
   });
 
   it(`above ${MAX_BARS} attempts, no bars are kept`, () => {

@@ -221,6 +221,8 @@ export interface ArtifactStore {
   /** Download to `file`, creating its folder. */
   getFile(key: string, file: string): Promise<void>;
   getBytes(key: string): Promise<Buffer>;
+  /** The last `maxBytes` bytes (all of them when there are fewer): the tail of a log, whatever its size. */
+  getTail(key: string, maxBytes: number): Promise<Buffer>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
   /** Every key that starts with `prefix` (a plain string prefix, as S3's); "" is refused. */

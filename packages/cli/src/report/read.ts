@@ -1,7 +1,8 @@
 /**
  * What `gq report` reads: the job's tasks page by page into the aggregation (aggregate.ts, so no
  * more than its aggregates is held), its instance records (lane labels, costs through
- * cost-report.ts's costView), and the tail of the log of the first MAX_FAILURES failed tasks.
+ * cost-report.ts's costView), and the tail of the log of the first MAX_FAILURES failed tasks
+ * (its last LOG_TAIL_BYTES only: a log of gigabytes costs no more than a short one).
  */
 import { keys, type Backend, type JobRecord } from '@gq/common';
 import { plainRelativeKey } from '@gq/common/safe-path';
@@ -9,9 +10,17 @@ import { costView } from '../cost-report.js';
 import { ReportBuilder } from './aggregate.js';
 import { LOG_TAIL_LINES, type Failure, type ReportData } from './model.js';
 
-/** The last `lines` lines of `text` (a trailing newline does not count as a line). */
-export function tailLines(text: string, lines = LOG_TAIL_LINES): string {
+/** Bytes read from the end of each log: 20 lines of up to 3 KB each, whatever the log's size. */
+export const LOG_TAIL_BYTES = 64 * 1024;
+
+/**
+ * The last `lines` lines of `text` (a trailing newline does not count as a line). `cut`: the
+ * text is the end of a longer log, so its first line may be a part of one (dropped, unless it
+ * is the only one).
+ */
+export function tailLines(text: string, lines = LOG_TAIL_LINES, cut = false): string {
   const all = text.replace(/\n$/, '').split('\n');
+  if (cut && all.length > 1) all.shift();
   return all.slice(-lines).join('\n');
 }
 
@@ -27,7 +36,8 @@ async function readTail(backend: Backend, job: string, f: Failure): Promise<void
     return;
   }
   try {
-    f.logTail = tailLines((await backend.artifacts.getBytes(f.logKey)).toString('utf8'));
+    const tail = await backend.artifacts.getTail(f.logKey, LOG_TAIL_BYTES);
+    f.logTail = tailLines(tail.toString('utf8'), LOG_TAIL_LINES, tail.length >= LOG_TAIL_BYTES);
   } catch (e) {
     f.logError = (e as Error)?.message ?? String(e);
   }
