@@ -57,6 +57,15 @@ describe('report aggregation', () => {
     expect(d.bars).toEqual([expect.objectContaining({ outcome: 'running', start: T0 + 10_000, end: T0 + 30_000 })]);
   });
 
+  it('a job with nothing run yet, and an outcome this gq does not know, still make a report', () => {
+    const empty = new ReportBuilder(job(3, { counts: { ...emptyCounts(), queued: 3 } }), T0 + 5000).finish();
+    expect(empty.attempts).toBe(0);
+    expect(reportHtml(empty)).toContain('No attempt has started yet.');
+    const b = new ReportBuilder(job(1), T0 + 5000);
+    b.add([task(1, 'SUCCEEDED', [{ ...att('w', T0, T0 + 1000), outcome: 'vanished' as never }])]);
+    expect(b.finish().bars![0]!.outcome).toBe('lost');
+  });
+
   it('keeps the first failures only, and counts them all', () => {
     const tasks = Array.from({ length: MAX_FAILURES + 5 }, (_, i) => task(i + 1, 'FAILED', [att('w', T0, T0 + 1000, 'failed', 1)], { command: 'x'.repeat(1000) }));
     const b = new ReportBuilder(job(tasks.length, { counts: { ...emptyCounts(), failed: tasks.length } }), T0 + 5000);

@@ -4,7 +4,7 @@
  * tail of their logs, instance types and cost). Reads the tasks page by page; works while the job
  * runs and after it ended.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { JobNotFoundError, type Backend } from '@gq/common';
 import type { CommandContext } from '../context.js';
@@ -31,8 +31,12 @@ export async function writeReport(ctx: CommandContext, backend: Backend, job: st
   const path = resolve(file);
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, html);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, html);
+    renameSync(tmp, path);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
   return { file: path, bytes: Buffer.byteLength(html), tasks: rec.total, attempts: data.attempts };
 }
 

@@ -141,7 +141,9 @@ export class ReportBuilder {
     const start = Date.parse(a.startedAt);
     if (!Number.isFinite(start)) return;
     const ended = a.endedAt ? Date.parse(a.endedAt) : NaN;
-    const outcome: BarOutcome = a.outcome ?? (t.state === 'RUNNING' && !a.endedAt ? 'running' : 'lost');
+    // An outcome this gq does not know (a record from a newer one) is drawn as lost.
+    const said: BarOutcome = a.outcome ?? (t.state === 'RUNNING' && !a.endedAt ? 'running' : 'lost');
+    const outcome: BarOutcome = OUTCOME_INDEX.has(said) ? said : 'lost';
     const end = Math.max(start, Number.isFinite(ended) ? ended : outcome === 'running' ? this.now : start);
     this.attempts++;
     this.byOutcome[outcome]++;
