@@ -43,7 +43,7 @@ export class TimeGrid {
     /** Epoch ms of the start of bin 0. */
     readonly t0: number,
     readonly bins = 240,
-    initialWidth = 1000,
+    initialWidth = 50,
   ) {
     this.width = initialWidth;
   }
