@@ -96,13 +96,13 @@ export interface QueueProvider {
 // ---------------------------------------------------------------------------------------------
 // StatusStore
 
-/** What a worker learns when it tries to claim a task it received. */
 /** What a claimer says about where the attempt runs (recorded in the task's history). */
 export interface ClaimOptions {
   instanceType?: string;
   lifecycle?: Lifecycle;
 }
 
+/** What a worker learns when it tries to claim a task it received. */
 export type ClaimResult =
   /**
    * The task is ours: state RUNNING, attempts incremented, lease held. `job` is for its spec and
