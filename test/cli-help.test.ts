@@ -20,9 +20,10 @@ const WORKERS = ['--workers', '--slots', '--max-instances', '--spot', '--spot-al
 const JOB = ['--retries', '--timeout', '--idle', '--visibility', '--unreachable-timeout', '--install-timeout', '--install-retries'];
 
 const EXPECTED: Record<string, string[]> = {
-  submit: [...COMMON, ...BACKEND, ...JOB, ...WORKERS, '--max-cost', '--name', '--code', '--install', '--results', '--input', '--output', '--license', '--wait', '--json', '--dry-run', '--estimate-runtime', '--like'],
+  submit: [...COMMON, ...BACKEND, ...JOB, ...WORKERS, '--max-cost', '--name', '--code', '--install', '--results', '--input', '--output', '--license', '--wait', '--report', '--json', '--dry-run', '--estimate-runtime', '--like'],
   status: [...COMMON, ...BACKEND, '--workers', ...WATCH, '--json', '--watch', '--tasks'],
   results: [...COMMON, ...BACKEND, '--out', '--json', '--with-provenance', '--failed'],
+  report: [...COMMON, ...BACKEND, '--out', '--json'],
   logs: [...COMMON, ...BACKEND, '--instance', '--follow'],
   cancel: [...COMMON, ...BACKEND, '--json'],
   retry: [...COMMON, ...BACKEND, ...WORKERS, '--failed', '--license', '--wait', '--json'],

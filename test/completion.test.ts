@@ -43,8 +43,8 @@ beforeAll(async () => {
 
 describe('gq completion bash', () => {
   it('completes the commands', () => {
-    expect(complete(['gq', ''])).toEqual(['cancel', 'clean', 'completion', 'doctor', 'logs', 'prices', 'results', 'resume', 'retry', 'setup', 'status', 'submit']);
-    expect(complete(['gq', 're'])).toEqual(['results', 'resume', 'retry']);
+    expect(complete(['gq', ''])).toEqual(['cancel', 'clean', 'completion', 'doctor', 'logs', 'prices', 'report', 'results', 'resume', 'retry', 'setup', 'status', 'submit']);
+    expect(complete(['gq', 're'])).toEqual(['report', 'results', 'resume', 'retry']);
   });
 
   it("completes a command's own options only", () => {

@@ -153,6 +153,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
           stderrTail: redactText(r.stderrTail),
           logKey,
           retryable: true,
+          ...(r.timedOut ? { timedOut: true } : {}),
         };
       }
       removeTaskDir(dir);

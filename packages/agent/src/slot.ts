@@ -29,7 +29,10 @@ export function hideLeased(leaseUntil: number, runningSince: number | undefined,
  * message is hidden again, never run twice).
  */
 export async function claimTask(d: AgentDeps, job: JobRecord, taskNo: number, receipt: string, now: () => number): Promise<{ job: JobRecord; task: TaskRecord } | undefined> {
-  const claim = await d.backend.status.claim(job.name, taskNo, d.instance, job.visibilitySeconds * 1000);
+  // Where the attempt runs, for the task's history (the report's timeline): the billing facts
+  // say Spot or on-demand on EC2 (usage.ts), 'local' for a local worker.
+  const where = { instanceType: d.instanceType, lifecycle: d.billing?.lifecycle ?? 'local' } as const;
+  const claim = await d.backend.status.claim(job.name, taskNo, d.instance, job.visibilitySeconds * 1000, where);
   switch (claim.kind) {
     case 'missing':
     case 'done':

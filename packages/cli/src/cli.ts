@@ -16,7 +16,7 @@ import { isCredentialError } from './credential-errors.js';
 import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
 import { allowProgress } from './progress.js';
 import { commandSpec, commandsFromHelp, completionScript, jobNames, optionsFromHelp, rememberJob } from './completion.js';
-import { runCancel, runClean, runLogs, runResults, runResume, runRetry, runStatus, runSubmit } from './commands/index.js';
+import { runCancel, runClean, runLogs, runReport, runResults, runResume, runRetry, runStatus, runSubmit } from './commands/index.js';
 
 /** The configuration of the command being run, for explaining an AWS credentials error. */
 let lastConfig: Config | undefined;
@@ -114,6 +114,7 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           .option('output', { type: 'string', array: true, describe: 'Extra output file or folder to keep, relative to the code folder (repeatable)' })
           .option('license', { type: 'string', describe: 'Gurobi licence file, stored encrypted, given to tasks as GRB_LICENSE_FILE' })
           .option('wait', { type: 'boolean', describe: 'Follow the job to its end; exit 1 if a task failed' })
+          .option('report', { type: 'string', describe: 'Write the HTML report (gq report) when the job ends; implies --wait (default file results/<name>/report.html)' })
           .option('json', { type: 'boolean', describe: 'Machine-readable output' })
           .option('dry-run', { type: 'boolean', describe: 'Check the job and print its plan and a cost estimate; create nothing' })
           .option('estimate-runtime', { type: 'string', describe: 'Run time of one task for the cost estimate, e.g. 30m' })
@@ -137,7 +138,8 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           input: old.input,
           output: old.output,
           license: a.license,
-          wait: a.wait,
+          wait: a.wait || a.report !== undefined,
+          report: a.report,
           json: a.json,
           dryRun: a['dry-run'],
           estimateRuntime: a['estimate-runtime'],
@@ -169,6 +171,17 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
           .option('failed', { type: 'boolean', describe: 'Only the failed tasks: failed-tasks.csv, their logs, and failed-jobs.csv to submit again' })
           .example('$0 results example-job --out results/example', 'Download and merge into results/example/results.csv'),
       run((ctx, a) => runResults(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json, withProvenance: !!a.withProvenance, failed: !!a.failed })),
+    )
+    .command(
+      'report <name>',
+      'Write an HTML report of a job: timeline of attempts, run times, ETA, failures, cost',
+      (y) =>
+        settings(y, 'report')
+          .positional('name', { type: 'string', demandOption: true, describe: 'Job name' })
+          .option('out', { type: 'string', describe: 'HTML file (default results/<name>/report.html)' })
+          .option('json', { type: 'boolean', describe: 'Machine-readable output' })
+          .example('$0 report example-job --out example.html', 'Write the report of example-job to example.html'),
+      run((ctx, a) => runReport(ctx, { name: jobArg(a.name, ctx), out: a.out, json: !!a.json })),
     )
     .command(
       'logs <name> [task]',

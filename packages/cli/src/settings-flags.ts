@@ -46,6 +46,7 @@ export const COMMAND_SETTINGS = {
   submit: [...BACKEND, ...JOB, 'max-cost', ...WORKERS],
   status: [...BACKEND, 'workers', ...WATCH],
   results: BACKEND,
+  report: BACKEND,
   logs: BACKEND,
   cancel: BACKEND,
   retry: [...BACKEND, ...WORKERS],

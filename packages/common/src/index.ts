@@ -11,6 +11,7 @@ export * from './job/model.js';
 export * from './config/schema.js';
 export * from './config/load.js';
 export * from './job/transitions.js';
+export * from './job/history.js';
 export * from './job/jobfile/index.js';
 export * from './job/names.js';
 export * from './job/slots.js';

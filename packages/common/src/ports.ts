@@ -96,13 +96,13 @@ export interface QueueProvider {
 // ---------------------------------------------------------------------------------------------
 // StatusStore
 
-/** What a worker learns when it tries to claim a task it received. */
 /** What a claimer says about where the attempt runs (recorded in the task's history). */
 export interface ClaimOptions {
   instanceType?: string;
   lifecycle?: Lifecycle;
 }
 
+/** What a worker learns when it tries to claim a task it received. */
 export type ClaimResult =
   /**
    * The task is ours: state RUNNING, attempts incremented, lease held. `job` is for its spec and
@@ -139,6 +139,8 @@ export type TaskOutcome =
       logKey?: string;
       /** false: do not retry whatever attempts remain. */
       retryable: boolean;
+      /** The attempt was stopped by the job's per-task timeout (its history entry says 'timeout'). */
+      timedOut?: boolean;
     }
   /**
    * Given back unrun or interrupted (SIGTERM, Spot): not charged as an attempt. `interrupted`:
@@ -219,6 +221,8 @@ export interface ArtifactStore {
   /** Download to `file`, creating its folder. */
   getFile(key: string, file: string): Promise<void>;
   getBytes(key: string): Promise<Buffer>;
+  /** The last `maxBytes` bytes (all of them when there are fewer): the tail of a log, whatever its size. */
+  getTail(key: string, maxBytes: number): Promise<Buffer>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
   /** Every key that starts with `prefix` (a plain string prefix, as S3's); "" is refused. */

@@ -7,3 +7,4 @@ export { runCancel } from './cancel.js';
 export { runRetry } from './retry.js';
 export { runClean } from './clean.js';
 export { runResume } from './resume.js';
+export { runReport } from './report.js';

@@ -40,6 +40,8 @@ function taskJson(t: TaskRecord, cost: CostView) {
     finishedAt: t.finishedAt,
     interruptions: t.interruptions,
     checkpointKey: t.checkpointKey,
+    /** Its attempts, oldest first (instance, type, Spot or not, start, end, outcome, exit code); [] before gq kept them. */
+    history: t.history ?? [],
     /** USD: its instance's price × its run time ÷ slots (null: not run, or price unknown). */
     cost: taskShare(cost, t) ?? null,
   };
@@ -192,7 +194,7 @@ export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<num
 }
 
 /** The AWS region, for the price table (none locally: local workers cost nothing). */
-async function regionOf(ctx: CommandContext): Promise<string | undefined> {
+export async function regionOf(ctx: CommandContext): Promise<string | undefined> {
   if (ctx.config.backend !== 'aws') return undefined;
   const { findRegion } = await import('../aws/region.js');
   return (await findRegion(ctx.config))?.region;

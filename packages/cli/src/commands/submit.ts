@@ -43,6 +43,8 @@ export interface SubmitArgs extends EstimateArgs {
   license?: string;
   wait?: boolean;
   json?: boolean;
+  /** With wait: write the HTML report here when the job ends ('' : the default file). */
+  report?: string;
 }
 
 /** Everything checked, nothing written yet. */
@@ -207,7 +209,12 @@ async function submitAndFollow(ctx: CommandContext, a: SubmitArgs, p: Plan, back
   }
   interrupt.phase = 'following';
   if (!a.wait) return 0;
-  return await followJob(ctx, backend, p.name, { json: a.json });
+  const code = await followJob(ctx, backend, p.name, { json: a.json });
+  if (a.report !== undefined) {
+    const { defaultReportFile, writeReport } = await import('./report.js');
+    ctx.io.err(`Report: ${(await writeReport(ctx, backend, p.name, a.report || defaultReportFile(p.name))).file}`);
+  }
+  return code;
 }
 
 interface Interrupt {

@@ -131,9 +131,9 @@ export class S3ArtifactStore implements ArtifactStore {
     );
   }
 
-  private async get(key: string) {
+  private async get(key: string, range?: string) {
     try {
-      return await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      return await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key), Range: range }));
     } catch (err) {
       if (isNotFound(err)) throw new ArtifactNotFoundError(key);
       throw err;
@@ -157,6 +157,22 @@ export class S3ArtifactStore implements ArtifactStore {
   async getBytes(key: string): Promise<Buffer> {
     const out = await this.get(key);
     return Buffer.from(await out.Body!.transformToByteArray());
+  }
+
+  /**
+   * A suffix range (`bytes=-N`, RFC 9110 §14.1.2): S3 returns the last N bytes, or the whole
+   * object when it is shorter (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html,
+   * "Range"). An empty object has no range to satisfy (416 InvalidRange): its tail is empty.
+   */
+  async getTail(key: string, maxBytes: number): Promise<Buffer> {
+    const n = Math.max(1, Math.floor(maxBytes));
+    try {
+      const out = await this.get(key, `bytes=-${n}`);
+      return Buffer.from(await out.Body!.transformToByteArray());
+    } catch (err) {
+      if ((err as { name?: string }).name === 'InvalidRange' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return Buffer.alloc(0);
+      throw err;
+    }
   }
 
   async list(prefix: string): Promise<string[]> {

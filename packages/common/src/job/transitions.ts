@@ -4,7 +4,8 @@
  * SQLite transaction locally, a DynamoDB transaction on AWS), together with the job counter delta.
  * A lost race re-reads and decides again, so the counters can never drift.
  */
-import type { ClaimResult, CompleteResult, HeartbeatResult, TaskOutcome } from '../ports.js';
+import type { ClaimOptions, ClaimResult, CompleteResult, HeartbeatResult, TaskOutcome } from '../ports.js';
+import { completeAttempt, loseAttempt, openAttempt } from './history.js';
 import { IllegalTransitionError, UserError } from '../errors.js';
 import type { JobRecord, NewTask, TaskRecord } from './model.js';
 import { counterDelta, isFinal, nextState, type Counts, type TaskEvent } from './states.js';
@@ -49,14 +50,24 @@ export function decideClaim(
   instance: string,
   now: number,
   leaseMs: number,
+  opts?: ClaimOptions,
 ): Decision<ClaimResult> {
   if (!task) return { delta: {}, result: { kind: 'missing' } };
   if (isFinal(task.state)) return { delta: {}, result: { kind: 'done', state: task.state } };
+  // A RUNNING task reaching here has a lease that ran out (or is the claimer's own): its open
+  // attempt, if any, was lost.
+  const lost = task.state === 'RUNNING' ? loseAttempt(task.history, task.leaseUntil, now) : task.history;
   if (job.cancelRequested || task.cancelRequested) {
-    const w = move(task, 'cancel', now, { finishedAt: new Date(now).toISOString(), leaseUntil: undefined, instance: undefined });
+    const w = move(task, 'cancel', now, { finishedAt: new Date(now).toISOString(), leaseUntil: undefined, instance: undefined, history: lost });
     return decided(task, w, { kind: 'done', state: 'CANCELLED' });
   }
-  const lease = { instance, lastInstance: instance, leaseUntil: now + leaseMs, startedAt: new Date(now).toISOString() };
+  const lease = {
+    instance,
+    lastInstance: instance,
+    leaseUntil: now + leaseMs,
+    startedAt: new Date(now).toISOString(),
+    history: openAttempt(task.history, instance, now, opts, task.leaseUntil),
+  };
   if (task.state === 'QUEUED') {
     const w = move(task, 'claim', now, { ...lease, attempts: task.attempts + 1 });
     return decided(task, w, { kind: 'claimed', task: w, job });
@@ -72,6 +83,7 @@ export function decideClaim(
       instance: undefined,
       leaseUntil: undefined,
       finishedAt: new Date(now).toISOString(),
+      history: lost,
       error: `worker ${task.instance ?? '?'} was lost during attempt ${task.attempts} of ${job.maxAttempts}; no attempts left`,
     });
     return decided(task, w, { kind: 'exhausted', task: w });
@@ -102,7 +114,7 @@ export function decideComplete(
 ): Decision<CompleteResult> {
   if (!task || task.state !== 'RUNNING' || task.instance !== instance) return { delta: {}, result: { kind: 'lost' } };
   const finishedAt = new Date(now).toISOString();
-  const clear = { instance: undefined, leaseUntil: undefined };
+  const clear = { instance: undefined, leaseUntil: undefined, history: completeAttempt(task.history, outcome, now) };
   let w: TaskRecord;
   switch (outcome.kind) {
     case 'succeeded':
@@ -153,6 +165,8 @@ export function decideCancel(task: TaskRecord, now: number): Decision<'cancelled
       leaseUntil: undefined,
       finishedAt: new Date(now).toISOString(),
       error: 'cancelled by gq cancel',
+      // A running task cancelled here has lost its worker: its attempt was lost, not stopped.
+      history: loseAttempt(task.history, task.leaseUntil, now),
     });
     return decided(task, w, 'cancelled');
   }
@@ -169,7 +183,13 @@ export function decideCancel(task: TaskRecord, now: number): Decision<'cancelled
 export function decideFailUnrun(task: TaskRecord, reason: string, now: number): Decision<boolean> {
   const unrun = task.state === 'QUEUED' || (task.state === 'RUNNING' && (task.leaseUntil ?? 0) <= now);
   if (!unrun) return { delta: {}, result: false };
-  const w = move(task, 'fail', now, { instance: undefined, leaseUntil: undefined, finishedAt: new Date(now).toISOString(), error: reason });
+  const w = move(task, 'fail', now, {
+    instance: undefined,
+    leaseUntil: undefined,
+    finishedAt: new Date(now).toISOString(),
+    error: reason,
+    history: loseAttempt(task.history, task.leaseUntil, now),
+  });
   return decided(task, w, true);
 }
 

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactStore } from '../ports.js';
@@ -78,6 +78,23 @@ export class LocalArtifactStore implements ArtifactStore {
     } catch (e) {
       if (noFile(e)) throw new ArtifactNotFoundError(key);
       throw e;
+    }
+  }
+
+  async getTail(key: string, maxBytes: number): Promise<Buffer> {
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(this.pathOf(key), 'r');
+      const size = (await fh.stat()).size;
+      const n = Math.min(size, Math.max(1, Math.floor(maxBytes)));
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await fh.read(buf, 0, n, size - n);
+      return buf.subarray(0, bytesRead);
+    } catch (e) {
+      if (noFile(e)) throw new ArtifactNotFoundError(key);
+      throw e;
+    } finally {
+      await fh?.close();
     }
   }
 

@@ -10,6 +10,7 @@
  */
 import type { Transaction } from 'better-sqlite3';
 import type {
+  ClaimOptions,
   ClaimResult,
   CompleteResult,
   HeartbeatResult,
@@ -57,7 +58,7 @@ export class LocalStatusStore implements StatusStore {
   private readonly s: StatusStatements;
   private readonly tx: {
     createJob: Transaction<(spec: JobSpec, tasks: readonly NewTask[]) => { created: number; existing: number }>;
-    claim: Transaction<(job: string, task: number, instance: string, leaseMs: number) => ClaimResult>;
+    claim: Transaction<(job: string, task: number, instance: string, leaseMs: number, opts?: ClaimOptions) => ClaimResult>;
     heartbeat: Transaction<(job: string, task: number, instance: string, leaseMs: number) => HeartbeatResult>;
     complete: Transaction<(job: string, task: number, instance: string, outcome: TaskOutcome) => CompleteResult>;
     failUnrun: Transaction<(job: string, task: number, reason: string) => boolean>;
@@ -94,12 +95,12 @@ export class LocalStatusStore implements StatusStore {
         return { created, existing: tasks.length - created };
       }),
 
-      claim: db.transaction((job: string, task: number, instance: string, leaseMs: number): ClaimResult => {
+      claim: db.transaction((job: string, task: number, instance: string, leaseMs: number, opts?: ClaimOptions): ClaimResult => {
         const now = this.clock();
         const j = this.readJob(job);
         const t = this.readTask(job, task);
         if (!j) return { kind: 'missing' };
-        const d = decideClaim(t, j, instance, now, leaseMs);
+        const d = decideClaim(t, j, instance, now, leaseMs, opts);
         this.apply(t, d, now);
         if (d.result.kind === 'claimed') {
           // The job handed back reflects this claim's counter change (ports.ts, ClaimResult).
@@ -286,8 +287,8 @@ export class LocalStatusStore implements StatusStore {
     }
   }
 
-  async claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult> {
-    return this.tx.claim.immediate(job, task, instance, leaseMs);
+  async claim(job: string, task: number, instance: string, leaseMs: number, opts?: ClaimOptions): Promise<ClaimResult> {
+    return this.tx.claim.immediate(job, task, instance, leaseMs, opts);
   }
 
   async heartbeat(job: string, task: number, instance: string, leaseMs: number): Promise<HeartbeatResult> {

@@ -58,6 +58,18 @@ export function artifactContract(name: string, make: () => Promise<ArtifactFixtu
       expect((await store.getBytes(`${p}empty`)).length).toBe(0);
     });
 
+    it('getTail: the last bytes, all of a shorter object, none of an empty one; a missing key or a folder is ArtifactNotFoundError', async () => {
+      const p = fresh('tail');
+      await store.putBytes(`${p}log`, 'line 1\nline 2\nline 3\n');
+      expect((await store.getTail(`${p}log`, 7)).toString()).toBe('line 3\n');
+      expect((await store.getTail(`${p}log`, 1000)).toString()).toBe('line 1\nline 2\nline 3\n');
+      await store.putBytes(`${p}empty`, '');
+      expect((await store.getTail(`${p}empty`, 10)).length).toBe(0);
+      await expect(store.getTail(`${p}nope`, 10)).rejects.toBeInstanceOf(ArtifactNotFoundError);
+      await store.putBytes(`${p}d/inner`, 'x');
+      await expect(store.getTail(`${p}d`, 10)).rejects.toBeInstanceOf(ArtifactNotFoundError);
+    });
+
     it('putFile / getFile: the folder of the target is made; a missing key is ArtifactNotFoundError and writes no file', async () => {
       const p = fresh('files');
       const src = join(scratch, `${p.replace(/\//g, '_')}src.txt`);

@@ -8,6 +8,7 @@ import type { StatusStore } from '../../src/ports.js';
 import type { InstanceRecord, JobSpec, NewTask } from '../../src/job/model.js';
 import { countKey, emptyCounts, type Counts } from '../../src/job/states.js';
 import { sleep, uniqueJob, type ContractOptions } from './util.js';
+import { historyContract } from './history.contract.js';
 import { UserError } from '../../src/errors.js';
 import { JobExistsError, JobNotFoundError, TaskNotFoundError } from '../../src/port-errors.js';
 
@@ -544,5 +545,7 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       expect(results.filter((r) => r.kind === 'leased')).toHaveLength(7);
       await checkCounters(name, { running: 1 });
     });
+
+    historyContract(() => st, job);
   });
 }

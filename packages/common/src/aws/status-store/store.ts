@@ -39,7 +39,7 @@ import { checkTaskStates } from '../../job/store-rules.js';
 import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../../job/model.js';
 import type { Counts, TaskState } from '../../job/states.js';
 import { decideCancel, decideClaim, decideComplete, decideFailUnrun, decideHeartbeat, decideResubmit, MAX_TASK_TAGS, tooManyTagsError } from '../../job/transitions.js';
-import type { ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../../ports.js';
+import type { ClaimOptions, ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../../ports.js';
 import { bulkDecide } from './bulk.js';
 import { createJob } from './create.js';
 import { decideTask } from './decided.js';
@@ -146,14 +146,14 @@ export class DynamoStatusStore implements StatusStore {
   // -------------------------------------------------------------------------------------------
   // claim, heartbeat, complete, failUnrun: decided writes of one task (decided.ts)
 
-  async claim(job: string, task: number, instance: string, leaseMs: number): Promise<ClaimResult> {
+  async claim(job: string, task: number, instance: string, leaseMs: number, opts?: ClaimOptions): Promise<ClaimResult> {
     return decideTask(
       this.ctx,
       this.held,
       job,
       task,
       false,
-      (t, j, now) => (j ? decideClaim(t, j, instance, now, leaseMs) : { delta: {}, result: { kind: 'missing' } }),
+      (t, j, now) => (j ? decideClaim(t, j, instance, now, leaseMs, opts) : { delta: {}, result: { kind: 'missing' } }),
       (d, t, now) => (d.result.kind === 'claimed' ? [{ Update: instanceBusyUpdate(this.table, t, instance, now) }] : []),
     );
   }
