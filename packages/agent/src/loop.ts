@@ -112,6 +112,7 @@ export class Agent implements AgentControl {
       job: this.d.job,
       instance: this.d.instance,
       instanceType: this.d.instanceType,
+      ...(this.d.pool ? { pool: this.d.pool } : {}),
       state: this.instanceState,
       heartbeatAt: new Date(this.clock.now()).toISOString(),
       pid: process.pid,
@@ -359,7 +360,7 @@ export class Agent implements AgentControl {
 
   private async protect(job: string, on: boolean): Promise<void> {
     this.protection ??= new ScaleInProtection(
-      (want) => this.d.backend.fleet.protect(job, this.d.instanceType, this.d.instance, want),
+      (want) => this.d.backend.fleet.protect(job, this.d.instanceType, this.d.instance, want, this.d.pool),
       (err, want) => this.d.log.warn({ err, on: want }, 'could not change scale-in protection'),
     );
     await this.protection.want(on);

@@ -2,7 +2,7 @@
  * Enqueueing a job's tasks, for `gq submit` and `gq retry`: one message per task in the queue of
  * its instance type, created (or found) with the job's visibility and dead-letter limit.
  */
-import { maxReceiveCountFor, QueueDeletedRecentlyError, sleep, type Backend, type JobRecord } from '@gq/common';
+import { maxReceiveCountFor, poolsOf, QueueDeletedRecentlyError, sleep, type Backend, type JobRecord } from '@gq/common';
 import type { CommandContext } from './context.js';
 import { progressBar } from './progress.js';
 
@@ -33,7 +33,7 @@ export const QUEUE_NAME_WAIT_MS = 75_000;
 export async function enqueueTasks(
   ctx: CommandContext,
   backend: Backend,
-  job: Pick<JobRecord, 'name' | 'visibilitySeconds' | 'maxAttempts'>,
+  job: Pick<JobRecord, 'name' | 'visibilitySeconds' | 'maxAttempts' | 'spotInterruptions'>,
   tasks: readonly { task: number; instanceType: string }[],
   o: EnqueueOptions,
 ): Promise<Record<string, number>> {
@@ -47,13 +47,16 @@ export async function enqueueTasks(
   try {
     for (const [type, nums] of [...byType].sort((x, y) => x[0].localeCompare(y[0]))) {
       const marker = `jobs/${job.name}/enqueued/${type}`;
-      const queue = await waitForQueueName(ctx, o.queueNameWaitMs, () =>
-        backend.queues.ensure(job.name, type, {
-          visibilitySeconds: job.visibilitySeconds,
-          // Generous: re-hiding a message whose task holds a live lease counts as a receive.
-          maxReceiveCount: maxReceiveCountFor(job.maxAttempts),
-        }),
-      );
+      const queueOptions = {
+        visibilitySeconds: job.visibilitySeconds,
+        // Generous: re-hiding a message whose task holds a live lease counts as a receive.
+        maxReceiveCount: maxReceiveCountFor(job.maxAttempts),
+      };
+      // A Spot job's on-demand queue is made now, empty: the agent that moves a task there may send, not create.
+      for (const pool of poolsOf(job).filter((p) => p !== 'main')) {
+        await waitForQueueName(ctx, o.queueNameWaitMs, () => backend.queues.ensure(job.name, type, queueOptions, pool));
+      }
+      const queue = await waitForQueueName(ctx, o.queueNameWaitMs, () => backend.queues.ensure(job.name, type, queueOptions));
       if (o.resumable && (await backend.artifacts.exists(marker))) {
         bar.increment(nums.length);
         continue;

@@ -16,3 +16,4 @@ export * from './job/names.js';
 export * from './job/slots.js';
 export * from './job/dead-letters.js';
 export * from './cost/index.js';
+export * from './job/on-demand.js';
