@@ -92,6 +92,9 @@ describeAws('AWS backend on moto: a Spot job falls back to on-demand', () => {
     expect((await gq(['status', s.job], h.env)).stdout).toMatch(/1 task\(s\) moved to on-demand after 2 Spot interruptions/);
     await awsInvariants(s);
     await fleetGone(s);
+    // The second Spot instance sent its only task to on-demand and left its group (with the
+    // decrement): no third Spot instance was launched for a task that no longer needs one.
+    expect(h.runtime.instances().filter((i) => i.group === groupName(s.job, TYPE)).map((i) => i.id)).toEqual([first, second]);
 
     // Once every worker has left, the next look removes both pools' groups, templates and queues.
     await waitFor('the job\'s groups, templates and queues to be removed', async () => {

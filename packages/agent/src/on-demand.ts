@@ -22,6 +22,7 @@ export async function moveToOnDemand(d: AgentDeps, log: Logger, job: JobRecord, 
     return false;
   }
   await d.queue.delete(receipt).catch((err: unknown) => log.warn({ err }, 'could not delete the Spot queue\'s message; it comes back and may run once more on Spot'));
+  d.onMovedToOnDemand?.();
   log.info({ interruptions, limit: job.spotInterruptions }, 'interrupted too often on Spot: the next attempt runs on on-demand');
   return true;
 }
