@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, UserError } from '@gq/common';
 import { openLocalBackend } from '@gq/common/local/index';
 import { gq, gqEnv, killAll, testHome } from '../../../test/support/cli.js';
+import { planLines, type JobPlan } from '../src/commands/dry-run.js';
 
 function env(extra: Record<string, string> = {}, file?: object): NodeJS.ProcessEnv {
   const dir = mkdtempSync(join(tmpdir(), 'gq-spotint-'));
@@ -47,5 +48,11 @@ describe('spotInterruptions', () => {
     const job = await b.status.getJob('spotint-j').finally(() => b.close());
     expect(job?.spotInterruptions).toBeUndefined();
     expect(job?.counts.succeeded).toBe(1);
+  });
+
+  it('gq submit --dry-run says when a job falls back to on-demand', () => {
+    const plan: JobPlan = { name: 'p', backend: 'aws', total: 1, types: [], estimate: null, runtimeFrom: null };
+    expect(planLines({ ...plan, spotInterruptions: 2 }, undefined).join('\n')).toMatch(/On-demand fallback: after 2 Spot interruptions/);
+    expect(planLines(plan, undefined).join('\n')).not.toMatch(/On-demand fallback/);
   });
 });
