@@ -72,6 +72,8 @@ describeAws('AWS backend on moto: a Spot job falls back to on-demand', () => {
     const lt = (await c.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: groupName(s.job, TYPE, 'on-demand'), Versions: ['$Latest'] }))).LaunchTemplateVersions![0]!;
     expect(lt.LaunchTemplateData?.MetadataOptions?.HttpTokens).toBe('required');
     expect(Buffer.from(lt.LaunchTemplateData!.UserData!, 'base64').toString('utf8')).toMatch(/ OD=--on-demand /);
+    // gq status names the on-demand worker as such.
+    expect((await gq(['status', s.job], h.env)).stdout).toContain(`${third} (${TYPE}, on-demand): BUSY`);
     writeFileSync(go, '');
 
     const done = await untilDone(s, 120_000);

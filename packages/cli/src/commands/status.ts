@@ -89,7 +89,7 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
     cancelRequested: job.cancelRequested,
     ...(job.spotInterruptions ? { spotInterruptions: job.spotInterruptions } : {}),
     instanceTypes: perType,
-    instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
+    instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, ...(i.pool ? { pool: i.pool } : {}), state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
     running: running.map((t) => ({ task: t.task, instance: t.instance, attempts: t.attempts, tags: t.tags })),
     failures: failures.map((t) => ({ task: t.task, exitCode: t.exitCode, signal: t.signal, error: t.error, attempts: t.attempts, stderrTail: t.stderrTail })),
     cost: { ...costJson(cost), cap: capOf(job, instances, region) ?? null },
@@ -121,7 +121,7 @@ function renderJob(s: StatusJson): string[] {
     lines.push('  Workers:');
     for (const i of active.slice(0, 20)) {
       const age = Math.max(0, Math.round((Date.now() - Date.parse(i.heartbeatAt)) / 1000));
-      lines.push(`    ${i.instance} (${i.instanceType}): ${i.state}${i.detail ? ` ${i.detail}` : ''}, seen ${age}s ago`);
+      lines.push(`    ${i.instance} (${i.instanceType}${i.pool ? `, ${i.pool}` : ''}): ${i.state}${i.detail ? ` ${i.detail}` : ''}, seen ${age}s ago`);
     }
     if (active.length > 20) lines.push(`    ... and ${active.length - 20} more`);
   }
