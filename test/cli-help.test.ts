@@ -17,7 +17,7 @@ const COMMON = ['--help', '--verbose', '--version'];
 const BACKEND = ['--backend', '--profile', '--region', '--stack'];
 const WATCH = ['--boot-failures', '--boot-timeout'];
 const WORKERS = ['--workers', '--slots', '--max-instances', '--spot', '--spot-alternatives', '--gurobi-product-code', '--task-aws-access', '--launch-failures', ...WATCH];
-const JOB = ['--retries', '--timeout', '--idle', '--visibility', '--unreachable-timeout', '--install-timeout', '--install-retries'];
+const JOB = ['--retries', '--timeout', '--idle', '--visibility', '--unreachable-timeout', '--install-timeout', '--install-retries', '--spot-interruptions'];
 
 const EXPECTED: Record<string, string[]> = {
   submit: [...COMMON, ...BACKEND, ...JOB, ...WORKERS, '--max-cost', '--name', '--code', '--install', '--results', '--input', '--output', '--license', '--wait', '--report', '--json', '--dry-run', '--estimate-runtime', '--like'],

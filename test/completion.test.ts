@@ -53,7 +53,7 @@ describe('gq completion bash', () => {
     expect(status).toContain('--backend');
     expect(status).not.toContain('--spot');
     expect(status).not.toContain('--retries');
-    expect(complete(['gq', 'submit', 'jobs.csv', '--sp'])).toEqual(['--spot', '--spot-alternatives']);
+    expect(complete(['gq', 'submit', 'jobs.csv', '--sp'])).toEqual(['--spot', '--spot-alternatives', '--spot-interruptions']);
     expect(complete(['gq', 'submit', 'jobs.csv', '--backend', ''])).toEqual(['aws', 'local']);
     expect(complete(['gq', 'completion', 'z'])).toEqual(['zsh']);
   });

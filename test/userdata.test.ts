@@ -75,6 +75,7 @@ const largest: UserDataParams = {
   nodeSha256: 'e'.repeat(64),
   logLevel: 'debug',
   taskAwsAccess: true,
+  onDemand: true,
 };
 
 /**

@@ -10,6 +10,7 @@
  *   GET /latest/meta-data/iam/security-credentials/          → role name
  *   GET /latest/meta-data/iam/security-credentials/<role>    → dummy credentials moto accepts
  *   GET /latest/meta-data/spot/instance-action               → 404 until announceSpotInterruption()
+ *   GET /latest/meta-data/instance-life-cycle                → spot or on-demand (option lifecycle)
  *   GET /latest/dynamic/instance-identity/document
  *   GET /latest/user-data                                    → 404 when there is none
  * Any GET without a valid token gets 401 (no IMDSv1).
@@ -32,6 +33,8 @@ export interface ImdsEmulatorOptions {
   userData?: string;
   /** Instance profile role name. */
   role?: string;
+  /** How the instance is bought (instance-life-cycle); default on-demand. */
+  lifecycle?: 'spot' | 'on-demand';
   /** Credentials served for the role (default dummy ASIA… values; moto accepts any). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken: string };
 }
@@ -100,6 +103,7 @@ export async function startImds(opts: ImdsEmulatorOptions): Promise<ImdsEmulator
   const metaData: Record<string, () => string> = {
     'instance-id': () => opts.instanceId,
     'instance-type': () => opts.instanceType,
+    'instance-life-cycle': () => opts.lifecycle ?? 'on-demand',
     'ami-id': () => 'ami-00000000000000000',
     'local-ipv4': () => '10.0.0.10',
     hostname: () => 'ip-10-0-0-10.ec2.internal',
@@ -127,7 +131,7 @@ export async function startImds(opts: ImdsEmulatorOptions): Promise<ImdsEmulator
 
   const routes: Record<string, () => string | undefined> = {
     '/latest/meta-data/': () =>
-      ['ami-id', 'hostname', 'iam/', 'instance-id', 'instance-type', 'local-ipv4', 'placement/', 'spot/'].join('\n'),
+      ['ami-id', 'hostname', 'iam/', 'instance-id', 'instance-life-cycle', 'instance-type', 'local-ipv4', 'placement/', 'spot/'].join('\n'),
     '/latest/meta-data/placement/': () => 'availability-zone\nregion',
     '/latest/meta-data/iam/': () => 'info\nsecurity-credentials/',
     '/latest/meta-data/spot/instance-action': () => (spot ? JSON.stringify(spot) : undefined),

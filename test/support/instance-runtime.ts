@@ -179,6 +179,12 @@ function traversable(dir: string): void {
   }
 }
 
+/** Spot when the group asks for Spot only (a mixed instances policy with no on-demand share), as EC2 would launch it. */
+function lifecycleOf(group: AutoScalingGroup): 'spot' | 'on-demand' {
+  const d = group.MixedInstancesPolicy?.InstancesDistribution;
+  return d && (d.OnDemandBaseCapacity ?? 0) === 0 && d.OnDemandPercentageAboveBaseCapacity === 0 ? 'spot' : 'on-demand';
+}
+
 const SHUTDOWNS = /^(shutdown|poweroff|halt|reboot|telinit)\b|^systemctl (poweroff|halt|reboot)\b/;
 
 export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promise<InstanceRuntime> {
@@ -264,6 +270,7 @@ export async function startInstanceRuntime(opts: InstanceRuntimeOptions): Promis
       region: opts.region,
       availabilityZone: inst.AvailabilityZone,
       userData,
+      lifecycle: lifecycleOf(group),
     });
     if (stopped || t.terminated) {
       await t.imds.stop(); // went away while starting: terminate() may have run before the IMDS existed

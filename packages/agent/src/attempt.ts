@@ -19,6 +19,7 @@ import { validateTag } from './tag.js';
 import { realClock } from './clock.js';
 import { checkpointDir, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { startLiveLog } from './live-log.js';
+import { moveToOnDemand } from './on-demand.js';
 
 export interface TaskRun {
   /** Stop the task now; `release` gives it back unrun (not charged as an attempt). */
@@ -169,6 +170,8 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
       log.info({ state: cr.state, exitCode: r.exitCode }, 'task recorded');
       crashPoint('after-record');
       if (cr.state === 'QUEUED') {
+        // Interrupted once too often on Spot: the next attempt runs on on-demand (on-demand.ts).
+        if (outcome.kind === 'released' && outcome.interrupted && (await moveToOnDemand(d, log, job, task, receipt))) return;
         // Retry (or released): visible again, after a short pause for a failed attempt.
         await giveBack(d, log, task.task, receipt, outcome.kind === 'failed' ? Math.min(30, 2 ** task.attempts) : 0);
       } else {

@@ -29,7 +29,8 @@ async function main(argv: string[]): Promise<number> {
           .option('table', { type: 'string', describe: 'AWS: status table' })
           .option('workdir', { type: 'string', describe: 'Folder for code, task copies and logs' })
           .option('task-user', { type: 'string', describe: 'Run tasks as this unprivileged user (EC2: gq-task); default: as the agent' })
-          .option('task-aws-access', { type: 'boolean', default: false, describe: 'With --task-user: tasks may use the instance role' }),
+          .option('task-aws-access', { type: 'boolean', default: false, describe: 'With --task-user: tasks may use the instance role' })
+          .option('on-demand', { type: 'boolean', default: false, describe: "Serve the type's on-demand queue (a Spot job's fallback group)" }),
       async (a) => {
         code = await runWorker({
           backend: a.backend,
@@ -43,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
           workdir: a.workdir,
           taskUser: a['task-user'],
           taskAwsAccess: a['task-aws-access'],
+          onDemand: a['on-demand'],
         });
       },
     )

@@ -12,6 +12,10 @@ export interface AgentDeps {
   job: string;
   instance: string;
   instanceType: string;
+  /** 'on-demand': a worker of a Spot job's on-demand group, on the type's on-demand queue (job/on-demand.ts). */
+  pool?: 'on-demand';
+  /** Told when an attempt sent its task to the on-demand queue (on-demand.ts; the loop counts them). */
+  onMovedToOnDemand?: () => void;
   log: Logger;
   /** Environment handed to install and tasks (the agent's own, minus anything secret). */
   baseEnv: NodeJS.ProcessEnv;

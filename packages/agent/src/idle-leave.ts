@@ -30,7 +30,7 @@
  * A worker with several slots is idle only when every slot is (the loop asks only then), and it
  * counts as BUSY to the others while any slot runs a task.
  */
-import { failDeadLettered, type InstanceRecord, type JobRecord, type QueueDepth, type TaskState } from '@gq/common';
+import { failDeadLettered, poolsOf, queueFor, type InstanceRecord, type JobRecord, type QueueDepth, type TaskState } from '@gq/common';
 import type { AgentDeps } from './deps.js';
 
 /** A record whose heartbeat is older than this is a worker that is gone. */
@@ -42,6 +42,8 @@ export interface IdleFacts {
   /** This worker's instance id and type. */
   self: string;
   instanceType: string;
+  /** This worker's pool (a Spot job's on-demand group: job/on-demand.ts); the facts are of its queue. */
+  pool?: 'on-demand';
   depth: QueueDepth;
   /** Tasks of this type the status store holds as RUNNING. */
   running: number;
@@ -60,18 +62,19 @@ export type IdleDecision =
   | { action: 'leave'; why: 'nothing-can-come-back' | 'another-worker-stays' };
 
 /** Workers of `type`, other than `self`, that are alive now. */
-export function liveOthers(f: Pick<IdleFacts, 'self' | 'instanceType' | 'instances' | 'now'>): InstanceRecord[] {
+export function liveOthers(f: Pick<IdleFacts, 'self' | 'instanceType' | 'pool' | 'instances' | 'now'>): InstanceRecord[] {
   return f.instances.filter(
     (i) =>
       i.instance !== f.self &&
       i.instanceType === f.instanceType &&
+      i.pool === f.pool &&
       !NOT_LIVE.has(i.state) &&
       f.now - Date.parse(i.heartbeatAt) <= LIVE_HEARTBEAT_MS,
   );
 }
 
 /** Whether this worker is the one of its type that stays (see the rule above). */
-export function isKeeper(f: Pick<IdleFacts, 'self' | 'instanceType' | 'instances' | 'now'>): boolean {
+export function isKeeper(f: Pick<IdleFacts, 'self' | 'instanceType' | 'pool' | 'instances' | 'now'>): boolean {
   return !liveOthers(f).some((o) => o.state === 'BUSY' || o.instance < f.self);
 }
 
@@ -113,7 +116,7 @@ export function leavesEarly(f: IdleFacts): boolean {
 export interface IdleReads {
   depth(): Promise<QueueDepth>;
   /** The job's counters and its instance types (StatusStore.getJob). */
-  job(): Promise<{ counts: { queued: number; running: number }; instanceTypes: Record<string, number> } | undefined>;
+  job(): Promise<{ counts: { queued: number; running: number }; instanceTypes: Record<string, number>; spotInterruptions?: number } | undefined>;
   /** Task numbers of the type in each of these states (StatusStore.listTasks). */
   tasksOfType(states: readonly ('QUEUED' | 'RUNNING')[]): Promise<{ task: number; state: string }[]>;
   instances(): Promise<InstanceRecord[]>;
@@ -130,15 +133,17 @@ export async function readIdleFacts(
   self: string,
   instanceType: string,
   now: () => number = Date.now,
+  pool?: 'on-demand',
 ): Promise<{ facts: IdleFacts; queuedTasks?: number[] }> {
   const depth = await r.depth();
-  const base = { self, instanceType, depth, running: 0, queued: 0, instances: [] as InstanceRecord[] };
+  const base = { self, instanceType, ...(pool ? { pool } : {}), depth, running: 0, queued: 0, instances: [] as InstanceRecord[] };
   if (depth.visible > 0) return { facts: { ...base, now: now() } };
   const job = await r.job();
   if (!job) return { facts: { ...base, now: now() } };
   let { queued, running } = job.counts;
   let queuedTasks: number[] | undefined;
-  if (queued + running > 0 && Object.keys(job.instanceTypes).length > 1) {
+  // The job's counts are of every type and pool: read the tasks when they hold more than this queue's.
+  if (queued + running > 0 && (Object.keys(job.instanceTypes).length > 1 || poolsOf(job).length > 1)) {
     const tasks = await r.tasksOfType(['QUEUED', 'RUNNING']);
     queuedTasks = tasks.filter((t) => t.state === 'QUEUED').map((t) => t.task);
     queued = queuedTasks.length;
@@ -156,8 +161,10 @@ export async function readIdleFacts(
  */
 export async function idleDecision(d: AgentDeps, job: JobRecord, now: () => number): Promise<'leave' | 'stay'> {
   const type = d.instanceType;
+  // This worker's queue's tasks: of its type, and of its pool in a Spot job that falls back to on-demand.
+  const pool = d.pool ?? 'main';
   const tasksOfType = async (states: readonly TaskState[]) =>
-    (await d.backend.status.listTasks(job.name, { states })).filter((t) => t.instanceType === type);
+    (await d.backend.status.listTasks(job.name, { states })).filter((t) => t.instanceType === type && queueFor(t, job) === pool);
   const { facts, queuedTasks } = await readIdleFacts(
     {
       depth: () => d.queue.depth(),
@@ -168,6 +175,7 @@ export async function idleDecision(d: AgentDeps, job: JobRecord, now: () => numb
     d.instance,
     type,
     now,
+    d.pool,
   );
   const decision = decideIdle(facts);
   if (decision.action === 'resend') {

@@ -57,8 +57,9 @@ export class Agent implements AgentControl {
   private interrupted: 'release' | 'shutdown' | undefined;
   /** The slots, once the worker is prepared. */
   private pool: SlotPool | undefined;
-  /** A Spot interruption stopped a running task, which was given back to the queue. */
-  private gaveBackOnSpot = false;
+  /** Running tasks a Spot interruption stopped, and those sent to the on-demand queue (on-demand.ts; all: no Spot replacement). */
+  private stoppedOnSpot = 0;
+  private movedToOnDemand = 0;
   private readonly wake = new AbortController();
   private instanceState: InstanceState = 'BOOTING';
   /** Scale-in protection as AWS accepted it (protection.ts). */
@@ -85,7 +86,7 @@ export class Agent implements AgentControl {
   interrupt(reason: 'release' | 'shutdown'): void {
     this.draining = true;
     this.interrupted = reason;
-    if (this.pool && this.pool.busy > 0 && reason === 'release') this.gaveBackOnSpot = true;
+    if (reason === 'release') this.stoppedOnSpot += this.pool?.busy ?? 0;
     this.pool?.stopAll(reason);
     this.wake.abort();
   }
@@ -112,6 +113,7 @@ export class Agent implements AgentControl {
       job: this.d.job,
       instance: this.d.instance,
       instanceType: this.d.instanceType,
+      ...(this.d.pool ? { pool: this.d.pool } : {}),
       state: this.instanceState,
       heartbeatAt: new Date(this.clock.now()).toISOString(),
       pid: process.pid,
@@ -347,10 +349,10 @@ export class Agent implements AgentControl {
       if (!claimed) return undefined;
       this.instanceState = 'BUSY';
       await this.protect(job.name, true);
-      return pool.start(d, claimed.job, claimed.task, receipt);
+      return pool.start({ ...d, onMovedToOnDemand: () => void this.movedToOnDemand++ }, claimed.job, claimed.task, receipt);
     });
     if (run && this.interrupted) {
-      if (this.interrupted === 'release') this.gaveBackOnSpot = true;
+      if (this.interrupted === 'release') this.stoppedOnSpot++;
       run.stop(this.interrupted);
     }
     // Counted for the cost figures from the claim; the pool's end handler closes it (runPrepared).
@@ -359,7 +361,7 @@ export class Agent implements AgentControl {
 
   private async protect(job: string, on: boolean): Promise<void> {
     this.protection ??= new ScaleInProtection(
-      (want) => this.d.backend.fleet.protect(job, this.d.instanceType, this.d.instance, want),
+      (want) => this.d.backend.fleet.protect(job, this.d.instanceType, this.d.instance, want, this.d.pool),
       (err, want) => this.d.log.warn({ err, on: want }, 'could not change scale-in protection'),
     );
     await this.protection.want(on);
@@ -383,7 +385,7 @@ export class Agent implements AgentControl {
     await d.queue.flush?.().catch((e: unknown) => d.log.warn({ err: e }, 'could not delete finished messages'));
     if (this.instanceState !== 'INSTALL_FAILED') await this.setState('STOPPED', this.interrupted === 'release' ? { detail: INTERRUPTED_DETAIL } : {});
     await this.dropLicenceIfFinished();
-    if (this.gaveBackOnSpot) {
+    if (this.movedToOnDemand < this.stoppedOnSpot) {
       // Spot: EC2 reclaims this instance anyway. Leaving the group here would lower its desired
       // capacity, and the task just given back would wait, queued, for a gq command to restore
       // it. Not leaving lets Auto Scaling replace the reclaimed (or powered-off) instance, and

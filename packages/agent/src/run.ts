@@ -5,7 +5,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, localWorkdir, UserError, type Backend, type Logger } from '@gq/common';
+import { createLogger, localWorkdir, UserError, type Backend, type Logger, type Pool } from '@gq/common';
 import { Agent } from './loop.js';
 import { openBackend, type AgentContext } from './backend.js';
 import { workspaceAt, writeAgentWrapper } from './workspace.js';
@@ -25,6 +25,8 @@ export interface WorkerArgs {
   /** Run tasks as this user (see task-user.ts). */
   taskUser?: string;
   taskAwsAccess?: boolean;
+  /** Serve the type's on-demand queue (a Spot job's fallback group: job/on-demand.ts). */
+  onDemand?: boolean;
 }
 
 /** How this very program is started again (for the tasks' `gq-agent` wrapper and local workers). */
@@ -77,7 +79,8 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
   const cleanups: Array<() => void> = [];
   try {
     backend = await openBackend(id.ctx, selfCommand());
-    const queue = await backend.queues.open(a.job, id.instanceType);
+    const pool: Pool = a.onDemand ? 'on-demand' : 'main';
+    const queue = await backend.queues.open(a.job, id.instanceType, pool);
     const ws = workspaceAt(id.workdir);
     writeAgentWrapper(ws, selfCommand());
     const agent = new Agent({
@@ -87,6 +90,7 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
       job: a.job,
       instance: id.instance,
       instanceType: id.instanceType,
+      ...(pool === 'on-demand' ? { pool } : {}),
       log,
       baseEnv: { ...process.env },
       contextJson: JSON.stringify(id.ctx),

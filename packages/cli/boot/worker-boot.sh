@@ -10,7 +10,7 @@
 #   AK, AS  the agent bundle's key in the bucket and its sha256
 #   NV, NK, NS  the pinned Node.js version, its tarball's key and sha256
 #   LK  key of userdata.log ({instance}: the instance id), TU the task user,
-#   TA  '--task-aws-access' or ''
+#   TA  '--task-aws-access' or '', OD '--on-demand' (a Spot job's on-demand group) or ''
 #   AU, FU  the agent's systemd unit and its OnFailure= unit; SB, SI, SR: StartLimitBurst,
 #       StartLimitIntervalSec, RestartSec
 #   PI  the boot-failure report's PutItem body (DynamoDB JSON, made from the status table's item
@@ -117,7 +117,7 @@ agent)
   trap '[ -z "$WHY" ] || report; bye 0 off' EXIT
   block_imds
   trap - EXIT
-  node "$G/gq-agent.mjs" run --backend aws --region "$R" --bucket "$B" --table "$T" --job "$J" --instance-type "$Y" --task-user "$TU" $TA &
+  node "$G/gq-agent.mjs" run --backend aws --region "$R" --bucket "$B" --table "$T" --job "$J" --instance-type "$Y" --task-user "$TU" $TA $OD &
   P=$!
   trap 'STOPPED=1; kill -TERM $P 2>/dev/null' TERM INT # systemd stops us (shutdown): the agent drains
   rc=0

@@ -156,10 +156,11 @@ export async function checkBoots(
     // The boot script's own words when some boot had them, else the newest reason.
     const telling = failed.filter((r) => r.detail?.startsWith('boot failed: ')).pop() ?? failed[failed.length - 1];
     out[type] = { failedBoots: failed.length, ...(telling?.detail ? { reason: telling.detail } : {}), stopped };
-    const group = groups.find((g) => g.instanceType === type);
-    if (stopped && !job.cancelRequested && group && group.desired > 0) {
-      await backend.fleet.ensureCapacity(job, type, 0);
-      o.log.info({ job: job.name, type, failedBoots: failed.length }, 'too many failed boots: group set to 0');
+    // Every group of the type: its own, and a Spot job's on-demand one (job/on-demand.ts).
+    for (const group of groups.filter((g) => g.instanceType === type)) {
+      if (!stopped || job.cancelRequested || group.desired === 0) continue;
+      await backend.fleet.ensureCapacity(job, type, 0, group.pool);
+      o.log.info({ job: job.name, type, pool: group.pool ?? 'main', failedBoots: failed.length }, 'too many failed boots: group set to 0');
     }
   }
   return out;

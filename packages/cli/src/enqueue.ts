@@ -2,7 +2,7 @@
  * Enqueueing a job's tasks, for `gq submit` and `gq retry`: one message per task in the queue of
  * its instance type, created (or found) with the job's visibility and dead-letter limit.
  */
-import { maxReceiveCountFor, QueueDeletedRecentlyError, sleep, type Backend, type JobRecord } from '@gq/common';
+import { maxReceiveCountFor, poolsOf, QueueDeletedRecentlyError, sleep, type Backend, type JobRecord, type Pool, type TaskQueue } from '@gq/common';
 import type { CommandContext } from './context.js';
 import { progressBar } from './progress.js';
 
@@ -33,43 +33,50 @@ export const QUEUE_NAME_WAIT_MS = 75_000;
 export async function enqueueTasks(
   ctx: CommandContext,
   backend: Backend,
-  job: Pick<JobRecord, 'name' | 'visibilitySeconds' | 'maxAttempts'>,
-  tasks: readonly { task: number; instanceType: string }[],
+  job: Pick<JobRecord, 'name' | 'visibilitySeconds' | 'maxAttempts' | 'spotInterruptions'>,
+  tasks: readonly { task: number; instanceType: string; /** Default main; a retried task moved to on-demand: 'on-demand' (job/on-demand.ts). */ pool?: Pool }[],
   o: EnqueueOptions,
 ): Promise<Record<string, number>> {
-  const byType = new Map<string, number[]>();
+  const byType = new Map<string, { task: number; pool: Pool }[]>();
   for (const t of tasks) {
     const list = byType.get(t.instanceType) ?? [];
-    list.push(t.task);
+    list.push({ task: t.task, pool: t.pool ?? 'main' });
     byType.set(t.instanceType, list);
   }
   const bar = progressBar('Queueing tasks', tasks.length);
   try {
-    for (const [type, nums] of [...byType].sort((x, y) => x[0].localeCompare(y[0]))) {
+    for (const [type, list] of [...byType].sort((x, y) => x[0].localeCompare(y[0]))) {
       const marker = `jobs/${job.name}/enqueued/${type}`;
-      const queue = await waitForQueueName(ctx, o.queueNameWaitMs, () =>
-        backend.queues.ensure(job.name, type, {
-          visibilitySeconds: job.visibilitySeconds,
-          // Generous: re-hiding a message whose task holds a live lease counts as a receive.
-          maxReceiveCount: maxReceiveCountFor(job.maxAttempts),
-        }),
-      );
+      const queueOptions = {
+        visibilitySeconds: job.visibilitySeconds,
+        // Generous: re-hiding a message whose task holds a live lease counts as a receive.
+        maxReceiveCount: maxReceiveCountFor(job.maxAttempts),
+      };
+      // Every pool's queue (a Spot job's on-demand one too, made now: the agent that moves a task
+      // there may send, not create), the type's own last: its presence says the type is enqueued.
+      const queues = new Map<Pool, TaskQueue>();
+      for (const pool of [...poolsOf(job)].reverse()) {
+        queues.set(pool, await waitForQueueName(ctx, o.queueNameWaitMs, () => backend.queues.ensure(job.name, type, queueOptions, pool)));
+      }
       if (o.resumable && (await backend.artifacts.exists(marker))) {
-        bar.increment(nums.length);
+        bar.increment(list.length);
         continue;
       }
-      // In slices when a bar is drawn (the marker still comes after the whole type); else in one call.
-      const slice = bar.shown ? SEND_SLICE : nums.length;
-      for (let i = 0; i < nums.length; i += slice) {
-        await queue.send(nums.slice(i, i + slice));
-        bar.increment(Math.min(slice, nums.length - i));
+      for (const [pool, queue] of queues) {
+        const nums = list.filter((t) => t.pool === pool).map((t) => t.task);
+        // In slices when a bar is drawn (the marker still comes after the whole type); else in one call.
+        const slice = bar.shown ? SEND_SLICE : Math.max(1, nums.length);
+        for (let i = 0; i < nums.length; i += slice) {
+          await queue.send(nums.slice(i, i + slice));
+          bar.increment(Math.min(slice, nums.length - i));
+        }
       }
-      if (o.resumable) await backend.artifacts.putBytes(marker, String(nums.length));
+      if (o.resumable) await backend.artifacts.putBytes(marker, String(list.length));
     }
   } finally {
     bar.stop();
   }
-  return Object.fromEntries([...byType].map(([type, nums]) => [type, nums.length]));
+  return Object.fromEntries([...byType].map(([type, list]) => [type, list.length]));
 }
 
 /**

@@ -32,9 +32,10 @@ export async function fleetReport(ctx: CommandContext, backend: Backend, job: Jo
   });
   const types: Record<string, TypeReport> = {};
   for (const type of Object.keys(job.instanceTypes)) {
-    const group = groups.find((g) => g.instanceType === type);
-    const problem = group?.launchProblem;
-    const unhealthy = group?.instances.filter((i) => !i.healthy).length ?? 0;
+    // The type's own group, and a Spot job's on-demand one (job/on-demand.ts).
+    const mine = groups.filter((g) => g.instanceType === type);
+    const problem = mine.find((g) => g.launchProblem)?.launchProblem;
+    const unhealthy = mine.reduce((n, g) => n + g.instances.filter((i) => !i.healthy).length, 0);
     types[type] = { ...boots[type]!, unhealthy, ...(problem ? { launchProblem: problem } : {}) };
   }
   return { groups, types };

@@ -103,8 +103,9 @@ async function installStuck(backend: Backend, job: JobRecord, groups?: FleetGrou
   const recorded = new Set(instances.map((i) => i.instance));
   const out: string[] = [];
   for (const type of Object.keys(job.instanceTypes)) {
-    const group = groups?.find((g) => g.instanceType === type);
-    if (group?.instances.some((i) => !recorded.has(i.id) && (i.phase === 'starting' || i.phase === 'running'))) continue;
+    // Any group of the type (its own, a Spot job's on-demand one) still booting an unrecorded instance.
+    const booting = groups?.some((g) => g.instanceType === type && g.instances.some((i) => !recorded.has(i.id) && (i.phase === 'starting' || i.phase === 'running')));
+    if (booting) continue;
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.length && mine.every((i) => FAILED_TO_START.has(i.state) || i.state === 'STOPPED') && mine.some((i) => FAILED_TO_START.has(i.state))) out.push(type);
   }

@@ -23,6 +23,7 @@ export const SETTING_FLAGS = {
   stack: { type: 'string', describe: 'AWS: name of the gq CloudFormation stack (default gq)' },
   spot: { type: 'boolean', describe: 'AWS: use Spot instances' },
   'spot-alternatives': { type: 'string', describe: 'AWS, with --spot: stand-in types per type, e.g. c5.xlarge=c5a.xlarge,c6i.xlarge;m5.large=m5a.large' },
+  'spot-interruptions': { type: 'number', describe: 'AWS, with --spot: after this many interruptions of one task, run it on on-demand (default 3; 0 = never)' },
   'gurobi-product-code': { type: 'string', describe: 'AWS: Marketplace product code of the Gurobi image (ami "gurobi")' },
   'launch-failures': { type: 'number', describe: 'AWS: --wait gives up after this many failed launches of a group (default 3)' },
   'boot-timeout': { type: 'string', describe: 'AWS: an instance silent this long after launch failed its boot (default 15m)' },
@@ -41,7 +42,7 @@ export type SettingFlag = keyof typeof SETTING_FLAGS;
 const BACKEND = ['backend', 'region', 'profile', 'stack'] as const satisfies readonly SettingFlag[];
 const WATCH = ['boot-timeout', 'boot-failures'] as const satisfies readonly SettingFlag[];
 const WORKERS = ['workers', 'slots', 'max-instances', 'spot', 'spot-alternatives', 'gurobi-product-code', 'task-aws-access', 'launch-failures', ...WATCH] as const satisfies readonly SettingFlag[];
-const JOB = ['retries', 'timeout', 'idle', 'visibility', 'unreachable-timeout', 'install-timeout', 'install-retries'] as const satisfies readonly SettingFlag[];
+const JOB = ['retries', 'timeout', 'idle', 'visibility', 'unreachable-timeout', 'install-timeout', 'install-retries', 'spot-interruptions'] as const satisfies readonly SettingFlag[];
 export const COMMAND_SETTINGS = {
   submit: [...BACKEND, ...JOB, 'max-cost', ...WORKERS],
   status: [...BACKEND, 'workers', ...WATCH],
@@ -86,6 +87,7 @@ export function settingsFrom(a: SettingArgs): Record<string, unknown> {
     stack: a.stack,
     spot: a.spot,
     spotAlternatives: a['spot-alternatives'],
+    spotInterruptions: a['spot-interruptions'],
     gurobiProductCode: a['gurobi-product-code'],
     launchFailures: a['launch-failures'],
     bootTimeout: a['boot-timeout'],

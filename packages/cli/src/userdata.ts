@@ -89,6 +89,8 @@ export interface UserDataParams {
   nodeSha256: string;
   /** Let tasks use the instance role (metadata service not blocked for them). Default false. */
   taskAwsAccess?: boolean;
+  /** A worker of a Spot job's on-demand group: the agent serves the type's on-demand queue (job/on-demand.ts). */
+  onDemand?: boolean;
   /** Exported to the agent as GQ_LOG_LEVEL. */
   logLevel?: string;
 }
@@ -213,7 +215,7 @@ export function renderUserData(p: UserDataParams): string {
 R=${q(p.region)} B=${q(p.bucket)} T=${q(p.table)} J=${q(p.job)} Y=${q(p.instanceType)}
 AK=${q(p.agentKey)} AS=${q(p.agentSha256)}
 NV=${q(nodeVersion)} NK=${q(p.nodeKey)} NS=${q(p.nodeSha256)}
-LK=${q(keys.instanceLog(p.job, '{instance}', 'userdata.log'))} TU=${TASK_USER} TA=${p.taskAwsAccess ? '--task-aws-access' : "''"}
+LK=${q(keys.instanceLog(p.job, '{instance}', 'userdata.log'))} TU=${TASK_USER} OD=${p.onDemand ? '--on-demand' : "''"} TA=${p.taskAwsAccess ? '--task-aws-access' : "''"}
 AU=${AGENT_UNIT} FU=${FAILED_UNIT} SB=${L.burst} SI=${L.intervalSec} SR=${L.restartSec}
 PI=${q(bootFailurePutItem(p))}
 ${p.logLevel !== undefined ? `export GQ_LOG_LEVEL=${q(p.logLevel)}` : '# GQ_LOG_LEVEL: agent default'}

@@ -1,6 +1,6 @@
 /** Starting workers for a job, and restoring them when a later command finds work and none left. */
 import { availableParallelism } from 'node:os';
-import { failDeadLettered, sleep, slotsOf, type Backend, type FleetGroup, type JobRecord, type TaskQueue } from '@gq/common';
+import { failDeadLettered, groupOf, poolsOf, queueFor, sleep, slotsOf, type Backend, type FleetGroup, type JobRecord, type Pool, type TaskQueue } from '@gq/common';
 
 export { failDeadLettered };
 import type { CommandContext } from './context.js';
@@ -13,6 +13,8 @@ export async function startWorkers(
   backend: Backend,
   job: JobRecord,
   pendingByType: Record<string, number>,
+  /** Which of the types' groups (a Spot job's on-demand fallback: job/on-demand.ts); default their own. */
+  pool: Pool = 'main',
 ): Promise<Record<string, number>> {
   // Each worker runs up to its type's slots at once: ceil(pending ÷ slots) workers are enough.
   const slots = Object.fromEntries(Object.keys(pendingByType).map((t) => [t, slotsOf(job, t)]));
@@ -25,7 +27,7 @@ export async function startWorkers(
   const out: Record<string, number> = {};
   for (const [type, n] of Object.entries(want)) {
     if (n <= 0) continue;
-    const g = await backend.fleet.ensureCapacity(job, type, n);
+    const g = await backend.fleet.ensureCapacity(job, type, n, pool);
     out[type] = g.desired;
   }
   return out;
@@ -71,44 +73,75 @@ export async function reconcile(ctx: CommandContext, backend: Backend, job: JobR
   for (const type of Object.keys(job.instanceTypes)) {
     const mine = instances.filter((i) => i.instanceType === type);
     if (mine.some((i) => FAILED_TO_START.has(i.state)) && !mine.some((i) => i.state === 'READY' || i.state === 'BUSY' || i.state === 'IDLE')) continue;
-    const group = groups.find((g) => g.instanceType === type);
-    const live = group ? group.instances.filter((i) => i.phase === 'starting' || i.phase === 'running').length : 0;
-    const queue = await backend.queues.open(job.name, type).catch(() => undefined);
-    if (!queue) continue; // a submit that stopped before enqueueing: re-running it creates the queue
-    // With workers alive, reading the queue is only for the dead-letter check: best effort.
-    const depth = live > 0 ? await queue.depth().catch(() => undefined) : await queue.depth();
-    let pending = depth ? depth.visible + depth.delayed + depth.inFlight : undefined;
-    if (pending === 0) {
-      const failed = await failDeadLettered(backend.status, job, queue).catch((e: unknown) => {
+    // Each of the type's pools: its own queue and group, and a Spot job's on-demand ones (job/on-demand.ts).
+    const lanes: Lane[] = [];
+    for (const pool of poolsOf(job)) {
+      const group = groupOf(groups, type, pool);
+      const live = group ? group.instances.filter((i) => i.phase === 'starting' || i.phase === 'running').length : 0;
+      const queue = await backend.queues.open(job.name, type, pool).catch(() => undefined);
+      if (!queue) continue; // a submit that stopped before enqueueing: re-running it creates the queue
+      // With workers alive, reading the queue is only for the dead-letter check: best effort.
+      const depth = live > 0 ? await queue.depth().catch(() => undefined) : await queue.depth();
+      lanes.push({ pool, live, queue, pending: depth ? depth.visible + depth.delayed + depth.inFlight : undefined });
+    }
+    let checked = lanes.length > 0;
+    for (const lane of lanes.filter((l) => l.pending === 0)) {
+      const failed = await failDeadLettered(backend.status, job, lane.queue).catch((e: unknown) => {
         ctx.log.warn({ err: e, type }, 'could not check the dead-letter queue');
         return undefined;
       });
       deadLettered.push(...(failed ?? []));
-      if (failed && live === 0 && counts.queued > failed.length) {
-        // No worker, no message, yet the store holds QUEUED tasks (the dead-lettered ones are
-        // FAILED now): their messages are gone (SQS drops a message after its retention
-        // period). Live workers do this themselves (the one that stays when idle, agent
-        // idle-leave.ts); the tasks are read only in this rare case.
-        const lost = await resendQueued(backend, job, queue, type);
-        if (lost.length > 0) ctx.log.warn({ type, tasks: lost.length }, 'queued tasks had no message in the queue: sent them again');
-        pending = lost.length;
-      }
+      checked &&= failed !== undefined;
     }
-    if (live > 0 || !pending) continue;
-    await startWorkers(ctx, backend, job, { [type]: pending });
-    restarted.push(type);
+    if (checked && lanes.every((l) => l.pending === 0 && l.live === 0) && counts.queued > deadLettered.length) {
+      // No worker, no message, yet the store holds QUEUED tasks (the dead-lettered ones are
+      // FAILED now): their messages are gone (SQS drops a message after its retention
+      // period). Live workers do this themselves (the one that stays when idle, agent
+      // idle-leave.ts); the tasks are read only in this rare case.
+      const lost = await resendQueued(backend, job, type, (pool) => lanes.find((l) => l.pool === pool)?.queue);
+      if (lost.length > 0) ctx.log.warn({ type, tasks: lost.length }, 'queued tasks had no message in the queue: sent them again');
+      for (const lane of lanes) lane.pending = lost.filter((t) => t.pool === lane.pool).length;
+    }
+    for (const lane of lanes) {
+      if (lane.live > 0 || !lane.pending) continue;
+      await startWorkers(ctx, backend, job, { [type]: lane.pending }, lane.pool);
+      if (!restarted.includes(type)) restarted.push(type);
+    }
   }
   return result();
 }
 
+/** One of a type's pools as reconcile sees it: live workers of its group, its queue, and the messages in it. */
+interface Lane {
+  pool: Pool;
+  live: number;
+  queue: TaskQueue;
+  pending: number | undefined;
+}
+
 /**
- * Send again the message of every QUEUED task of `type` (their messages were lost). A duplicate
- * is harmless: a second delivery finds the task claimed or final. Returns the tasks sent.
+ * Send again the message of every QUEUED task of `type` (their messages were lost), each to the
+ * queue of its pool (queueFor: a task moved to on-demand stays there). A duplicate is harmless: a
+ * second delivery finds the task claimed or final. Returns the tasks sent.
  */
-export async function resendQueued(backend: Backend, job: JobRecord, queue: TaskQueue, type: string): Promise<number[]> {
-  const tasks = (await backend.status.listTasks(job.name, { states: ['QUEUED'] })).filter((t) => t.instanceType === type).map((t) => t.task);
-  if (tasks.length > 0) await queue.send(tasks);
-  return tasks;
+export async function resendQueued(
+  backend: Backend,
+  job: JobRecord,
+  type: string,
+  queueOf: (pool: Pool) => TaskQueue | undefined,
+): Promise<{ task: number; pool: Pool }[]> {
+  const tasks = (await backend.status.listTasks(job.name, { states: ['QUEUED'] }))
+    .filter((t) => t.instanceType === type)
+    .map((t) => ({ task: t.task, pool: queueFor(t, job) }));
+  const sent: { task: number; pool: Pool }[] = [];
+  for (const pool of poolsOf(job)) {
+    const mine = tasks.filter((t) => t.pool === pool);
+    const queue = queueOf(pool);
+    if (mine.length === 0 || !queue) continue;
+    await queue.send(mine.map((t) => t.task));
+    sent.push(...mine);
+  }
+  return sent;
 }
 
 /** Every task final: nothing queued or running, and all of them created (not a submit half way). */
@@ -168,7 +201,8 @@ export async function removeFinishedFleet(
       await sleep(Math.min(o.pollMs ?? 1000, Math.max(0, until - Date.now())));
     }
     await backend.fleet.remove(job.name);
-    for (const type of types) await backend.queues.remove(job.name, type);
+    // The type's own queue last: its presence is what says the job is not removed yet (above).
+    for (const type of types) for (const pool of [...poolsOf(job)].reverse()) await backend.queues.remove(job.name, type, pool);
     ctx.log.info({ job: job.name }, 'removed the workers and queues of the finished job');
     return 'removed';
   } catch (e) {

@@ -18,3 +18,4 @@ export * from './job/slots.js';
 export * from './job/dead-letters.js';
 export * from './live-log.js';
 export * from './cost/index.js';
+export * from './job/on-demand.js';

@@ -14,6 +14,7 @@ import type {
   TaskRecord,
 } from './job/model.js';
 import type { TaskState } from './job/states.js';
+import type { Pool } from './job/on-demand.js';
 
 // ---------------------------------------------------------------------------------------------
 // TaskQueue
@@ -58,6 +59,8 @@ export const MAX_VISIBILITY_SECONDS = 43_200;
 export interface TaskQueue {
   readonly job: string;
   readonly instanceType: string;
+  /** Which of the type's queues (job/on-demand.ts): absent or 'main' for its own. */
+  readonly pool?: Pool;
   /** Enqueue one message per task (batched by the adapter). */
   send(tasks: readonly number[]): Promise<void>;
   /** Long poll for up to `max` messages, hiding them for `visibilitySeconds`. */
@@ -84,13 +87,14 @@ export interface TaskQueue {
   purge(): Promise<void>;
 }
 
+/** `pool`: which of the type's queue pairs (job/on-demand.ts); default 'main', the type's own. */
 export interface QueueProvider {
   /** Create the queue pair if missing (idempotent) and return it. */
-  ensure(job: string, instanceType: string, opts: QueueOptions): Promise<TaskQueue>;
+  ensure(job: string, instanceType: string, opts: QueueOptions, pool?: Pool): Promise<TaskQueue>;
   /** Open an existing queue (the agent's side). */
-  open(job: string, instanceType: string): Promise<TaskQueue>;
+  open(job: string, instanceType: string, pool?: Pool): Promise<TaskQueue>;
   /** Delete the queue pair (clean). Missing queues are not an error. */
-  remove(job: string, instanceType: string): Promise<void>;
+  remove(job: string, instanceType: string, pool?: Pool): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +289,8 @@ export interface LaunchProblem {
 
 export interface FleetGroup {
   instanceType: string;
+  /** 'on-demand': a Spot job's fallback group of the type (job/on-demand.ts); absent: the type's own. */
+  pool?: 'on-demand';
   desired: number;
   max: number;
   instances: FleetInstance[];
@@ -311,15 +317,15 @@ export interface Fleet {
    * never lowers it at all (it cannot tell an idle worker from a busy one without asking it; its
    * workers leave by themselves when idle, and gq only ever asks it for more).
    */
-  ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup>;
+  ensureCapacity(job: JobRecord, instanceType: string, desired: number, pool?: Pool): Promise<FleetGroup>;
   /**
    * The job's groups, by instance type. AWS lists every group the job has, at desired 0 too; the
    * local fleet's groups exist only through their workers, so it lists the types that have live
    * ones. Either way, a caller counts workers by `phase`, never by the list's length.
    */
   describe(job: string): Promise<FleetGroup[]>;
-  /** Scale-in protection for a busy worker. */
-  protect(job: string, instanceType: string, instance: string, on: boolean): Promise<void>;
+  /** Scale-in protection for a busy worker (of the type's group in `pool`, default its own). */
+  protect(job: string, instanceType: string, instance: string, on: boolean, pool?: Pool): Promise<void>;
   /**
    * The worker leaves the fleet and the desired capacity goes down by one. The local fleet has no
    * provider of its own: its members are the worker records in the status store, so leaving is
@@ -339,6 +345,11 @@ export interface Fleet {
   launched?(job: string): Promise<LaunchedInstance[]>;
   /** The instance's console output, when the provider keeps one and gq may read it. */
   consoleOutput?(instance: string): Promise<string | undefined>;
+}
+
+/** The group of `pool` (default the type's own) among a job's groups. */
+export function groupOf(groups: readonly FleetGroup[], instanceType: string, pool: Pool = 'main'): FleetGroup | undefined {
+  return groups.find((g) => g.instanceType === instanceType && (g.pool ?? 'main') === pool);
 }
 
 /** The four ports of one backend. */

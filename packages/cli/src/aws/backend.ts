@@ -9,7 +9,7 @@
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { Backend, Config, JobRecord } from '@gq/common';
+import type { Backend, Config, JobRecord, Pool } from '@gq/common';
 import { installCallLog, makeAwsClients, openAwsBackend, type LaunchSpec } from '@gq/common/aws/index';
 import { readStackOutputs } from './stack.js';
 import { PINNED_NODE_VERSION, renderUserData } from '../userdata.js';
@@ -60,7 +60,9 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     table: outputs.table,
     clients,
     ownsClients: true,
-    launchSpec: async (job: JobRecord, instanceType: string): Promise<LaunchSpec> => {
+    launchSpec: async (job: JobRecord, instanceType: string, pool: Pool): Promise<LaunchSpec> => {
+      // A Spot job's on-demand group (job/on-demand.ts): on-demand only, its agents on the type's on-demand queue.
+      const spot = config.spot && pool === 'main';
       agent ??= await ensureAgentUploaded(backend.artifacts);
       subnets ??= (await stackSubnets(clients.ec2, outputs.securityGroupId, outputs.subnetIds)).subnets.map((s) => s.SubnetId!);
       const role = await jobRole(job.name);
@@ -92,11 +94,12 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
           nodeKey: node.key,
           nodeSha256: node.sha256,
           taskAwsAccess: config.taskAwsAccess,
+          onDemand: pool === 'on-demand',
         }),
         subnetIds: subnets,
         maxInstances: config.maxInstances,
-        spot: config.spot,
-        ...(config.spot && config.spotAlternatives[instanceType]?.length ? { spotAlternatives: config.spotAlternatives[instanceType] } : {}),
+        spot,
+        ...(spot && config.spotAlternatives[instanceType]?.length ? { spotAlternatives: config.spotAlternatives[instanceType] } : {}),
         tags: { 'gq:job': job.name },
       };
     },

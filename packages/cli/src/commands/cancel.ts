@@ -1,5 +1,5 @@
 /** gq cancel NAME: queued tasks never start, running ones are stopped, workers leave. */
-import { JobNotFoundError } from '@gq/common';
+import { JobNotFoundError, poolsOf } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 
@@ -10,8 +10,10 @@ export async function runCancel(ctx: CommandContext, a: { name: string; json?: b
     if (!job) throw new JobNotFoundError(a.name);
     const r = await backend.status.cancel(a.name);
     for (const type of Object.keys(job.instanceTypes)) {
-      const q = await backend.queues.open(a.name, type).catch(() => undefined);
-      await q?.purge();
+      for (const pool of poolsOf(job)) {
+        const q = await backend.queues.open(a.name, type, pool).catch(() => undefined);
+        await q?.purge();
+      }
     }
     await backend.fleet.stop(a.name);
     if (a.json) ctx.io.out(JSON.stringify({ name: a.name, ...r }));

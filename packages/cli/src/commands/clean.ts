@@ -2,7 +2,7 @@
  * gq clean NAME: remove the job's queues, workers (groups, launch templates and, on AWS, the
  * job's IAM role and instance profile) and its licence; keep its status and results.
  */
-import { JobNotFoundError, UserError } from '@gq/common';
+import { JobNotFoundError, poolsOf, UserError } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 
@@ -17,7 +17,7 @@ export async function runClean(ctx: CommandContext, a: { name: string; force?: b
       });
     }
     await backend.fleet.remove(a.name);
-    for (const type of Object.keys(job.instanceTypes)) await backend.queues.remove(a.name, type);
+    for (const type of Object.keys(job.instanceTypes)) for (const pool of poolsOf(job)) await backend.queues.remove(a.name, type, pool);
     // The licence goes with the workers (nothing can use it any more); results stay.
     await backend.secrets.deleteLicence(a.name);
     ctx.io.out(`Removed the queues, workers and licence of ${a.name}; its status and results are kept (gq results ${a.name}).`);

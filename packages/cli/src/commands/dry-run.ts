@@ -36,6 +36,8 @@ export interface JobPlan {
   estimate: CostRange | null;
   /** Where the run time came from. */
   runtimeFrom: string | null;
+  /** Spot jobs: interruptions of one task after which it runs on the type's on-demand group (job/on-demand.ts). */
+  spotInterruptions?: number;
 }
 
 /** The run time per task of each type: given, or the mean of a previous job's attempts. */
@@ -88,7 +90,8 @@ export async function jobPlan(ctx: CommandContext, p: { name: string; byType: Re
     };
   });
   const estimate = from ? addRanges(types.map((t) => t.estimate ?? undefined)) : undefined;
-  return { name: p.name, backend: c.backend, total: p.total, types, estimate: estimate ?? null, runtimeFrom: from };
+  const fallback = c.backend === 'aws' && c.spot && c.spotInterruptions > 0 ? { spotInterruptions: c.spotInterruptions } : {};
+  return { name: p.name, backend: c.backend, total: p.total, types, estimate: estimate ?? null, runtimeFrom: from, ...fallback };
 }
 
 /** --max-cost at submit: a job that cannot stay under the cap, even at the low end, is refused. */
@@ -106,6 +109,7 @@ export function planLines(plan: JobPlan, maxCost: number | undefined): string[] 
     const est = t.estimate ? `, ${formatUsd(t.estimate.low)} – ${formatUsd(t.estimate.high)}` : '';
     lines.push(`  ${t.instanceType}: ${t.tasks} tasks, up to ${t.instances} instance(s) × ${t.slots} slot(s), AMI ${t.ami}, ${plan.backend === 'local' ? 'local' : t.spot ? 'Spot' : 'on-demand'}, ${price}${est}`);
   }
+  if (plan.spotInterruptions) lines.push(`  On-demand fallback: after ${plan.spotInterruptions} Spot interruptions of one task, its next attempt runs on a second group per type, on-demand`);
   if (plan.estimate) lines.push(`  Estimated cost: ${formatUsd(plan.estimate.low)} – ${formatUsd(plan.estimate.high)} (run time from ${plan.runtimeFrom})`);
   else if (plan.runtimeFrom) lines.push('  Estimated cost: unknown (no price for an instance type; see gq prices update)');
   else lines.push('  For a cost estimate give --estimate-runtime DURATION (one task\'s run time) or --like PREVIOUS_JOB.');

@@ -1,6 +1,6 @@
 /** gq retry NAME --failed: only the failed tasks run again (like GNU parallel --resume-failed). */
 import { readFileSync } from 'node:fs';
-import { JobNotFoundError, registerSecret, UserError } from '@gq/common';
+import { JobNotFoundError, poolsOf, queueFor, registerSecret, UserError, type Backend, type JobRecord, type NewTask, type Pool } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { startWorkers } from '../workers.js';
@@ -32,10 +32,15 @@ export async function runRetry(
       }
     }
     if (licenceText !== undefined) await backend.secrets.putLicence(a.name, licenceText, licenceExpiry());
-    const tasks = await backend.status.resubmitFailed(a.name);
-    const byType = await enqueueTasks(ctx, backend, job, tasks, { resumable: false, queueNameWaitMs: QUEUE_NAME_WAIT_MS });
+    const tasks = await onDemandOf(backend, job, await backend.status.resubmitFailed(a.name));
+    await enqueueTasks(ctx, backend, job, tasks, { resumable: false, queueNameWaitMs: QUEUE_NAME_WAIT_MS });
     const fresh = (await backend.status.getJob(a.name))!;
-    await startWorkers(ctx, backend, fresh, byType);
+    // Workers for each pool's tasks (a Spot job's on-demand group for the tasks that had moved there).
+    for (const pool of poolsOf(job)) {
+      const byType: Record<string, number> = {};
+      for (const t of tasks.filter((x) => x.pool === pool)) byType[t.instanceType] = (byType[t.instanceType] ?? 0) + 1;
+      await startWorkers(ctx, backend, fresh, byType, pool);
+    }
     if (a.json && !a.wait) ctx.io.out(JSON.stringify({ name: a.name, retried: tasks.map((t) => t.task) }));
     else if (!a.json) ctx.io.err(tasks.length ? `Retrying ${tasks.length} failed task(s) of ${a.name}: ${tasks.map((t) => t.task).join(', ')}` : `Job ${a.name} has no failed tasks.`);
     if (a.wait && tasks.length) return await followJob(ctx, backend, a.name, { json: a.json });
@@ -45,3 +50,9 @@ export async function runRetry(
   }
 }
 
+/** Each retried task with its pool: one that had moved to on-demand (job/on-demand.ts) goes back to that queue. */
+async function onDemandOf(backend: Backend, job: JobRecord, tasks: NewTask[]): Promise<(NewTask & { pool: Pool })[]> {
+  if (poolsOf(job).length === 1 || tasks.length === 0) return tasks.map((t) => ({ ...t, pool: 'main' }));
+  const records = new Map((await backend.status.listTasks(job.name, { states: ['QUEUED'] })).map((t) => [t.task, t]));
+  return tasks.map((t) => ({ ...t, pool: queueFor(records.get(t.task) ?? {}, job) }));
+}

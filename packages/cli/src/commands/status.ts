@@ -4,7 +4,7 @@
  * instances name: a constant number of reads whatever the size of the job. Task detail (--tasks)
  * and the list of failures are read only when asked for or when there are failures.
  */
-import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, movedToOnDemand as countMoved, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
@@ -67,11 +67,15 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
   const cost = costView(job, instances, running, region);
   const failures = job.counts.failed > 0 ? (await backend.status.listTasks(job.name, { states: ['FAILED'] })) : [];
   const tasks = withTasks ? await backend.status.listTasks(job.name) : undefined;
-  const perType: Record<string, { total: number; interruptions: number; counts?: Record<string, number> } & TypeFleetJson> = {};
+  const perType: Record<string, { total: number; interruptions: number; movedToOnDemand?: number; counts?: Record<string, number> } & TypeFleetJson> = {};
+  // Tasks moved to on-demand (job/on-demand.ts): read only once enough interruptions happened for one.
+  const interrupted = instances.filter((i) => i.detail === INTERRUPTED_DETAIL).length;
+  const moved = job.spotInterruptions && interrupted >= job.spotInterruptions ? (tasks ?? (await backend.status.listTasks(job.name))) : [];
   for (const [type, total] of Object.entries(job.instanceTypes)) {
     // Instances of the type that left on a Spot interruption notice (their records say so).
     const interruptions = instances.filter((i) => i.instanceType === type && i.detail === INTERRUPTED_DETAIL).length;
-    perType[type] = { total, interruptions, ...typeFleetJson(fleet?.report?.types[type], fleet ?? { bootFailures: 0 }) };
+    const movedToOnDemand = countMoved(moved.filter((t) => t.instanceType === type), job);
+    perType[type] = { total, interruptions, ...(movedToOnDemand ? { movedToOnDemand } : {}), ...typeFleetJson(fleet?.report?.types[type], fleet ?? { bootFailures: 0 }) };
   }
   if (tasks) {
     for (const t of tasks) {
@@ -86,8 +90,9 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
     total: job.total,
     counts: job.counts,
     cancelRequested: job.cancelRequested,
+    ...(job.spotInterruptions ? { spotInterruptions: job.spotInterruptions } : {}),
     instanceTypes: perType,
-    instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
+    instances: instances.map((i) => ({ instance: i.instance, instanceType: i.instanceType, ...(i.pool ? { pool: i.pool } : {}), state: i.state, heartbeatAt: i.heartbeatAt, detail: i.detail })),
     running: running.map((t) => ({ task: t.task, instance: t.instance, attempts: t.attempts, tags: t.tags, tagTimes: t.tagTimes ?? {} })),
     ...etaOf(job, instances, running),
     failures: failures.map((t) => ({ task: t.task, exitCode: t.exitCode, signal: t.signal, error: t.error, attempts: t.attempts, stderrTail: t.stderrTail })),
@@ -110,6 +115,7 @@ function renderJob(s: StatusJson): string[] {
     const n = s.instances.filter((i) => i.instanceType === type && i.state !== 'STOPPED').length;
     const detail = v.counts ? ` (${Object.entries(v.counts).filter(([, x]) => x).map(([k, x]) => `${x} ${k}`).join(', ')})` : '';
     lines.push(`    ${type}: ${v.total} tasks${detail}, ${n} worker(s) active${v.interruptions ? `, ${v.interruptions} Spot interruption(s)` : ''}`);
+    if (v.movedToOnDemand) lines.push(`      ${v.movedToOnDemand} task(s) moved to on-demand after ${s.spotInterruptions} Spot interruptions`);
     lines.push(...reportLines(v));
   }
   lines.push(...costLines(s.cost));
@@ -119,7 +125,7 @@ function renderJob(s: StatusJson): string[] {
     lines.push('  Workers:');
     for (const i of active.slice(0, 20)) {
       const age = Math.max(0, Math.round((Date.now() - Date.parse(i.heartbeatAt)) / 1000));
-      lines.push(`    ${i.instance} (${i.instanceType}): ${i.state}${i.detail ? ` ${i.detail}` : ''}, seen ${age}s ago`);
+      lines.push(`    ${i.instance} (${i.instanceType}${i.pool ? `, ${i.pool}` : ''}): ${i.state}${i.detail ? ` ${i.detail}` : ''}, seen ${age}s ago`);
     }
     if (active.length > 20) lines.push(`    ... and ${active.length - 20} more`);
   }

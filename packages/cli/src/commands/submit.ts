@@ -281,6 +281,8 @@ function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'loca
     licenseKey: p.licenseFile ? keys.license(p.name) : undefined,
     slots: jobSlots(c.slots, Object.keys(p.byType)),
     ...(c.maxCost !== undefined ? { maxCost: c.maxCost } : {}),
+    // The on-demand fallback (job/on-demand.ts): Spot jobs only.
+    ...(backend === 'aws' && c.spot && c.spotInterruptions > 0 ? { spotInterruptions: c.spotInterruptions } : {}),
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import type { AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import type { FleetGroup, FleetInstance, InstancePhase } from '../ports.js';
-import { TYPE_TAG } from './names.js';
+import { POOL_TAG, TYPE_TAG } from './names.js';
 
 /** The value of tag `key`, if set. */
 export function tagValue(tags: readonly { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
@@ -36,6 +36,7 @@ export function toGroup(g: AutoScalingGroup): FleetGroup {
   }));
   return {
     instanceType: tagValue(g.Tags, TYPE_TAG) ?? g.AutoScalingGroupName ?? '',
+    ...(tagValue(g.Tags, POOL_TAG) === 'on-demand' ? { pool: 'on-demand' as const } : {}),
     desired: g.DesiredCapacity ?? 0,
     max: g.MaxSize ?? 0,
     instances: instances.sort((a, b) => a.id.localeCompare(b.id)),

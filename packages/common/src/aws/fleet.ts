@@ -36,7 +36,8 @@ import { retryWithBackoff } from '../backoff.js';
 import { busyCount, tagValue, toGroup } from './fleet-view.js';
 import { consoleOutput, explainRefusedGroup, isNotYetVisible, jobInstances, recentActivities } from './fleet-health.js';
 import { launchProblemOf } from './launch-failures.js';
-import { groupName, JOB_TAG, launchTemplateName, TYPE_TAG } from './names.js';
+import { groupName, JOB_TAG, launchTemplateName, POOL_TAG, TYPE_TAG } from './names.js';
+import type { Pool } from '../job/on-demand.js';
 import { clampDesired } from './scaling.js';
 import { MAX_GROUP_TYPES } from '../config/schema.js';
 
@@ -75,7 +76,7 @@ export interface AsgFleetOptions {
   autoscaling: AutoScalingClient;
   ec2: EC2Client;
   /** Needed to create groups (the submitting side); agents only protect and terminate. */
-  launchSpec?: (job: JobRecord, instanceType: string) => Promise<LaunchSpec>;
+  launchSpec?: (job: JobRecord, instanceType: string, pool: Pool) => Promise<LaunchSpec>;
 }
 
 function hasName(err: unknown, ...names: string[]): boolean {
@@ -114,6 +115,11 @@ export function overridesFor(instanceType: string, alternatives: readonly string
   if (types.length === 1) return {};
   if (types.length > MAX_GROUP_TYPES) throw new UserError(`${instanceType} has ${types.length - 1} stand-in types; a group takes at most ${MAX_GROUP_TYPES} in all.`);
   return { Overrides: types.map((InstanceType) => ({ InstanceType })) };
+}
+
+/** The tags every resource of (job, type, pool) carries: gq:job, gq:instance-type, and gq:pool for the on-demand pool. */
+function poolTags(job: string, instanceType: string, pool: Pool): Record<string, string> {
+  return { [JOB_TAG]: job, [TYPE_TAG]: instanceType, ...(pool === 'main' ? {} : { [POOL_TAG]: pool }) };
 }
 
 export class AsgFleet implements Fleet {
@@ -184,10 +190,10 @@ export class AsgFleet implements Fleet {
   }
 
   /** Create the launch template if missing (an existing one is reused as it is, never versioned). */
-  private async ensureTemplate(job: string, instanceType: string, spec: LaunchSpec): Promise<string> {
-    const name = launchTemplateName(job, instanceType);
+  private async ensureTemplate(job: string, instanceType: string, spec: LaunchSpec, pool: Pool): Promise<string> {
+    const name = launchTemplateName(job, instanceType, pool);
     if (await this.templateExists(name)) return name;
-    const baseTags: Record<string, string> = { ...spec.tags, [JOB_TAG]: job, [TYPE_TAG]: instanceType };
+    const baseTags: Record<string, string> = { ...spec.tags, ...poolTags(job, instanceType, pool) };
     const ec2Tags = (extra: Record<string, string> = {}): Ec2Tag[] =>
       Object.entries({ ...baseTags, ...extra }).map(([Key, Value]) => ({ Key, Value }));
     const root = await this.rootDisk(spec);
@@ -217,7 +223,7 @@ export class AsgFleet implements Fleet {
               },
             ],
             TagSpecifications: [
-              { ResourceType: 'instance', Tags: ec2Tags({ Name: groupName(job, instanceType) }) },
+              { ResourceType: 'instance', Tags: ec2Tags({ Name: name }) },
               { ResourceType: 'volume', Tags: ec2Tags() },
             ],
           },
@@ -231,18 +237,17 @@ export class AsgFleet implements Fleet {
     return name;
   }
 
-  private async createGroup(job: JobRecord, instanceType: string, desired: number): Promise<void> {
+  private async createGroup(job: JobRecord, instanceType: string, desired: number, pool: Pool): Promise<void> {
     if (!this.launchSpec) {
       throw new GqError(`no launch settings to create the fleet of ${job.name} (${instanceType})`);
     }
-    const spec = await this.launchSpec(job, instanceType);
-    const template = await this.ensureTemplate(job.name, instanceType, spec);
+    const spec = await this.launchSpec(job, instanceType, pool);
+    const template = await this.ensureTemplate(job.name, instanceType, spec, pool);
     const max = Math.max(0, Math.floor(spec.maxInstances));
-    const name = groupName(job.name, instanceType);
+    const name = groupName(job.name, instanceType, pool);
     const tags: AsgTag[] = Object.entries({
       ...spec.tags,
-      [JOB_TAG]: job.name,
-      [TYPE_TAG]: instanceType,
+      ...poolTags(job.name, instanceType, pool),
       Name: name,
     }).map(([Key, Value]) => ({ Key, Value, PropagateAtLaunch: true, ResourceId: name, ResourceType: 'auto-scaling-group' }));
     const templateSpec = { LaunchTemplateName: template, Version: '$Latest' };
@@ -292,11 +297,11 @@ export class AsgFleet implements Fleet {
     await this.autoscaling.send(new SuspendProcessesCommand({ AutoScalingGroupName: name, ScalingProcesses: [AZ_REBALANCE] }));
   }
 
-  async ensureCapacity(job: JobRecord, instanceType: string, desired: number): Promise<FleetGroup> {
-    const name = groupName(job.name, instanceType);
+  async ensureCapacity(job: JobRecord, instanceType: string, desired: number, pool: Pool = 'main'): Promise<FleetGroup> {
+    const name = groupName(job.name, instanceType, pool);
     let g = await this.group(name);
     if (!g) {
-      await this.createGroup(job, instanceType, desired);
+      await this.createGroup(job, instanceType, desired, pool);
       g = await this.group(name);
       if (!g) throw new GqError(`Auto Scaling group ${name} was created but cannot be described`);
     } else if (!rebalanceSuspended(g)) {
@@ -332,10 +337,10 @@ export class AsgFleet implements Fleet {
     return consoleOutput(this.ec2, instance);
   }
 
-  async protect(job: string, instanceType: string, instance: string, on: boolean): Promise<void> {
+  async protect(job: string, instanceType: string, instance: string, on: boolean, pool: Pool = 'main'): Promise<void> {
     await this.autoscaling.send(
       new SetInstanceProtectionCommand({
-        AutoScalingGroupName: groupName(job, instanceType),
+        AutoScalingGroupName: groupName(job, instanceType, pool),
         InstanceIds: [instance],
         ProtectedFromScaleIn: on,
       }),

@@ -11,6 +11,7 @@ import { S3ArtifactStore } from './artifact-store.js';
 import { DynamoSecretStore } from './secrets.js';
 import { SqsQueueProvider, type SqsQueueProviderOptions } from './task-queue.js';
 import type { JobRecord } from '../job/model.js';
+import type { Pool } from '../job/on-demand.js';
 
 export * from './clients.js';
 export * from './call-log.js';
@@ -41,7 +42,7 @@ export interface AwsBackendOptions {
   clients?: AwsClients;
   /** Whether close() destroys the clients. Default: only when this function made them. */
   ownsClients?: boolean;
-  launchSpec?: (job: JobRecord, instanceType: string) => Promise<LaunchSpec>;
+  launchSpec?: (job: JobRecord, instanceType: string, pool: Pool) => Promise<LaunchSpec>;
   queue?: SqsQueueProviderOptions;
   status?: Omit<DynamoStatusStoreOptions, 'table'>;
 }

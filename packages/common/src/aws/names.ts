@@ -6,12 +6,15 @@
  *   queue            gq-<job>-<type with . → _>          (SQS: ≤ 80 of [A-Za-z0-9_-])
  *   dead letters     gq-<job>-<type with . → _>-dlq
  *   ASG / template   gq-<job>-<type>                     (ASG ≤ 255, template ≤ 128 of [A-Za-z0-9().\-/_])
+ *   on-demand pool   the same names + -od (queue gq-<job>-<type>-od, its gq-<job>-<type>-od-dlq,
+ *                    group and template gq-<job>-<type>-od): a Spot job's fallback (job/on-demand.ts)
  *
  * A name that would pass a limit keeps its head and ends in a short hash of the whole name.
  */
 import { createHash } from 'node:crypto';
 import { GqError } from '../errors.js';
 import { jobNameProblems } from '../job/names.js';
+import type { Pool } from '../job/on-demand.js';
 
 /** The one job-name rule (job/names.ts), also here for the AWS code that builds names. */
 export { isValidJobName } from '../job/names.js';
@@ -21,9 +24,13 @@ export const NAME_PREFIX = 'gq';
 export const JOB_TAG = 'gq:job';
 /** Tag carrying the instance type of an ASG / launch template. */
 export const TYPE_TAG = 'gq:instance-type';
+/** Tag of the on-demand pool's group, template and queues (value "on-demand"); absent on a type's own. */
+export const POOL_TAG = 'gq:pool';
 
 const SQS_MAX = 80;
 const DLQ_SUFFIX = '-dlq';
+/** The on-demand pool's names end so; a name too long for its limit ends in a hash of the whole name, -od included, so the two pools never share one. */
+const POOL_SUFFIX = { main: '', 'on-demand': '-od' } as const satisfies Record<Pool, string>;
 const TEMPLATE_MAX = 128;
 const ASG_MAX = 255;
 
@@ -43,27 +50,27 @@ function cleanType(type: string, allowed: RegExp): string {
   return type.replace(allowed, '_');
 }
 
-/** Main queue of (job, instance type). */
-export function queueName(job: string, instanceType: string): string {
+/** Main queue of (job, instance type) and pool. */
+export function queueName(job: string, instanceType: string, pool: Pool = 'main'): string {
   checkJob(job);
   const type = cleanType(instanceType.replace(/\./g, '_'), /[^A-Za-z0-9_-]/g);
-  return fit(`${NAME_PREFIX}-${job}-${type}`, SQS_MAX - DLQ_SUFFIX.length);
+  return fit(`${NAME_PREFIX}-${job}-${type}${POOL_SUFFIX[pool]}`, SQS_MAX - DLQ_SUFFIX.length);
 }
 
-/** Dead-letter queue of (job, instance type). */
-export function deadLetterQueueName(job: string, instanceType: string): string {
-  return queueName(job, instanceType) + DLQ_SUFFIX;
+/** Dead-letter queue of (job, instance type) and pool. */
+export function deadLetterQueueName(job: string, instanceType: string, pool: Pool = 'main'): string {
+  return queueName(job, instanceType, pool) + DLQ_SUFFIX;
 }
 
-/** Auto Scaling group of (job, instance type). */
-export function groupName(job: string, instanceType: string): string {
+/** Auto Scaling group of (job, instance type) and pool. */
+export function groupName(job: string, instanceType: string, pool: Pool = 'main'): string {
   checkJob(job);
-  return fit(`${NAME_PREFIX}-${job}-${cleanType(instanceType, /[^A-Za-z0-9().\-/_]/g)}`, Math.min(ASG_MAX, TEMPLATE_MAX));
+  return fit(`${NAME_PREFIX}-${job}-${cleanType(instanceType, /[^A-Za-z0-9().\-/_]/g)}${POOL_SUFFIX[pool]}`, Math.min(ASG_MAX, TEMPLATE_MAX));
 }
 
-/** Launch template of (job, instance type): the same name as the group. */
-export function launchTemplateName(job: string, instanceType: string): string {
-  return groupName(job, instanceType);
+/** Launch template of (job, instance type) and pool: the same name as the group. */
+export function launchTemplateName(job: string, instanceType: string, pool: Pool = 'main'): string {
+  return groupName(job, instanceType, pool);
 }
 
 /** Tag of a per-job IAM role: its policy reads it as ${aws:PrincipalTag/gq-job} (infra/gq.yaml). */

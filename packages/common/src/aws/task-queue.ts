@@ -27,7 +27,8 @@ import { backoffDelay } from '../backoff.js';
 import { GqError } from '../errors.js';
 import { QueueDeletedRecentlyError, QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
-import { deadLetterQueueName, JOB_TAG, queueName, TYPE_TAG } from './names.js';
+import { deadLetterQueueName, JOB_TAG, POOL_TAG, queueName, TYPE_TAG } from './names.js';
+import type { Pool } from '../job/on-demand.js';
 import { SqsDeletes } from './task-queue-deletes.js';
 import {
   clamp,
@@ -81,6 +82,7 @@ export class SqsQueue implements TaskQueue {
     readonly url: string,
     private readonly dlqUrl: () => Promise<string | undefined>,
     private readonly opts: Required<Omit<SqsQueueProviderOptions, 'tags'>>,
+    readonly pool: Pool = 'main',
   ) {
     this.deletes = new SqsDeletes(sqs, url, opts.deleteBatchMs);
   }
@@ -332,20 +334,20 @@ export class SqsQueueProvider implements QueueProvider {
     }
   }
 
-  private make(job: string, instanceType: string, url: string): SqsQueue {
-    const dlqName = deadLetterQueueName(job, instanceType);
-    return new SqsQueue(this.sqs, job, instanceType, url, () => this.url(dlqName), this.opts);
+  private make(job: string, instanceType: string, url: string, pool: Pool): SqsQueue {
+    const dlqName = deadLetterQueueName(job, instanceType, pool);
+    return new SqsQueue(this.sqs, job, instanceType, url, () => this.url(dlqName), this.opts, pool);
   }
 
-  async ensure(job: string, instanceType: string, opts: QueueOptions): Promise<SqsQueue> {
-    const tags = { ...this.tags, [JOB_TAG]: job, [TYPE_TAG]: instanceType };
+  async ensure(job: string, instanceType: string, opts: QueueOptions, pool: Pool = 'main'): Promise<SqsQueue> {
+    const tags = { ...this.tags, [JOB_TAG]: job, [TYPE_TAG]: instanceType, ...(pool === 'main' ? {} : { [POOL_TAG]: pool }) };
     const common = { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: String(this.opts.retentionSeconds) };
-    const dlqUrl = await this.createQueue(deadLetterQueueName(job, instanceType), common, tags);
+    const dlqUrl = await this.createQueue(deadLetterQueueName(job, instanceType, pool), common, tags);
     const arn = (await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes
       ?.QueueArn;
     if (!arn) throw new GqError(`no ARN for the dead-letter queue of ${job} (${instanceType})`);
     const url = await this.createQueue(
-      queueName(job, instanceType),
+      queueName(job, instanceType, pool),
       {
         ...common,
         VisibilityTimeout: String(clamp(opts.visibilitySeconds, 0, SQS_MAX_VISIBILITY_SECONDS)),
@@ -353,17 +355,17 @@ export class SqsQueueProvider implements QueueProvider {
       },
       tags,
     );
-    return this.make(job, instanceType, url);
+    return this.make(job, instanceType, url, pool);
   }
 
-  async open(job: string, instanceType: string): Promise<SqsQueue> {
-    const url = await this.url(queueName(job, instanceType));
+  async open(job: string, instanceType: string, pool: Pool = 'main'): Promise<SqsQueue> {
+    const url = await this.url(queueName(job, instanceType, pool));
     if (!url) throw new QueueNotFoundError(job, instanceType);
-    return this.make(job, instanceType, url);
+    return this.make(job, instanceType, url, pool);
   }
 
-  async remove(job: string, instanceType: string): Promise<void> {
-    for (const name of [queueName(job, instanceType), deadLetterQueueName(job, instanceType)]) {
+  async remove(job: string, instanceType: string, pool: Pool = 'main'): Promise<void> {
+    for (const name of [queueName(job, instanceType, pool), deadLetterQueueName(job, instanceType, pool)]) {
       const url = await this.url(name);
       this.urls.delete(name);
       if (!url) continue;

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../time.js';
 import { MAX_SLOTS } from '../job/slots.js';
+import { DEFAULT_SPOT_INTERRUPTIONS } from '../job/on-demand.js';
 
 const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
@@ -106,6 +107,11 @@ export const configShape = {
       return out;
     })
     .default({}),
+  /**
+   * AWS, with spot: after this many Spot interruptions of one task, its next attempt runs on the
+   * type's on-demand group (job/on-demand.ts); 0 = never fall back.
+   */
+  spotInterruptions: intFromEnv(0, 100).default(DEFAULT_SPOT_INTERRUPTIONS),
   /** AWS: `--wait` gives up after this many failed launches of a group (scaling activities). */
   launchFailures: intFromEnv(1, 100).default(3),
   /** AWS: an instance that has not reported this long after its launch counts as a failed boot. */
@@ -148,6 +154,7 @@ export const SETTING_EXPECTS: Record<SettingName, { what: string; example: strin
   gurobiProductCode: { what: 'an AWS Marketplace product code (lower-case letters and digits)', example: 'abcdefghij0123456789abcde' },
   spot: { what: 'true or false', example: 'true' },
   spotAlternatives: { what: 'per instance type a list of stand-in types, as {"TYPE": ["ALT", ...]} or TYPE=ALT,ALT;TYPE=ALT', example: 'c5.xlarge=c5a.xlarge,c6i.xlarge' },
+  spotInterruptions: { what: 'a whole number from 0 to 100 (0 = never move a task to on-demand)', example: '3' },
   launchFailures: { what: 'a whole number from 1 to 100', example: '3' },
   bootTimeout: { what: 'a duration such as 10m, 15m or 30m', example: '15m' },
   bootFailures: { what: 'a whole number from 1 to 100', example: '3' },

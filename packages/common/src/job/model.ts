@@ -52,6 +52,11 @@ export interface JobSpec {
   slots?: Record<string, number>;
   /** The cost cap in USD (`--max-cost`): at it, the job takes no new instance or task. */
   maxCost?: number;
+  /**
+   * Spot jobs (AWS): after this many interruptions of one task, its next attempt runs on the
+   * type's on-demand group (job/on-demand.ts). Absent or 0: never (jobs without Spot too).
+   */
+  spotInterruptions?: number;
 }
 
 export interface JobRecord extends JobSpec {
@@ -167,6 +172,8 @@ export interface InstanceRecord {
   pricePerHour?: number;
   /** Where the price came from, e.g. "on-demand table 2025-01", "spot us-east-1a". */
   priceSource?: string;
+  /** 'on-demand': a worker of a Spot job's on-demand fallback group (job/on-demand.ts); absent: the type's own. */
+  pool?: 'on-demand';
 }
 
 /** The `detail` of a BUSY instance record: the task(s) it runs (the same text on every backend). */

@@ -21,6 +21,7 @@ import { sleep } from '../time.js';
 import type { Db } from './db.js';
 import { QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 import { MAX_VISIBILITY_SECONDS } from '../ports.js';
+import type { Pool } from '../job/on-demand.js';
 
 /** SQS limits (the 12-hour one is the ports'). */
 export { MAX_VISIBILITY_SECONDS };
@@ -135,6 +136,9 @@ class Statements {
   }
 }
 
+/** The queue row's type column: the type, and for the on-demand pool (job/on-demand.ts) a suffix no type has. */
+const rowType = (instanceType: string, pool: Pool): string => (pool === 'main' ? instanceType : `${instanceType}#${pool}`);
+
 export class LocalQueueProvider implements QueueProvider {
   private readonly st: Statements;
   private readonly clock: () => number;
@@ -156,23 +160,23 @@ export class LocalQueueProvider implements QueueProvider {
     });
   }
 
-  async ensure(job: string, instanceType: string, opts: QueueOptions): Promise<TaskQueue> {
+  async ensure(job: string, instanceType: string, opts: QueueOptions, pool: Pool = 'main'): Promise<TaskQueue> {
     const vis = seconds('visibilitySeconds', opts.visibilitySeconds, MAX_VISIBILITY_SECONDS);
     if (!Number.isInteger(opts.maxReceiveCount) || opts.maxReceiveCount < 1) {
       throw new UserError(`maxReceiveCount must be an integer ≥ 1, got ${opts.maxReceiveCount}.`);
     }
-    this.st.upsertQueue.run(job, instanceType, vis, opts.maxReceiveCount, this.clock());
-    return this.open(job, instanceType);
+    this.st.upsertQueue.run(job, rowType(instanceType, pool), vis, opts.maxReceiveCount, this.clock());
+    return this.open(job, instanceType, pool);
   }
 
-  async open(job: string, instanceType: string): Promise<LocalTaskQueue> {
-    const row = this.st.queueByName.get(job, instanceType);
+  async open(job: string, instanceType: string, pool: Pool = 'main'): Promise<LocalTaskQueue> {
+    const row = this.st.queueByName.get(job, rowType(instanceType, pool));
     if (!row) throw new QueueNotFoundError(job, instanceType);
-    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs, this.reap);
+    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs, this.reap, pool);
   }
 
-  async remove(job: string, instanceType: string): Promise<void> {
-    const row = this.st.queueByName.get(job, instanceType);
+  async remove(job: string, instanceType: string, pool: Pool = 'main'): Promise<void> {
+    const row = this.st.queueByName.get(job, rowType(instanceType, pool));
     if (row) this.removeTx.immediate(row.id);
   }
 }
@@ -192,6 +196,7 @@ export class LocalTaskQueue implements TaskQueue {
     private readonly clock: () => number,
     private readonly pollMs: number,
     private readonly reap?: (job: string) => void,
+    readonly pool: Pool = 'main',
   ) {
     this.sendTx = db.transaction((tasks: readonly number[], now: number) => {
       if (!st.queueById.get(queueId)) throw new QueueNotFoundError(job, instanceType);

@@ -261,5 +261,18 @@ export function queueContract(name: string, make: () => Promise<QueueFixture>, o
       expect((await receiveN(b, 1)).map((m) => m.task)).toEqual([2]);
       expect((await receiveN(c, 1)).map((m) => m.task)).toEqual([3]);
     });
+
+    it('the on-demand pool of a type is a queue of its own, opened and removed apart (job/on-demand.ts)', async () => {
+      const main = await fresh('pool');
+      const od = await fx.queues.ensure(main.job, TYPE, { visibilitySeconds: 30, maxReceiveCount: 5 }, 'on-demand');
+      expect([od.instanceType, od.pool]).toEqual([TYPE, 'on-demand']);
+      await main.send([1]);
+      await (await fx.queues.open(main.job, TYPE, 'on-demand')).send([2]);
+      expect((await receiveN(od, 1)).map((m) => m.task)).toEqual([2]);
+      expect((await receiveN(main, 1)).map((m) => m.task)).toEqual([1]);
+      await fx.queues.remove(main.job, TYPE, 'on-demand');
+      await expect(fx.queues.open(main.job, TYPE, 'on-demand')).rejects.toBeInstanceOf(QueueNotFoundError);
+      await fx.queues.open(main.job, TYPE); // the type's own stays
+    });
   });
 }

@@ -1,0 +1,30 @@
+/**
+ * The on-demand fallback of a Spot job (pure): after `spotInterruptions` interruptions of one task,
+ * its next attempt runs on on-demand. Each instance type of such a job has two pools, each a queue
+ * and a group: 'main' (gq-<job>-<type>, Spot) and 'on-demand' (gq-<job>-<type>-od). A task's
+ * message goes to the pool `queueFor` names, wherever it is sent (submit, the agent giving a task
+ * back, a re-send of a lost message); interruptions stay uncharged as attempts.
+ */
+import type { JobSpec, TaskRecord } from './model.js';
+
+/** Which of a type's queues and groups: its own, or a Spot job's on-demand fallback. */
+export type Pool = 'main' | 'on-demand';
+
+/** Interruptions of one task after which it moves to on-demand, unless configured (0: never). */
+export const DEFAULT_SPOT_INTERRUPTIONS = 3;
+
+/** The job's pools per instance type: 'on-demand' too when it falls back (a Spot job with spotInterruptions > 0). */
+export function poolsOf(job: Pick<JobSpec, 'spotInterruptions'>): Pool[] {
+  return (job.spotInterruptions ?? 0) > 0 ? ['main', 'on-demand'] : ['main'];
+}
+
+/** The pool whose queue a task's message belongs to: on-demand once its interruptions reach the job's limit. */
+export function queueFor(task: Pick<TaskRecord, 'interruptions'>, job: Pick<JobSpec, 'spotInterruptions'>): Pool {
+  const limit = job.spotInterruptions ?? 0;
+  return limit > 0 && (task.interruptions ?? 0) >= limit ? 'on-demand' : 'main';
+}
+
+/** Tasks of `tasks` that moved to on-demand (for `gq status`). */
+export function movedToOnDemand(tasks: readonly Pick<TaskRecord, 'interruptions'>[], job: Pick<JobSpec, 'spotInterruptions'>): number {
+  return tasks.filter((t) => queueFor(t, job) === 'on-demand').length;
+}
