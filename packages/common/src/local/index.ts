@@ -32,6 +32,8 @@ export interface LocalBackendOptions {
   db?: OpenDbOptions;
   /** Clock for the queue and the status store (tests). */
   clock?: () => number;
+  /** Hold a queue's deletes back to the next receive's transaction (LocalQueueOptions; the agent's side). */
+  deleteBatchMs?: number;
 }
 
 export interface LocalBackend extends Backend {
@@ -59,7 +61,7 @@ export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
   return {
     name: 'local',
     home: opts.home,
-    queues: new LocalQueueProvider(db, { clock, reap: (job) => reaper.reap(job) }),
+    queues: new LocalQueueProvider(db, { clock, reap: (job) => reaper.reap(job), deleteBatchMs: opts.deleteBatchMs }),
     status,
     artifacts,
     secrets: new LocalSecretStore(artifacts),

@@ -55,6 +55,8 @@ export interface LocalStatusOptions {
 export class LocalStatusStore implements StatusStore {
   private readonly clock: () => number;
   private readonly s: StatusStatements;
+  /** This process's start time (procs.ts): read once, it never changes. */
+  private ownStart: string | undefined;
   private readonly tx: {
     createJob: Transaction<(spec: JobSpec, tasks: readonly NewTask[]) => { created: number; existing: number }>;
     claim: Transaction<(job: string, task: number, instance: string, leaseMs: number) => ClaimResult>;
@@ -320,7 +322,7 @@ export class LocalStatusStore implements StatusStore {
 
   async putInstance(rec: InstanceRecord): Promise<void> {
     // A worker recording itself: with its start time, its pid names it for good (reaper.ts).
-    const own = rec.pid === process.pid && rec.pidStart === undefined ? processStartTime(process.pid) : undefined;
+    const own = rec.pid === process.pid && rec.pidStart === undefined ? (this.ownStart ??= processStartTime(process.pid)) : undefined;
     const full = own === undefined ? rec : { ...rec, pidStart: own };
     this.s.putInstance.run(rec.job, rec.instance, JSON.stringify(full));
   }
