@@ -3,7 +3,10 @@
 // same commands, for three workloads: 1,000 and 10,000 trivial tasks (`true`) and 200 tasks of
 // 50 ms (`sleep 0.05`). Every tool runs each command with `bash -c`, with P workers (default 2).
 //
-//   node bench/local.mjs [--workers 2] [--runs 1] [--only 1000,10000,200x50ms]
+//   node bench/local.mjs [--workers 2] [--runs 1] [--only 1000,10000,200x50ms] [--compare DIR]
+//
+// --compare DIR: also run the gq of another built checkout (e.g. an older commit), in the same
+// run, for before/after figures under the same load.
 //
 // Wall time: from the start of the command to its end. For gq that is one
 // `gq submit JOBFILE --code EMPTY_DIR --workers P --wait --json`: the CLI's start, parsing and
@@ -48,14 +51,15 @@ const only = argOf('only', undefined)?.split(',');
 const workloads = ALL.filter((w) => !only || only.includes(w.name));
 
 const root = resolve(import.meta.dirname, '..');
-const gq = join(root, 'packages', 'cli', 'bin', 'gq.js');
+const gqOf = (dir) => join(dir, 'packages', 'cli', 'bin', 'gq.js');
+const compare = argOf('compare', undefined);
 const { openDb } = await import(join(root, 'packages', 'common', 'dist', 'local', 'index.js'));
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const hasParallel = has('parallel');
 
 function timed(fn) {
   const t0 = Date.now();
-  const extra = fn(t0);
+  const extra = fn();
   return { ms: Date.now() - t0, ...extra };
 }
 
@@ -99,6 +103,7 @@ function workerCpu(home, workers) {
   const until = Date.now() + 30_000;
   for (;;) {
     const left = readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8').split('\n').map((l) => { try { return JSON.parse(l); } catch { return {}; } }).find((l) => l.msg === 'worker leaving'));
+    if (left.some((l) => l && !l.cpuMs)) return NaN; // a gq that does not report it (--compare)
     if (left.length >= workers && left.every(Boolean)) return left.reduce((n, l) => n + l.cpuMs.agent + (l.cpuMs.tasks ?? 0), 0);
     if (Date.now() > until) return NaN;
     execFileSync('sleep', ['0.2']);
@@ -118,6 +123,27 @@ function phases(home) {
   }
 }
 
+/** One `gq submit --wait` of the job file with the gq at `gq` (its bin script). */
+function runGq(w, work, jobfile, gq) {
+  const home = join(work, `gq-${w.name}-${Date.now()}`);
+  const env = { ...process.env, GQ_HOME: home, GQ_CONFIG: join(work, 'none.json') };
+  const t0 = Date.now();
+  const t = (() => {
+    const cpuFile = join(work, 'cpu.stat');
+    const argv = [process.execPath, gq, 'submit', jobfile, '--code', join(work, 'code'), '--name', 'bench', '--workers', String(P), '--idle', '1', '--wait', '--json'];
+    const r = spawnSync('sh', ['-c', `"$@"; s=$?; cat /proc/$$/stat > ${cpuFile}; exit $s`, 'sh', ...argv], { env, encoding: 'utf8' });
+    const end = Date.now();
+    if (r.status !== 0) throw new Error(`gq failed: ${r.stderr}`);
+    const s = JSON.parse(r.stdout);
+    if (s.counts.succeeded !== w.tasks) throw new Error(`gq: only ${s.counts.succeeded} of ${w.tasks} succeeded`);
+    const p = phases(home);
+    // The wall time ends with --wait; the workers' CPU is read after they left.
+    return { ms: end - t0, phases: { start: p.first - t0, run: p.last - p.first, tail: end - p.last }, cpu: childCpu(cpuFile) + workerCpu(home, P) };
+  })();
+  rmSync(home, { recursive: true, force: true });
+  return t;
+}
+
 function runOnce(w, work) {
   const cmds = join(work, `cmds-${w.name}.txt`);
   writeFileSync(cmds, `${Array.from({ length: w.tasks }, () => w.command).join('\n')}\n`);
@@ -127,20 +153,8 @@ function runOnce(w, work) {
   out.xargs = timed(() => sh(`xargs -d '\\n' -P ${P} -n 1 bash -c < ${cmds}`, work));
   if (hasParallel) out.parallel = timed(() => sh(`parallel --will-cite -j ${P} < ${cmds}`, work));
   out.floor = timed(() => sh(`${process.execPath} ${join(work, 'floor.cjs')} ${cmds} ${P}`, work));
-  const home = join(work, `gq-${w.name}-${Date.now()}`);
-  const env = { ...process.env, GQ_HOME: home, GQ_CONFIG: join(work, 'none.json') };
-  out.gq = timed((t0) => {
-    const cpuFile = join(work, 'cpu.stat');
-    const argv = [process.execPath, gq, 'submit', jobfile, '--code', join(work, 'code'), '--name', 'bench', '--workers', String(P), '--idle', '1', '--wait', '--json'];
-    const r = spawnSync('sh', ['-c', `"$@"; s=$?; cat /proc/$$/stat > ${cpuFile}; exit $s`, 'sh', ...argv], { env, encoding: 'utf8' });
-    const end = Date.now();
-    if (r.status !== 0) throw new Error(`gq failed: ${r.stderr}`);
-    const s = JSON.parse(r.stdout);
-    if (s.counts.succeeded !== w.tasks) throw new Error(`gq: only ${s.counts.succeeded} of ${w.tasks} succeeded`);
-    const p = phases(home);
-    return { phases: { start: p.first - t0, run: p.last - p.first, tail: end - p.last }, cpu: childCpu(cpuFile) + workerCpu(home, P) };
-  });
-  rmSync(home, { recursive: true, force: true });
+  out.gq = runGq(w, work, jobfile, gqOf(root));
+  if (compare) out.before = runGq(w, work, jobfile, gqOf(resolve(compare)));
   return out;
 }
 
@@ -166,11 +180,12 @@ try {
     const ratios = { xargs: [], parallel: [], cpu: [] };
     for (let run = 0; run < RUNS; run++) {
       const r = runOnce(w, work);
-      const row = (label, t) => console.log(`  ${label.padEnd(20)} ${s2(t.ms).padStart(8)} ${overhead(w, t.ms).toFixed(2).padStart(8)} ${(t.cpu / w.tasks).toFixed(2).padStart(12)}${t.phases ? `   start ${s2(t.phases.start)}, run ${s2(t.phases.run)}, tail ${s2(t.phases.tail)}` : ''}`);
+      const row = (label, t) => console.log(`  ${label.padEnd(20)} ${s2(t.ms).padStart(8)} ${overhead(w, t.ms).toFixed(2).padStart(8)} ${(Number.isNaN(t.cpu) ? '-' : (t.cpu / w.tasks).toFixed(2)).padStart(12)}${t.phases ? `   start ${s2(t.phases.start)}, run ${s2(t.phases.run)}, tail ${s2(t.phases.tail)}` : ''}`);
       row(`xargs -P ${P}`, r.xargs);
       if (r.parallel) row(`GNU parallel -j ${P}`, r.parallel);
       row('node spawn floor', r.floor);
       row(`gq, ${P} workers`, r.gq);
+      if (r.before) row(`gq at --compare`, r.before);
       ratios.xargs.push(r.gq.ms / r.xargs.ms);
       ratios.cpu.push(r.gq.cpu / r.xargs.cpu);
       if (r.parallel) ratios.parallel.push(r.gq.ms / r.parallel.ms);

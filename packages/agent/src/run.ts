@@ -147,15 +147,15 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
  * for: fields 16 and 17 of /proc/self/stat, in clock ticks, 100 a second on Linux): bench/local
  * reads it from the log, as a figure that the other processes of a busy machine do not blur.
  */
-function cpuMs(): { agent: number; tasks?: number } {
+function cpuMs(): { agent: number; agentSystem: number; tasks?: number } {
   const own = process.cpuUsage();
-  const agent = Math.round((own.user + own.system) / 1000);
+  const agent = { agent: Math.round((own.user + own.system) / 1000), agentSystem: Math.round(own.system / 1000) };
   try {
     const stat = readFileSync('/proc/self/stat', 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { agent, tasks: (Number(f[13]) + Number(f[14])) * 10 };
+    return { ...agent, tasks: (Number(f[13]) + Number(f[14])) * 10 };
   } catch {
-    return { agent };
+    return agent;
   }
 }
 
