@@ -4,7 +4,9 @@
  * writer wait for the lock instead of failing with SQLITE_BUSY; every read-modify-write runs in a
  * `BEGIN IMMEDIATE` transaction so that it takes the write lock before it reads. With
  * `synchronous = NORMAL`, a commit is a write to the WAL without an fsync: durable when the
- * process crashes, not when the machine loses power (README, "Local backend speed and durability").
+ * process crashes, not when the machine loses power: the WAL is synced only when it is
+ * checkpointed (https://www.sqlite.org/pragma.html#pragma_synchronous; README, "Local backend
+ * speed and durability").
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
