@@ -11,7 +11,7 @@ import type { AgentDeps } from './deps.js';
 import { startHeartbeat, type HeartbeatStop } from './heartbeat.js';
 import { runCommand, type RunResult } from './process.js';
 import { OutputsRefusedError, uploadOutputs, type Uploaded } from './uploads.js';
-import { freshTaskDir, removeTaskDir, runFileOf } from './workspace.js';
+import { freshLogFile, freshTaskDir, putLogAside, removeTaskDir, runFileOf } from './workspace.js';
 import { crashPoint } from './faults.js';
 import { GaveUpError, persist } from './retry.js';
 import { chownTree, drainTagSpool, ownedDir, TAG_SPOOL_ENV, taskUserEnv } from './task-user.js';
@@ -42,7 +42,7 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
   const done = (async () => {
     crashPoint('after-claim');
     const dir = freshTaskDir(d.ws, task.task, task.attempts);
-    const logFile = attemptLogFile(d.ws.root, task.task, task.attempts);
+    const logFile = freshLogFile(d.ws, slot, attemptLogFile(d.ws.root, task.task, task.attempts));
     const hb = startHeartbeat({
       status: d.backend.status,
       queue: d.queue,
@@ -113,7 +113,8 @@ export function runTask(d: AgentDeps, job: JobRecord, task: TaskRecord, receipt:
         redactFile(logFile);
         await persist('upload the task log', () => d.backend.artifacts.putFile(logKey, logFile), { log, stillWanted: stillOurs });
       }
-      rmSync(logFile, { force: true });
+      // An empty log stays, as the slot's next empty log (freshLogFile).
+      putLogAside(d.ws, slot, logFile);
 
       let outcome: TaskOutcome;
       if (stopReason === 'cancel') outcome = { kind: 'cancelled', logKey };

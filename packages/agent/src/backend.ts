@@ -6,6 +6,10 @@ import type { Backend } from '@gq/common';
 
 /** How long a finished task's delete may wait to share a DeleteMessageBatch (SQS). */
 const DELETE_BATCH_MS = 10_000;
+/** The same on the local backend: the next receive comes within milliseconds when tasks are short. */
+const LOCAL_DELETE_BATCH_MS = 1_000;
+/** How long a local worker's record may wait for the next claim: `gq status` shows it that late at most. */
+const LOCAL_HOLD_INSTANCE_MS = 100;
 /** Instance-role credentials from IMDS: per-request timeout and retries. */
 const IMDS_TIMEOUT_MS = 5_000;
 const IMDS_RETRIES = 4;
@@ -17,7 +21,9 @@ export type AgentContext =
 export async function openBackend(ctx: AgentContext, agentCommand: readonly string[]): Promise<Backend> {
   if (ctx.backend === 'local') {
     const { openLocalBackend } = await import('@gq/common/local/index');
-    return openLocalBackend({ home: ctx.home, agentCommand: [...agentCommand] });
+    // A finished task's delete goes out with the next receive, in its transaction (task-queue.ts),
+    // and the worker's record after it with the next claim (status-store.ts).
+    return openLocalBackend({ home: ctx.home, agentCommand: [...agentCommand], deleteBatchMs: LOCAL_DELETE_BATCH_MS, holdInstanceMs: LOCAL_HOLD_INSTANCE_MS });
   }
   const { openAwsBackend } = await import('@gq/common/aws/index');
   const { defaultProvider } = await import('@aws-sdk/credential-provider-node');

@@ -12,7 +12,7 @@
  * and the folder is read as the task user (pack), never as root.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import { GqError, keys, type ArtifactStore, type Logger } from '@gq/common';
 import { chownTree, ownedDir, type TaskUser } from './task-user.js';
-import type { Workspace } from './workspace.js';
+import { emptyDir, type Workspace } from './workspace.js';
 import { persist } from './retry.js';
 
 /** The most a checkpoint folder may hold (bytes of its files) to be saved. */
@@ -88,10 +88,9 @@ export function folderBytes(dir: string): number {
 /** The checkpoint folder of `task` on this worker: empty, owned by the task user when there is one. */
 export function checkpointDir(ws: Workspace, task: number, user?: TaskUser): string {
   const dir = join(ws.root, 'checkpoints', String(task));
-  rmSync(dir, { recursive: true, force: true });
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   if (user) return ownedDir(dir, user);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return dir;
+  return emptyDir(dir, 0o700);
 }
 
 /**

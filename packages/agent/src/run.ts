@@ -2,7 +2,7 @@
  * `gq-agent run`: work out who and where this worker is, open the backend, run the Agent, handle
  * signals (first: drain; second: stop and give the task back) and, on EC2, Spot interruptions.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, localWorkdir, UserError, type Backend, type Logger, type Pool } from '@gq/common';
@@ -136,13 +136,30 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
     }
 
     const r = await agent.run();
-    log.info({ tasksRun: r.tasksRun, reason: r.reason }, 'worker leaving');
+    log.info({ tasksRun: r.tasksRun, reason: r.reason, cpuMs: cpuMs() }, 'worker leaving');
     if (id.ctx.backend === 'aws') await uploadBootLog(backend, a.job, id.instance);
     return r.exitCode;
   } finally {
     for (const c of cleanups) c();
     await backend?.close();
     if (id.ctx.backend === 'local') rmSync(id.workdir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * CPU time this worker used (user + system, ms), its own and its tasks' (the children it waited
+ * for: fields 16 and 17 of /proc/self/stat, in clock ticks, 100 a second on Linux): bench/local
+ * reads it from the log, as a figure that the other processes of a busy machine do not blur.
+ */
+function cpuMs(): { agent: number; agentSystem: number; tasks?: number } {
+  const own = process.cpuUsage();
+  const agent = { agent: Math.round((own.user + own.system) / 1000), agentSystem: Math.round(own.system / 1000) };
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { ...agent, tasks: (Number(f[13]) + Number(f[14])) * 10 };
+  } catch {
+    return agent;
   }
 }
 

@@ -89,7 +89,8 @@ export async function followJob(ctx: CommandContext, backend: Backend, name: str
         );
       }
     }
-    await sleep(o.pollMs ?? 300);
+    // A local job's counters are one SQLite read: look often, so a short job ends when it does.
+    await sleep(o.pollMs ?? (backend.name === 'local' ? 50 : 300));
   }
 }
 

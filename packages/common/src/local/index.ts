@@ -32,6 +32,10 @@ export interface LocalBackendOptions {
   db?: OpenDbOptions;
   /** Clock for the queue and the status store (tests). */
   clock?: () => number;
+  /** Hold a queue's deletes back to the next receive's transaction (LocalQueueOptions; the agent's side). */
+  deleteBatchMs?: number;
+  /** Hold the worker records back to the next claim's transaction (LocalStatusOptions; the agent's side). */
+  holdInstanceMs?: number;
 }
 
 export interface LocalBackend extends Backend {
@@ -53,13 +57,13 @@ export function defaultAgentCommand(): string[] {
 export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
   const db = openDb(opts.home, opts.db);
   const clock = opts.clock;
-  const status = new LocalStatusStore(db, { clock });
+  const status = new LocalStatusStore(db, { clock, holdInstanceMs: opts.holdInstanceMs });
   const artifacts = new LocalArtifactStore(opts.home);
   const reaper = new LocalReaper(db, opts.home, clock);
   return {
     name: 'local',
     home: opts.home,
-    queues: new LocalQueueProvider(db, { clock, reap: (job) => reaper.reap(job) }),
+    queues: new LocalQueueProvider(db, { clock, reap: (job) => reaper.reap(job), deleteBatchMs: opts.deleteBatchMs }),
     status,
     artifacts,
     secrets: new LocalSecretStore(artifacts),
@@ -71,6 +75,7 @@ export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
       reaper,
     }),
     async close() {
+      status.flush(); // held worker records (holdInstanceMs) are written before the connection goes
       if (db.open) db.close();
     },
   };

@@ -49,9 +49,30 @@ export function recordJson(t: TaskRecord): string {
   return JSON.stringify(rest);
 }
 
+/**
+ * The last spec text parsed and its value: every claim and complete reads the job, whose spec
+ * (fixed at submit, but for `setMaxCost`) is the same text each time. A record gets a shallow
+ * copy; the nested objects it shares with the cache (instanceTypes, env, outputs) are frozen, so
+ * that a caller changing one fails loudly instead of changing every later record.
+ */
+let lastSpec: { text: string; spec: JobSpec } | undefined;
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+function parseSpec(text: string): JobSpec {
+  if (lastSpec?.text !== text) lastSpec = { text, spec: deepFreeze(JSON.parse(text) as JobSpec) };
+  return lastSpec.spec;
+}
+
 export function jobFromRow(r: JobRow): JobRecord {
   return {
-    ...(JSON.parse(r.spec) as JobSpec),
+    ...parseSpec(r.spec),
     counts: { queued: r.queued, running: r.running, succeeded: r.succeeded, failed: r.failed, cancelled: r.cancelled },
     cancelRequested: r.cancel_requested !== 0,
     updatedAt: r.updated_at,

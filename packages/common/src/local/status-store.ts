@@ -51,11 +51,26 @@ export { countTasksByState } from './status-store-rows.js';
 export interface LocalStatusOptions {
   /** Clock for leases and timestamps (tests). */
   clock?: () => number;
+  /**
+   * Hold the worker records that `putInstance` writes (the agent's side) for up to this many ms:
+   * the next claim writes the held one in its own transaction (a worker's record after each task
+   * is then one commit fewer: the claim that follows rewrites it anyway), and `listInstances`,
+   * `flush` and a timer write it otherwise. A held record that never goes out (the process died)
+   * leaves the worker's previous record, as if it had died a moment earlier; its pid stays the
+   * one recorded, so the reaper's liveness checks see the same. Default 0: written at once.
+   */
+  holdInstanceMs?: number;
 }
 
 export class LocalStatusStore implements StatusStore {
   private readonly clock: () => number;
   private readonly s: StatusStatements;
+  /** This process's start time (procs.ts): read once, it never changes. */
+  private ownStart: string | undefined;
+  private readonly holdInstanceMs: number;
+  /** Worker records held back (`holdInstanceMs`), by job and instance, and the timer that writes them. */
+  private readonly heldInstances = new Map<string, InstanceRecord>();
+  private heldTimer: NodeJS.Timeout | undefined;
   private readonly tx: {
     createJob: Transaction<(spec: JobSpec, tasks: readonly NewTask[]) => { created: number; existing: number }>;
     claim: Transaction<(job: string, task: number, instance: string, leaseMs: number, opts?: ClaimOptions) => ClaimResult>;
@@ -66,6 +81,7 @@ export class LocalStatusStore implements StatusStore {
     cancel: Transaction<(job: string) => { cancelled: number; stopping: number }>;
     resubmit: Transaction<(job: string) => NewTask[]>;
     deleteJob: Transaction<(job: string) => void>;
+    writeHeld: Transaction<() => void>;
   };
 
   constructor(
@@ -73,6 +89,7 @@ export class LocalStatusStore implements StatusStore {
     opts: LocalStatusOptions = {},
   ) {
     this.clock = opts.clock ?? Date.now;
+    this.holdInstanceMs = Math.max(0, opts.holdInstanceMs ?? 0);
     this.s = prepareStatusStatements(db);
 
     this.tx = {
@@ -181,6 +198,8 @@ export class LocalStatusStore implements StatusStore {
         return out;
       }),
 
+      writeHeld: db.transaction(() => this.writeHeldInstances()),
+
       deleteJob: db.transaction((job: string) => {
         this.s.deleteTasks.run(job);
         this.s.deleteInstances.run(job);
@@ -201,6 +220,7 @@ export class LocalStatusStore implements StatusStore {
 
   /** The worker's record says BUSY with this task; its other fields stay (a record is made if it has none). */
   private markBusy(task: TaskRecord, instance: string, now: number): void {
+    this.writeHeldInstances();
     const row = this.s.getInstance.get(task.job, instance);
     const was: InstanceRecord = row
       ? (JSON.parse(row.record) as InstanceRecord)
@@ -321,12 +341,37 @@ export class LocalStatusStore implements StatusStore {
 
   async putInstance(rec: InstanceRecord): Promise<void> {
     // A worker recording itself: with its start time, its pid names it for good (reaper.ts).
-    const own = rec.pid === process.pid && rec.pidStart === undefined ? processStartTime(process.pid) : undefined;
+    const own = rec.pid === process.pid && rec.pidStart === undefined ? (this.ownStart ??= processStartTime(process.pid)) : undefined;
     const full = own === undefined ? rec : { ...rec, pidStart: own };
-    this.s.putInstance.run(rec.job, rec.instance, JSON.stringify(full));
+    if (this.holdInstanceMs <= 0) {
+      this.s.putInstance.run(rec.job, rec.instance, JSON.stringify(full));
+      return;
+    }
+    this.heldInstances.set(`${rec.job}\0${rec.instance}`, full);
+    this.heldTimer ??= setTimeout(() => {
+      try {
+        this.flush();
+      } catch {
+        /* the next claim, listInstances or flush writes it */
+      }
+    }, this.holdInstanceMs).unref();
+  }
+
+  /** Write the worker records held back (`holdInstanceMs`) in a transaction of their own. */
+  flush(): void {
+    if (this.heldInstances.size > 0 && this.db.open) this.tx.writeHeld.immediate();
+  }
+
+  /** Write the held worker records inside the caller's transaction. */
+  private writeHeldInstances(): void {
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.heldTimer = undefined;
+    for (const r of this.heldInstances.values()) this.s.putInstance.run(r.job, r.instance, JSON.stringify(r));
+    this.heldInstances.clear();
   }
 
   async listInstances(job: string): Promise<InstanceRecord[]> {
+    this.flush();
     return this.s.listInstances.all(job).map((r) => JSON.parse(r.record) as InstanceRecord);
   }
 

@@ -11,6 +11,8 @@
  *    `waitSeconds` (≤ 20, as in SQS) have passed (the write lock is only taken when something is
  *    visible);
  *  - with a `reap` hook, a polling receive first gives back the tasks of dead workers (reaper.ts);
+ *  - with `deleteBatchMs`, a delete is only noted and goes out with the next receive (in its
+ *    transaction), `depth`, `flush`, or at the latest `deleteBatchMs` later (see the option);
  *  - no message delay on send (so `depth().delayed` is always 0) and no retention limit.
  */
 import { randomBytes } from 'node:crypto';
@@ -39,6 +41,16 @@ export interface LocalQueueOptions {
    * job's workers whose process is gone (reaper.ts), so that a surviving worker takes them at once.
    */
   reap?: (job: string) => void;
+  /**
+   * Hold deletes back (the agent's side, as the SQS adapter's option of the same name): `delete`
+   * checks the receipt and notes it; the noted deletes are written in the transaction of this
+   * queue object's next receive (one commit instead of two per finished task), or before a
+   * `depth`, `deadLetters`, `purge` or `flush`, and at the latest this many ms after the first.
+   * A noted delete that never goes out (the process died) only lets the message come back after
+   * its visibility timeout, as a delivery of a finished task: the status store's claim answers
+   * it with `done` and it is deleted then. Default 0: every delete is written before it returns.
+   */
+  deleteBatchMs?: number;
 }
 
 /** How often a polling receive looks for the tasks of dead workers. */
@@ -48,6 +60,12 @@ interface QueueRow {
   id: number;
   visibility_seconds: number;
   max_receive_count: number;
+}
+
+/** A delete noted but not yet written (`deleteBatchMs`). */
+interface HeldDelete {
+  id: number;
+  receipt: string;
 }
 
 interface MessageRow {
@@ -88,6 +106,7 @@ class Statements {
   readonly extend: Statement<[number, number, string]>;
   readonly release: Statement<[number, number, string]>;
   readonly del: Statement<[number, string]>;
+  readonly delMany: Transaction<(held: readonly HeldDelete[]) => void>;
   readonly depth: Statement<[number, number, number, number], { visible: number | null; inFlight: number | null; delayed: number | null }>;
   readonly dead: Statement<[number], { task: number }>;
   readonly purge: Statement<[number]>;
@@ -123,6 +142,9 @@ class Statements {
     );
     this.release = this.extend;
     this.del = db.prepare('DELETE FROM messages WHERE id = ? AND receipt = ? AND dead = 0');
+    this.delMany = db.transaction((held: readonly HeldDelete[]) => {
+      for (const h of held) this.del.run(h.id, h.receipt);
+    });
     this.depth = db.prepare(
       `SELECT
          SUM(visible_at <= ?) AS visible,
@@ -144,6 +166,7 @@ export class LocalQueueProvider implements QueueProvider {
   private readonly clock: () => number;
   private readonly pollMs: number;
   private readonly reap: ((job: string) => void) | undefined;
+  private readonly deleteBatchMs: number;
   private readonly removeTx: Transaction<(id: number) => void>;
 
   constructor(
@@ -154,6 +177,7 @@ export class LocalQueueProvider implements QueueProvider {
     this.clock = opts.clock ?? Date.now;
     this.pollMs = opts.pollMs ?? 50;
     this.reap = opts.reap;
+    this.deleteBatchMs = Math.max(0, opts.deleteBatchMs ?? 0);
     this.removeTx = db.transaction((id: number) => {
       this.st.deleteQueueMessages.run(id);
       this.st.deleteQueue.run(id);
@@ -172,7 +196,7 @@ export class LocalQueueProvider implements QueueProvider {
   async open(job: string, instanceType: string, pool: Pool = 'main'): Promise<LocalTaskQueue> {
     const row = this.st.queueByName.get(job, rowType(instanceType, pool));
     if (!row) throw new QueueNotFoundError(job, instanceType);
-    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs, this.reap, pool);
+    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs, this.reap, pool, this.deleteBatchMs);
   }
 
   async remove(job: string, instanceType: string, pool: Pool = 'main'): Promise<void> {
@@ -185,6 +209,9 @@ export class LocalTaskQueue implements TaskQueue {
   private readonly sendTx: Transaction<(tasks: readonly number[], now: number) => void>;
   private readonly receiveTx: Transaction<(max: number, visibilityMs: number, now: number) => ReceivedMessage[]>;
   private lastReap = 0;
+  /** Deletes noted, not yet written (`deleteBatchMs`), and the timer that writes them at the latest. */
+  private held: HeldDelete[] = [];
+  private heldTimer: NodeJS.Timeout | undefined;
 
   /** Use LocalQueueProvider.ensure / open. */
   constructor(
@@ -197,12 +224,14 @@ export class LocalTaskQueue implements TaskQueue {
     private readonly pollMs: number,
     private readonly reap?: (job: string) => void,
     readonly pool: Pool = 'main',
+    private readonly deleteBatchMs = 0,
   ) {
     this.sendTx = db.transaction((tasks: readonly number[], now: number) => {
       if (!st.queueById.get(queueId)) throw new QueueNotFoundError(job, instanceType);
       for (const t of tasks) st.insert.run(queueId, t, now, now);
     });
     this.receiveTx = db.transaction((max: number, visibilityMs: number, now: number) => {
+      this.writeHeld();
       const q = st.queueById.get(queueId);
       if (!q) return [];
       const out: ReceivedMessage[] = [];
@@ -253,7 +282,7 @@ export class LocalTaskQueue implements TaskQueue {
       if (this.st.anyVisible.get(this.queueId, now)) {
         const got = this.receiveTx.immediate(max, visibilityMs, now);
         if (got.length > 0) return got;
-      }
+      } else this.flushHeld();
       const left = deadline - Date.now();
       if (left <= 0) return [];
       await sleep(Math.min(this.pollMs, left));
@@ -274,20 +303,56 @@ export class LocalTaskQueue implements TaskQueue {
 
   async delete(receipt: string): Promise<void> {
     // As in SQS, deleting with a stale receipt succeeds without deleting anything.
-    this.st.del.run(parseReceipt(receipt), receipt);
+    const id = parseReceipt(receipt);
+    if (this.deleteBatchMs <= 0) {
+      this.st.del.run(id, receipt);
+      return;
+    }
+    this.held.push({ id, receipt });
+    this.heldTimer ??= setTimeout(() => {
+      try {
+        this.flushHeld();
+      } catch {
+        /* the next receive, depth or flush writes them; else the message comes back (see the option) */
+      }
+    }, this.deleteBatchMs).unref();
+  }
+
+  async flush(): Promise<void> {
+    this.flushHeld();
+  }
+
+  /** Write the noted deletes in a transaction of their own (none open). */
+  private flushHeld(): void {
+    if (this.held.length > 0 && this.db.open) this.st.delMany.immediate(this.takeHeld());
+    else this.takeHeld();
+  }
+
+  /** Write the noted deletes inside the caller's transaction. */
+  private writeHeld(): void {
+    if (this.held.length > 0) this.st.delMany(this.takeHeld());
+  }
+
+  private takeHeld(): HeldDelete[] {
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.heldTimer = undefined;
+    return this.held.splice(0);
   }
 
   async depth(): Promise<QueueDepth> {
+    this.flushHeld();
     const now = this.clock();
     const r = this.st.depth.get(now, now, now, this.queueId);
     return { visible: r?.visible ?? 0, inFlight: r?.inFlight ?? 0, delayed: r?.delayed ?? 0 };
   }
 
   async deadLetters(): Promise<number[]> {
+    this.flushHeld();
     return this.st.dead.all(this.queueId).map((r) => r.task);
   }
 
   async purge(): Promise<void> {
+    this.flushHeld();
     this.st.purge.run(this.queueId);
   }
 }

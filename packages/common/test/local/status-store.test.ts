@@ -109,6 +109,33 @@ describe('LocalStatusStore', () => {
     expect(countTasksByState(connect(), name)).toEqual((await a.getJob(name))!.counts);
   });
 
+  it("holdInstanceMs: a worker's record waits for its next claim, listInstances, flush or the timer", async () => {
+    const st = new LocalStatusStore(connect(), { holdInstanceMs: 60_000 });
+    const other = new LocalStatusStore(connect());
+    const name = job('hold');
+    await st.createJob(makeSpec(name, 3), makeTasks(3));
+    const rec = (state: 'IDLE' | 'READY', extra = {}) => ({ job: name, instance: 'i-h', instanceType: 'test.small', state, heartbeatAt: new Date().toISOString(), ...extra });
+    await st.putInstance(rec('READY'));
+    expect(await other.listInstances(name)).toEqual([]);
+    const c = await st.claim(name, 1, 'i-h', 60_000);
+    expect(c.kind).toBe('claimed');
+    // Written by the claim, before the claim marked the worker BUSY with its task.
+    expect(await other.listInstances(name)).toMatchObject([{ state: 'BUSY', tasks: [1] }]);
+    await st.putInstance(rec('IDLE'));
+    await st.putInstance(rec('IDLE', { detail: 'newest' }));
+    expect((await other.listInstances(name))[0]!.state).toBe('BUSY');
+    expect(await st.listInstances(name)).toMatchObject([{ state: 'IDLE', detail: 'newest' }]);
+    expect(await other.listInstances(name)).toMatchObject([{ state: 'IDLE', detail: 'newest' }]);
+    await st.putInstance(rec('READY'));
+    st.flush();
+    expect((await other.listInstances(name))[0]!.state).toBe('READY');
+
+    const timed = new LocalStatusStore(connect(), { holdInstanceMs: 30 });
+    await timed.putInstance(rec('IDLE', { detail: 'by the timer' }));
+    await new Promise((r) => setTimeout(r, 120));
+    expect((await other.listInstances(name))[0]!.detail).toBe('by the timer');
+  });
+
   it('leases follow the injected clock', async () => {
     const clock = { now: 1_700_000_000_000 };
     const st = new LocalStatusStore(connect(), { clock: () => clock.now });

@@ -216,4 +216,64 @@ describe('LocalTaskQueue', () => {
     }
     expect((await q.depth()).visible).toBe(100_000 - rounds * 10);
   });
+
+  describe('deleteBatchMs (the agent\'s side)', () => {
+    /** The rows of a queue's messages as another connection (another process) sees them. */
+    const rowsOf = (db: Db, name: string) =>
+      db.prepare('SELECT task FROM messages WHERE queue = (SELECT id FROM queues WHERE job = ?) ORDER BY task').all(name).map((r) => (r as { task: number }).task);
+
+    /** A queue holding its deletes for `ms`, with messages for tasks 1 to 3, and another connection. */
+    async function holding(tag: string, ms: number) {
+      const name = job(tag);
+      const q = await new LocalQueueProvider(connect(), { deleteBatchMs: ms }).ensure(name, T, { visibilitySeconds: 60, maxReceiveCount: 3 });
+      await q.send([1, 2, 3]);
+      return { name, q, other: connect() };
+    }
+    const one = { max: 1, waitSeconds: 0, visibilitySeconds: 60 };
+
+    it('a delete is held until the next receive, which writes it in its own transaction', async () => {
+      const { name, q, other } = await holding('held', 60_000);
+      const [a] = await q.receive(one);
+      await q.delete(a!.receipt);
+      await expect(q.delete('garbage')).rejects.toBeInstanceOf(ReceiptInvalidError); // still checked at once
+      expect(rowsOf(other, name)).toEqual([1, 2, 3]);
+      const [b] = await q.receive(one);
+      expect(b!.task).toBe(2);
+      expect(rowsOf(other, name)).toEqual([2, 3]);
+      const [c] = await q.receive(one);
+      await q.delete(b!.receipt);
+      await q.delete(c!.receipt);
+      // Nothing visible to receive: the held deletes go out all the same.
+      expect(await q.receive(one)).toEqual([]);
+      expect(rowsOf(other, name)).toEqual([]);
+    });
+
+    it('depth, flush and the timer write the held deletes; a stale receipt is still ignored', async () => {
+      const { name, q, other } = await holding('flush', 50);
+      const got = await q.receive({ max: 3, waitSeconds: 0, visibilitySeconds: 60 });
+      await q.delete(got[0]!.receipt);
+      expect(await q.depth()).toEqual({ visible: 0, inFlight: 2, delayed: 0 });
+      await q.delete(got[1]!.receipt);
+      await q.flush!();
+      expect(rowsOf(other, name)).toEqual([3]);
+      await q.delete(got[2]!.receipt);
+      await q.delete(got[2]!.receipt); // twice: the second finds nothing, as a stale receipt
+      await new Promise((r) => setTimeout(r, 150));
+      expect(rowsOf(other, name)).toEqual([]);
+    });
+
+    it('a held delete that never goes out (the process died) only lets the message come back', async () => {
+      const name = job('lost');
+      const { clock, queues: plain } = manual();
+      const q0 = await plain.ensure(name, T, { visibilitySeconds: 10, maxReceiveCount: 5 });
+      await q0.send([1]);
+      const holding = new LocalQueueProvider(connect(), { clock: () => clock.now, deleteBatchMs: 60_000 });
+      const q = await holding.open(name, T);
+      const [a] = await q.receive({ max: 1, waitSeconds: 0, visibilitySeconds: 10 });
+      await q.delete(a!.receipt); // held; this queue object is then dropped without a flush
+      clock.now += 11_000;
+      const [again] = await q0.receive({ max: 1, waitSeconds: 0, visibilitySeconds: 10 });
+      expect(again).toMatchObject({ task: 1, receiveCount: 2 });
+    });
+  });
 });
