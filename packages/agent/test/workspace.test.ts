@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reapRun } from '@gq/common/local/procs';
-import { emptyDir, freshLogFile, freshTaskDir, removeTaskDir, workspaceAt, type Workspace } from '../src/workspace.js';
+import { emptyDir, freshLogFile, freshTaskDir, putLogAside, removeTaskDir, workspaceAt, type Workspace } from '../src/workspace.js';
 import { runCommand } from '../src/process.js';
 
 const roots: string[] = [];
@@ -70,17 +70,32 @@ describe('task folders', () => {
 });
 
 describe('slot logs and run files', () => {
-  it("a slot's log starts empty: an empty one is kept, anything left in it goes", () => {
+  it("an attempt's log starts empty: the slot's empty one is renamed into place, anything left in it goes", () => {
     const w = ws();
-    const log = freshLogFile(w, 0);
+    const a1 = join(w.logs, 'task-1-1.log');
+    const log = freshLogFile(w, 0, a1);
+    expect(log).toBe(a1);
     writeFileSync(log, '');
     const ino = statSync(log).ino;
-    expect(freshLogFile(w, 0)).toBe(log);
-    expect(statSync(log).ino).toBe(ino);
-    writeFileSync(log, 'from an attempt that ended before its log was handled');
-    freshLogFile(w, 0);
-    expect(existsSync(log)).toBe(false);
-    expect(freshLogFile(w, 1)).not.toBe(log);
+    putLogAside(w, 0, log);
+    expect(existsSync(a1)).toBe(false);
+    // The next attempt of the slot gets the same (empty) file under its own name.
+    const a2 = freshLogFile(w, 0, join(w.logs, 'task-2-1.log'));
+    expect(statSync(a2).ino).toBe(ino);
+    expect(statSync(a2).size).toBe(0);
+    // A log with output is not kept aside; one left with output in the spare's place goes.
+    writeFileSync(a2, 'output');
+    putLogAside(w, 0, a2);
+    expect(existsSync(a2)).toBe(false);
+    writeFileSync(join(w.logs, 'slot-0.log'), 'from an attempt that ended before its log was handled');
+    const a3 = freshLogFile(w, 0, join(w.logs, 'task-3-1.log'));
+    expect(existsSync(a3)).toBe(false);
+    expect(existsSync(join(w.logs, 'slot-0.log'))).toBe(false);
+    // Another slot never takes this slot's spare.
+    writeFileSync(a3, '');
+    putLogAside(w, 0, a3);
+    freshLogFile(w, 1, join(w.logs, 'task-4-1.log'));
+    expect(existsSync(join(w.logs, 'slot-0.log'))).toBe(true);
   });
 
   it('the run file names the command while it runs and is blank after; a blank one stops nothing', async () => {
