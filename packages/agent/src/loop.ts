@@ -72,7 +72,7 @@ export class Agent implements AgentControl {
   constructor(private readonly d: AgentDeps) {
     this.clock = d.clock ?? realClock;
     this.usage = new Usage(() => this.clock.now(), d.billing);
-    this.cap = new CostCap(d.backend.status, d.job, () => this.clock.now(), d.log);
+    this.cap = new CostCap(d.backend.status, d.job, d.instance, () => this.clock.now(), d.log);
   }
 
   drain(): void {
@@ -262,7 +262,7 @@ export class Agent implements AgentControl {
         this.leftFor = 'unreachable';
         break;
       }
-      if (await this.cap.reached(job.maxCost)) {
+      if (await this.cap.reached()) {
         this.leftFor = 'cost-cap'; // the job's cost cap: no new task (cost-cap.ts)
         break;
       }

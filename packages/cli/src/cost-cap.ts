@@ -7,19 +7,30 @@ import { capState, formatUsd, onDemandPrice, type Backend, type CapState, type I
 import type { CommandContext } from './context.js';
 import { priceTable, slotsOf } from './cost-report.js';
 
-/** The job's cap state by the commands' prices (the instances' own, else the table's for `region`). */
+/**
+ * The job's cap state by the commands' prices (the instances' own, else the table's for `region`).
+ * Reached too when the job's `capStop` says so (an agent saw it first, at its prices).
+ */
 export function capOf(job: JobRecord, instances: readonly InstanceRecord[], region: string | undefined, now = Date.now()): CapState | undefined {
   if (job.maxCost === undefined) return undefined;
   const table = priceTable();
   const priceOf = (type: string) => (job.backend === 'local' ? 0 : region ? onDemandPrice(table, region, type) : undefined);
-  return capState(job, instances, now, { priceOf, slots: (t) => slotsOf(job, t) });
+  const cap = capState(job, instances, now, { priceOf, slots: (t) => slotsOf(job, t) });
+  return cap && job.capStop ? { ...cap, reached: true } : cap;
 }
 
-/** At the cap: the groups go to 0. Returns the state (undefined: the job has no cap). */
+/**
+ * At the cap: the groups go to 0, and the job's `capStop` is recorded (when nobody did yet) so
+ * that its agents see it at their next read of the job. Returns the state (undefined: no cap).
+ */
 export async function stopAtCap(ctx: CommandContext, backend: Backend, job: JobRecord, instances: readonly InstanceRecord[]): Promise<CapState | undefined> {
   const cap = capOf(job, instances, ctx.config.region);
   if (!cap?.reached) return cap;
   ctx.log.info({ job: job.name, maxCost: cap.maxCost, spend: cap.spend, committed: cap.committed }, 'the job reached its cost cap: its groups go to 0');
+  if (!job.capStop) {
+    const stop = { at: new Date().toISOString(), maxCost: cap.maxCost, spend: cap.spend, committed: cap.committed, next: cap.next, by: 'gq' };
+    await backend.status.markCapReached(job.name, stop);
+  }
   await backend.fleet.stop(job.name);
   return cap;
 }

@@ -58,6 +58,25 @@ export interface JobRecord extends JobSpec {
   counts: Counts;
   cancelRequested: boolean;
   updatedAt: string;
+  /**
+   * Set once the job reached its cost cap, by whoever saw it first (an agent or a gq command);
+   * cleared by `gq resume --max-cost`. Stored beside `maxCost` in the spec, so that one write
+   * raises the cap and clears it.
+   */
+  capStop?: CapStop;
+}
+
+/** The figures of the moment a job reached its cost cap (`capStop`). */
+export interface CapStop {
+  /** ISO time it was seen. */
+  at: string;
+  /** The cap it reached (the one in force then). */
+  maxCost: number;
+  spend: number;
+  committed: number;
+  next: number;
+  /** The instance (or `gq`) that saw it. */
+  by: string;
 }
 
 /** One row of the job file. */

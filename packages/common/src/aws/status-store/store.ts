@@ -35,7 +35,7 @@ import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk
 import { GqError, UserError } from '../../errors.js';
 import { JobNotFoundError, TaskNotFoundError } from '../../port-errors.js';
 import { checkTaskStates } from '../../job/store-rules.js';
-import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../../job/model.js';
+import type { CapStop, InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../../job/model.js';
 import type { Counts, TaskState } from '../../job/states.js';
 import { decideCancel, decideClaim, decideComplete, decideFailUnrun, decideHeartbeat, decideResubmit, MAX_TASK_TAGS, tooManyTagsError } from '../../job/transitions.js';
 import type { ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../../ports.js';
@@ -181,8 +181,8 @@ export class DynamoStatusStore implements StatusStore {
   // -------------------------------------------------------------------------------------------
   // cancel and resubmit: one decision per task, many tasks per transaction (bulk.ts)
 
-  /** SET `set(e)` and updatedAt on the job item; JobNotFoundError when there is none. */
-  private async updateJobItem(job: string, set: (e: Expr) => string): Promise<void> {
+  /** SET `set(e)` and updatedAt on the job item (and REMOVE `remove(e)`); JobNotFoundError when there is none. */
+  private async updateJobItem(job: string, set: (e: Expr) => string, remove?: (e: Expr) => string): Promise<void> {
     const e = new Expr();
     try {
       await this.ddb.send(
@@ -190,7 +190,7 @@ export class DynamoStatusStore implements StatusStore {
           e.build({
             TableName: this.table,
             Key: { pk: jobPk(job), sk: JOB_SK },
-            UpdateExpression: `SET ${set(e)}, ${e.name('updatedAt')} = ${e.value(new Date(this.ctx.now()).toISOString())}`,
+            UpdateExpression: `SET ${set(e)}, ${e.name('updatedAt')} = ${e.value(new Date(this.ctx.now()).toISOString())}${remove ? ` REMOVE ${remove(e)}` : ''}`,
             ConditionExpression: 'attribute_exists(pk)',
           }),
         ),
@@ -213,7 +213,34 @@ export class DynamoStatusStore implements StatusStore {
   }
 
   async setMaxCost(job: string, maxCost: number): Promise<void> {
-    await this.updateJobItem(job, (e) => `${e.name('spec')}.${e.name('maxCost')} = ${e.value(maxCost)}`);
+    await this.updateJobItem(
+      job,
+      (e) => `${e.name('spec')}.${e.name('maxCost')} = ${e.value(maxCost)}`,
+      (e) => `${e.name('spec')}.${e.name('capStop')}`,
+    );
+  }
+
+  async markCapReached(job: string, stop: CapStop): Promise<boolean> {
+    const e = new Expr();
+    const [spec, capStop] = [e.name('spec'), e.name('capStop')];
+    try {
+      await this.ddb.send(
+        new UpdateCommand(
+          e.build({
+            TableName: this.table,
+            Key: { pk: jobPk(job), sk: JOB_SK },
+            UpdateExpression: `SET ${spec}.${capStop} = ${e.value(stop)}, ${e.name('updatedAt')} = ${e.value(new Date(this.ctx.now()).toISOString())}`,
+            // Nested paths in conditions: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html
+            ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(${spec}.${capStop}) AND ${spec}.${e.name('maxCost')} = ${e.value(stop.maxCost)}`,
+          }),
+        ),
+      );
+      return true;
+    } catch (err) {
+      if (classifyWriteError(err) !== 'condition') throw err;
+      if (!(await this.ctx.table.get(jobPk(job), JOB_SK))) throw new JobNotFoundError(job);
+      return false;
+    }
   }
 
   async resubmitFailed(job: string): Promise<NewTask[]> {
