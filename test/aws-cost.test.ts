@@ -122,10 +122,19 @@ describeAws('AWS backend on moto: what a job costs', () => {
     const text = await gq(['status', 'cost-capped'], h.env);
     expect(text.stdout).toMatch(/Stopped at the cost cap \$0\.33: \$0\.3\d spent/);
     expect(text.stdout).toMatch(/gq resume cost-capped --max-cost/);
+    // Whoever saw it first recorded the stop on the job (the agents read only that item).
+    expect((await h.backend.status.getJob('cost-capped'))?.capStop).toMatchObject({ maxCost: 0.33 });
+    // gq retry refuses at the cap, with the figures and the way on, and changes nothing.
+    const retry = await gq(['retry', 'cost-capped', '--failed'], h.env);
+    expect(retry.code).toBe(1);
+    expect(retry.stderr).toMatch(/is stopped at its cost cap \$0\.33: \$0\.3\d spent \+ \$\d+\.\d\d committed/);
+    expect(retry.stderr).toMatch(/gq resume cost-capped --max-cost USD/);
     // Raised, the job goes on to its end.
     const resumed = await gq(['resume', 'cost-capped', '--max-cost', '5', '--wait', '--json'], h.env, { timeoutMs: 240_000 });
     expect(resumed.code, `${resumed.stderr}\n${h.runtime.errors.join('\n')}`).toBe(0);
     expect(JSON.parse(resumed.stdout).counts).toMatchObject({ queued: 0, running: 0, succeeded: 8 });
-    expect((await h.backend.status.getJob('cost-capped'))?.maxCost).toBe(5);
+    const raised = await h.backend.status.getJob('cost-capped');
+    expect(raised?.maxCost).toBe(5);
+    expect(raised?.capStop).toBeUndefined();
   }, 300_000);
 });

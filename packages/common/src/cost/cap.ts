@@ -39,3 +39,22 @@ export function capState(
   }
   return { maxCost: job.maxCost, spend: cost.spend, committed: cost.committed, next, reached: cents(cost.spend + cost.committed + next) >= job.maxCost };
 }
+
+/**
+ * What running `tasks` again would cost: per type, their count × the mean run time of the type's
+ * finished attempts × its price ÷ slots (0 for a type with no run time or price known yet).
+ */
+export function retriedCost(
+  tasks: readonly { instanceType: string }[],
+  instances: readonly InstanceRecord[],
+  opts: { priceOf?: (type: string) => number | undefined; slots?: (type: string) => number } = {},
+): number {
+  let usd = 0;
+  for (const type of new Set(tasks.map((t) => t.instanceType))) {
+    const n = tasks.filter((t) => t.instanceType === type).length;
+    const mean = meanTaskSeconds(instances.filter((r) => r.instanceType === type));
+    const price = typePrice(type, instances, opts.priceOf);
+    if (mean !== undefined && price !== undefined) usd += instanceCharge(n * mean, price) / Math.max(1, opts.slots?.(type) ?? 1);
+  }
+  return usd;
+}
