@@ -18,6 +18,7 @@ import {
   secondsBetween,
   shippedPriceTable,
   slotsOf,
+  spotSaving,
   type InstanceRecord,
   type JobCost,
   type JobRecord,
@@ -57,6 +58,8 @@ export { slotsOf };
 
 export interface CostView {
   cost: JobCost;
+  /** Against on-demand (the price table), when the job ran Spot instances (spotSaving). */
+  saving: ReturnType<typeof spotSaving>;
   table: PriceTable;
   region: string | undefined;
   /** The price gq uses for a type's estimate and task shares (undefined: unknown). */
@@ -73,7 +76,8 @@ export function costView(job: JobRecord, instances: readonly InstanceRecord[], r
     const own = instances.filter((r) => r.instanceType === type && r.pricePerHour !== undefined).map((r) => r.pricePerHour!);
     return own.length ? own.reduce((a, b) => a + b, 0) / own.length : priceOf(type);
   };
-  return { cost, table, region, typePrice, slots };
+  const onDemand = (type: string) => (region ? onDemandPrice(table, region, type) : undefined);
+  return { cost, saving: spotSaving(instances, now, onDemand), table, region, typePrice, slots };
 }
 
 /** A task's share of its instance's cost (undefined: not run, or price unknown). */
@@ -95,6 +99,7 @@ export function costJson(v: CostView) {
     toFinish: round(c.toFinish),
     committed: cents(c.committed),
     busyFraction: c.busyFraction ?? null,
+    spotSaving: v.saving ? cents(v.saving.usd) : null,
     instancesWithoutPrice: c.priceUnknown,
     prices: { source: v.table.source, asOf: v.table.asOf, region: v.region ?? null },
     perType: c.perType.map((t) => ({
@@ -112,6 +117,7 @@ export function costJson(v: CostView) {
       tasksLeft: t.tasksLeft,
       toFinish: round(t.toFinish),
       committed: cents(t.committed),
+      spotSaving: v.saving?.perType[t.instanceType] !== undefined ? cents(v.saving.perType[t.instanceType]!) : null,
     })),
   };
 }
@@ -123,10 +129,12 @@ export function costLines(c: CostJson): string[] {
   const finish = c.toFinish ? `about ${formatUsd(c.toFinish.usd)} more to finish${c.toFinish.seconds > 0 ? ` (~${dur(c.toFinish.seconds)})` : ''}` : 'no estimate to finish yet (no task has finished)';
   const unknown = c.instancesWithoutPrice ? `; ${c.instancesWithoutPrice} instance(s) at a price unknown, not counted` : '';
   const lines = [`  Cost: ${formatUsd(c.spend)} so far, ${finish}; busy ${pct(c.busyFraction ?? undefined)} of the paid time${unknown}`];
+  if (c.spotSaving !== null) lines.push(`  Spot saved ${formatUsd(c.spotSaving)} against on-demand (the same instance-seconds at the price table's on-demand prices)`);
   for (const t of c.perType) {
     const price = t.pricePerHour === null ? 'price unknown' : `$${Number(t.pricePerHour.toFixed(5))}/h`;
     const est = t.toFinish ? `, ~${formatUsd(t.toFinish.usd)} to finish` : '';
-    lines.push(`    ${t.instanceType}: ${price}, ${t.instances} instance(s) (${t.running} running), ${formatUsd(t.spend)} so far, busy ${pct(t.busyFraction ?? undefined)}${est}`);
+    const saved = t.spotSaving !== null ? `, Spot saved ${formatUsd(t.spotSaving)}` : '';
+    lines.push(`    ${t.instanceType}: ${price}, ${t.instances} instance(s) (${t.running} running), ${formatUsd(t.spend)} so far, busy ${pct(t.busyFraction ?? undefined)}${est}${saved}`);
   }
   return lines;
 }

@@ -54,6 +54,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     }
     return r;
   };
+  const spot = (job: JobRecord) => (job.market ? job.market === 'spot' : config.spot);
   const backend = openAwsBackend({
     region,
     bucket: outputs.bucket,
@@ -95,8 +96,9 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
         }),
         subnetIds: subnets,
         maxInstances: config.maxInstances,
-        spot: config.spot,
-        ...(config.spot && config.spotAlternatives[instanceType]?.length ? { spotAlternatives: config.spotAlternatives[instanceType] } : {}),
+        // The market the job was submitted with (a later gq status or retry needs no --spot).
+        spot: spot(job),
+        ...(spot(job) && config.spotAlternatives[instanceType]?.length ? { spotAlternatives: config.spotAlternatives[instanceType] } : {}),
         tags: { 'gq:job': job.name },
       };
     },

@@ -274,6 +274,7 @@ function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'loca
     licenseKey: p.licenseFile ? keys.license(p.name) : undefined,
     slots: jobSlots(c.slots, Object.keys(p.byType)),
     ...(c.maxCost !== undefined ? { maxCost: c.maxCost } : {}),
+    ...(backend === 'aws' ? { market: c.spot ? 'spot' : 'on-demand' } : {}),
   };
 }
 

@@ -187,3 +187,25 @@ export function jobCost(input: CostInput): JobCost {
     perType,
   };
 }
+
+/**
+ * What the job's Spot instances saved against on-demand: per type, what their billed seconds
+ * would have cost at the type's on-demand price (`onDemandOf`, the price table) less what they
+ * cost at the price they ran at. undefined when the job has no Spot instance with both prices known.
+ */
+export function spotSaving(
+  instances: readonly InstanceRecord[],
+  now: number,
+  onDemandOf: (type: string) => number | undefined,
+): { usd: number; perType: Record<string, number> } | undefined {
+  const perType: Record<string, number> = {};
+  for (const r of instances) {
+    const od = onDemandOf(r.instanceType);
+    if (r.lifecycle !== 'spot' || r.pricePerHour === undefined || od === undefined) continue;
+    const { start, end } = paidSpan(r, now);
+    const secs = billedSeconds(start, end);
+    perType[r.instanceType] = (perType[r.instanceType] ?? 0) + instanceCharge(secs, od) - instanceCharge(secs, r.pricePerHour);
+  }
+  const types = Object.keys(perType);
+  return types.length ? { usd: types.reduce((a, t) => a + perType[t]!, 0), perType } : undefined;
+}

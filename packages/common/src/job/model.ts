@@ -52,6 +52,12 @@ export interface JobSpec {
   slots?: Record<string, number>;
   /** The cost cap in USD (`--max-cost`): at it, the job takes no new instance or task. */
   maxCost?: number;
+  /**
+   * How the AWS backend buys the job's instances, chosen at submit (`--spot`): every gq command
+   * that starts workers later uses it, whatever its own flags. Absent locally and in jobs
+   * recorded before (then the command's --spot decides).
+   */
+  market?: 'spot' | 'on-demand';
 }
 
 export interface JobRecord extends JobSpec {
