@@ -29,7 +29,8 @@ async function main(argv: string[]): Promise<number> {
           .option('table', { type: 'string', describe: 'AWS: status table' })
           .option('workdir', { type: 'string', describe: 'Folder for code, task copies and logs' })
           .option('task-user', { type: 'string', describe: 'Run tasks as this unprivileged user (EC2: gq-task); default: as the agent' })
-          .option('task-aws-access', { type: 'boolean', default: false, describe: 'With --task-user: tasks may use the instance role' }),
+          .option('task-aws-access', { type: 'boolean', default: false, describe: 'With --task-user: tasks may use the instance role' })
+          .option('root-volume-gb', { type: 'number', describe: "GB of the instance's root EBS volume (EC2), for the cost figures" }),
       async (a) => {
         code = await runWorker({
           backend: a.backend,
@@ -43,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
           workdir: a.workdir,
           taskUser: a['task-user'],
           taskAwsAccess: a['task-aws-access'],
+          rootVolumeGb: a['root-volume-gb'],
         });
       },
     )

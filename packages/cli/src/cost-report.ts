@@ -19,6 +19,8 @@ import {
   shippedPriceTable,
   slotsOf,
   spotSaving,
+  typeVolumeGb,
+  volumeHourly,
   type InstanceRecord,
   type JobCost,
   type JobRecord,
@@ -62,8 +64,11 @@ export interface CostView {
   saving: ReturnType<typeof spotSaving>;
   table: PriceTable;
   region: string | undefined;
-  /** The price gq uses for a type's estimate and task shares (undefined: unknown). */
+  /** The instance price gq shows for a type (undefined: unknown). */
   typePrice: (type: string) => number | undefined;
+  /** GB of the type's root volume (its instances' recorded size), and its USD per hour (gp3). */
+  volumeGb: (type: string) => number;
+  volumeRate: (type: string) => number;
   slots: (type: string) => number;
 }
 
@@ -77,14 +82,16 @@ export function costView(job: JobRecord, instances: readonly InstanceRecord[], r
     return own.length ? own.reduce((a, b) => a + b, 0) / own.length : priceOf(type);
   };
   const onDemand = (type: string) => (region ? onDemandPrice(table, region, type) : undefined);
-  return { cost, saving: spotSaving(instances, now, onDemand), table, region, typePrice, slots };
+  const volumeGb = (type: string) => typeVolumeGb(type, instances);
+  const volumeRate = (type: string) => volumeHourly(volumeGb(type));
+  return { cost, saving: spotSaving(instances, now, onDemand), table, region, typePrice, volumeGb, volumeRate, slots };
 }
 
-/** A task's share of its instance's cost (undefined: not run, or price unknown). */
+/** A task's share of its instance's cost, its root volume included (undefined: not run, or price unknown). */
 export function taskShare(v: CostView, t: TaskRecord, now = Date.now()): number | undefined {
   const secs = secondsBetween(t.startedAt, t.finishedAt ?? (t.state === 'RUNNING' ? new Date(now).toISOString() : undefined));
   const price = v.typePrice(t.instanceType);
-  return secs === undefined || price === undefined ? undefined : cents(instanceCharge(secs, price) / v.slots(t.instanceType));
+  return secs === undefined || price === undefined ? undefined : cents(instanceCharge(secs, price + v.volumeRate(t.instanceType)) / v.slots(t.instanceType));
 }
 
 const pct = (f: number | undefined) => (f === undefined ? 'n/a' : `${Math.round(f * 100)}%`);
@@ -106,6 +113,7 @@ export function costJson(v: CostView) {
       instanceType: t.instanceType,
       pricePerHour: v.typePrice(t.instanceType) ?? null,
       slots: v.slots(t.instanceType),
+      rootVolumeGb: v.volumeGb(t.instanceType),
       instances: t.instances,
       running: t.running,
       paidSeconds: t.paidSeconds,

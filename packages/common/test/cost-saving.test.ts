@@ -1,9 +1,10 @@
 /**
- * The Spot saving against on-demand (spend.ts spotSaving) and the estimate of failed tasks run
- * again (cap.ts retriedCost, which gq retry adds to the spend before the cap), exact to the cent.
+ * The Spot saving against on-demand (spend.ts spotSaving), the root EBS volumes in the spend and
+ * the estimates, and the estimate of failed tasks run again (cap.ts retriedCost, which gq retry
+ * adds to the spend before the cap), exact to the cent.
  */
 import { describe, expect, it } from 'vitest';
-import { cents, retriedCost, spotSaving, type InstanceRecord } from '../src/index.js';
+import { capState, cents, emptyCounts, jobCost, retriedCost, spotSaving, type InstanceRecord } from '../src/index.js';
 
 const T0 = Date.parse('2026-01-01T12:00:00Z');
 const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -40,5 +41,30 @@ describe('retriedCost (gq retry against the cap)', () => {
     expect(cents(retriedCost(tasks, recs))).toBe(0.02); // 200 s at $0.36/h
     expect(retriedCost(tasks, recs, { slots: () => 2 })).toBeCloseTo(0.01, 10);
     expect(retriedCost([], recs)).toBe(0);
+  });
+});
+
+describe('root EBS volumes in the cost', () => {
+  const GB_HOUR = 0.08 / 730; // gp3, per GB-month of 730 hours
+  it('spend: each instance with its recorded volume, per second with the 60-second minimum', () => {
+    const recs = [
+      inst('i-1', 'c5.large', { pricePerHour: 0.36, volumeGb: 100, endedAt: iso(3600) }),
+      inst('i-2', 'c5.large', { pricePerHour: 0.36, volumeGb: 100, endedAt: iso(5) }), // a minute billed
+      inst('i-3', 'c5.large', { pricePerHour: 0.36, endedAt: iso(3600) }), // no size recorded: the instance alone
+    ];
+    const c = jobCost({ instances: recs, now: T0 + 7200_000 });
+    expect(cents(c.spend)).toBe(cents(0.36 + 100 * GB_HOUR + (60 * (0.36 + 100 * GB_HOUR)) / 3600 + 0.36));
+    expect(cents(c.spend)).toBe(0.74); // $0.7315 without the volumes
+  });
+
+  it('estimate to finish, committed and the cap count the volume beside the instance', () => {
+    const recs = [inst('i-1', 'c5.large', { state: 'BUSY', pricePerHour: 0.36, volumeGb: 1000, tasksRun: 1, taskSeconds: 3600 })];
+    const rate = 0.36 + 1000 * GB_HOUR; // $1.4559/h
+    const c = jobCost({ instances: recs, now: T0 + 1000, work: () => ({ queued: 2, running: [0] }) });
+    expect(cents(c.toFinish!.usd)).toBe(cents(3 * rate));
+    expect(cents(c.committed)).toBe(cents(rate));
+    const cap = capState({ maxCost: 100, instanceTypes: { 'c5.large': 3 }, counts: { ...emptyCounts(), queued: 2 } }, recs, T0 + 1000)!;
+    expect(cents(cap.next)).toBe(cents(rate));
+    expect(cents(retriedCost([{ instanceType: 'c5.large' }], recs))).toBe(cents(rate));
   });
 });

@@ -93,6 +93,8 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
           nodeKey: node.key,
           nodeSha256: node.sha256,
           taskAwsAccess: config.taskAwsAccess,
+          // The size the fleet gives the root volume (the image's): the agent records it for the cost figures.
+          rootVolumeGb: ami.rootVolumeGb,
         }),
         subnetIds: subnets,
         maxInstances: config.maxInstances,

@@ -190,6 +190,8 @@ export interface InstanceRecord {
   pricePerHour?: number;
   /** Where the price came from, e.g. "on-demand table 2025-01", "spot us-east-1a". */
   priceSource?: string;
+  /** GB of its root EBS volume (gp3, the launch template's size): billed beside the instance. */
+  volumeGb?: number;
 }
 
 /** The `detail` of a BUSY instance record: the task(s) it runs (the same text on every backend). */
