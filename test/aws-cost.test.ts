@@ -107,6 +107,13 @@ describeAws('AWS backend on moto: what a job costs', () => {
     }
     const text = await gq(['status', 'cost-run'], h.env);
     expect(text.stdout).toContain(`Cost: $${s.cost.spend.toFixed(2)} so far`);
+    // A dry run like this job counts its root volumes beside the instances in the estimate.
+    const like = await gq(['submit', join(dir, 'jobs.csv'), '--code', join(dir, 'code'), '--name', 'cost-like', '--dry-run', '--like', 'cost-run', '--json'], h.env);
+    expect(like.code, like.stderr).toBe(0);
+    const [plan] = (JSON.parse(like.stdout) as { types: { rootVolumeGb: number; instances: number; estimate: { low: number } }[] }).types;
+    expect(plan!.rootVolumeGb).toBe(gb);
+    const mean = instances.reduce((a, r) => a + r.taskSeconds!, 0) / instances.reduce((a, r) => a + r.tasksRun!, 0);
+    expect(plan!.estimate.low).toBeCloseTo((Math.max(4 * mean, plan!.instances * 60) * rate) / 3600, 10);
   }, 300_000);
 
   it('--max-cost stops a running job: no new task or instance, running tasks finish, groups at 0; gq resume raises it', async () => {
