@@ -1,7 +1,8 @@
 /**
  * The agent's side of the cost cap (common/src/cost/cap.ts), cheap at any fleet size. Between
- * tasks a worker reads the job item (one read, at most every CHECK_MS): its cap (set or raised
- * later by `gq resume --max-cost`, even on a job submitted without one) and its `capStop` flag,
+ * tasks a worker reads the job item (one read, at most every CHECK_MS; NO_CAP_CHECK_MS for a job
+ * without a cap): its cap (set or raised later by `gq resume --max-cost`, even on a job
+ * submitted without one) and its `capStop` flag,
  * which whoever saw the cap reached first set (one conditional write). Only now and then does a
  * worker count the spend itself from the instance records (a Query of all of them): at random
  * moments, each worker about once per CHECK_MS × the job's busy instances, so that the whole
@@ -17,6 +18,11 @@ import { capState, slotsOf, type CapStop, type JobRecord, type Logger, type Stat
  * whole 8-task job of 3 s tasks through on a loaded host).
  */
 export const CHECK_MS = 3_000;
+/**
+ * A job without a cap is read this often instead: a cap set later (`gq resume --max-cost`) is
+ * seen within it, and a job of short tasks without a cap costs no extra read a task.
+ */
+export const NO_CAP_CHECK_MS = 30_000;
 /** No worker counts less often than this (its share of the fleet's counting, when the fleet is huge). */
 export const MAX_COUNT_MS = 60 * 60_000;
 
@@ -30,7 +36,8 @@ export function countPeriodMs(job: Pick<JobRecord, 'counts' | 'instanceTypes' | 
 }
 
 export class CostCap {
-  private checkedAt = -Infinity;
+  /** When the next read of the job item is due. */
+  private checkAt = -Infinity;
   private last = false;
   /** When this worker counts the spend next (undefined: not planned yet). */
   private countAt: number | undefined;
@@ -50,11 +57,14 @@ export class CostCap {
    */
   async reached(): Promise<boolean> {
     const t = this.now();
-    if (this.last || t - this.checkedAt < CHECK_MS) return this.last;
-    this.checkedAt = t;
+    if (this.last || t < this.checkAt) return this.last;
+    this.checkAt = t + CHECK_MS;
     try {
       const job = await this.status.getJob(this.job);
-      if (job?.maxCost === undefined) return false;
+      if (job?.maxCost === undefined) {
+        this.checkAt = t + NO_CAP_CHECK_MS;
+        return false;
+      }
       if (job.capStop) return this.stop(job.capStop);
       const period = countPeriodMs(job);
       // The first count at a random moment of the first period; then a random gap of mean

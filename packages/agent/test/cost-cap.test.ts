@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { emptyCounts, type CapStop, type InstanceRecord, type JobRecord } from '@gq/common';
-import { CHECK_MS, CostCap, countPeriodMs, MAX_COUNT_MS, type CapStore } from '../src/cost-cap.js';
+import { CHECK_MS, CostCap, countPeriodMs, MAX_COUNT_MS, NO_CAP_CHECK_MS, type CapStore } from '../src/cost-cap.js';
 
 const T0 = Date.parse('2026-01-01T12:00:00Z');
 const silent = { warn: () => undefined } as never;
@@ -65,9 +65,12 @@ describe('agent cost cap', () => {
     expect(await cap.reached()).toBe(false);
     expect(calls).toEqual({ getJob: 1, listInstances: 0, markCapReached: 0 }); // no cap: the job item only
     job.maxCost = 100; // gq resume --max-cost 100
-    now += CHECK_MS;
+    now += NO_CAP_CHECK_MS - 1; // a job without a cap is read less often
     expect(await cap.reached()).toBe(false);
-    expect(calls.listInstances).toBe(1);
+    expect(calls.getJob).toBe(1);
+    now += 1;
+    expect(await cap.reached()).toBe(false);
+    expect(calls).toEqual({ getJob: 2, listInstances: 1, markCapReached: 0 });
     job.maxCost = 0.1; // lowered under the spend (a cap is read anew every time)
     now += CHECK_MS;
     expect(await cap.reached()).toBe(true);
