@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { gq, statusJson, waitFor } from './support/cli.js';
 import { describeAws } from './support/moto.js';
@@ -15,6 +16,8 @@ const TYPE = 'm7i.48xlarge';
 const PRICE = 9.6768;
 const cents = (usd: number) => Math.round(usd * 100 + Number.EPSILON) / 100;
 const billed = (from: string, to: string) => Math.max(60, Math.ceil((Date.parse(to) - Date.parse(from)) / 1000));
+/** gp3, USD per GB-hour (0.08 per GB-month of 730 hours), billed per second like the instance. */
+const GP3_GB_HOUR = 0.08 / 730;
 
 describeAws('AWS backend on moto: what a job costs', () => {
   let h: AwsHarness;
@@ -70,8 +73,12 @@ describeAws('AWS backend on moto: what a job costs', () => {
       const recs = await h.backend.status.listInstances('cost-run');
       return recs.length > 0 && recs.every((r) => r.endedAt !== undefined) && recs;
     }, 120_000);
+    // The root volume the launch template gives each instance: the image's size (its UserData tells the agent).
+    const image = await h.backend.clients.ec2.send(new DescribeImagesCommand({ ImageIds: [h.env.GQ_AMI!] }));
+    const gb = image.Images?.[0]?.BlockDeviceMappings?.find((m) => m.DeviceName === image.Images?.[0]?.RootDeviceName)?.Ebs?.VolumeSize;
+    expect(gb).toBeGreaterThan(0);
     for (const r of instances) {
-      expect(r).toMatchObject({ lifecycle: 'on-demand', pricePerHour: PRICE, instanceType: TYPE });
+      expect(r).toMatchObject({ lifecycle: 'on-demand', pricePerHour: PRICE, instanceType: TYPE, volumeGb: gb });
       expect(r.priceSource).toMatch(/on-demand price table/);
       expect(Date.parse(r.launchedAt!)).toBeLessThanOrEqual(Date.parse(r.bootedAt!));
       expect(Date.parse(r.bootedAt!)).toBeLessThanOrEqual(Date.parse(r.installedAt!));
@@ -85,8 +92,10 @@ describeAws('AWS backend on moto: what a job costs', () => {
 
     const s = await statusJson('cost-run', h.env, true);
     const paid = instances.reduce((a, r) => a + billed(r.launchedAt!, r.endedAt!), 0);
-    expect(s.cost.spend).toBe(cents((paid * PRICE) / 3600));
-    expect(s.cost.spend).toBeGreaterThanOrEqual(cents((instances.length * 60 * PRICE) / 3600)); // the minute each
+    // The instances and their root volumes, per second with the 60-second minimum each.
+    const rate = PRICE + gb! * GP3_GB_HOUR;
+    expect(s.cost.spend).toBe(cents((paid * rate) / 3600));
+    expect(s.cost.spend).toBeGreaterThanOrEqual(cents((instances.length * 60 * rate) / 3600)); // the minute each
     expect(s.cost.toFinish).toEqual({ usd: 0, seconds: 0 });
     expect(s.cost.instancesWithoutPrice).toBe(0);
     expect(s.cost.perType).toEqual([expect.objectContaining({ instanceType: TYPE, pricePerHour: PRICE, instances: instances.length, running: 0, paidSeconds: paid, busySeconds: busy })]);
@@ -94,10 +103,17 @@ describeAws('AWS backend on moto: what a job costs', () => {
     for (const t of s.tasks) {
       const ran = (Date.parse(t.finishedAt) - Date.parse(t.startedAt)) / 1000;
       expect(ran).toBeGreaterThanOrEqual(2);
-      expect(t.cost).toBe(cents((PRICE * ran) / 3600));
+      expect(t.cost).toBe(cents((rate * ran) / 3600));
     }
     const text = await gq(['status', 'cost-run'], h.env);
     expect(text.stdout).toContain(`Cost: $${s.cost.spend.toFixed(2)} so far`);
+    // A dry run like this job counts its root volumes beside the instances in the estimate.
+    const like = await gq(['submit', join(dir, 'jobs.csv'), '--code', join(dir, 'code'), '--name', 'cost-like', '--dry-run', '--like', 'cost-run', '--json'], h.env);
+    expect(like.code, like.stderr).toBe(0);
+    const [plan] = (JSON.parse(like.stdout) as { types: { rootVolumeGb: number; instances: number; estimate: { low: number } }[] }).types;
+    expect(plan!.rootVolumeGb).toBe(gb);
+    const mean = instances.reduce((a, r) => a + r.taskSeconds!, 0) / instances.reduce((a, r) => a + r.tasksRun!, 0);
+    expect(plan!.estimate.low).toBeCloseTo((Math.max(4 * mean, plan!.instances * 60) * rate) / 3600, 10);
   }, 300_000);
 
   it('--max-cost stops a running job: no new task or instance, running tasks finish, groups at 0; gq resume raises it', async () => {
@@ -122,10 +138,19 @@ describeAws('AWS backend on moto: what a job costs', () => {
     const text = await gq(['status', 'cost-capped'], h.env);
     expect(text.stdout).toMatch(/Stopped at the cost cap \$0\.33: \$0\.3\d spent/);
     expect(text.stdout).toMatch(/gq resume cost-capped --max-cost/);
+    // Whoever saw it first recorded the stop on the job (the agents read only that item).
+    expect((await h.backend.status.getJob('cost-capped'))?.capStop).toMatchObject({ maxCost: 0.33 });
+    // gq retry refuses at the cap, with the figures and the way on, and changes nothing.
+    const retry = await gq(['retry', 'cost-capped', '--failed'], h.env);
+    expect(retry.code).toBe(1);
+    expect(retry.stderr).toMatch(/is stopped at its cost cap \$0\.33: \$0\.3\d spent \+ \$\d+\.\d\d committed/);
+    expect(retry.stderr).toMatch(/gq resume cost-capped --max-cost USD/);
     // Raised, the job goes on to its end.
     const resumed = await gq(['resume', 'cost-capped', '--max-cost', '5', '--wait', '--json'], h.env, { timeoutMs: 240_000 });
     expect(resumed.code, `${resumed.stderr}\n${h.runtime.errors.join('\n')}`).toBe(0);
     expect(JSON.parse(resumed.stdout).counts).toMatchObject({ queued: 0, running: 0, succeeded: 8 });
-    expect((await h.backend.status.getJob('cost-capped'))?.maxCost).toBe(5);
+    const raised = await h.backend.status.getJob('cost-capped');
+    expect(raised?.maxCost).toBe(5);
+    expect(raised?.capStop).toBeUndefined();
   }, 300_000);
 });

@@ -19,7 +19,9 @@ describeAws('AWS backend on moto: duplicate delivery while the task runs', () =>
   let stopPowerOff: () => void = () => undefined;
 
   beforeAll(async () => {
-    // Instances stay a while when idle, so that the second one is there to receive the duplicate.
+    // The second instance's task (4 s) outlasts the first one's visibility (2 s, not extended): it is
+    // there to receive the duplicate when it ends (an idle instance leaves at once while the other
+    // is busy: nothing is left that it could run).
     h = (await startAwsHarness('faults-aws-dup', { jobPrefix: 'fd-', faultEnv: { GQ_TEST_FAULT: 'skip:extend' }, env: { GQ_IDLE: '8' } }))!;
     stopPowerOff = emulateEc2PowerOff(h);
   }, 180_000);
@@ -31,7 +33,7 @@ describeAws('AWS backend on moto: duplicate delivery while the task runs', () =>
 
   slow('the duplicate is hidden again, never run twice', async () => {
     const s = awsScenario(h, 'fd-dup', 'every-task');
-    const f = jobFile(s, [task(s, 1, 'sleep 8'), task(s, 2)]);
+    const f = jobFile(s, [task(s, 1, 'sleep 8'), task(s, 2, 'sleep 4')]);
     const r = await submit(s, f, ['--visibility', '2s', '--wait', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const st = byTask(await statusJson(s.job, h.env, true));
@@ -46,7 +48,7 @@ describeAws('AWS backend on moto: duplicate delivery while the task runs', () =>
 
   slow('a duplicated task whose attempt fails is retried once, with a fresh message', async () => {
     const s = awsScenario(h, 'fd-dup-fail', 'every-task');
-    const f = jobFile(s, [task(s, 1, 'if [ "$GQ_ATTEMPT" = 1 ]; then sleep 8; echo first attempt fails >&2; exit 3; fi'), task(s, 2)]);
+    const f = jobFile(s, [task(s, 1, 'if [ "$GQ_ATTEMPT" = 1 ]; then sleep 8; echo first attempt fails >&2; exit 3; fi'), task(s, 2, 'sleep 4')]);
     const r = await submit(s, f, ['--visibility', '2s', '--retries', '1', '--wait', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const st = byTask(await statusJson(s.job, h.env, true));

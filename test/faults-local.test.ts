@@ -195,8 +195,10 @@ describe('local backend: duplicate delivery and long tasks', () => {
   slow('a message delivered again while its task runs is hidden again, never run twice', async () => {
     // skip:extend: the heartbeat renews the lease but not the message, so the message comes back
     // every 2 s while task 1 runs for 6 s; the other worker receives it, sees the live lease.
+    // Task 2 (3 s) keeps that worker there past the first return (an idle worker leaves at once
+    // while the other is busy: nothing is left that it could run).
     const s = setup('dup', { GQ_TEST_FAULT: 'skip:extend', GQ_VISIBILITY: '2', GQ_IDLE: '4' }, 'every-task');
-    const f = jobFile(s, [task(s, 1, 'sleep 6'), task(s, 2)]);
+    const f = jobFile(s, [task(s, 1, 'sleep 6'), task(s, 2, 'sleep 3')]);
     expect((await gq(['submit', f, '--code', s.code, '--name', s.job, '--workers', '2', '--json'], s.env)).code).toBe(0);
     // The duplicate delivery really happened (the message was received again while task 1 ran).
     const db = openDb(s.env.GQ_HOME!);
@@ -220,7 +222,7 @@ describe('local backend: duplicate delivery and long tasks', () => {
     // As above, but attempt 1 fails after the message was delivered to the other worker: the
     // retry must give the message back although this worker's receipt is no longer current.
     const s = setup('dup-fail', { GQ_TEST_FAULT: 'skip:extend', GQ_VISIBILITY: '2', GQ_IDLE: '4' }, 'every-task');
-    const f = jobFile(s, [task(s, 1, 'if [ "$GQ_ATTEMPT" = 1 ]; then sleep 5; echo first attempt fails >&2; exit 3; fi'), task(s, 2)]);
+    const f = jobFile(s, [task(s, 1, 'if [ "$GQ_ATTEMPT" = 1 ]; then sleep 5; echo first attempt fails >&2; exit 3; fi'), task(s, 2, 'sleep 3')]);
     const r = await gq(['submit', f, '--code', s.code, '--name', s.job, '--workers', '2', '--retries', '1', '--wait', '--json'], s.env, {
       timeoutMs: 90_000,
     });

@@ -326,7 +326,7 @@ describeAws('with moto', () => {
           expect(m.instanceId).toBe(i.id); // each process sees its own metadata
           expect(m.argv).toEqual([
             'run', '--backend', 'aws', '--region', REGION, '--bucket', BUCKET, '--table', 'gq-status',
-            '--job', 'rt-job', '--instance-type', 't3.micro', '--task-user', 'gq-task',
+            '--job', 'rt-job', '--instance-type', 't3.micro', '--root-volume-gb', '0', '--task-user', 'gq-task',
           ]);
           // Only what bash itself adds besides the four variables and the machine's process
           // markers: no keys, no region.

@@ -42,7 +42,9 @@ describe('local backend: lost workers and leftover processes', () => {
     // Task 1 records each start and its shell's pid; its first attempt would run for a minute.
     const t1 = `echo "$GQ_ATTEMPT $GQ_INSTANCE" >> ${s.runs}/t1; echo $$ > ${s.runs}/pid1-$GQ_ATTEMPT; ` +
       `if [ "$GQ_ATTEMPT" = 1 ]; then sleep 60; fi; printf 'id\\n1\\n' > results.csv`;
-    const t2 = `printf 'id\\n2\\n' > results.csv`;
+    // Task 2 keeps the other worker busy past the kill (an idle worker would leave at once, with
+    // nothing left that it could run): it is there, receiving, when task 1's holder dies.
+    const t2 = `sleep 4; printf 'id\\n2\\n' > results.csv`;
     const r = await gq(['submit', jobFile(s.home, [t1, t2]), '--code', s.code, '--name', s.job, '--workers', '2', '--json'], s.env);
     expect(r.code, r.stderr).toBe(0);
 

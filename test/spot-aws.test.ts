@@ -78,6 +78,8 @@ describeAws('AWS backend on moto: Spot interruptions with a checkpoint', () => {
 
     const r = await submit(s, f, ['--spot', '--spot-alternatives', `${TYPE}=t3a.micro,t3.small`, '--json']);
     expect(r.code, r.stderr).toBe(0);
+    // The market is on the job: a later gq command that starts workers needs no --spot.
+    expect((await h.backend.status.getJob(s.job))?.market).toBe('spot');
     const out = await h.backend.clients.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName(s.job, TYPE)] }));
     const overrides = out.AutoScalingGroups?.[0]?.MixedInstancesPolicy?.LaunchTemplate?.Overrides;
     expect(overrides?.map((o) => o.InstanceType)).toEqual([TYPE, 't3a.micro', 't3.small']);

@@ -432,7 +432,7 @@ describeAws('with moto', () => {
     const ran = JSON.parse(readFileSync(join(m.home, 'agent-ran.json'), 'utf8')) as { argv: string[]; logLevel: string; uid: number };
     expect(ran.argv).toEqual([
       'run', '--backend', 'aws', '--region', REGION, '--bucket', BUCKET, '--table', TABLE,
-      '--job', 'job-run', '--instance-type', 'c5.large', '--task-user', 'gq-task',
+      '--job', 'job-run', '--instance-type', 'c5.large', '--root-volume-gb', '0', '--task-user', 'gq-task',
     ]);
     expect(ran.logLevel).toBe('info');
     // The units as systemd reads them: restarts bounded, enabled for multi-user.target, OnFailure.

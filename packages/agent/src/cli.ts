@@ -30,7 +30,8 @@ async function main(argv: string[]): Promise<number> {
           .option('workdir', { type: 'string', describe: 'Folder for code, task copies and logs' })
           .option('task-user', { type: 'string', describe: 'Run tasks as this unprivileged user (EC2: gq-task); default: as the agent' })
           .option('task-aws-access', { type: 'boolean', default: false, describe: 'With --task-user: tasks may use the instance role' })
-          .option('on-demand', { type: 'boolean', default: false, describe: "Serve the type's on-demand queue (a Spot job's fallback group)" }),
+          .option('on-demand', { type: 'boolean', default: false, describe: "Serve the type's on-demand queue (a Spot job's fallback group)" })
+          .option('root-volume-gb', { type: 'number', describe: "GB of the instance's root EBS volume (EC2), for the cost figures" }),
       async (a) => {
         code = await runWorker({
           backend: a.backend,
@@ -45,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
           taskUser: a['task-user'],
           taskAwsAccess: a['task-aws-access'],
           onDemand: a['on-demand'],
+          rootVolumeGb: a['root-volume-gb'],
         });
       },
     )

@@ -3,7 +3,13 @@
  * (decideIdle) apart from the reads that feed it (readIdleFacts).
  *
  * The rule: a worker leaves on idle only when no task of its type can come back to the queue,
- * or when another worker of its type is there to take it when it does.
+ * or when another worker of its type is there to take it when it does. It looks twice: once
+ * when it runs out of work (its first empty receive, EarlyLook), and leaves at once if nothing of
+ * its type waits (none QUEUED, visible or delayed) and the rule says leave; else after the idle
+ * period (`--idle`) without work, when it leaves if the rule says so. What the user reads
+ * (README): an instance leaves after --idle seconds without work, and at once when nothing is
+ * left that it could run. Either way no worker is idle longer than the idle period plus one
+ * receive, and the last one of a type (the keeper) stays while a task of its type can come back.
  *
  * A task can come back while its message is in flight or delayed (an attempt running somewhere
  * that may fail and be retried; a failed attempt given back with a short delay; the message of a
@@ -154,29 +160,83 @@ export async function readIdleFacts(
   return { facts: { ...facts, instances: await r.instances(), now: now() }, queuedTasks };
 }
 
+/** The reads of readIdleFacts through the agent's ports (tasks of its type only). */
+function idleReads(d: AgentDeps, job: JobRecord) {
+  // This worker's queue's tasks: of its type, and of its pool in a Spot job that falls back to on-demand.
+  const pool = d.pool ?? 'main';
+  const tasksOfType = async (states: readonly TaskState[]) =>
+    (await d.backend.status.listTasks(job.name, { states })).filter((t) => t.instanceType === d.instanceType && queueFor(t, job) === pool);
+  const reads: IdleReads = {
+    depth: () => d.queue.depth(),
+    job: () => d.backend.status.getJob(job.name),
+    tasksOfType,
+    instances: () => d.backend.status.listInstances(job.name),
+  };
+  return { reads, tasksOfType };
+}
+
+/**
+ * How long the first receive of an idle stretch waits (seconds): the early look (EarlyLook)
+ * comes this soon after a worker runs out of work (EarlyLook), not a whole long poll later.
+ */
+export const FIRST_IDLE_WAIT_S = 1;
+/** The longest long poll (SQS's WaitTimeSeconds is at most 20:
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html). */
+const LONGEST_WAIT_S = 20;
+
+/**
+ * How long a receive waits (seconds). With busy slots, no longer than the idle period (the idle
+ * check comes on time after the last one ends); idle, no longer than what is left of the idle
+ * period, and the first receive of an idle stretch (not `looked` yet) FIRST_IDLE_WAIT_S.
+ */
+export function receiveWaitSeconds(o: { busy: number; idleSeconds: number; idleLeftMs: number; looked: boolean }): number {
+  if (o.busy === 0 && !o.looked) return FIRST_IDLE_WAIT_S;
+  return Math.max(1, Math.min(LONGEST_WAIT_S, Math.ceil((o.busy > 0 ? o.idleSeconds * 1000 : o.idleLeftMs) / 1000)));
+}
+
+/**
+ * The early look, once per idle stretch (named by when it began) after its first empty receive:
+ * whether the worker leaves at once (leavesEarly). A failed read is "no": the idle period runs,
+ * and its check decides.
+ */
+export class EarlyLook {
+  private lookedAt: number | undefined;
+
+  constructor(
+    private readonly d: AgentDeps,
+    private readonly job: JobRecord,
+    private readonly now: () => number,
+  ) {}
+
+  /** Whether the stretch that began at `stretch` had its look. */
+  done(stretch: number): boolean {
+    return this.lookedAt === stretch;
+  }
+
+  async leaves(stretch: number): Promise<boolean> {
+    if (this.done(stretch)) return false;
+    this.lookedAt = stretch;
+    const { d } = this;
+    try {
+      const { facts } = await readIdleFacts(idleReads(d, this.job).reads, d.instance, d.instanceType, this.now, d.pool);
+      const early = leavesEarly(facts);
+      if (early) d.log.info({ depth: facts.depth, running: facts.running }, 'nothing of this type waits, and what can come back has a worker: leaving at once');
+      return early;
+    } catch (e) {
+      d.log.debug({ err: e }, 'could not look whether to leave early; the idle period decides');
+      return false;
+    }
+  }
+}
+
 /**
  * Idle for the idle period: leave only when no task of this type can come back to the queue,
  * or another worker of the type stays for it (the rule above). The worker that stays
  * sends again the messages of QUEUED tasks that have none (dropped by SQS's retention).
  */
 export async function idleDecision(d: AgentDeps, job: JobRecord, now: () => number): Promise<'leave' | 'stay'> {
-  const type = d.instanceType;
-  // This worker's queue's tasks: of its type, and of its pool in a Spot job that falls back to on-demand.
-  const pool = d.pool ?? 'main';
-  const tasksOfType = async (states: readonly TaskState[]) =>
-    (await d.backend.status.listTasks(job.name, { states })).filter((t) => t.instanceType === type && queueFor(t, job) === pool);
-  const { facts, queuedTasks } = await readIdleFacts(
-    {
-      depth: () => d.queue.depth(),
-      job: () => d.backend.status.getJob(job.name),
-      tasksOfType,
-      instances: () => d.backend.status.listInstances(job.name),
-    },
-    d.instance,
-    type,
-    now,
-    d.pool,
-  );
+  const { reads, tasksOfType } = idleReads(d, job);
+  const { facts, queuedTasks } = await readIdleFacts(reads, d.instance, d.instanceType, now, d.pool);
   const decision = decideIdle(facts);
   if (decision.action === 'resend') {
     // A task whose message went to the dead-letter queue is not lost: it is recorded as

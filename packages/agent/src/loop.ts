@@ -14,7 +14,7 @@ import { runInstall } from './install.js';
 import { backoffMs, isTransient } from './retry.js';
 import { unpackCode } from './workspace.js';
 import { ScaleInProtection } from './protection.js';
-import { idleDecision } from './idle-leave.js';
+import { EarlyLook, idleDecision, receiveWaitSeconds } from './idle-leave.js';
 import { claimTask, hideLeased, SlotPool } from './slot.js';
 
 export { hideLeased };
@@ -41,8 +41,6 @@ const DEFAULT_UNREACHABLE_S = 30 * 60;
 /** SQS returns at most 10 messages a receive (MaxNumberOfMessages, 1 to 10:
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html). */
 const MAX_RECEIVE = 10;
-/** The longest long poll (SQS's WaitTimeSeconds is at most 20). */
-const BUSY_WAIT_SECONDS = 20;
 const INSTANCE_HEARTBEAT_MS = 60_000;
 
 export class Agent implements AgentControl {
@@ -75,7 +73,7 @@ export class Agent implements AgentControl {
   constructor(private readonly d: AgentDeps) {
     this.clock = d.clock ?? realClock;
     this.usage = new Usage(() => this.clock.now(), d.billing);
-    this.cap = new CostCap(d.backend.status, d.job, () => this.clock.now(), d.log);
+    this.cap = new CostCap(d.backend.status, d.job, d.instance, () => this.clock.now(), d.log);
   }
 
   drain(): void {
@@ -229,6 +227,7 @@ export class Agent implements AgentControl {
     const { d } = this;
     let tasksRun = 0;
     let idleSince = this.clock.now();
+    const early = new EarlyLook(d, job, () => this.clock.now());
     let failures = 0;
     let failingSince: number | undefined;
     const unreachableMs = (job.unreachableSeconds ?? DEFAULT_UNREACHABLE_S) * 1000;
@@ -265,7 +264,7 @@ export class Agent implements AgentControl {
         this.leftFor = 'unreachable';
         break;
       }
-      if (await this.cap.reached(job.maxCost)) {
+      if (await this.cap.reached()) {
         this.leftFor = 'cost-cap'; // the job's cost cap: no new task (cost-cap.ts)
         break;
       }
@@ -293,8 +292,7 @@ export class Agent implements AgentControl {
         msgs = await d.queue.receive({
           // As many messages as there are free slots.
           max: Math.min(MAX_RECEIVE, pool.free),
-          // With busy slots, no longer than the idle period: the idle check comes on time after the last one ends.
-          waitSeconds: Math.max(1, Math.min(BUSY_WAIT_SECONDS, Math.ceil((pool.busy > 0 ? job.idleSeconds * 1000 : idleLeft) / 1000))),
+          waitSeconds: receiveWaitSeconds({ busy: pool.busy, idleSeconds: job.idleSeconds, idleLeftMs: idleLeft, looked: early.done(idleSince) }),
           visibilitySeconds: job.visibilitySeconds,
         });
         failures = 0;
@@ -315,6 +313,8 @@ export class Agent implements AgentControl {
         // Between back-to-back tasks the worker stays protected; it drops protection once idle.
         await this.protect(job.name, false);
         if (this.instanceState === 'BUSY') await this.setState('IDLE');
+        // Once per idle stretch: leave at once when nothing can come back without a worker for it.
+        if (await early.leaves(idleSince)) break;
       }
       for (const m of msgs) {
         if (this.draining) {

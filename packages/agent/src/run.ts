@@ -27,6 +27,8 @@ export interface WorkerArgs {
   taskAwsAccess?: boolean;
   /** Serve the type's on-demand queue (a Spot job's fallback group: job/on-demand.ts). */
   onDemand?: boolean;
+  /** GB of this instance's root EBS volume (EC2; from the UserData), for the cost figures. */
+  rootVolumeGb?: number;
 }
 
 /** How this very program is started again (for the tasks' `gq-agent` wrapper and local workers). */
@@ -96,7 +98,7 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
       contextJson: JSON.stringify(id.ctx),
       taskUser,
       taskAwsAccess: a.taskAwsAccess ?? false,
-      billing: await billingOf(id, log),
+      billing: { ...(await billingOf(id, log)), ...(id.billing && a.rootVolumeGb ? { volumeGb: a.rootVolumeGb } : {}) },
       ...(id.ctx.backend === 'aws' ? { tagInstance: instanceTagger(id.ctx.region, id.instance), liveLog: true } : {}),
     });
 

@@ -16,11 +16,13 @@ export interface BillingFacts {
   /** USD per hour; absent when gq does not know it. */
   pricePerHour?: number;
   priceSource?: string;
+  /** GB of the root EBS volume (the UserData's --root-volume-gb); absent locally. */
+  volumeGb?: number;
 }
 
 export type UsageFields = Pick<
   InstanceRecord,
-  'launchedAt' | 'bootedAt' | 'installedAt' | 'endedAt' | 'busySeconds' | 'idleSeconds' | 'tasksRun' | 'taskSeconds' | 'lifecycle' | 'pricePerHour' | 'priceSource'
+  'launchedAt' | 'bootedAt' | 'installedAt' | 'endedAt' | 'busySeconds' | 'idleSeconds' | 'tasksRun' | 'taskSeconds' | 'lifecycle' | 'pricePerHour' | 'priceSource' | 'volumeGb'
 >;
 
 const ENDED: ReadonlySet<InstanceState> = new Set(['STOPPED', 'INSTALL_FAILED']);
@@ -85,6 +87,7 @@ export class Usage {
       lifecycle: f.lifecycle,
       ...(f.pricePerHour !== undefined ? { pricePerHour: f.pricePerHour } : {}),
       ...(f.priceSource !== undefined ? { priceSource: f.priceSource } : {}),
+      ...(f.volumeGb ? { volumeGb: f.volumeGb } : {}),
     };
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceRecord } from '@gq/common';
-import { decideIdle, isKeeper, leavesEarly, missingMessages, readIdleFacts, type IdleFacts, type IdleReads } from '../src/idle-leave.js';
+import { decideIdle, FIRST_IDLE_WAIT_S, isKeeper, leavesEarly, missingMessages, readIdleFacts, receiveWaitSeconds, type IdleFacts, type IdleReads } from '../src/idle-leave.js';
 
 const now = Date.parse('2026-01-01T12:00:00Z');
 const empty = { visible: 0, inFlight: 0, delayed: 0 };
@@ -123,5 +123,17 @@ describe('readIdleFacts (reads only what the decision needs)', () => {
     const b = await readIdleFacts(two.r, 'i-b', 'c5.large', () => now);
     expect(two.calls).toEqual(['depth', 'job', 'tasks', 'instances']);
     expect([b.facts.queued, b.facts.running, b.queuedTasks]).toEqual([1, 1, [4]]);
+  });
+});
+
+describe('receiveWaitSeconds (how long a receive waits)', () => {
+  it('is short at the first receive of an idle stretch (the early look comes soon), then what is left of the idle period, at most 20 s', () => {
+    expect(receiveWaitSeconds({ busy: 0, idleSeconds: 600, idleLeftMs: 600_000, looked: false })).toBe(FIRST_IDLE_WAIT_S);
+    expect(receiveWaitSeconds({ busy: 0, idleSeconds: 600, idleLeftMs: 600_000, looked: true })).toBe(20);
+    expect(receiveWaitSeconds({ busy: 0, idleSeconds: 600, idleLeftMs: 4_200, looked: true })).toBe(5);
+    expect(receiveWaitSeconds({ busy: 0, idleSeconds: 600, idleLeftMs: -5, looked: true })).toBe(1);
+    // With busy slots: no longer than the idle period, whatever the look.
+    expect(receiveWaitSeconds({ busy: 1, idleSeconds: 5, idleLeftMs: 0, looked: false })).toBe(5);
+    expect(receiveWaitSeconds({ busy: 2, idleSeconds: 600, idleLeftMs: 0, looked: false })).toBe(20);
   });
 });

@@ -6,7 +6,7 @@
 # UserData. What it does, and why, is in userdata.ts's module comment.
 #
 # Variables of the header:
-#   R region, B bucket, T table, J job, Y instance type
+#   R region, B bucket, T table, J job, Y instance type, RV root volume GB (0: unknown)
 #   AK, AS  the agent bundle's key in the bucket and its sha256
 #   NV, NK, NS  the pinned Node.js version, its tarball's key and sha256
 #   LK  key of userdata.log ({instance}: the instance id), TU the task user,
@@ -117,7 +117,7 @@ agent)
   trap '[ -z "$WHY" ] || report; bye 0 off' EXIT
   block_imds
   trap - EXIT
-  node "$G/gq-agent.mjs" run --backend aws --region "$R" --bucket "$B" --table "$T" --job "$J" --instance-type "$Y" --task-user "$TU" $TA $OD &
+  node "$G/gq-agent.mjs" run --backend aws --region "$R" --bucket "$B" --table "$T" --job "$J" --instance-type "$Y" --root-volume-gb "${RV:-0}" --task-user "$TU" $TA $OD &
   P=$!
   trap 'STOPPED=1; kill -TERM $P 2>/dev/null' TERM INT # systemd stops us (shutdown): the agent drains
   rc=0

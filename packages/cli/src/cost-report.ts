@@ -18,6 +18,9 @@ import {
   secondsBetween,
   shippedPriceTable,
   slotsOf,
+  spotSaving,
+  typeVolumeGb,
+  volumeHourly,
   type InstanceRecord,
   type JobCost,
   type JobRecord,
@@ -57,10 +60,15 @@ export { slotsOf };
 
 export interface CostView {
   cost: JobCost;
+  /** Against on-demand (the price table), when the job ran Spot instances (spotSaving). */
+  saving: ReturnType<typeof spotSaving>;
   table: PriceTable;
   region: string | undefined;
-  /** The price gq uses for a type's estimate and task shares (undefined: unknown). */
+  /** The instance price gq shows for a type (undefined: unknown). */
   typePrice: (type: string) => number | undefined;
+  /** GB of the type's root volume (its instances' recorded size), and its USD per hour (gp3). */
+  volumeGb: (type: string) => number;
+  volumeRate: (type: string) => number;
   slots: (type: string) => number;
 }
 
@@ -73,14 +81,17 @@ export function costView(job: JobRecord, instances: readonly InstanceRecord[], r
     const own = instances.filter((r) => r.instanceType === type && r.pricePerHour !== undefined).map((r) => r.pricePerHour!);
     return own.length ? own.reduce((a, b) => a + b, 0) / own.length : priceOf(type);
   };
-  return { cost, table, region, typePrice, slots };
+  const onDemand = (type: string) => (region ? onDemandPrice(table, region, type) : undefined);
+  const volumeGb = (type: string) => typeVolumeGb(type, instances);
+  const volumeRate = (type: string) => volumeHourly(volumeGb(type));
+  return { cost, saving: spotSaving(instances, now, onDemand), table, region, typePrice, volumeGb, volumeRate, slots };
 }
 
-/** A task's share of its instance's cost (undefined: not run, or price unknown). */
+/** A task's share of its instance's cost, its root volume included (undefined: not run, or price unknown). */
 export function taskShare(v: CostView, t: TaskRecord, now = Date.now()): number | undefined {
   const secs = secondsBetween(t.startedAt, t.finishedAt ?? (t.state === 'RUNNING' ? new Date(now).toISOString() : undefined));
   const price = v.typePrice(t.instanceType);
-  return secs === undefined || price === undefined ? undefined : cents(instanceCharge(secs, price) / v.slots(t.instanceType));
+  return secs === undefined || price === undefined ? undefined : cents(instanceCharge(secs, price + v.volumeRate(t.instanceType)) / v.slots(t.instanceType));
 }
 
 const pct = (f: number | undefined) => (f === undefined ? 'n/a' : `${Math.round(f * 100)}%`);
@@ -95,12 +106,14 @@ export function costJson(v: CostView) {
     toFinish: round(c.toFinish),
     committed: cents(c.committed),
     busyFraction: c.busyFraction ?? null,
+    spotSaving: v.saving ? cents(v.saving.usd) : null,
     instancesWithoutPrice: c.priceUnknown,
     prices: { source: v.table.source, asOf: v.table.asOf, region: v.region ?? null },
     perType: c.perType.map((t) => ({
       instanceType: t.instanceType,
       pricePerHour: v.typePrice(t.instanceType) ?? null,
       slots: v.slots(t.instanceType),
+      rootVolumeGb: v.volumeGb(t.instanceType),
       instances: t.instances,
       running: t.running,
       paidSeconds: t.paidSeconds,
@@ -112,6 +125,7 @@ export function costJson(v: CostView) {
       tasksLeft: t.tasksLeft,
       toFinish: round(t.toFinish),
       committed: cents(t.committed),
+      spotSaving: v.saving?.perType[t.instanceType] !== undefined ? cents(v.saving.perType[t.instanceType]!) : null,
     })),
   };
 }
@@ -123,10 +137,12 @@ export function costLines(c: CostJson): string[] {
   const finish = c.toFinish ? `about ${formatUsd(c.toFinish.usd)} more to finish${c.toFinish.seconds > 0 ? ` (~${dur(c.toFinish.seconds)})` : ''}` : 'no estimate to finish yet (no task has finished)';
   const unknown = c.instancesWithoutPrice ? `; ${c.instancesWithoutPrice} instance(s) at a price unknown, not counted` : '';
   const lines = [`  Cost: ${formatUsd(c.spend)} so far, ${finish}; busy ${pct(c.busyFraction ?? undefined)} of the paid time${unknown}`];
+  if (c.spotSaving !== null) lines.push(`  Spot saved ${formatUsd(c.spotSaving)} against on-demand (the same instance-seconds at the price table's on-demand prices)`);
   for (const t of c.perType) {
     const price = t.pricePerHour === null ? 'price unknown' : `$${Number(t.pricePerHour.toFixed(5))}/h`;
     const est = t.toFinish ? `, ~${formatUsd(t.toFinish.usd)} to finish` : '';
-    lines.push(`    ${t.instanceType}: ${price}, ${t.instances} instance(s) (${t.running} running), ${formatUsd(t.spend)} so far, busy ${pct(t.busyFraction ?? undefined)}${est}`);
+    const saved = t.spotSaving !== null ? `, Spot saved ${formatUsd(t.spotSaving)}` : '';
+    lines.push(`    ${t.instanceType}: ${price}, ${t.instances} instance(s) (${t.running} running), ${formatUsd(t.spend)} so far, busy ${pct(t.busyFraction ?? undefined)}${est}${saved}`);
   }
   return lines;
 }

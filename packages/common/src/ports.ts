@@ -6,6 +6,7 @@
  * Where the backends still differ, the member's comment says how and why.
  */
 import type {
+  CapStop,
   InstanceRecord,
   JobRecord,
   JobSpec,
@@ -204,6 +205,12 @@ export interface StatusStore {
   resubmitFailed(job: string): Promise<NewTask[]>;
   /** Set the job's cost cap (`gq resume --max-cost`); JobNotFoundError when there is no such job. */
   setMaxCost(job: string, maxCost: number): Promise<void>;
+  /**
+   * Record that the job reached its cost cap (`capStop`), one conditional write: only while no
+   * stop is recorded and the cap is still `stop.maxCost` (a raise in between wins). true when this
+   * call recorded it. `setMaxCost` clears it. JobNotFoundError when there is no such job.
+   */
+  markCapReached(job: string, stop: CapStop): Promise<boolean>;
   putInstance(rec: InstanceRecord): Promise<void>;
   listInstances(job: string): Promise<InstanceRecord[]>;
   /** Remove everything recorded about a job (used by clean with --purge). */

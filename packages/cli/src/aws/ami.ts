@@ -59,6 +59,8 @@ export interface AmiOptions {
 export interface ResolvedAmi {
   imageId: string;
   rootDeviceName?: string;
+  /** GB of the root device's snapshot (the image's block device mapping), when it says. */
+  rootVolumeGb?: number;
   name?: string;
   architecture?: string;
   ownerId?: string;
@@ -254,6 +256,7 @@ export async function resolveAmi(
   const resolved: ResolvedAmi = {
     imageId: img.ImageId ?? '',
     rootDeviceName: img.RootDeviceName,
+    rootVolumeGb: img.BlockDeviceMappings?.find((m) => m.DeviceName === img.RootDeviceName)?.Ebs?.VolumeSize,
     name: img.Name,
     architecture: img.Architecture,
     ownerId: img.OwnerId,

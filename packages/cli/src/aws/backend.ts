@@ -54,6 +54,7 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     }
     return r;
   };
+  const spot = (job: JobRecord) => (job.market ? job.market === 'spot' : config.spot);
   const backend = openAwsBackend({
     region,
     bucket: outputs.bucket,
@@ -61,8 +62,6 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
     clients,
     ownsClients: true,
     launchSpec: async (job: JobRecord, instanceType: string, pool: Pool): Promise<LaunchSpec> => {
-      // A Spot job's on-demand group (job/on-demand.ts): on-demand only, its agents on the type's on-demand queue.
-      const spot = config.spot && pool === 'main';
       agent ??= await ensureAgentUploaded(backend.artifacts);
       subnets ??= (await stackSubnets(clients.ec2, outputs.securityGroupId, outputs.subnetIds)).subnets.map((s) => s.SubnetId!);
       const role = await jobRole(job.name);
@@ -95,11 +94,14 @@ export async function openAwsCliBackend(config: Config): Promise<Backend> {
           nodeSha256: node.sha256,
           taskAwsAccess: config.taskAwsAccess,
           onDemand: pool === 'on-demand',
+          rootVolumeGb: ami.rootVolumeGb,
         }),
         subnetIds: subnets,
         maxInstances: config.maxInstances,
-        spot,
-        ...(spot && config.spotAlternatives[instanceType]?.length ? { spotAlternatives: config.spotAlternatives[instanceType] } : {}),
+        // The market the job was submitted with (a later gq status or retry needs no --spot); a
+        // Spot job's on-demand group (job/on-demand.ts) is on-demand only.
+        spot: spot(job) && pool === 'main',
+        ...(spot(job) && pool === 'main' && config.spotAlternatives[instanceType]?.length ? { spotAlternatives: config.spotAlternatives[instanceType] } : {}),
         tags: { 'gq:job': job.name },
       };
     },

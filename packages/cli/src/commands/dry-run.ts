@@ -4,7 +4,7 @@
  * created or written. `--max-cost` uses the same range to refuse a job at submit.
  */
 import { availableParallelism } from 'node:os';
-import { addRanges, estimateRange, formatUsd, jobSlots, meanTaskSeconds, onDemandPrice, parseDuration, UserError, type CostRange, type Config } from '@gq/common';
+import { addRanges, estimateRange, formatUsd, jobSlots, meanTaskSeconds, onDemandPrice, parseDuration, typeVolumeGb, UserError, volumeHourly, type CostRange, type Config } from '@gq/common';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { priceTable, slotsOf } from '../cost-report.js';
@@ -24,6 +24,8 @@ export interface TypePlan {
   ami: string;
   spot: boolean;
   pricePerHour: number | null;
+  /** GB of the root volume counted in the estimate: the previous job's (--like), else 0 (the AMI is not looked up). */
+  rootVolumeGb: number;
   taskSeconds: number | null;
   estimate: CostRange | null;
 }
@@ -40,8 +42,11 @@ export interface JobPlan {
   spotInterruptions?: number;
 }
 
-/** The run time per task of each type: given, or the mean of a previous job's attempts. */
-async function taskSecondsOf(ctx: CommandContext, a: EstimateArgs): Promise<{ of: (type: string) => number | undefined; from: string | null }> {
+/** The run time per task of each type: given, or the mean of a previous job's attempts (and its instances' root volumes). */
+async function taskSecondsOf(
+  ctx: CommandContext,
+  a: EstimateArgs,
+): Promise<{ of: (type: string) => number | undefined; from: string | null; volumeGb?: (type: string) => number }> {
   if (a.estimateRuntime !== undefined) {
     const s = parseDuration(a.estimateRuntime);
     if (s === undefined || s <= 0) {
@@ -57,7 +62,12 @@ async function taskSecondsOf(ctx: CommandContext, a: EstimateArgs): Promise<{ of
     if (all === undefined) {
       throw new UserError(`Job ${a.like} has no finished task to learn run times from.`, { hint: 'Give --estimate-runtime DURATION instead, or a job that ran (gq status lists them).' });
     }
-    return { of: (type) => meanTaskSeconds(instances.filter((r) => r.instanceType === type)) ?? all, from: `the tasks of job ${a.like}` };
+    const gb = typeVolumeGb(instances[0]?.instanceType ?? '', instances);
+    return {
+      of: (type) => meanTaskSeconds(instances.filter((r) => r.instanceType === type)) ?? all,
+      from: `the tasks of job ${a.like}`,
+      volumeGb: (type) => typeVolumeGb(type, instances, gb),
+    };
   } finally {
     await backend.close();
   }
@@ -65,7 +75,7 @@ async function taskSecondsOf(ctx: CommandContext, a: EstimateArgs): Promise<{ of
 
 export async function jobPlan(ctx: CommandContext, p: { name: string; byType: Record<string, number>; total: number }, a: EstimateArgs): Promise<JobPlan> {
   const c = ctx.config;
-  const { of, from } = await taskSecondsOf(ctx, a);
+  const { of, from, volumeGb } = await taskSecondsOf(ctx, a);
   const region = c.backend === 'aws' ? (await (await import('../aws/region.js')).findRegion(c))?.region : undefined;
   const table = priceTable();
   const { amiSettingFor } = await import('../aws/ami.js');
@@ -76,7 +86,10 @@ export async function jobPlan(ctx: CommandContext, p: { name: string; byType: Re
     const price = c.backend === 'local' ? 0 : region ? onDemandPrice(table, region, type) : undefined;
     const taskSeconds = of(type);
     const idleSeconds = c.idle ?? (c.backend === 'local' ? 3 : 120);
-    const estimate = taskSeconds === undefined ? undefined : estimateRange({ tasks, taskSeconds, instances, slots, pricePerHour: price, idleSeconds });
+    const rootVolumeGb = c.backend === 'aws' ? (volumeGb?.(type) ?? 0) : 0;
+    // The root volume is billed beside the instance: its hourly price added to the instance's.
+    const rate = price === undefined ? undefined : price + volumeHourly(rootVolumeGb);
+    const estimate = taskSeconds === undefined ? undefined : estimateRange({ tasks, taskSeconds, instances, slots, pricePerHour: rate, idleSeconds });
     return {
       instanceType: type,
       tasks,
@@ -85,6 +98,7 @@ export async function jobPlan(ctx: CommandContext, p: { name: string; byType: Re
       ami: c.backend === 'aws' ? amiSettingFor(c.ami, type) : 'this machine',
       spot: c.backend === 'aws' && c.spot,
       pricePerHour: price ?? null,
+      rootVolumeGb,
       taskSeconds: taskSeconds ?? null,
       estimate: estimate ?? null,
     };
@@ -106,7 +120,7 @@ export function planLines(plan: JobPlan, maxCost: number | undefined): string[] 
   const lines = [`Dry run: job ${plan.name} on the ${plan.backend} backend, ${plan.total} tasks. Nothing was created.`];
   for (const t of plan.types) {
     const price = t.pricePerHour === null ? 'price unknown' : `$${t.pricePerHour}/h${t.spot ? ' on-demand (Spot costs less)' : ''}`;
-    const est = t.estimate ? `, ${formatUsd(t.estimate.low)} – ${formatUsd(t.estimate.high)}` : '';
+    const est = t.estimate ? `, ${formatUsd(t.estimate.low)} – ${formatUsd(t.estimate.high)}${t.rootVolumeGb ? ` (with its ${t.rootVolumeGb} GB root volume)` : ''}` : '';
     lines.push(`  ${t.instanceType}: ${t.tasks} tasks, up to ${t.instances} instance(s) × ${t.slots} slot(s), AMI ${t.ami}, ${plan.backend === 'local' ? 'local' : t.spot ? 'Spot' : 'on-demand'}, ${price}${est}`);
   }
   if (plan.spotInterruptions) lines.push(`  On-demand fallback: after ${plan.spotInterruptions} Spot interruptions of one task, its next attempt runs on a second group per type, on-demand`);

@@ -7,6 +7,7 @@ import { startWorkers } from '../workers.js';
 import { followJob } from '../follow.js';
 import { enqueueTasks, QUEUE_NAME_WAIT_MS } from '../enqueue.js';
 import { licenceExpiry, licenceFile } from './submit.js';
+import { refuseRetryOverCap } from '../cost-cap.js';
 
 export async function runRetry(
   ctx: CommandContext,
@@ -20,6 +21,7 @@ export async function runRetry(
     const job = await backend.status.getJob(a.name);
     if (!job) throw new JobNotFoundError(a.name);
     if (job.cancelRequested) throw new UserError(`Job ${a.name} was cancelled.`, { hint: 'Submit it again under a new --name.' });
+    await refuseRetryOverCap(ctx, backend, job);
     if (licenceText !== undefined && !job.licenseKey) {
       throw new UserError(`Job ${a.name} was submitted without a licence.`, { hint: 'Drop --license, or submit the job again under a new --name with it.' });
     }

@@ -283,6 +283,7 @@ function buildSpec(ctx: CommandContext, p: Plan, codeKey: string, backend: 'loca
     ...(c.maxCost !== undefined ? { maxCost: c.maxCost } : {}),
     // The on-demand fallback (job/on-demand.ts): Spot jobs only.
     ...(backend === 'aws' && c.spot && c.spotInterruptions > 0 ? { spotInterruptions: c.spotInterruptions } : {}),
+    ...(backend === 'aws' ? { market: c.spot ? 'spot' : 'on-demand' } : {}),
   };
 }
 

@@ -35,6 +35,11 @@ export function volumeCharge(gb: number, seconds: number, usdPerGbMonth = GP3_US
   return (gb * usdPerGbMonth * Math.max(MIN_BILLED_SECONDS, seconds)) / (HOURS_PER_MONTH * 3600);
 }
 
+/** USD per hour of a volume of `gb` (0 for none): what it adds to its instance's hourly price. */
+export function volumeHourly(gb: number, usdPerGbMonth = GP3_USD_PER_GB_MONTH): number {
+  return gb > 0 ? (gb * usdPerGbMonth) / HOURS_PER_MONTH : 0;
+}
+
 /** A sum of money rounded to the cent (for display and for the cap's comparison). */
 export function cents(usd: number): number {
   return Math.round(usd * 100 + Number.EPSILON) / 100;

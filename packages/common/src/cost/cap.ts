@@ -7,8 +7,8 @@
  * ahead of it: the cap errs on the early side). Pure.
  */
 import type { InstanceRecord, JobRecord } from '../job/model.js';
-import { cents, instanceCharge } from './billing.js';
-import { jobCost, meanTaskSeconds, typePrice } from './spend.js';
+import { cents, instanceCharge, volumeHourly } from './billing.js';
+import { jobCost, meanTaskSeconds, typePrice, typeVolumeGb } from './spend.js';
 
 export interface CapState {
   maxCost: number;
@@ -33,9 +33,34 @@ export function capState(
   if (job.counts.queued > 0) {
     for (const t of types) {
       const mean = meanTaskSeconds(instances.filter((r) => r.instanceType === t));
-      const price = typePrice(t, instances, opts.priceOf);
+      const price = ratePerHour(t, instances, opts.priceOf);
       if (mean !== undefined && price !== undefined) next = Math.max(next, instanceCharge(mean, price) / Math.max(1, opts.slots?.(t) ?? 1));
     }
   }
   return { maxCost: job.maxCost, spend: cost.spend, committed: cost.committed, next, reached: cents(cost.spend + cost.committed + next) >= job.maxCost };
+}
+
+/**
+ * What running `tasks` again would cost: per type, their count × the mean run time of the type's
+ * finished attempts × its price ÷ slots (0 for a type with no run time or price known yet).
+ */
+export function retriedCost(
+  tasks: readonly { instanceType: string }[],
+  instances: readonly InstanceRecord[],
+  opts: { priceOf?: (type: string) => number | undefined; slots?: (type: string) => number } = {},
+): number {
+  let usd = 0;
+  for (const type of new Set(tasks.map((t) => t.instanceType))) {
+    const n = tasks.filter((t) => t.instanceType === type).length;
+    const mean = meanTaskSeconds(instances.filter((r) => r.instanceType === type));
+    const price = ratePerHour(type, instances, opts.priceOf);
+    if (mean !== undefined && price !== undefined) usd += instanceCharge(n * mean, price) / Math.max(1, opts.slots?.(type) ?? 1);
+  }
+  return usd;
+}
+
+/** USD per hour of an instance of the type with its root volume (undefined: price unknown). */
+export function ratePerHour(type: string, instances: readonly InstanceRecord[], priceOf?: (t: string) => number | undefined): number | undefined {
+  const price = typePrice(type, instances, priceOf);
+  return price === undefined ? undefined : price + volumeHourly(typeVolumeGb(type, instances));
 }

@@ -7,7 +7,7 @@
  * each task's share (its instance's price × its run time ÷ slots). Pure.
  */
 import type { InstanceRecord } from '../job/model.js';
-import { billedSeconds, instanceCharge, volumeCharge } from './billing.js';
+import { billedSeconds, instanceCharge, volumeCharge, volumeHourly } from './billing.js';
 
 /** What is left of an instance type's tasks. */
 export interface TypeWork {
@@ -27,7 +27,7 @@ export interface CostInput {
   slots?: (instanceType: string) => number;
   /** The on-demand price of a type, for instances that recorded none and for the estimate. */
   priceOf?: (instanceType: string) => number | undefined;
-  /** Root volume size of an instance of the type, GB (0 or absent: volumes not counted). */
+  /** Root volume size of an instance of the type, GB, where its record has none (0 or absent: not counted). */
   volumeGb?: (instanceType: string) => number;
   /** The run time to assume before any attempt of the type has finished (a dry run's estimate). */
   assumedTaskSeconds?: (instanceType: string) => number | undefined;
@@ -114,6 +114,12 @@ export function typePrice(type: string, instances: readonly InstanceRecord[], pr
   return priceOf?.(type);
 }
 
+/** The root volume of the type's instances (their records' mean, else `fallback`), GB. */
+export function typeVolumeGb(type: string, instances: readonly InstanceRecord[], fallback = 0): number {
+  const known = instances.filter((r) => r.instanceType === type && r.volumeGb !== undefined).map((r) => r.volumeGb!);
+  return known.length > 0 ? known.reduce((a, b) => a + b, 0) / known.length : fallback;
+}
+
 /** Mean run time of the type's finished attempts, from the instances' own counts. */
 export function meanTaskSeconds(recs: readonly InstanceRecord[]): number | undefined {
   const n = recs.reduce((a, r) => a + (r.tasksRun ?? 0), 0);
@@ -134,13 +140,15 @@ function typeCost(type: string, input: CostInput): TypeCost {
     const { start, end } = paidSpan(r, now);
     paidSeconds += billedSeconds(start, end);
     busySeconds += r.busySeconds ?? 0;
-    const s = instanceSpend(r, now, price, input.volumeGb?.(type) ?? 0);
+    const s = instanceSpend(r, now, price, r.volumeGb ?? input.volumeGb?.(type) ?? 0);
     if (s === undefined) priceUnknown++;
     else spend += s;
   }
   const mean = meanTaskSeconds(recs) ?? input.assumedTaskSeconds?.(type);
   const running = recs.filter(isRunning).length;
-  const price = typePrice(type, recs, input.priceOf);
+  // The estimates count the volume beside the instance: its price per hour added to the instance's.
+  const instancePrice = typePrice(type, recs, input.priceOf);
+  const price = instancePrice === undefined ? undefined : instancePrice + volumeHourly(typeVolumeGb(type, recs, input.volumeGb?.(type)));
   const tasksLeft = work.queued + work.running.length;
   let toFinish: TypeCost['toFinish'];
   let committed = 0;
@@ -186,4 +194,26 @@ export function jobCost(input: CostInput): JobCost {
     committed: perType.reduce((a, t) => a + t.committed, 0),
     perType,
   };
+}
+
+/**
+ * What the job's Spot instances saved against on-demand: per type, what their billed seconds
+ * would have cost at the type's on-demand price (`onDemandOf`, the price table) less what they
+ * cost at the price they ran at. undefined when the job has no Spot instance with both prices known.
+ */
+export function spotSaving(
+  instances: readonly InstanceRecord[],
+  now: number,
+  onDemandOf: (type: string) => number | undefined,
+): { usd: number; perType: Record<string, number> } | undefined {
+  const perType: Record<string, number> = {};
+  for (const r of instances) {
+    const od = onDemandOf(r.instanceType);
+    if (r.lifecycle !== 'spot' || r.pricePerHour === undefined || od === undefined) continue;
+    const { start, end } = paidSpan(r, now);
+    const secs = billedSeconds(start, end);
+    perType[r.instanceType] = (perType[r.instanceType] ?? 0) + instanceCharge(secs, od) - instanceCharge(secs, r.pricePerHour);
+  }
+  const types = Object.keys(perType);
+  return types.length ? { usd: types.reduce((a, t) => a + perType[t]!, 0), perType } : undefined;
 }

@@ -57,12 +57,37 @@ export interface JobSpec {
    * type's on-demand group (job/on-demand.ts). Absent or 0: never (jobs without Spot too).
    */
   spotInterruptions?: number;
+  /**
+   * How the AWS backend buys the job's instances, chosen at submit (`--spot`): every gq command
+   * that starts workers later uses it, whatever its own flags. Absent locally and in jobs
+   * recorded before (then the command's --spot decides).
+   */
+  market?: 'spot' | 'on-demand';
 }
 
 export interface JobRecord extends JobSpec {
   counts: Counts;
   cancelRequested: boolean;
   updatedAt: string;
+  /**
+   * Set once the job reached its cost cap, by whoever saw it first (an agent or a gq command);
+   * cleared by `gq resume --max-cost`. Stored beside `maxCost` in the spec, so that one write
+   * raises the cap and clears it.
+   */
+  capStop?: CapStop;
+}
+
+/** The figures of the moment a job reached its cost cap (`capStop`). */
+export interface CapStop {
+  /** ISO time it was seen. */
+  at: string;
+  /** The cap it reached (the one in force then). */
+  maxCost: number;
+  spend: number;
+  committed: number;
+  next: number;
+  /** The instance (or `gq`) that saw it. */
+  by: string;
 }
 
 /** One row of the job file. */
@@ -174,6 +199,8 @@ export interface InstanceRecord {
   priceSource?: string;
   /** 'on-demand': a worker of a Spot job's on-demand fallback group (job/on-demand.ts); absent: the type's own. */
   pool?: 'on-demand';
+  /** GB of its root EBS volume (gp3, the launch template's size): billed beside the instance. */
+  volumeGb?: number;
 }
 
 /** The `detail` of a BUSY instance record: the task(s) it runs (the same text on every backend). */

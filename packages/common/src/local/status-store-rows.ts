@@ -102,6 +102,7 @@ export interface StatusStatements {
   insertJob: Statement<[string, string, string, string]>;
   setCancel: Statement<[string, string]>;
   setMaxCost: Statement<[number, string, string]>;
+  markCapReached: Statement<[string, string, string, number]>;
   delta: Statement<[DeltaParams]>;
   deleteJob: Statement<[string]>;
   getTask: Statement<[string, number], TaskRow>;
@@ -125,7 +126,10 @@ export function prepareStatusStatements(db: Db): StatusStatements {
     listJobs: db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC'),
     insertJob: db.prepare('INSERT INTO jobs (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)'),
     setCancel: db.prepare('UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE name = ?'),
-    setMaxCost: db.prepare("UPDATE jobs SET spec = json_set(spec, '$.maxCost', ?), updated_at = ? WHERE name = ?"),
+    setMaxCost: db.prepare("UPDATE jobs SET spec = json_remove(json_set(spec, '$.maxCost', ?), '$.capStop'), updated_at = ? WHERE name = ?"),
+    markCapReached: db.prepare(
+      "UPDATE jobs SET spec = json_set(spec, '$.capStop', json(?)), updated_at = ? WHERE name = ? AND json_extract(spec, '$.capStop') IS NULL AND json_extract(spec, '$.maxCost') = ?",
+    ),
     delta: db.prepare(
       `UPDATE jobs SET queued = queued + @queued, running = running + @running, succeeded = succeeded + @succeeded,
          failed = failed + @failed, cancelled = cancelled + @cancelled, updated_at = @now WHERE name = @name`,

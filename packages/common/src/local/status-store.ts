@@ -17,7 +17,7 @@ import type {
   StatusStore,
   TaskOutcome,
 } from '../ports.js';
-import { busyDetail, type InstanceRecord, type JobRecord, type JobSpec, type NewTask, type TaskRecord } from '../job/model.js';
+import { busyDetail, type CapStop, type InstanceRecord, type JobRecord, type JobSpec, type NewTask, type TaskRecord } from '../job/model.js';
 import { emptyCounts, type Counts, type TaskState } from '../job/states.js';
 import {
   decideCancel,
@@ -333,6 +333,12 @@ export class LocalStatusStore implements StatusStore {
 
   async setMaxCost(job: string, maxCost: number): Promise<void> {
     if (this.s.setMaxCost.run(maxCost, new Date(this.clock()).toISOString(), job).changes === 0) throw new JobNotFoundError(job);
+  }
+
+  async markCapReached(job: string, stop: CapStop): Promise<boolean> {
+    if (this.s.markCapReached.run(JSON.stringify(stop), new Date(this.clock()).toISOString(), job, stop.maxCost).changes > 0) return true;
+    if (!this.s.getJob.get(job)) throw new JobNotFoundError(job);
+    return false;
   }
 
   async resubmitFailed(job: string): Promise<NewTask[]> {

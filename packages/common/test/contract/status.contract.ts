@@ -315,6 +315,24 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       await expect(st.setMaxCost(uniqueJob('ghost'), 1)).rejects.toBeInstanceOf(JobNotFoundError);
     });
 
+    it('markCapReached records the stop once, only for the cap in force; setMaxCost clears it', async () => {
+      const name = uniqueJob('capstop');
+      jobs.push(name);
+      await st.createJob({ ...makeSpec(name, 1), maxCost: 2 }, makeTasks(1));
+      const stop = { at: '2026-01-01T00:00:00.000Z', maxCost: 2, spend: 1.5, committed: 0.25, next: 0.25, by: 'i-a' };
+      expect(await st.markCapReached(name, { ...stop, maxCost: 1 })).toBe(false); // not the cap in force
+      expect((await st.getJob(name))?.capStop).toBeUndefined();
+      expect(await st.markCapReached(name, stop)).toBe(true);
+      expect(await st.markCapReached(name, { ...stop, by: 'i-b' })).toBe(false); // once
+      expect(await st.getJob(name)).toMatchObject({ maxCost: 2, capStop: stop, total: 1 });
+      await st.setMaxCost(name, 5); // gq resume --max-cost 5
+      const raised = await st.getJob(name);
+      expect(raised?.maxCost).toBe(5);
+      expect(raised?.capStop).toBeUndefined();
+      expect(await st.markCapReached(name, { ...stop, maxCost: 5 })).toBe(true);
+      await expect(st.markCapReached(uniqueJob('ghost'), stop)).rejects.toBeInstanceOf(JobNotFoundError);
+    });
+
     it('cancel of an unknown job is an error', async () => {
       await expect(st.cancel(uniqueJob('ghost'))).rejects.toThrow();
     });

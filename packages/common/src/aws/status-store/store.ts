@@ -36,7 +36,7 @@ import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk
 import { GqError, UserError } from '../../errors.js';
 import { JobNotFoundError, TaskNotFoundError } from '../../port-errors.js';
 import { checkTaskStates } from '../../job/store-rules.js';
-import type { InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../../job/model.js';
+import type { CapStop, InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../../job/model.js';
 import type { Counts, TaskState } from '../../job/states.js';
 import { decideCancel, decideClaim, decideComplete, decideFailUnrun, decideHeartbeat, decideResubmit, MAX_TASK_TAGS, tooManyTagsError } from '../../job/transitions.js';
 import type { ClaimOptions, ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../../ports.js';
@@ -205,8 +205,15 @@ export class DynamoStatusStore implements StatusStore {
   // -------------------------------------------------------------------------------------------
   // cancel and resubmit: one decision per task, many tasks per transaction (bulk.ts)
 
-  /** SET `set(e)` and updatedAt on the job item; JobNotFoundError when there is none. */
-  private async updateJobItem(job: string, set: (e: Expr) => string): Promise<void> {
+  /**
+   * SET `set(e)` and updatedAt on the job item (and REMOVE `remove(e)`) when it exists and
+   * `when(e)` holds: false when `when` does not; JobNotFoundError when there is no job item.
+   */
+  private async updateJobItem(
+    job: string,
+    set: (e: Expr) => string,
+    o: { remove?: (e: Expr) => string; when?: (e: Expr) => string } = {},
+  ): Promise<boolean> {
     const e = new Expr();
     try {
       await this.ddb.send(
@@ -214,14 +221,16 @@ export class DynamoStatusStore implements StatusStore {
           e.build({
             TableName: this.table,
             Key: { pk: jobPk(job), sk: JOB_SK },
-            UpdateExpression: `SET ${set(e)}, ${e.name('updatedAt')} = ${e.value(new Date(this.ctx.now()).toISOString())}`,
-            ConditionExpression: 'attribute_exists(pk)',
+            UpdateExpression: `SET ${set(e)}, ${e.name('updatedAt')} = ${e.value(new Date(this.ctx.now()).toISOString())}${o.remove ? ` REMOVE ${o.remove(e)}` : ''}`,
+            ConditionExpression: `attribute_exists(pk)${o.when ? ` AND ${o.when(e)}` : ''}`,
           }),
         ),
       );
+      return true;
     } catch (err) {
-      if (classifyWriteError(err) === 'condition') throw new JobNotFoundError(job);
-      throw err;
+      if (classifyWriteError(err) !== 'condition') throw err;
+      if (!o.when || !(await this.ctx.table.get(jobPk(job), JOB_SK))) throw new JobNotFoundError(job);
+      return false;
     }
   }
 
@@ -237,7 +246,17 @@ export class DynamoStatusStore implements StatusStore {
   }
 
   async setMaxCost(job: string, maxCost: number): Promise<void> {
-    await this.updateJobItem(job, (e) => `${e.name('spec')}.${e.name('maxCost')} = ${e.value(maxCost)}`);
+    await this.updateJobItem(job, (e) => `${e.name('spec')}.${e.name('maxCost')} = ${e.value(maxCost)}`, {
+      remove: (e) => `${e.name('spec')}.${e.name('capStop')}`,
+    });
+  }
+
+  async markCapReached(job: string, stop: CapStop): Promise<boolean> {
+    const capStop = (e: Expr) => `${e.name('spec')}.${e.name('capStop')}`;
+    // Nested paths in conditions: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html
+    return this.updateJobItem(job, (e) => `${capStop(e)} = ${e.value(stop)}`, {
+      when: (e) => `attribute_not_exists(${capStop(e)}) AND ${e.name('spec')}.${e.name('maxCost')} = ${e.value(stop.maxCost)}`,
+    });
   }
 
   async resubmitFailed(job: string): Promise<NewTask[]> {
