@@ -133,13 +133,24 @@ describeAws('IAM: per-job isolation and the user policy, evaluated with iam-simu
     await refused(alpha(), req('kms:Decrypt', out.kmsKeyArn!));
   });
 
-  it("lets it protect and leave its own job's groups and tag its own instance, and nothing of another job", async () => {
+  it("lets it protect and leave its own job's groups, raise its own on-demand groups and tag its own instance, and nothing of another job", async () => {
     for (const action of ['autoscaling:SetInstanceProtection', 'autoscaling:TerminateInstanceInAutoScalingGroup']) {
       await allowed(alpha(), req(action, group('alpha'), { 'autoscaling:ResourceTag/gq:job': 'alpha' }));
       await refused(alpha(), req(action, group('alpha-b'), { 'autoscaling:ResourceTag/gq:job': 'alpha-b' }));
       await refused(alpha(), req(action, group('beta'), { 'autoscaling:ResourceTag/gq:job': 'beta' }));
     }
+    // Raising a group: only its own job's on-demand groups (agent/src/on-demand.ts), never its
+    // Spot group (no gq:pool tag), never another job's on-demand group.
+    const od = (job: string) => ({ 'autoscaling:ResourceTag/gq:job': job, 'autoscaling:ResourceTag/gq:pool': 'on-demand' });
+    await allowed(alpha(), req('autoscaling:SetDesiredCapacity', `${group('alpha')}-od`, od('alpha')));
     await refused(alpha(), req('autoscaling:SetDesiredCapacity', group('alpha'), { 'autoscaling:ResourceTag/gq:job': 'alpha' }));
+    await refused(alpha(), req('autoscaling:SetDesiredCapacity', `${group('beta')}-od`, od('beta')));
+    await refused(alpha(), req('autoscaling:SetDesiredCapacity', `${group('alpha-b')}-od`, od('alpha-b')));
+    await refused(alpha(), req('autoscaling:SetDesiredCapacity', `${group('alpha')}-od`, { 'autoscaling:ResourceTag/gq:pool': 'on-demand' }));
+    for (const action of ['autoscaling:UpdateAutoScalingGroup', 'autoscaling:DeleteAutoScalingGroup', 'autoscaling:CreateAutoScalingGroup']) {
+      await refused(alpha(), req(action, `${group('alpha')}-od`, od('alpha')));
+    }
+    await allowed(alpha(), req('autoscaling:DescribeAutoScalingGroups', '*'));
     const instance = `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0123456789abcdef0`;
     await allowed(alpha(), req('ec2:CreateTags', instance, { 'aws:ResourceTag/gq:job': 'alpha', 'aws:TagKeys': ['percent_complete'], 'aws:RequestTag/percent_complete': '50' }));
     await refused(alpha(), req('ec2:CreateTags', instance, { 'aws:ResourceTag/gq:job': 'beta', 'aws:TagKeys': ['percent_complete'] }));

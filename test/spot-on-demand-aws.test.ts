@@ -2,13 +2,16 @@
  * The on-demand fallback of a Spot job, on moto with the real agent (instances booted from their
  * UserData by the instance runtime, Spot notices raised through the metadata emulator): with
  * --spot-interruptions 2, a task interrupted twice on Spot runs its third attempt on the type's
- * on-demand group (gq-<job>-<type>-od, started by the next gq command from its queue's depth),
- * uncharged by the interruptions; the job then finishes with nothing of either pool left behind.
+ * on-demand group (gq-<job>-<type>-od, made at desired 0 by gq submit and raised by the Spot
+ * agent that sent the task there: no gq command runs in between), uncharged by the
+ * interruptions; the job then finishes with nothing of either pool left behind.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand } from '@aws-sdk/client-ec2';
+import { IAMClient } from '@aws-sdk/client-iam';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { groupName, queueName } from '../packages/common/src/aws/names.js';
@@ -16,13 +19,15 @@ import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
 import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, runsOf, spotAndGivenBack, submit, task, TYPE, untilDone } from './support/aws-faults.js';
 import { gq, statusJson, waitFor } from './support/cli.js';
 import { describeAws } from './support/moto.js';
+import { agentPrincipal, collectSeen, evaluate, readKeyPolicy, readPolicy, toRequests } from './support/iam-eval.js';
+import type { CallRecord } from '../packages/common/src/aws/call-log.js';
 
 describeAws('AWS backend on moto: a Spot job falls back to on-demand', () => {
   let h: AwsHarness;
   let stopPowerOff: () => void = () => undefined;
 
   beforeAll(async () => {
-    h = (await startAwsHarness('spot-od', { jobPrefix: 'od-' }))!;
+    h = (await startAwsHarness('spot-od', { jobPrefix: 'od-', callLog: join(mkdtempSync(join(tmpdir(), 'gq-od-calls-')), 'calls.jsonl') }))!;
     stopPowerOff = emulateEc2PowerOff(h);
   }, 180_000);
 
@@ -45,6 +50,9 @@ describeAws('AWS backend on moto: a Spot job falls back to on-demand', () => {
     const odUrl = (await c.sqs.send(new GetQueueUrlCommand({ QueueName: queueName(s.job, TYPE, 'on-demand') }))).QueueUrl!;
     const odAttrs = (await c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: odUrl, AttributeNames: ['All'] }))).Attributes ?? {};
     expect(odAttrs.SqsManagedSseEnabled).toBe('true');
+    // So does the on-demand group, at 0 (an agent may raise it, not create it).
+    const odGroup = async () => (await c.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName(s.job, TYPE, 'on-demand')] }))).AutoScalingGroups![0]!;
+    expect(await odGroup()).toMatchObject({ DesiredCapacity: 0, MinSize: 0, MaxSize: 2 });
 
     const runningOn = async (not: readonly string[]) =>
       waitFor('task 1 to run on a new instance', async () => {
@@ -57,16 +65,18 @@ describeAws('AWS backend on moto: a Spot job falls back to on-demand', () => {
     const second = await runningOn([first]);
     expect(groupOfInstance(second)).toBe(groupName(s.job, TYPE));
     expect((await spotAndGivenBack(s, 1, second, 60_000)).task).toMatchObject({ state: 'QUEUED', attempts: 0, interruptions: 2 });
-    // gq status starts the on-demand group from its queue; the task runs there.
+    // The second Spot agent raised the on-demand group for its queue (one task: 1 of MaxSize 2);
+    // the task runs there with no gq command after submit (only the store is read here).
     const third = await waitFor('task 1 to run on the on-demand group', async () => {
-      await gq(['status', s.job], h.env);
       const t = await store.getTask(s.job, 1);
       return t?.state === 'RUNNING' && t.instance && ![first, second].includes(t.instance) ? t.instance : undefined;
-    }, 120_000, 1000);
+    }, 120_000, 500);
     expect(groupOfInstance(third)).toBe(groupName(s.job, TYPE, 'on-demand'));
+    expect(h.runtime.consoleLog(second).split('\n').find((l) => l.includes('raised the on-demand group'))).toMatch(/"desired":1\b/);
+    expect((await odGroup()).DesiredCapacity).toBe(1);
     // The on-demand group: on-demand only (no Spot policy), tagged as the job's (the agent's role
     // is scoped by gq:job), and its template asks for IMDSv2 and starts the agent on the od queue.
-    const g = (await c.autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName(s.job, TYPE, 'on-demand')] }))).AutoScalingGroups![0]!;
+    const g = await odGroup();
     expect(g.MixedInstancesPolicy).toBeUndefined();
     expect(g.Tags?.find((x) => x.Key === 'gq:job')?.Value).toBe(s.job);
     const lt = (await c.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: groupName(s.job, TYPE, 'on-demand'), Versions: ['$Latest'] }))).LaunchTemplateVersions![0]!;
@@ -113,6 +123,29 @@ describeAws('AWS backend on moto: a Spot job falls back to on-demand', () => {
       return groups.every((x) => !x.AutoScalingGroupName?.startsWith(`gq-${s.job}-`)) && lts.length === 0 && queues.length === 0;
     }, 60_000, 1000);
     expect(existsSync(go)).toBe(true);
+
+    // Every AWS call of this job's agents, the raise included, is allowed by the deployed agent
+    // policy and its boundary (IAM evaluated as in aws-e2e.test.ts; moto enforces none).
+    const calls = readFileSync(h.env.GQ_TEST_AWS_CALL_LOG!, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CallRecord);
+    const iam = new IAMClient({ region: 'us-east-1', endpoint: h.moto.endpoint });
+    const policies = {
+      agent: await readPolicy(iam, h.outputs.jobAgentPolicyArn),
+      boundary: await readPolicy(iam, h.outputs.jobRoleBoundaryArn),
+      user: undefined,
+      key: await readKeyPolicy(h.moto.endpoint, h.outputs.kmsKeyArn!, 'us-east-1'),
+    };
+    iam.destroy();
+    const account = { account: '123456789012', region: 'us-east-1', bucket: h.bucket, table: h.table, kmsKeyArn: h.outputs.kmsKeyArn!, stackId: '', jobRolePath: h.outputs.jobRolePath };
+    const seen = collectSeen(calls);
+    const agentCalls = calls.filter((r) => r.who !== 'cli' && (JSON.parse(r.who) as { job?: string }).job === s.job);
+    const requests = agentCalls.flatMap((r) => toRequests(r, account, seen));
+    expect(requests.filter((r) => r.action === 'autoscaling:SetDesiredCapacity').map((r) => r.resource)).toEqual([expect.stringMatching(new RegExp(`autoScalingGroupName/${groupName(s.job, TYPE, 'on-demand')}$`))]);
+    const refused: string[] = [];
+    for (const req of new Map(requests.map((r) => [JSON.stringify([r.action, r.resource, r.context]), r])).values()) {
+      const v = await evaluate(agentPrincipal(policies, account.account, account.region, s.job), req, account.account, policies.key);
+      if (v.result !== 'Allowed') refused.push(`${req.action} ${req.resource} ${JSON.stringify(req.context)} (${req.origin}): ${v.result}${v.errors ? ` ${v.errors}` : ''}`);
+    }
+    expect(refused).toEqual([]);
   }, 300_000);
 
   function groupOfInstance(id: string): string | undefined {

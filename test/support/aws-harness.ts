@@ -10,7 +10,7 @@ import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { join } from 'node:path';
 import { openAwsBackend, type AwsBackend } from '../../packages/common/src/aws/index.js';
-import { readStackOutputs } from '../../packages/cli/src/aws/stack.js';
+import { readStackOutputs, type StackOutputs } from '../../packages/cli/src/aws/stack.js';
 import { gq, gqEnv, testHome } from './cli.js';
 import { startInstanceRuntime, type InstanceRuntime } from './instance-runtime.js';
 import { motoClients, startMoto, type Moto } from './moto.js';
@@ -25,6 +25,8 @@ export interface AwsHarness {
   runtime: InstanceRuntime;
   bucket: string;
   table: string;
+  /** The stack's outputs (its policies' ARNs among them). */
+  outputs: StackOutputs;
   /** A backend on the same resources, for checks from the test. */
   backend: AwsBackend;
   stop(): Promise<void>;
@@ -41,6 +43,8 @@ export async function startAwsHarness(
     faultEnv?: Record<string, string>;
     /** Instances take their real-EC2 code paths (no endpoint overrides; see instance-runtime.ts). */
     realEc2?: boolean;
+    /** File that every AWS call of the CLI and the instances is appended to (GQ_TEST_AWS_CALL_LOG), from after setup. */
+    callLog?: string;
   },
 ): Promise<AwsHarness | undefined> {
   const moto = await startMoto();
@@ -87,7 +91,9 @@ export async function startAwsHarness(
     groups: (g) => g.startsWith(`gq-${opts.jobPrefix}`),
     faultEnv: opts.faultEnv,
     realEc2: opts.realEc2,
+    callLog: opts.callLog,
   });
+  if (opts.callLog) env.GQ_TEST_AWS_CALL_LOG = opts.callLog;
   const backend = openAwsBackend({ region: 'us-east-1', bucket: out.bucket, table: out.table, clients: motoClients(moto.endpoint) });
   return {
     moto,
@@ -96,6 +102,7 @@ export async function startAwsHarness(
     runtime,
     bucket: out.bucket,
     table: out.table,
+    outputs: out,
     backend,
     async stop() {
       await runtime.stop();

@@ -4,8 +4,8 @@
  * apart (idle-leave.ts), so that a Spot worker never waits for, nor re-sends, an on-demand task.
  */
 import { describe, expect, it } from 'vitest';
-import { createLogger, type InstanceRecord, type JobRecord, type Pool, type TaskQueue, type TaskRecord } from '@gq/common';
-import { moveToOnDemand } from '../src/on-demand.js';
+import { createLogger, type Fleet, type InstanceRecord, type JobRecord, type Pool, type TaskQueue, type TaskRecord } from '@gq/common';
+import { moveToOnDemand, raiseOnDemand } from '../src/on-demand.js';
 import { isKeeper, readIdleFacts, type IdleReads } from '../src/idle-leave.js';
 import type { AgentDeps } from '../src/deps.js';
 
@@ -22,25 +22,49 @@ function fakeQueue(pool: Pool, calls: string[], failSend = false): TaskQueue {
       calls.push(`${pool} send ${tasks.join(',')}`);
     },
     delete: async (receipt) => void calls.push(`${pool} delete ${receipt}`),
+    depth: async () => ({ visible: 2, inFlight: 1, delayed: 0 }),
   } as TaskQueue;
 }
 
-function deps(calls: string[], o: { pool?: 'on-demand'; failSend?: boolean } = {}): AgentDeps {
+type Raise = NonNullable<Fleet['raiseCapacity']>;
+
+function deps(calls: string[], o: { pool?: 'on-demand'; failSend?: boolean; raise?: Raise | null } = {}): AgentDeps {
+  const raise: Raise = async (j, type, pending, slots, pool) => (calls.push(`raise ${j} ${type} ${pool} pending ${pending} slots ${slots}`), 2);
   return {
     queue: fakeQueue(o.pool ?? 'main', calls),
     pool: o.pool,
-    backend: { queues: { open: async (_job: string, _type: string, pool: Pool = 'main') => fakeQueue(pool, calls, o.failSend) } },
+    backend: {
+      queues: { open: async (_job: string, _type: string, pool: Pool = 'main') => fakeQueue(pool, calls, o.failSend) },
+      fleet: o.raise === null ? {} : { raiseCapacity: o.raise ?? raise },
+    },
   } as unknown as AgentDeps;
 }
 
 const task = (interruptions?: number) => ({ task: 5, instanceType: 'c5.large', ...(interruptions ? { interruptions } : {}) }) as TaskRecord;
 
 describe('moveToOnDemand', () => {
-  it('sends the task to the on-demand queue, then deletes the Spot message, at the limit', async () => {
+  it('sends the task to the on-demand queue, deletes the Spot message, then raises the on-demand group, at the limit', async () => {
     const calls: string[] = [];
     // Claimed with 1 interruption; this one makes 2, the job's limit.
-    expect(await moveToOnDemand(deps(calls), log, job, task(1), 'r1')).toBe(true);
-    expect(calls).toEqual(['on-demand send 5', 'main delete r1']);
+    expect(await moveToOnDemand(deps(calls), log, { ...job, slots: { 'c5.large': 2 } }, task(1), 'r1')).toBe(true);
+    // The od queue's backlog (2 visible + 1 in flight) and the type's slots.
+    expect(calls).toEqual(['on-demand send 5', 'main delete r1', 'raise j c5.large on-demand pending 3 slots 2']);
+  });
+  it('moves the task even when the raise fails, hangs, or the fleet cannot raise (the next gq command does)', async () => {
+    const calls: string[] = [];
+    const failing: Raise = async () => {
+      throw Object.assign(new Error('denied'), { name: 'AccessDenied' });
+    };
+    expect(await moveToOnDemand(deps(calls, { raise: failing }), log, job, task(1), 'r1')).toBe(true);
+    expect(await moveToOnDemand(deps(calls, { raise: null }), log, job, task(1), 'r2')).toBe(true);
+    const od = fakeQueue('on-demand', calls);
+    let aborted = false;
+    const hanging: Raise = (_j, _t, _p, _s, _pool, signal) => new Promise(() => signal?.addEventListener('abort', () => (aborted = true)));
+    const t0 = Date.now();
+    await raiseOnDemand(deps(calls, { raise: hanging }), log, job, 'c5.large', od, 50);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(aborted).toBe(true);
+    expect(calls).toEqual(['on-demand send 5', 'main delete r1', 'on-demand send 5', 'main delete r2']);
   });
   it('leaves the task to the usual give-back below the limit, on an on-demand worker, and without a limit', async () => {
     const calls: string[] = [];

@@ -29,6 +29,9 @@ export async function startWorkers(
     if (n <= 0) continue;
     const g = await backend.fleet.ensureCapacity(job, type, n, pool);
     out[type] = g.desired;
+    // A Spot job's on-demand group exists from the start, at 0: the Spot agent that sends a task
+    // there raises it (agent/src/on-demand.ts), and an agent may not create groups.
+    if (pool === 'main' && poolsOf(job).includes('on-demand')) await backend.fleet.ensureGroup?.(job, type, 'on-demand');
   }
   return out;
 }

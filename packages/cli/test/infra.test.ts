@@ -319,11 +319,18 @@ describe('infra/gq.yaml: least privilege', () => {
     expect(resourcesOf(kms[0]!)).toEqual([{ 'Fn::GetAtt': ['ArtifactKey', 'Arn'] }]);
     expect(subText(kms[0]!.Condition?.StringEquals?.['kms:ViaService'])).toBe('s3.${AWS::Region}.${AWS::URLSuffix}');
 
-    const asg = allowStatements.filter((s) => actionsOf(s).some((a) => a.startsWith('autoscaling:')));
-    expect(asg.length).toBe(1);
+    const asg = allowStatements.filter((s) => actionsOf(s).some((a) => a.startsWith('autoscaling:') && a !== 'autoscaling:DescribeAutoScalingGroups'));
+    expect(asg.length).toBe(2);
     expect(actionsOf(asg[0]!).sort()).toEqual(['autoscaling:SetInstanceProtection', 'autoscaling:TerminateInstanceInAutoScalingGroup']);
-    expect(subText(resourcesOf(asg[0]!)[0])).toMatch(/:autoScalingGroup:\*:autoScalingGroupName\/gq-\*$/);
-    expect(asg[0]!.Condition?.StringEquals?.['autoscaling:ResourceTag/gq:job']).toBe(JOB);
+    for (const s of asg) {
+      expect(subText(resourcesOf(s)[0])).toMatch(/:autoScalingGroup:\*:autoScalingGroupName\/gq-\*$/);
+      expect(s.Condition?.StringEquals?.['autoscaling:ResourceTag/gq:job']).toBe(JOB);
+    }
+    // Raising a group: only SetDesiredCapacity, only on the job's on-demand groups (agent/src/on-demand.ts).
+    expect(actionsOf(asg[1]!)).toEqual(['autoscaling:SetDesiredCapacity']);
+    expect(asg[1]!.Condition?.StringEquals?.['autoscaling:ResourceTag/gq:pool']).toBe('on-demand');
+    const describeGroups = statementsWith('autoscaling:DescribeAutoScalingGroups');
+    expect(describeGroups.map(actionsOf)).toEqual([['autoscaling:DescribeAutoScalingGroups']]);
 
     const tags = statementsWith('ec2:CreateTags');
     expect(tags.length).toBe(1);
@@ -332,7 +339,7 @@ describe('infra/gq.yaml: least privilege', () => {
     expect(tags[0]!.Condition?.['ForAllValues:StringNotLike']?.['aws:TagKeys']).toEqual(['gq:*']);
 
     // Nothing else: every Allow is one of the statements above or the Describe exception.
-    const known = new Set([...sqs, ...ddb, ...s3, ...kms, ...asg, ...tags, ...statementsWith('ec2:DescribeTags')]);
+    const known = new Set([...sqs, ...ddb, ...s3, ...kms, ...asg, ...describeGroups, ...tags, ...statementsWith('ec2:DescribeTags')]);
     expect(allowStatements.filter((s) => !known.has(s))).toEqual([]);
     // No IAM, STS or EC2 write actions besides CreateTags, in the policy and in its boundary.
     for (const s of [...allowStatements, ...boundaryDoc.statements]) {

@@ -326,6 +326,18 @@ export interface Fleet {
    */
   ensureCapacity(job: JobRecord, instanceType: string, desired: number, pool?: Pool): Promise<FleetGroup>;
   /**
+   * AWS: the group of (job, type, pool) exists, created at desired 0 when missing; an existing
+   * one is left as it is. So that an agent, which may not create groups, can raise it
+   * (raiseCapacity). The local fleet has no groups to make ahead.
+   */
+  ensureGroup?(job: JobRecord, instanceType: string, pool: Pool): Promise<void>;
+  /**
+   * AWS, for the agents: raise an existing group so that it has enough workers for `pending`
+   * tasks (scaling.ts raisedDesired: never lower, never above MaxSize). Its new desired
+   * capacity, or undefined when the group does not exist. `signal` bounds the calls.
+   */
+  raiseCapacity?(job: string, instanceType: string, pending: number, slotsPerInstance: number, pool: Pool, signal?: AbortSignal): Promise<number | undefined>;
+  /**
    * The job's groups, by instance type. AWS lists every group the job has, at desired 0 too; the
    * local fleet's groups exist only through their workers, so it lists the types that have live
    * ones. Either way, a caller counts workers by `phase`, never by the list's length.

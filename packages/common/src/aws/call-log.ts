@@ -7,7 +7,7 @@
  * file; GQ_TEST_AWS_CALL_WHO (set by the test's instance runtime) says which instance made it.
  *
  * Never recorded: item attributes other than pk/sk, message bodies, object bodies, tag values
- * other than gq's job and type tags. So the licence and task commands never reach the file.
+ * other than gq's job, type and pool tags. So the licence and task commands never reach the file.
  * Unset (every real run): nothing is installed and nothing is written.
  */
 import { appendFileSync } from 'node:fs';
@@ -52,7 +52,7 @@ function queryPk(input: AnyRecord): string | undefined {
   return typeof v === 'string' ? v : isObj(v) && typeof v.S === 'string' ? v.S : undefined;
 }
 
-const KEPT_TAGS = new Set(['gq:job', 'gq:instance-type', 'gq-job', 'gq:stack']);
+const KEPT_TAGS = new Set(['gq:job', 'gq:instance-type', 'gq:pool', 'gq-job', 'gq:stack']);
 function tagsOf(v: unknown): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   const add = (k: unknown, val: unknown) => {

@@ -49,3 +49,10 @@ const live = (p: InstancePhase): boolean => p === 'starting' || p === 'running';
 export function busyCount(g: AutoScalingGroup): number {
   return (g.Instances ?? []).filter((i) => i.ProtectedFromScaleIn && live(phaseOf(i.LifecycleState))).length;
 }
+
+export const AZ_REBALANCE = 'AZRebalance';
+
+/** Whether the group's AZRebalance process is suspended (fleet.ts suspends it on every group). */
+export function rebalanceSuspended(g: AutoScalingGroup): boolean {
+  return (g.SuspendedProcesses ?? []).some((p) => p.ProcessName === AZ_REBALANCE);
+}

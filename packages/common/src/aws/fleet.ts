@@ -33,12 +33,13 @@ import { GqError, UserError } from '../errors.js';
 import type { JobRecord } from '../job/model.js';
 import type { Fleet, FleetGroup, LaunchedInstance } from '../ports.js';
 import { retryWithBackoff } from '../backoff.js';
-import { busyCount, tagValue, toGroup } from './fleet-view.js';
+import { AZ_REBALANCE, busyCount, rebalanceSuspended, tagValue, toGroup } from './fleet-view.js';
 import { consoleOutput, explainRefusedGroup, isNotYetVisible, jobInstances, recentActivities } from './fleet-health.js';
 import { launchProblemOf } from './launch-failures.js';
 import { groupName, JOB_TAG, launchTemplateName, POOL_TAG, TYPE_TAG } from './names.js';
 import type { Pool } from '../job/on-demand.js';
 import { clampDesired } from './scaling.js';
+import { raiseGroup } from './fleet-raise.js';
 import { MAX_GROUP_TYPES } from '../config/schema.js';
 
 /** How workers of (job, instance type) are launched; fixed when the group is created. */
@@ -87,11 +88,7 @@ function hasName(err: unknown, ...names: string[]): boolean {
 /** Root volume size when neither the spec nor the AMI says (GiB). */
 const DEFAULT_ROOT_GB = 8;
 
-const AZ_REBALANCE = 'AZRebalance';
-
-export function rebalanceSuspended(g: AutoScalingGroup): boolean {
-  return (g.SuspendedProcesses ?? []).some((p) => p.ProcessName === AZ_REBALANCE);
-}
+export { rebalanceSuspended };
 
 /**
  * What CreateAutoScalingGroup retries: the "not yet visible" answers (fleet-health.ts), and, for
@@ -316,6 +313,14 @@ export class AsgFleet implements Fleet {
       g = (await this.group(name)) ?? { ...g, DesiredCapacity: want };
     }
     return toGroup(g);
+  }
+
+  async ensureGroup(job: JobRecord, instanceType: string, pool: Pool): Promise<void> {
+    if (!(await this.group(groupName(job.name, instanceType, pool)))) await this.createGroup(job, instanceType, 0, pool);
+  }
+
+  async raiseCapacity(job: string, instanceType: string, pending: number, slotsPerInstance: number, pool: Pool, signal?: AbortSignal): Promise<number | undefined> {
+    return raiseGroup(this.autoscaling, groupName(job, instanceType, pool), pending, slotsPerInstance, signal);
   }
 
   /** The job's groups, each with its launch problem when its last launches failed (scaling activities). */

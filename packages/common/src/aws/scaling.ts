@@ -41,3 +41,14 @@ export function desiredForBacklog({ pending, slotsPerInstance, max, busy = 0 }: 
   const need = Math.ceil(nonNegativeInt(pending) / slots);
   return clampDesired(need, max, busy);
 }
+
+/**
+ * The desired capacity an agent raises a group to for a backlog of `pending` tasks (its queue's
+ * visible, delayed and in-flight messages): ceil(pending ÷ slots), never below the group's
+ * `current` desired (it only ever raises: two agents raising at once both land on the larger,
+ * and a gq command that set more is not undone), never above its `max`.
+ */
+export function raisedDesired({ current, pending, slotsPerInstance, max }: { current: number; pending: number; slotsPerInstance: number; max: number }): number {
+  const need = desiredForBacklog({ pending, slotsPerInstance, max });
+  return Math.min(nonNegativeInt(max), Math.max(nonNegativeInt(current), need));
+}

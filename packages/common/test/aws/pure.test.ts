@@ -1,6 +1,6 @@
 /** Pure parts of the AWS backend: resource names and fleet arithmetic (no moto needed). */
 import { describe, expect, it } from 'vitest';
-import { clampDesired, desiredForBacklog } from '../../src/aws/scaling.js';
+import { clampDesired, desiredForBacklog, raisedDesired } from '../../src/aws/scaling.js';
 import { partSizeFor } from '../../src/aws/artifact-store.js';
 import { deadLetterQueueName, groupName, isValidJobName, launchTemplateName, queueName } from '../../src/aws/names.js';
 import { classifyWriteError, counterUpdate, taskUpdate, taskSk } from '../../src/aws/status-store/index.js';
@@ -61,6 +61,16 @@ describe('fleet arithmetic', () => {
     expect(desiredForBacklog({ pending: 1000, slotsPerInstance: 4, max: 10 })).toBe(10);
     expect(desiredForBacklog({ pending: 2, slotsPerInstance: 1, max: 10, busy: 6 })).toBe(6);
     expect(desiredForBacklog({ pending: 5, slotsPerInstance: 0, max: 10 })).toBe(5); // slots < 1 → 1
+  });
+
+  it("an agent's raise: ceil(pending / slots), never below the current desired, never above max", () => {
+    expect(raisedDesired({ current: 0, pending: 1, slotsPerInstance: 1, max: 4 })).toBe(1);
+    expect(raisedDesired({ current: 0, pending: 5, slotsPerInstance: 2, max: 4 })).toBe(3);
+    // Another agent (or gq) already raised it further: kept.
+    expect(raisedDesired({ current: 3, pending: 1, slotsPerInstance: 1, max: 4 })).toBe(3);
+    // Clamped to MaxSize (AWS refuses more; moto would accept it).
+    expect(raisedDesired({ current: 0, pending: 9, slotsPerInstance: 1, max: 2 })).toBe(2);
+    expect(raisedDesired({ current: 0, pending: 3, slotsPerInstance: 1, max: 0 })).toBe(0);
   });
 });
 
