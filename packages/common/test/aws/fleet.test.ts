@@ -283,6 +283,31 @@ describeAws('AsgFleet (moto)', () => {
     const lts = (await clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:gq:job', Values: [job] }] }))).LaunchTemplates ?? [];
     expect(lts).toEqual([]);
   }, 60_000);
+
+  it('ensureGroup makes a missing group at 0 and leaves an existing one; raiseCapacity only raises, up to MaxSize', async () => {
+    const job = uniqueJob('raise');
+    const fleet = new AsgFleet({
+      autoscaling: clients.autoscaling,
+      ec2: clients.ec2,
+      launchSpec: async () => ({ imageId, subnetIds, userData: '#!/bin/bash\n', maxInstances: 2, tags: {} }),
+    });
+    // The agent's side: no launch settings, and nothing to raise before the group exists.
+    const agent = new AsgFleet({ autoscaling: clients.autoscaling, ec2: clients.ec2 });
+    expect(await agent.raiseCapacity(job, TYPE, 1, 1, 'on-demand')).toBeUndefined();
+    const rec = jobRecord(job);
+    await fleet.ensureGroup(rec, TYPE, 'on-demand');
+    const od = async () => (await group(groupName(job, TYPE, 'on-demand')))!;
+    expect(await od()).toMatchObject({ DesiredCapacity: 0, MaxSize: 2 });
+    expect(await agent.raiseCapacity(job, TYPE, 1, 1, 'on-demand')).toBe(1);
+    // Made again (a later submit or reconcile): left at 1.
+    await fleet.ensureGroup(rec, TYPE, 'on-demand');
+    expect((await od()).DesiredCapacity).toBe(1);
+    // Never lowered (a smaller backlog), clamped to MaxSize 2 (moto would accept 5).
+    expect(await agent.raiseCapacity(job, TYPE, 0, 1, 'on-demand')).toBe(1);
+    expect(await agent.raiseCapacity(job, TYPE, 5, 1, 'on-demand')).toBe(2);
+    expect((await od()).DesiredCapacity).toBe(2);
+    await fleet.remove(job);
+  }, 60_000);
 });
 
 describe('notYetVisibleFor (a new instance profile EC2 does not know yet)', () => {
