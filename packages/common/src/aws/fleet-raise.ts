@@ -2,7 +2,9 @@
  * An agent raising a group of its own job (a Spot job's on-demand group, after it sent a task to
  * that pool's queue: agent/src/on-demand.ts): one Describe and at most one SetDesiredCapacity,
  * never lowering the group and never above its MaxSize (scaling.ts raisedDesired; moto accepts
- * a desired capacity above MaxSize, AWS refuses it:
+ * a desired capacity above MaxSize, AWS refuses it: the desired capacity "must be greater than or
+ * equal to the minimum size of the group and less than or equal to the maximum size",
+ * https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html,
  * https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetDesiredCapacity.html).
  * The agent's role allows both calls (infra/gq.yaml OwnJobOnDemandCapacity), SetDesiredCapacity
  * on its own job's on-demand groups only.

@@ -76,7 +76,7 @@ export interface LaunchSpec {
 export interface AsgFleetOptions {
   autoscaling: AutoScalingClient;
   ec2: EC2Client;
-  /** Needed to create groups (the submitting side); agents only protect and terminate. */
+  /** Needed to create groups (the submitting side); agents only protect, terminate and raise (raiseCapacity). */
   launchSpec?: (job: JobRecord, instanceType: string, pool: Pool) => Promise<LaunchSpec>;
 }
 
@@ -357,7 +357,7 @@ export class AsgFleet implements Fleet {
    * When the desired capacity is already at the group's minimum (after `stop`), EC2 Auto Scaling
    * refuses the decrement (ValidationError): the instance then leaves without it (nothing
    * replaces it at desired 0 anyway). One call normally, and no Describe: the agent's role may
-   * only protect and terminate.
+   * scale only its job's on-demand groups (raiseCapacity), not this one.
    */
   async terminateSelf(_job: string, _instanceType: string, instance: string): Promise<void> {
     try {
