@@ -195,3 +195,47 @@ describe('bad files: reported with task and line, good rows kept', () => {
     expect(m.problems[5]!.message).toMatch(/3 more rows/);
   });
 });
+
+describe('mergeResultsTo with sources from a function (gq results: walked twice, nothing kept per small file)', () => {
+  const collect = (): { w: Writable; text: () => string } => {
+    const out: Buffer[] = [];
+    return {
+      w: new Writable({
+        write(c: Buffer, _e, cb) {
+          out.push(Buffer.from(c));
+          cb();
+        },
+      }),
+      text: () => Buffer.concat(out).toString('utf8'),
+    };
+  };
+  const files = [
+    { task: 1, text: 'a,b\n1,2\n' },
+    { task: 2, text: 'b,c\n3,4\n"never closed\n' },
+    { task: 3, text: 'a,,a\n5,6,7,8\n' },
+    { task: 4, text: 'a\n' },
+  ];
+
+  it('writes what the array form writes, small files read whole and large ones streamed, and walks the sources twice', async () => {
+    const want = await mergeResults(files);
+    for (const small of [true, false]) {
+      let walks = 0;
+      const sink = collect();
+      const m = await mergeResultsTo(
+        function* () {
+          walks++;
+          for (const f of files) yield { task: f.task, open: () => Readable.from([Buffer.from(f.text)]), readSmall: () => (small ? Buffer.from(f.text) : undefined) };
+        },
+        sink.w,
+      );
+      expect(sink.text()).toBe(want.csv);
+      expect(m.problems).toEqual(want.problems);
+      expect(walks).toBe(2);
+    }
+  });
+
+  it('refuses sources out of task order (it cannot sort a stream)', async () => {
+    const src = (task: number) => ({ task, open: () => Readable.from([Buffer.from('a\n1\n')]) });
+    await expect(mergeResultsTo(() => [src(2), src(1)], collect().w)).rejects.toThrow(/task order/);
+  });
+});
