@@ -4,6 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
 import { mergeResults, mergeResultsTo } from '../src/results/merge.js';
 import { resultColumns } from '../src/results/columns.js';
+import { sink } from './sink.js';
 
 describe('mergeResults', () => {
   it('puts task first, unions columns in first-seen order, rows in task order', async () => {
@@ -197,18 +198,6 @@ describe('bad files: reported with task and line, good rows kept', () => {
 });
 
 describe('mergeResultsTo with sources from a function (gq results: walked twice, nothing kept per small file)', () => {
-  const collect = (): { w: Writable; text: () => string } => {
-    const out: Buffer[] = [];
-    return {
-      w: new Writable({
-        write(c: Buffer, _e, cb) {
-          out.push(Buffer.from(c));
-          cb();
-        },
-      }),
-      text: () => Buffer.concat(out).toString('utf8'),
-    };
-  };
   const files = [
     { task: 1, text: 'a,b\n1,2\n' },
     { task: 2, text: 'b,c\n3,4\n"never closed\n' },
@@ -220,15 +209,15 @@ describe('mergeResultsTo with sources from a function (gq results: walked twice,
     const want = await mergeResults(files);
     for (const small of [true, false]) {
       let walks = 0;
-      const sink = collect();
+      const out = sink();
       const m = await mergeResultsTo(
         function* () {
           walks++;
           for (const f of files) yield { task: f.task, open: () => Readable.from([Buffer.from(f.text)]), readSmall: () => (small ? Buffer.from(f.text) : undefined) };
         },
-        sink.w,
+        out.w,
       );
-      expect(sink.text()).toBe(want.csv);
+      expect(out.text()).toBe(want.csv);
       expect(m.problems).toEqual(want.problems);
       expect(walks).toBe(2);
     }
@@ -236,6 +225,6 @@ describe('mergeResultsTo with sources from a function (gq results: walked twice,
 
   it('refuses sources out of task order (it cannot sort a stream)', async () => {
     const src = (task: number) => ({ task, open: () => Readable.from([Buffer.from('a\n1\n')]) });
-    await expect(mergeResultsTo(() => [src(2), src(1)], collect().w)).rejects.toThrow(/task order/);
+    await expect(mergeResultsTo(() => [src(2), src(1)], sink().w)).rejects.toThrow(/task order/);
   });
 });
