@@ -26,7 +26,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { CsvError, parse, type Options as ParseOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify';
-import { resultColumns } from './columns.js';
+import { Columns } from './columns.js';
 
 export interface TaskResultFile {
   task: number;
@@ -275,42 +275,6 @@ async function check(source: ResultSource, problems: MergeProblem[]): Promise<Ch
   }
   if (r.rows === 0 && !broken) problems.push({ task, message: 'results file has a header but no rows' });
   return { header: r.header, width: r.width, rows: r.rows, small: r.small };
-}
-
-/** The merged columns of each distinct header (files mostly share one: its names kept once, not once per file). */
-class Columns {
-  readonly fixed: readonly string[];
-  /** The result columns after the fixed ones, in the order first seen. */
-  readonly added: string[] = [];
-  readonly position: Map<string, number>;
-  private readonly reserved: ReadonlySet<string>;
-  private readonly named = new Map<string, string[]>();
-
-  constructor(fixed: readonly string[]) {
-    this.fixed = fixed;
-    this.reserved = new Set(fixed);
-    this.position = new Map(fixed.map((c, i) => [c, i]));
-  }
-
-  /** The names of a file's columns; `grow`: new names become merged columns (first read). */
-  namesOf(header: readonly string[], width: number, grow: boolean): string[] {
-    const id = `${width}:${JSON.stringify(header)}`;
-    let names = this.named.get(id);
-    if (!names) this.named.set(id, (names = resultColumns(header, width, this.reserved)));
-    if (grow) {
-      for (const h of names) {
-        if (!this.position.has(h)) {
-          this.position.set(h, this.fixed.length + this.added.length);
-          this.added.push(h);
-        }
-      }
-    }
-    return names;
-  }
-
-  get all(): string[] {
-    return [...this.fixed, ...this.added];
-  }
 }
 
 /** Lays a file's records out on the merged columns: `task`, its provenance, then its values where its names go. */
