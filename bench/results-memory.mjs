@@ -5,13 +5,18 @@
 //    of a file this script writes: 5 columns, quoted fields with commas, quotes and UTF-8);
 //  - small (optional, --small N): a job of N tasks with a one-row results file each, recorded
 //    through the local backend's own API (running 100,000 real tasks would take long).
-// Target: gq results under 300 MB whatever the size or number of the files.
+// Target: gq results under 300 MB whatever the size or number of the files (aim: about 150 MB,
+// which is Node and gq's modules, about 75 MB, plus the garbage collector's working room).
+// The peak RSS of each gq results run is that of its own process (GNU time's maximum resident set
+// size, or the highest VmHWM read from /proc), printed beside the target. With --keep the work
+// folder stays and the commands to run again by hand are printed.
 //   node bench/results-memory.mjs [--mb 500] [--small 0] [--keep]
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { measure } from './peak-rss.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,40 +26,14 @@ const MB = arg('mb', 500);
 const SMALL = arg('small', 0);
 const KEEP = process.argv.includes('--keep');
 const LIMIT_MB = 300;
+const AIM_MB = 150;
 const root = resolve(import.meta.dirname, '..');
 const gq = join(root, 'packages', 'cli', 'bin', 'gq.js');
 const work = mkdtempSync(join(process.env.GQ_BENCH_TMP ?? tmpdir(), 'gq-bench-results-'));
 const env = { ...process.env, GQ_HOME: join(work, 'gq'), GQ_CONFIG: join(work, 'none.json'), GQ_BACKEND: 'local', GQ_IDLE: '1' };
-const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
-
-/**
- * Run a command and return its peak RSS in MB: GNU time's "Maximum resident set size" when there
- * is /usr/bin/time, else the highest VmHWM read from /proc while it runs.
- */
+/** Run a command and print and return its peak RSS in MB (bench/peak-rss.mjs). */
 async function peakRss(label, cmd, args, opts = {}) {
-  const t0 = Date.now();
-  const child = TIME
-    ? spawn(TIME, ['-v', cmd, ...args], { env, stdio: ['ignore', opts.stdout ?? 'ignore', 'pipe'] })
-    : spawn(cmd, args, { env, stdio: ['ignore', opts.stdout ?? 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  let hwm = 0;
-  const poll = TIME
-    ? undefined
-    : setInterval(() => {
-        try {
-          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-          if (m) hwm = Math.max(hwm, Number(m[1]));
-        } catch {
-          /* gone */
-        }
-      }, 20);
-  const [code] = await once(child, 'close');
-  if (poll) clearInterval(poll);
-  if (code !== 0) throw new Error(`${label} failed (${code}): ${err.slice(-2000)}`);
-  const kb = TIME ? Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(err)?.[1]) : hwm;
-  const mb = kb / 1024;
-  const s = (Date.now() - t0) / 1000;
+  const { mb, s } = await measure(cmd, args, { env, ...opts });
   console.log(`${label.padEnd(44)} peak RSS ${mb.toFixed(0).padStart(6)} MB   ${s.toFixed(1).padStart(6)} s`);
   return mb;
 }
@@ -90,6 +69,8 @@ pipeline(createReadStream(process.argv[1]), createWriteStream(process.argv[2]));
 `;
 
 const results = [];
+/** [job, out folder] of each gq results run, to print for running again by hand (--keep). */
+const rerun = [];
 try {
   console.log(`bench/results-memory: ${MB} MB results file of one task${SMALL ? `, and ${SMALL} one-row results files` : ''}; limit ${LIMIT_MB} MB\n`);
   if (MB > 0) {
@@ -105,9 +86,10 @@ try {
     rmSync(join(work, 'cat.out'), { force: true });
     rmSync(join(work, 'copy.out'), { force: true });
     const gqMb = await peakRss('gq results (one large file)', process.execPath, [gq, 'results', 'big', '--out', join(work, 'out-big')]);
+    rerun.push(['big', 'out-big']);
     const merged = statSync(join(work, 'out-big', 'results.csv')).size;
     console.log(`  merged results.csv: ${(merged / 1048576).toFixed(0)} MB`);
-    results.push({ what: 'large', mb: gqMb });
+    results.push({ what: `one ${MB} MB`, mb: gqMb });
     rmSync(join(work, 'out-big'), { recursive: true, force: true });
   }
   if (SMALL > 0) {
@@ -130,12 +112,20 @@ try {
     }
     await b.close();
     const gqMb = await peakRss(`gq results (${SMALL} small files)`, process.execPath, [gq, 'results', 'small', '--out', join(work, 'out-small')]);
-    results.push({ what: 'small', mb: gqMb });
+    results.push({ what: `${SMALL} small`, mb: gqMb });
+    rerun.push(['small', 'out-small']);
   }
   console.log('');
-  for (const r of results) console.log(`${r.what} files: gq results peak RSS ${r.mb.toFixed(0)} MB ${r.mb < LIMIT_MB ? '≤' : '>'} ${LIMIT_MB} MB ${r.mb < LIMIT_MB ? 'OK' : 'OVER'}`);
+  for (const r of results) {
+    const ok = r.mb < LIMIT_MB;
+    console.log(`${(r.what + ' file(s):').padEnd(22)} gq results peak RSS ${r.mb.toFixed(0).padStart(4)} MB   target < ${LIMIT_MB} MB ${ok ? 'OK' : 'OVER'}   (aim ~${AIM_MB} MB)`);
+  }
   if (results.some((r) => r.mb >= LIMIT_MB)) process.exitCode = 1;
 } finally {
-  if (KEEP) console.log(`kept ${work}`);
+  if (KEEP) {
+    console.log(`kept ${work}; to run again by hand:`);
+    const envs = `GQ_HOME=${env.GQ_HOME} GQ_CONFIG=${env.GQ_CONFIG} GQ_BACKEND=local`;
+    for (const [job, dir] of rerun) console.log(`  rm -rf ${join(work, dir)}; ${envs} /usr/bin/time -v node ${gq} results ${job} --out ${join(work, dir)}`);
+  }
   else rmSync(work, { recursive: true, force: true });
 }

@@ -4,6 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
 import { mergeResults, mergeResultsTo } from '../src/results/merge.js';
 import { resultColumns } from '../src/results/columns.js';
+import { sink } from './sink.js';
 
 describe('mergeResults', () => {
   it('puts task first, unions columns in first-seen order, rows in task order', async () => {
@@ -193,5 +194,37 @@ describe('bad files: reported with task and line, good rows kept', () => {
     expect(m.rows).toBe(8);
     expect(m.problems.map((p) => p.line)).toEqual([2, 3, 4, 5, 6, undefined]);
     expect(m.problems[5]!.message).toMatch(/3 more rows/);
+  });
+});
+
+describe('mergeResultsTo with sources from a function (gq results: walked twice, nothing kept per small file)', () => {
+  const files = [
+    { task: 1, text: 'a,b\n1,2\n' },
+    { task: 2, text: 'b,c\n3,4\n"never closed\n' },
+    { task: 3, text: 'a,,a\n5,6,7,8\n' },
+    { task: 4, text: 'a\n' },
+  ];
+
+  it('writes what the array form writes, small files read whole and large ones streamed, and walks the sources twice', async () => {
+    const want = await mergeResults(files);
+    for (const small of [true, false]) {
+      let walks = 0;
+      const out = sink();
+      const m = await mergeResultsTo(
+        function* () {
+          walks++;
+          for (const f of files) yield { task: f.task, open: () => Readable.from([Buffer.from(f.text)]), readSmall: () => (small ? Buffer.from(f.text) : undefined) };
+        },
+        out.w,
+      );
+      expect(out.text()).toBe(want.csv);
+      expect(m.problems).toEqual(want.problems);
+      expect(walks).toBe(2);
+    }
+  });
+
+  it('refuses sources out of task order (it cannot sort a stream)', async () => {
+    const src = (task: number) => ({ task, open: () => Readable.from([Buffer.from('a\n1\n')]) });
+    await expect(mergeResultsTo(() => [src(2), src(1)], sink().w)).rejects.toThrow(/task order/);
   });
 });

@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseJobText, type TaskRecord } from '@gq/common';
+import { sink } from './sink.js';
 import { PROVENANCE_COLUMNS, provenanceOf, TaskRows, taskRow, TASK_COLUMNS } from '../src/results/tasks-csv.js';
 
 const base: TaskRecord = {
@@ -26,19 +26,6 @@ const row = (t: Partial<TaskRecord> & Record<string, unknown>, inst: Record<stri
   const values = taskRow({ ...base, ...t } as TaskRecord, new Map(Object.entries(inst).map(([k, v]) => [k, { instance: k, lifecycle: v }])));
   return Object.fromEntries(TASK_COLUMNS.map((c, i) => [c, values[i]]));
 };
-
-function sink(): { w: Writable; text: () => string } {
-  const chunks: Buffer[] = [];
-  return {
-    w: new Writable({
-      write(c: Buffer, _e, cb) {
-        chunks.push(Buffer.from(c));
-        cb();
-      },
-    }),
-    text: () => Buffer.concat(chunks).toString('utf8'),
-  };
-}
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -158,6 +158,12 @@ export type TaskOutcome =
 /** The state a task ended in after `complete`, or 'lost' if the lease was no longer ours. */
 export type CompleteResult = { kind: 'recorded'; state: TaskState } | { kind: 'lost' };
 
+export interface ListTasksOptions {
+  states?: readonly TaskState[];
+  /** At most this many (the lowest-numbered); a whole number from 1. */
+  limit?: number;
+}
+
 export interface StatusStore {
   /**
    * Record a job and its tasks (QUEUED). Idempotent: re-running a submit that stopped half way
@@ -169,7 +175,11 @@ export interface StatusStore {
   /** All jobs, newest first. */
   listJobs(): Promise<JobRecord[]>;
   getTask(job: string, task: number): Promise<TaskRecord | undefined>;
-  listTasks(job: string, opts?: { states?: readonly TaskState[] }): Promise<TaskRecord[]>;
+  /**
+   * The job's tasks (in `states`, if given) in task order; with `limit`, the first `limit` of them
+   * only, the read stopping there (gq status shows the first few failures of a job of 100,000).
+   */
+  listTasks(job: string, opts?: ListTasksOptions): Promise<TaskRecord[]>;
   /**
    * The job's tasks in task order, each once, at most `pageSize` a page (default 1000; a page may
    * hold fewer), for a command that reads them all without holding them all (gq results of

@@ -24,6 +24,7 @@ import { progressBar } from '../progress.js';
 import { costView, taskShare } from '../cost-report.js';
 import { mergeResultsTo, SMALL_FILE_BYTES, type MergeProblem, type ResultSource } from '../results/merge.js';
 import { PROVENANCE_COLUMNS, provenanceOf, TaskRows, taskRow } from '../results/tasks-csv.js';
+import { forEachLimited, Spill } from '../results/spill.js';
 import { keyProblems } from '@gq/common/safe-path';
 import { pathUnder, safeRelative, SymlinkOnPathError } from '../results/safe-path.js';
 
@@ -49,55 +50,40 @@ function readSmall(file: string): Buffer | undefined {
 /** Downloads in flight at once. */
 const DOWNLOADS_AT_ONCE = 8;
 
-/** Run `fn` on every item, `limit` at a time (workers pulling from one list: no promise per item up front). */
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-async function download(backend: Backend, key: string, dest: string): Promise<void> {
-  mkdirSync(dirname(dest), { recursive: true });
-  const tmp = `${dest}.gq-partial`;
-  await backend.artifacts.getFile(key, tmp);
-  renameSync(tmp, dest);
-}
+/** One file to download: its kind and artifact key (where it goes under --out follows from them: destOf). */
+type Planned = [kind: 'result' | 'output' | 'log', key: string];
 
 /**
- * One file to download: the artifact key (where it goes under --out follows from it: destOf; not
- * kept as a path, which for 100,000 tasks would be tens of MB).
+ * A task as the download plan holds it (one JSON line of the plan's spill file): its number and
+ * state, its files, and (--with-provenance) its provenance values.
  */
-interface Planned {
+interface PlannedTask {
   task: number;
-  key: string;
-  kind: 'result' | 'output' | 'log';
+  state: TaskRecord['state'];
+  files: Planned[];
+  provenance?: string[];
 }
 
 /** Where a task's file goes, relative to --out: `rel` is the key after the task's files/ prefix. */
-const destRel = (task: number, kind: Planned['kind'], rel: string): string => `tasks/${task}/${kind === 'log' ? 'log.txt' : rel}`;
+const destRel = (task: number, kind: Planned[0], rel: string): string => `tasks/${task}/${kind === 'log' ? 'log.txt' : rel}`;
 
 /** The path a planned file is written to: checked again (planTask checked it first) as it is written. */
-function destOf(job: string, out: string, f: Planned): string {
-  const filesPrefix = keys.taskPrefix(job, f.task) + 'files/';
-  return pathUnder(out, destRel(f.task, f.kind, f.kind === 'log' ? '' : f.key.slice(filesPrefix.length)));
+function destOf(job: string, out: string, task: number, [kind, key]: Planned): string {
+  const filesPrefix = keys.taskPrefix(job, task) + 'files/';
+  return pathUnder(out, destRel(task, kind, kind === 'log' ? '' : key.slice(filesPrefix.length)));
 }
 
-/** A key gq refuses to download, and why. */
-interface Refused {
-  task: number;
-  key: string;
-  why: string;
+/** Refusals shown in full; the rest are counted. */
+const REFUSALS_SHOWN = 20;
+
+/** The keys gq refuses to download: the first few, with why, and how many in all. */
+class Refused {
+  readonly shown: string[] = [];
+  count = 0;
+
+  add(task: number, key: string, why: string): void {
+    if (this.count++ < REFUSALS_SHOWN) this.shown.push(`task ${task}: ${JSON.stringify(key)}: ${why}`);
+  }
 }
 
 /** What is wrong with `rel` as a path (for the refusal message). */
@@ -120,11 +106,9 @@ function localLinkOnTheWay(backend: Backend, key: string): string | undefined {
   let cur = root;
   for (const part of key.split('/')) {
     cur = join(cur, part);
-    try {
-      if (lstatSync(cur).isSymbolicLink()) return cur;
-    } catch {
-      return undefined; // missing: reported when downloading
-    }
+    const st = lstatSync(cur, { throwIfNoEntry: false });
+    if (!st) return undefined; // missing: reported when downloading
+    if (st.isSymbolicLink()) return cur;
   }
   return undefined;
 }
@@ -133,28 +117,29 @@ function localLinkOnTheWay(backend: Backend, key: string): string | undefined {
  * Where each of the task's files goes, or why it is refused. A task's files must be its own
  * (keys under jobs/<job>/tasks/<task>/), and each must land under --out/tasks/<task>/.
  */
-function planTask(backend: Backend, job: string, t: TaskRecord, out: string, plan: Planned[], refused: Refused[], logOnly = false): void {
+function planTask(backend: Backend, job: string, t: TaskRecord, out: string, refused: Refused, logOnly = false): Planned[] {
   const taskDir = join(out, 'tasks', String(t.task));
   const own = keys.taskPrefix(job, t.task);
   const filesPrefix = own + 'files/';
-  const add = (key: string, kind: Planned['kind'], rel: string | undefined) => {
+  const plan: Planned[] = [];
+  const add = (key: string, kind: Planned[0], rel: string | undefined) => {
     if (rel === undefined) {
-      refused.push({ task: t.task, key, why: `it is not one of the task's own files (they are under ${kind === 'log' ? own : filesPrefix})` });
+      refused.add(t.task, key, `it is not one of the task's own files (they are under ${kind === 'log' ? own : filesPrefix})`);
       return;
     }
     if (!safeRelative(rel)) {
-      refused.push({ task: t.task, key, why: `${whyUnsafe(rel)}, so it would be written outside ${taskDir}` });
+      refused.add(t.task, key, `${whyUnsafe(rel)}, so it would be written outside ${taskDir}`);
       return;
     }
     const link = localLinkOnTheWay(backend, key);
     if (link) {
-      refused.push({ task: t.task, key, why: `the artifact folder holds a symbolic link at ${link}` });
+      refused.add(t.task, key, `the artifact folder holds a symbolic link at ${link}`);
       return;
     }
     try {
       // Checked from --out itself down, so that a link anywhere below it (tasks/, tasks/<n>/, ...) is seen.
       pathUnder(out, destRel(t.task, kind, rel));
-      plan.push({ task: t.task, key, kind });
+      plan.push([kind, key]);
     } catch (e) {
       const why =
         e instanceof SymlinkOnPathError
@@ -162,7 +147,7 @@ function planTask(backend: Backend, job: string, t: TaskRecord, out: string, pla
           : e instanceof UserError
             ? e.message.replace(/\.$/, '')
             : String(e);
-      refused.push({ task: t.task, key, why });
+      refused.add(t.task, key, why);
     }
   };
   const wanted = new Set(logOnly ? [] : [...(t.resultKey ? [t.resultKey] : []), ...(t.outputKeys ?? [])]);
@@ -173,6 +158,7 @@ function planTask(backend: Backend, job: string, t: TaskRecord, out: string, pla
     const rel = t.logKey.startsWith(own) ? t.logKey.slice(own.length) : undefined;
     add(t.logKey, 'log', rel);
   }
+  return plan;
 }
 
 /** Write `name` under `out` through a temporary file ('wx': never through a link or a file that appeared), then rename it. */
@@ -195,7 +181,8 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
   }
   const backend = await openCliBackend(ctx.config);
   let rows: TaskRows | undefined;
-  let spill: string | undefined;
+  let plan: Spill<PlannedTask> | undefined;
+  const spills: string[] = [];
   let created: string | undefined;
   let done = false;
   try {
@@ -212,87 +199,90 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
       pathUnder(out, name);
       pathUnder(out, `${name}.gq-partial`);
     }
-    // The tasks.csv rows wait in a spill file in --out; a refusal below takes it (and any folder
-    // made for it) away again, so that a refused command leaves nothing behind.
+    // The tasks.csv rows and the download plan wait in spill files in --out; a refusal below
+    // takes them (and any folder made for them) away again, so that a refused command leaves nothing behind.
     created = mkdirSync(out, { recursive: true });
-    spill = pathUnder(out, '.tasks.csv.gq-rows');
-    rmSync(spill, { force: true });
-    rows = new TaskRows(spill);
-    // The task records (commands and all) are read a page at a time and only what the downloads
-    // and the merge need is kept of them (tasks.csv rows go to a spill file): 100,000 tasks fit in little memory.
+    const spill = (name: string): string => {
+      const file = pathUnder(out, name);
+      rmSync(file, { force: true });
+      spills.push(file);
+      return file;
+    };
+    rows = new TaskRows(spill('.tasks.csv.gq-rows'));
+    plan = new Spill<PlannedTask>(spill('.plan.gq-rows'));
+    // Pass 1: the task records (commands and all) are read a page at a time; each task's tasks.csv
+    // row and its files go to the spill files, so what is held does not grow with the number of tasks.
     // Every destination is checked before the first byte is written: a store holding a key that
     // would land outside --out (or read through a link) gets nothing downloaded at all.
-    const plan: Planned[] = [];
-    const refused: Refused[] = [];
+    const refused = new Refused();
+    // Tasks without results (and why): only those, so a job whose tasks all wrote results holds none.
     const missing: Array<{ task: number; state: string; why: string }> = [];
-    // What the merge needs of each task with results: its number, state, results key (and provenance).
-    const withResults: Array<{ task: number; state: string; key: string; provenance?: string[] }> = [];
     let total = 0;
+    let planned = 0;
+    let withResult = 0;
     for await (const page of backend.status.taskPages(a.name, 1000)) {
       for (const t of page) {
         total++;
         if (a.failed && t.state !== 'FAILED') continue;
         const row = taskRow({ ...t, costShare: taskShare(costs, t) } as TaskRecord, instances);
         await rows.add(row, t.tags);
-        planTask(backend, a.name, t, out, plan, refused, a.failed);
-        if (a.failed) continue;
-        // (provenance only when asked for: 100,000 tasks without it keep nothing more than before)
-        if (t.resultKey) withResults.push(a.withProvenance ? { task: t.task, state: t.state, key: t.resultKey, provenance: provenanceOf(row) } : { task: t.task, state: t.state, key: t.resultKey });
-        else missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
+        const files = planTask(backend, a.name, t, out, refused, a.failed);
+        planned += files.length;
+        if (files.some((f) => f[0] === 'result')) withResult++;
+        await plan.add(a.withProvenance ? { task: t.task, state: t.state, files, provenance: provenanceOf(row) } : { task: t.task, state: t.state, files });
+        if (!a.failed && !t.resultKey) missing.push({ task: t.task, state: t.state, why: whyMissing(t, job.resultsPath) });
       }
     }
-    if (refused.length) {
+    if (refused.count) {
+      const n = refused.count;
       throw new UserError(
-        `Refusing to download ${refused.length} file${refused.length === 1 ? '' : 's'} of job ${a.name}: ${refused.length === 1 ? 'its key is' : 'their keys are'} not safe to write under ${out}. Nothing was downloaded.`,
+        `Refusing to download ${n} file${n === 1 ? '' : 's'} of job ${a.name}: ${n === 1 ? 'its key is' : 'their keys are'} not safe to write under ${out}. Nothing was downloaded.`,
         {
-          details: [
-            ...refused.slice(0, 20).map((r) => `task ${r.task}: ${JSON.stringify(r.key)}: ${r.why}`),
-            ...(refused.length > 20 ? [`... and ${refused.length - 20} more`] : []),
-          ],
+          details: [...refused.shown, ...(n > REFUSALS_SHOWN ? [`... and ${n - REFUSALS_SHOWN} more`] : [])],
           hint:
             'gq never records such keys itself: the status records or the artifact store were changed by something else. ' +
             'Remove those entries (or choose another --out if a symbolic link in it is the problem) and run gq results again.',
         },
       );
     }
+    // Pass 2: a fixed number of downloads at a time, each streamed to its file, the plan read back
+    // as they go: memory stays flat whether there is one large file or 100,000 small ones.
     const lost = new Set<number>();
-    const resultDest = new Map<number, string>();
-    // A fixed number of downloads at a time, each streamed to its file: memory stays flat
-    // whether there is one large file or 100,000 small ones.
-    const bar = progressBar('Downloading', plan.length);
-    await forEachLimited(plan, DOWNLOADS_AT_ONCE, async (f) => {
-      try {
-        const dest = destOf(a.name, out, f);
-        await download(backend, f.key, dest);
-        if (f.kind === 'result') resultDest.set(f.task, dest);
-      } catch (e) {
-        if (!(e instanceof ArtifactNotFoundError)) throw e;
-        if (f.kind === 'result') lost.add(f.task);
-        else ctx.io.err(`task ${f.task}: ${f.kind === 'log' ? 'its log' : `output ${f.key}`} is missing from the artifact store`);
+    const bar = progressBar('Downloading', planned);
+    await forEachLimited(plan.values(), DOWNLOADS_AT_ONCE, async (t) => {
+      for (const f of t.files) {
+        try {
+          // (getFile writes through a temporary name and renames it, making the folder: a file
+          // appears whole or not at all, so running gq results again is safe)
+          await backend.artifacts.getFile(f[1], destOf(a.name, out, t.task, f));
+        } catch (e) {
+          if (!(e instanceof ArtifactNotFoundError)) throw e;
+          if (f[0] === 'result') {
+            lost.add(t.task);
+            missing.push({ task: t.task, state: t.state, why: `its results file ${f[1]} is missing from the artifact store` });
+          } else ctx.io.err(`task ${t.task}: ${f[0] === 'log' ? 'its log' : `output ${f[1]}`} is missing from the artifact store`);
+        }
+        bar.increment();
       }
-      bar.increment();
     }).finally(() => bar.stop());
-    plan.length = 0;
     done = true; // from here on --out is ours to write in
     if (a.failed) return await writeFailed(ctx, a, out, rows);
-    const files: ResultSource[] = [];
-    for (const t of withResults) {
-      const dest = resultDest.get(t.task);
-      if (lost.has(t.task) || dest === undefined) {
-        missing.push({ task: t.task, state: t.state, why: `its results file ${t.key} is missing from the artifact store` });
-        continue;
-      }
-      const source: ResultSource = { task: t.task, open: () => openResult(dest), readSmall: () => readSmall(dest) };
-      if (t.provenance) source.provenance = t.provenance;
-      files.push(source);
-    }
-    withResults.length = 0;
-    resultDest.clear();
     missing.sort((x, y) => x.task - y.task);
+    // Pass 3: the merge walks the plan twice (it reads each results file twice), in task order.
+    const downloads = plan;
+    async function* downloaded(): AsyncGenerator<ResultSource> {
+      for await (const t of downloads.values()) {
+        const f = t.files.find((x) => x[0] === 'result');
+        if (!f || lost.has(t.task)) continue;
+        const dest = destOf(a.name, out, t.task, f);
+        const source: ResultSource = { task: t.task, open: () => openResult(dest), readSmall: () => readSmall(dest) };
+        if (t.provenance) source.provenance = t.provenance;
+        yield source;
+      }
+    }
     const provenance = a.withProvenance ? PROVENANCE_COLUMNS : undefined;
-    const { path: target, value: merged } = await writeFileUnder(out, 'results.csv', (w) => mergeResultsTo(files, w, { provenance }));
-    const merges = files.length;
-    files.length = 0; // not needed for tasks.csv: 100,000 of them are memory
+    const { path: target, value: merged } = await writeFileUnder(out, 'results.csv', (w) => mergeResultsTo(downloaded, w, { provenance }));
+    const merges = withResult - lost.size;
     // tasks.csv's results_problem: what the merge found, and results a succeeded task should have had.
     const problems = new Map<number, string>();
     const note = (task: number, text: string) => problems.set(task, problems.has(task) ? `${problems.get(task)}; ${text}` : text);
@@ -311,7 +301,8 @@ export async function runResults(ctx: CommandContext, a: ResultsArgs): Promise<n
     return 0;
   } finally {
     rows?.abandon();
-    if (spill) rmSync(spill, { force: true });
+    plan?.abandon();
+    for (const f of spills) rmSync(f, { force: true });
     if (!done && created) removeEmptyFolders(out, created);
     await backend.close();
   }

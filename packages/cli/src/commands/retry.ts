@@ -26,7 +26,7 @@ export async function runRetry(
       throw new UserError(`Job ${a.name} was submitted without a licence.`, { hint: 'Drop --license, or submit the job again under a new --name with it.' });
     }
     // The licence is deleted when a job finishes: tasks that run again need it stored again.
-    if (job.licenseKey && licenceText === undefined && (await backend.status.listTasks(a.name, { states: ['FAILED'] })).length > 0) {
+    if (job.licenseKey && licenceText === undefined && (await backend.status.listTasks(a.name, { states: ['FAILED'], limit: 1 })).length > 0) {
       if ((await backend.secrets.getLicence(a.name)) === undefined) {
         throw new UserError(`The licence of job ${a.name} was deleted when the job finished (or it expired).`, {
           hint: `Give it again: gq retry ${a.name} --failed --license gurobi.lic`,
@@ -44,7 +44,7 @@ export async function runRetry(
       await startWorkers(ctx, backend, fresh, byType, pool);
     }
     if (a.json && !a.wait) ctx.io.out(JSON.stringify({ name: a.name, retried: tasks.map((t) => t.task) }));
-    else if (!a.json) ctx.io.err(tasks.length ? `Retrying ${tasks.length} failed task(s) of ${a.name}: ${tasks.map((t) => t.task).join(', ')}` : `Job ${a.name} has no failed tasks.`);
+    else if (!a.json) ctx.io.err(tasks.length ? `Retrying ${tasks.length} failed task(s) of ${a.name}: ${listed(tasks.map((t) => t.task))}` : `Job ${a.name} has no failed tasks.`);
     if (a.wait && tasks.length) return await followJob(ctx, backend, a.name, { json: a.json });
     return 0;
   } finally {
@@ -57,4 +57,11 @@ async function onDemandOf(backend: Backend, job: JobRecord, tasks: NewTask[]): P
   if (poolsOf(job).length === 1 || tasks.length === 0) return tasks.map((t) => ({ ...t, pool: 'main' }));
   const records = new Map((await backend.status.listTasks(job.name, { states: ['QUEUED'] })).map((t) => [t.task, t]));
   return tasks.map((t) => ({ ...t, pool: queueFor(records.get(t.task) ?? {}, job) }));
+}
+
+/** Task numbers named in the message: the first few of a retry of thousands. */
+const NAMED = 20;
+
+function listed(tasks: readonly number[]): string {
+  return tasks.length > NAMED ? `${tasks.slice(0, NAMED).join(', ')} and ${tasks.length - NAMED} more` : tasks.join(', ');
 }

@@ -1,10 +1,12 @@
 /**
  * gq status [NAME]: all jobs, or one job's counts, workers, progress tags and failures. For one
  * job it reads the job record and the instance records, and only the running tasks that the
- * instances name: a constant number of reads whatever the size of the job. Task detail (--tasks)
- * and the list of failures are read only when asked for or when there are failures.
+ * instances name, and the first few failed tasks it shows: a constant number of reads whatever the
+ * size of the job. Task detail (--tasks) is read only when asked for, a page at a time, each page
+ * printed before the next is read (100,000 tasks are never all held).
  */
-import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, movedToOnDemand as countMoved, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, queueFor, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import { once } from 'node:events';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
@@ -61,29 +63,32 @@ async function runningTasks(backend: Backend, job: JobRecord, instances: Instanc
   return out;
 }
 
+/** A job's status (--tasks: with each type's counts; the tasks themselves are streamed by printTasks). */
 export async function statusJson(backend: Backend, job: JobRecord, withTasks: boolean, fleet?: { report: FleetReport | undefined; bootFailures: number }, region?: string) {
+  return (await jobStatus(backend, job, withTasks, fleet, region)).json;
+}
+
+/** statusJson and the cost view each task's cost share comes from. */
+async function jobStatus(backend: Backend, job: JobRecord, withTasks: boolean, fleet?: { report: FleetReport | undefined; bootFailures: number }, region?: string) {
   const instances = await backend.status.listInstances(job.name);
   const running = await runningTasks(backend, job, instances);
   const cost = costView(job, instances, running, region);
-  const failures = job.counts.failed > 0 ? (await backend.status.listTasks(job.name, { states: ['FAILED'] })) : [];
-  const tasks = withTasks ? await backend.status.listTasks(job.name) : undefined;
+  // The first failures only (the rest are counted in counts.failed): one bounded read.
+  const failures = job.counts.failed > 0 ? await backend.status.listTasks(job.name, { states: ['FAILED'], limit: MAX_FAILURES_SHOWN }) : [];
+  const typeCounts = withTasks ? await countsByType(backend, job) : undefined;
   const perType: Record<string, { total: number; interruptions: number; movedToOnDemand?: number; counts?: Record<string, number> } & TypeFleetJson> = {};
-  // Tasks moved to on-demand (job/on-demand.ts): read only once enough interruptions happened for one.
+  // Tasks moved to on-demand (job/on-demand.ts): counted over the task pages (nothing kept), and
+  // only once enough interruptions happened for one.
   const interrupted = instances.filter((i) => i.detail === INTERRUPTED_DETAIL).length;
-  const moved = job.spotInterruptions && interrupted >= job.spotInterruptions ? (tasks ?? (await backend.status.listTasks(job.name))) : [];
+  const moved = job.spotInterruptions && interrupted >= job.spotInterruptions ? await movedByType(backend, job) : new Map<string, number>();
   for (const [type, total] of Object.entries(job.instanceTypes)) {
     // Instances of the type that left on a Spot interruption notice (their records say so).
     const interruptions = instances.filter((i) => i.instanceType === type && i.detail === INTERRUPTED_DETAIL).length;
-    const movedToOnDemand = countMoved(moved.filter((t) => t.instanceType === type), job);
+    const movedToOnDemand = moved.get(type) ?? 0;
     perType[type] = { total, interruptions, ...(movedToOnDemand ? { movedToOnDemand } : {}), ...typeFleetJson(fleet?.report?.types[type], fleet ?? { bootFailures: 0 }) };
   }
-  if (tasks) {
-    for (const t of tasks) {
-      const c = (perType[t.instanceType]!.counts ??= { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
-      c[t.state.toLowerCase()]!++;
-    }
-  }
-  return {
+  for (const [type, c] of typeCounts ?? []) if (perType[type]) perType[type].counts = c;
+  const json = {
     name: job.name,
     backend: job.backend,
     createdAt: job.createdAt,
@@ -97,11 +102,53 @@ export async function statusJson(backend: Backend, job: JobRecord, withTasks: bo
     ...etaOf(job, instances, running),
     failures: failures.map((t) => ({ task: t.task, exitCode: t.exitCode, signal: t.signal, error: t.error, attempts: t.attempts, stderrTail: t.stderrTail })),
     cost: { ...costJson(cost), cap: capOf(job, instances, region) ?? null },
-    ...(tasks ? { tasks: tasks.map((t) => taskJson(t, cost)) } : {}),
   };
+  return { json, cost };
 }
 
 type StatusJson = Awaited<ReturnType<typeof statusJson>>;
+
+/** Per instance type, its tasks that moved to on-demand after their Spot interruptions: one pass over the task pages. */
+async function movedByType(backend: Backend, job: JobRecord): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const page of backend.status.taskPages(job.name)) {
+    for (const t of page) if (queueFor(t, job) === 'on-demand') out.set(t.instanceType, (out.get(t.instanceType) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** Each instance type's task counts by state: the job's own counts when it has one type, else one pass over the task pages (nothing kept). */
+async function countsByType(backend: Backend, job: JobRecord): Promise<Map<string, Record<string, number>>> {
+  const types = Object.keys(job.instanceTypes);
+  if (types.length === 1) return new Map([[types[0]!, { ...job.counts }]]);
+  const out = new Map(types.map((t) => [t, { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 } as Record<string, number>]));
+  for await (const page of backend.status.taskPages(job.name)) {
+    for (const t of page) {
+      const c = out.get(t.instanceType);
+      if (c) c[t.state.toLowerCase()]!++;
+    }
+  }
+  return out;
+}
+
+/**
+ * --tasks: every task, a page at a time. JSON: `s` with a `tasks` array after its other keys, each
+ * page one line of it (JSON allows the line breaks); text: one line a task.
+ */
+async function printTasks(ctx: CommandContext, backend: Backend, job: JobRecord, s: StatusJson, cost: CostView, json: boolean): Promise<void> {
+  if (json) ctx.io.out(`${JSON.stringify(s).slice(0, -1)},"tasks":[`);
+  let first = true;
+  for await (const page of backend.status.taskPages(job.name)) {
+    if (page.length === 0) continue;
+    const tasks = page.map((t) => taskJson(t, cost));
+    if (json) ctx.io.out((first ? '' : ',') + tasks.map((t) => JSON.stringify(t)).join(','));
+    else for (const t of tasks) ctx.io.out(`    ${t.task}\t${t.state}\t${t.instanceType}\t${t.cost === null ? '-' : formatUsd(t.cost)}\t${t.command}`);
+    first = false;
+    // A slow reader (a pipe on macOS, where stdout writes are asynchronous): wait rather than buffer the job.
+    if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
+  }
+  if (json) ctx.io.out(']}');
+}
 
 function renderJob(s: StatusJson): string[] {
   const c = s.counts;
@@ -150,7 +197,7 @@ function renderJob(s: StatusJson): string[] {
       const tail = (f.stderrTail ?? '').split('\n').filter(Boolean).slice(-2);
       for (const l of tail) lines.push(`      | ${l}`);
     }
-    if (s.failures.length > MAX_FAILURES_SHOWN) lines.push(`    ... and ${s.failures.length - MAX_FAILURES_SHOWN} more (gq status ${s.name} --tasks --json)`);
+    if (c.failed > s.failures.length) lines.push(`    ... and ${c.failed - s.failures.length} more (gq status ${s.name} --tasks --json)`);
     lines.push(`  Logs: gq logs ${s.name} TASK    Rerun failed: gq retry ${s.name} --failed`);
   }
   return lines;
@@ -183,13 +230,13 @@ export async function runStatus(ctx: CommandContext, a: StatusArgs): Promise<num
         const report = await fleetReport(ctx, backend, job);
         // Reconciling may change the job (a dead-lettered task recorded as failed): show it as it is now.
         if ((await reconcile(ctx, backend, job, report?.groups)).changed) job = (await backend.status.getJob(a.name)) ?? job;
-        const s = await statusJson(backend, job, !!a.tasks, { report, bootFailures: ctx.config.bootFailures }, await regionOf(ctx));
-        if (a.json) ctx.io.out(JSON.stringify(s));
-        else {
+        const { json: s, cost } = await jobStatus(backend, job, !!a.tasks, { report, bootFailures: ctx.config.bootFailures }, await regionOf(ctx));
+        if (a.json && !a.tasks) ctx.io.out(JSON.stringify(s));
+        else if (!a.json) {
           if (a.watch && drawsOn(process.stdout)) process.stdout.write('\x1b[2J\x1b[H');
           for (const l of renderJob(s)) ctx.io.out(l);
-          if (a.tasks) for (const t of s.tasks ?? []) ctx.io.out(`    ${t.task}\t${t.state}\t${t.instanceType}\t${t.cost === null ? '-' : formatUsd(t.cost)}\t${t.command}`);
         }
+        if (a.tasks) await printTasks(ctx, backend, job, s, cost, !!a.json);
         if (!a.watch || job.counts.queued + job.counts.running === 0) return 0;
       }
       await sleep(2000);

@@ -10,6 +10,9 @@
  *    in the header too or already given, `<that>_2`, `<that>_3`, ... the first that is free.
  *
  * So `task,task_result` gives `task_result_2,task_result`; `x,y,x` gives `x,y,x_2`.
+ *
+ * Columns: the merged file's columns as the files are read (the fixed ones, then each new name
+ * in the order first seen), and each distinct header's names worked out once.
  */
 
 /** The merged column names of a file whose header is `header` and whose widest row has `width` fields. */
@@ -35,4 +38,40 @@ export function resultColumns(header: readonly string[], width: number, reserved
     out[i] = name;
   }
   return out;
+}
+
+/** The merged columns of each distinct header (files mostly share one: its names kept once, not once per file). */
+export class Columns {
+  readonly fixed: readonly string[];
+  /** The result columns after the fixed ones, in the order first seen. */
+  readonly added: string[] = [];
+  readonly position: Map<string, number>;
+  private readonly reserved: ReadonlySet<string>;
+  private readonly named = new Map<string, string[]>();
+
+  constructor(fixed: readonly string[]) {
+    this.fixed = fixed;
+    this.reserved = new Set(fixed);
+    this.position = new Map(fixed.map((c, i) => [c, i]));
+  }
+
+  /** The names of a file's columns; `grow`: new names become merged columns (first read). */
+  namesOf(header: readonly string[], width: number, grow: boolean): string[] {
+    const id = `${width}:${JSON.stringify(header)}`;
+    let names = this.named.get(id);
+    if (!names) this.named.set(id, (names = resultColumns(header, width, this.reserved)));
+    if (grow) {
+      for (const h of names) {
+        if (!this.position.has(h)) {
+          this.position.set(h, this.fixed.length + this.added.length);
+          this.added.push(h);
+        }
+      }
+    }
+    return names;
+  }
+
+  get all(): string[] {
+    return [...this.fixed, ...this.added];
+  }
 }

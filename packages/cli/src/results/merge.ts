@@ -16,14 +16,17 @@
  *
  * Streamed, so that memory stays flat whatever the size or number of the files: the header row
  * comes first, and it is the union of every valid file's header, so each file is read twice:
- * once to check it and take its header (nothing kept but the header), once to copy its rows out.
+ * once to check it and take its header, once to copy its rows out. The sources are walked twice
+ * too (a function gives them afresh, in task order), and nothing is kept per file between the
+ * two walks but for large files (their layout: a few per task at most, and few tasks have one):
+ * a small file's layout is found again by the one parse that copies its rows.
  */
 import { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { CsvError, parse, type Options as ParseOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify';
-import { resultColumns } from './columns.js';
+import { Columns } from './columns.js';
 
 export interface TaskResultFile {
   task: number;
@@ -126,19 +129,22 @@ export interface Merged extends MergeSummary {
 
 const PARSE: ParseOptions = { bom: true, relax_column_count: true, skip_empty_lines: true };
 
-const NO_HEADER: string[] = [];
-
 /** Ragged rows reported per file; the rest are counted. */
 const RAGGED_REPORTED = 5;
 
 /** A file that passed the first read: its header, its widest row and how many good rows follow. */
 interface Checked {
-  source: ResultSource;
   header: string[];
   width: number;
   rows: number;
-  /** Its columns in the merged file (columns.ts), set once all files are checked. */
-  names?: string[];
+  /** Whether it was read whole (ResultSource.readSmall), not streamed. */
+  small: boolean;
+}
+
+/** What the second read of a file needs: its columns in the merged file (columns.ts) and how many good rows it has. */
+interface Layout {
+  names: readonly string[];
+  rows: number;
 }
 
 /** Line breaks inside a record's fields (so the line it starts on = the line it ends on − these). */
@@ -177,10 +183,10 @@ interface Scan {
 const newScan = (): Scan => ({ width: 0, rows: 0, lastLine: 0, ragged: [], raggedCount: 0 });
 
 /** One read of the whole file; a CsvError ends it (in `error`), with what came before it counted. */
-async function scan(source: ResultSource): Promise<Scan> {
+async function scan(source: ResultSource): Promise<Scan & { small: boolean }> {
   const whole = source.readSmall?.();
-  if (whole !== undefined) return scanSmall(source, whole);
-  const r = newScan();
+  if (whole !== undefined) return { ...scanSmall(source, whole), small: true };
+  const r: Scan & { small: boolean } = { ...newScan(), small: false };
   try {
     await scanInto(source, r);
   } catch (e) {
@@ -268,32 +274,50 @@ async function check(source: ResultSource, problems: MergeProblem[]): Promise<Ch
     return undefined;
   }
   if (r.rows === 0 && !broken) problems.push({ task, message: 'results file has a header but no rows' });
-  return { source, header: r.header, width: r.width, rows: r.rows };
+  return { header: r.header, width: r.width, rows: r.rows, small: r.small };
 }
 
-/** Second read: the file's good rows laid out on the merged columns. */
-async function* rowsOf(c: Checked, position: ReadonlyMap<string, number>, width: number, fixed: number): AsyncGenerator<string[]> {
+/** Lays a file's records out on the merged columns: `task`, its provenance, then its values where its names go. */
+function rowMaker(task: number, provenance: readonly string[] | undefined, names: readonly string[], cols: Columns, width: number): (rec: string[]) => string[] {
   const from = new Array<number>(width).fill(-1);
-  c.names!.forEach((h, i) => {
-    from[position.get(h)!] = i;
+  // (a name unknown to the first read: the file changed between the reads; its values are left out)
+  names.forEach((h, i) => {
+    const at = cols.position.get(h);
+    if (at !== undefined) from[at] = i;
   });
-  const task = String(c.source.task);
-  const prov = c.source.provenance ?? [];
-  const row = (rec: string[]): string[] => {
+  const t = String(task);
+  const prov = provenance ?? [];
+  const fixed = cols.fixed.length;
+  return (rec) => {
     const out = new Array<string>(width);
-    out[0] = task;
+    out[0] = t;
     for (let k = 1; k < fixed; k++) out[k] = prov[k - 1] ?? '';
     for (let k = fixed; k < width; k++) out[k] = from[k]! >= 0 ? (rec[from[k]!] ?? '') : '';
     return out;
   };
-  const whole = c.source.readSmall?.();
+}
+
+/**
+ * Second read: the file's good rows laid out on the merged columns. A small file is parsed once
+ * more and its layout found from it (the same parse as the first read gives the same header, width
+ * and good rows); a large one's layout was kept by the first read.
+ */
+async function* rowsOf(source: ResultSource, large: ReadonlyMap<number, Layout>, cols: Columns, width: number): AsyncGenerator<string[]> {
+  const whole = source.readSmall?.();
   if (whole !== undefined) {
-    const recs = smallRecords(whole, false, c.rows + 1).recs as string[][];
+    const recs = smallRecords(whole, false).recs as string[][];
+    if (recs.length < 2) return;
+    let w = 0;
+    for (const r of recs) w = Math.max(w, r.length);
+    const row = rowMaker(source.task, source.provenance, cols.namesOf(recs[0]!, w, false), cols, width);
     for (let i = 1; i < recs.length; i++) yield row(recs[i]!);
     return;
   }
+  const layout = large.get(source.task);
+  if (!layout) return;
+  const row = rowMaker(source.task, source.provenance, layout.names, cols, width);
   let first = true;
-  for await (const batch of records(c.source, c.rows + 1)) {
+  for await (const batch of records(source, layout.rows + 1)) {
     for (const { record: rec } of batch) {
       if (first) first = false;
       else yield row(rec);
@@ -301,37 +325,29 @@ async function* rowsOf(c: Checked, position: ReadonlyMap<string, number>, width:
   }
 }
 
-/** Merge `sources` (any order) into `out`, which is ended. */
-export async function mergeResultsTo(sources: readonly ResultSource[], out: Writable, opts: MergeOptions = {}): Promise<MergeSummary> {
-  const fixedColumns = ['task', ...(opts.provenance ?? [])];
-  const reserved = new Set(fixedColumns);
-  const columns: string[] = [];
-  const position = new Map<string, number>(fixedColumns.map((c, i) => [c, i]));
+/** The sources in task order, each walk afresh: an array (sorted here) or a function that gives them in task order. */
+export type ResultSources = readonly ResultSource[] | (() => AsyncIterable<ResultSource> | Iterable<ResultSource>);
+
+/** Merge `sources` into `out`, which is ended. */
+export async function mergeResultsTo(sources: ResultSources, out: Writable, opts: MergeOptions = {}): Promise<MergeSummary> {
+  const walk = typeof sources === 'function' ? sources : ((sorted) => () => sorted)([...sources].sort((a, b) => a.task - b.task));
+  const cols = new Columns(['task', ...(opts.provenance ?? [])]);
   const problems: MergeProblem[] = [];
-  const valid: Checked[] = [];
-  // Files mostly share one header: its names kept once, not once per file.
-  const named = new Map<string, string[]>();
-  for (const s of [...sources].sort((a, b) => a.task - b.task)) {
+  const large = new Map<number, Layout>();
+  let last = -Infinity;
+  for await (const s of walk()) {
+    if (s.task <= last) throw new Error(`merge sources out of task order: task ${s.task} after ${last}`);
+    last = s.task;
     const c = await check(s, problems);
     if (!c) continue;
-    const id = `${c.width}:${JSON.stringify(c.header)}`;
-    let names = named.get(id);
-    if (!names) named.set(id, (names = resultColumns(c.header, c.width, reserved)));
-    c.names = names;
-    c.header = NO_HEADER; // its names are all it needs from here on
-    for (const h of names) {
-      if (!position.has(h)) {
-        position.set(h, fixedColumns.length + columns.length);
-        columns.push(h);
-      }
-    }
-    if (c.rows > 0) valid.push(c);
+    const names = cols.namesOf(c.header, c.width, true);
+    if (!c.small && c.rows > 0) large.set(s.task, { names, rows: c.rows });
   }
-  const all = [...fixedColumns, ...columns];
+  const all = cols.all;
   let rows = 0;
   async function* merged(): AsyncGenerator<string[]> {
-    for (const c of valid) {
-      for await (const r of rowsOf(c, position, all.length, fixedColumns.length)) {
+    for await (const s of walk()) {
+      for await (const r of rowsOf(s, large, cols, all.length)) {
         rows++;
         yield r;
       }

@@ -2,7 +2,7 @@
  * Turning artifact keys into paths under --out without ever writing outside it: keys with `..`,
  * absolute paths, backslashes or NULs are refused, and so is any existing symlink on the way.
  */
-import { existsSync, lstatSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '@gq/common';
 import { isInside, plainRelativeKey } from '@gq/common/safe-path';
@@ -24,23 +24,15 @@ export function pathUnder(root: string, rel: string): string {
   if (!safe) throw new UserError(`Refusing to write "${rel}": it would land outside ${root}.`, { hint: 'The bucket holds a key that is not a plain relative path; remove it.' });
   const dest = join(absRoot, ...safe.split('/'));
   if (!isInside(absRoot, dest)) throw new UserError(`Refusing to write "${rel}" outside ${root}.`);
-  // No symlink may stand anywhere between root and the file (it could point elsewhere).
+  // No symlink may stand anywhere between root and the file (it could point elsewhere): one
+  // lstat a segment (it sees a dangling link too), down to the first that does not exist (nothing
+  // below it can). gq results makes this check twice for each of 200,000 files: syscalls count.
   let cur = absRoot;
   for (const p of safe.split('/')) {
     cur = join(cur, p);
-    if (existsSync(cur) || isDanglingLink(cur)) {
-      if (lstatSync(cur).isSymbolicLink()) {
-        throw new SymlinkOnPathError(cur);
-      }
-    }
+    const st = lstatSync(cur, { throwIfNoEntry: false });
+    if (!st) break;
+    if (st.isSymbolicLink()) throw new SymlinkOnPathError(cur);
   }
   return dest;
-}
-
-function isDanglingLink(p: string): boolean {
-  try {
-    return lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }

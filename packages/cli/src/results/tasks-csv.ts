@@ -13,13 +13,11 @@
  * are read, each row (all but results_problem) goes as one JSON line to a spill file; once the
  * merge knows the problems, the spill file is read back into the CSV, the tag keys now known.
  */
-import { once } from 'node:events';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import type { InstanceRecord, TaskRecord } from '@gq/common';
+import { Spill } from './spill.js';
 
 export const TASK_COLUMNS = [
   'task',
@@ -84,28 +82,25 @@ export const provenanceOf = (row: readonly string[]): string[] => PROVENANCE_AT.
 
 /** Rows spilled to a file while the task pages are read; written out as tasks.csv at the end. */
 export class TaskRows {
-  private readonly out: WriteStream;
+  private readonly spill: Spill<[string[], Record<string, string>]>;
   private readonly tagKeys = new Set<string>();
-  count = 0;
 
-  constructor(private readonly spillFile: string) {
-    this.out = createWriteStream(spillFile, { flags: 'wx' });
+  constructor(spillFile: string) {
+    this.spill = new Spill(spillFile);
+  }
+
+  get count(): number {
+    return this.spill.count;
   }
 
   async add(row: readonly string[], tags: Readonly<Record<string, string>>): Promise<void> {
     for (const k of Object.keys(tags)) this.tagKeys.add(k);
-    this.count++;
-    if (!this.out.write(JSON.stringify([row, tags]) + '\n')) await once(this.out, 'drain');
+    await this.spill.add([row as string[], tags]);
   }
 
-  /** The spilled rows with their tags, in the order added (the spill file is closed first). */
-  private async *spilled(): AsyncGenerator<[string[], Record<string, string>]> {
-    if (!this.out.closed) {
-      this.out.end();
-      await once(this.out, 'close');
-    }
-    const lines = createInterface({ input: createReadStream(this.spillFile), crlfDelay: Infinity });
-    for await (const line of lines) yield JSON.parse(line) as [string[], Record<string, string>];
+  /** The spilled rows with their tags, in the order added. */
+  private spilled(): AsyncGenerator<[string[], Record<string, string>]> {
+    return this.spill.values();
   }
 
   /** Write the CSV to `to`: the spilled rows, each with its results problem (by task) and its tags. */
@@ -136,7 +131,7 @@ export class TaskRows {
 
   /** Close the spill file without writing (an error on the way). */
   abandon(): void {
-    this.out.destroy();
+    this.spill.abandon();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * What a StatusStore checks of its arguments before it reads or writes, the same on both
  * backends: createJob's task numbers and that a job already under the name is this same job (a
- * submit run again); listTasks's states.
+ * submit run again); listTasks's states and limit.
  */
 import { GqError, UserError } from '../errors.js';
 import { JobExistsError } from '../port-errors.js';
@@ -26,4 +26,9 @@ export function checkSameJob(old: Pick<JobSpec, 'total' | 'codeKey' | 'createdAt
 /** Every state asked for is a task state (a UserError names the first that is not). */
 export function checkTaskStates(states: readonly TaskState[]): void {
   for (const s of states) if (!TASK_STATES.includes(s)) throw new UserError(`Unknown task state "${s}".`);
+}
+
+/** listTasks's limit: undefined (all), or a whole number from 1 (a bug otherwise). */
+export function checkListLimit(limit: number | undefined): void {
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new GqError(`invalid listTasks limit ${limit}`);
 }

@@ -14,6 +14,7 @@ import type {
   ClaimResult,
   CompleteResult,
   HeartbeatResult,
+  ListTasksOptions,
   StatusStore,
   TaskOutcome,
 } from '../ports.js';
@@ -30,7 +31,7 @@ import {
   newTaskRecord,
   type Decision,
 } from '../job/transitions.js';
-import { checkNewTasks, checkSameJob, checkTaskStates } from '../job/store-rules.js';
+import { checkListLimit, checkNewTasks, checkSameJob, checkTaskStates } from '../job/store-rules.js';
 import { GqError } from '../errors.js';
 import { JobNotFoundError, TaskNotFoundError } from '../port-errors.js';
 import type { Db } from './db.js';
@@ -286,15 +287,17 @@ export class LocalStatusStore implements StatusStore {
     return this.readTask(job, task);
   }
 
-  async listTasks(job: string, opts: { states?: readonly TaskState[] } = {}): Promise<TaskRecord[]> {
+  async listTasks(job: string, opts: ListTasksOptions = {}): Promise<TaskRecord[]> {
+    checkListLimit(opts.limit);
+    const limit = opts.limit ?? -1; // SQLite: a negative LIMIT is none
     if (opts.states) {
       checkTaskStates(opts.states);
       if (opts.states.length === 0) return [];
       const marks = opts.states.map(() => '?').join(', ');
-      const rows = this.db.prepare(`SELECT * FROM tasks WHERE job = ? AND state IN (${marks}) ORDER BY task`).all(job, ...opts.states) as TaskRow[];
+      const rows = this.db.prepare(`SELECT * FROM tasks WHERE job = ? AND state IN (${marks}) ORDER BY task LIMIT ?`).all(job, ...opts.states, limit) as TaskRow[];
       return rows.map(taskFromRow);
     }
-    return this.s.listTasks.all(job).map(taskFromRow);
+    return (opts.limit === undefined ? this.s.listTasks.all(job) : this.s.taskPage.all(job, Number.MIN_SAFE_INTEGER, limit)).map(taskFromRow);
   }
 
   async *taskPages(job: string, pageSize = 1000): AsyncIterable<TaskRecord[]> {

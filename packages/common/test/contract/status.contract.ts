@@ -442,6 +442,21 @@ export function statusContract(name: string, make: () => Promise<StatusFixture>,
       expect(await st.listTasks(name, { states: ['FAILED'] })).toEqual([]);
     });
 
+    it('listTasks with a limit: the first tasks in task order only (a bad limit is a bug)', async () => {
+      const name = await job('limit', 6, { maxAttempts: 1 });
+      for (const t of [2, 3, 5, 6]) {
+        await st.claim(name, t, 'i-a', 60_000);
+        await st.complete(name, t, 'i-a', { kind: 'failed', exitCode: 1 });
+      }
+      const failed = await st.listTasks(name, { states: ['FAILED'] });
+      expect(failed.map((t) => t.task)).toEqual([2, 3, 5, 6]);
+      expect(await st.listTasks(name, { states: ['FAILED'], limit: 3 })).toEqual(failed.slice(0, 3));
+      expect((await st.listTasks(name, { states: ['QUEUED', 'FAILED'], limit: 2 })).map((t) => t.task)).toEqual([1, 2]);
+      expect((await st.listTasks(name, { limit: 4 })).map((t) => t.task)).toEqual([1, 2, 3, 4]);
+      expect((await st.listTasks(name, { states: ['FAILED'], limit: 100 })).map((t) => t.task)).toEqual([2, 3, 5, 6]);
+      for (const limit of [0, -1, 1.5]) await expect(st.listTasks(name, { limit })).rejects.toThrow(/limit/);
+    });
+
     it('taskPages: every task once, in task order, at most pageSize a page, the same records as listTasks', async () => {
       const name = await job('pages', 25);
       await st.claim(name, 12, 'i-a', 60_000);

@@ -88,17 +88,31 @@ async function commandsOf(ctx: StoreContext, job: string, tasks: readonly Item[]
   return out;
 }
 
-/** The job's tasks (in some states), with their commands or not (then `command` is ''). */
-export async function queryTasks(ctx: StoreContext, job: string, states: readonly TaskState[] | undefined, withCommands: boolean): Promise<TaskRecord[]> {
+/**
+ * The job's tasks (in some states), with their commands or not (then `command` is ''). With
+ * `limit`, the first `limit` in task order: the Query's pages come in sort-key order and it stops
+ * at the page that completes them (a FilterExpression applies after a page is read, so a page can
+ * match none: the read is bounded by where the matches are, not by their number; Query.FilterExpression in
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html).
+ */
+export async function queryTasks(ctx: StoreContext, job: string, states: readonly TaskState[] | undefined, withCommands: boolean, limit?: number): Promise<TaskRecord[]> {
   if (states?.length === 0) return [];
   const e = new Expr();
-  const items = await ctx.table.queryAll(
-    e.build({
-      KeyConditionExpression: keyCondition(e, jobPk(job), { prefix: TASK_PREFIX }),
-      ...(states ? { FilterExpression: `${e.name('state')} IN (${states.map((s) => e.value(s)).join(', ')})` } : {}),
-      ConsistentRead: true,
-    }),
-  );
+  const query = e.build({
+    KeyConditionExpression: keyCondition(e, jobPk(job), { prefix: TASK_PREFIX }),
+    ...(states ? { FilterExpression: `${e.name('state')} IN (${states.map((s) => e.value(s)).join(', ')})` } : {}),
+    ConsistentRead: true,
+  });
+  let items: Item[];
+  if (limit === undefined) items = await ctx.table.queryAll(query);
+  else {
+    items = [];
+    for await (const page of ctx.table.queryPages(query)) {
+      items.push(...page);
+      if (items.length >= limit) break;
+    }
+    items = items.slice(0, limit);
+  }
   const commands = withCommands ? await commandsOf(ctx, job, items, !states) : new Map<number, string>();
   return items.map((i) => toTask(i, commands.get(Number(i.task)))!).sort((a, b) => a.task - b.task);
 }

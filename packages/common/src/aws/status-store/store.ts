@@ -35,11 +35,11 @@
 import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { GqError, UserError } from '../../errors.js';
 import { JobNotFoundError, TaskNotFoundError } from '../../port-errors.js';
-import { checkTaskStates } from '../../job/store-rules.js';
+import { checkListLimit, checkTaskStates } from '../../job/store-rules.js';
 import type { CapStop, InstanceRecord, JobRecord, JobSpec, NewTask, TaskRecord } from '../../job/model.js';
 import type { Counts, TaskState } from '../../job/states.js';
 import { decideCancel, decideClaim, decideComplete, decideFailUnrun, decideHeartbeat, decideResubmit, MAX_TASK_TAGS, tooManyTagsError } from '../../job/transitions.js';
-import type { ClaimOptions, ClaimResult, CompleteResult, HeartbeatResult, StatusStore, TaskOutcome } from '../../ports.js';
+import type { ClaimOptions, ClaimResult, CompleteResult, HeartbeatResult, ListTasksOptions, StatusStore, TaskOutcome } from '../../ports.js';
 import { bulkDecide } from './bulk.js';
 import { createJob } from './create.js';
 import { decideTask } from './decided.js';
@@ -123,8 +123,9 @@ export class DynamoStatusStore implements StatusStore {
     return reads.getTask(this.ctx.table, job, task);
   }
 
-  async listTasks(job: string, opts: { states?: readonly TaskState[] } = {}): Promise<TaskRecord[]> {
-    return this.queryTasks(job, opts.states, true);
+  async listTasks(job: string, opts: ListTasksOptions = {}): Promise<TaskRecord[]> {
+    checkListLimit(opts.limit);
+    return this.queryTasks(job, opts.states, true, opts.limit);
   }
 
   /** The job's tasks in task order, with their commands, at most `pageSize` (1..1000) a page (reads.ts). */
@@ -133,9 +134,9 @@ export class DynamoStatusStore implements StatusStore {
   }
 
   /** The job's tasks (in some states), with their commands or not (then `command` is ''). */
-  protected async queryTasks(job: string, states: readonly TaskState[] | undefined, withCommands: boolean): Promise<TaskRecord[]> {
+  protected async queryTasks(job: string, states: readonly TaskState[] | undefined, withCommands: boolean, limit?: number): Promise<TaskRecord[]> {
     if (states) checkTaskStates(states);
-    return reads.queryTasks(this.ctx, job, states, withCommands);
+    return reads.queryTasks(this.ctx, job, states, withCommands, limit);
   }
 
   /** Count the task items by state (one paginated Query); the counters must always equal it. */
