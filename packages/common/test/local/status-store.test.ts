@@ -1,31 +1,17 @@
 /** Local-only status store behaviour: schema, big submits, counters under several connections. */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   LocalStatusStore,
   SCHEMA_VERSION,
   countTasksByState,
   openDb,
   schemaVersion,
-  type Db,
 } from '../../src/local/index.js';
 import { JobNotFoundError, TaskNotFoundError } from '../../src/port-errors.js';
 import { makeSpec, makeTasks } from '../contract/status.contract.js';
-import { tempHome } from './helpers.js';
+import { tempHome, testDb } from './helpers.js';
 
-const dir = tempHome('status');
-const dbs: Db[] = [];
-function connect(): Db {
-  const db = openDb(dir.home);
-  dbs.push(db);
-  return db;
-}
-afterAll(() => {
-  for (const db of dbs) if (db.open) db.close();
-  dir.remove();
-});
-
-let n = 0;
-const job = (tag: string) => `s-${tag}-${++n}`;
+const { connect, job } = testDb('status', 's');
 
 describe('local database', () => {
   it('is WAL with a busy timeout and the current schema; opening again is harmless', () => {

@@ -1,5 +1,5 @@
 /** Local-only queue behaviour: SQS limits, typed errors, several connections, large sends. */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   LocalQueueProvider,
   MAX_VISIBILITY_SECONDS,
@@ -8,22 +8,9 @@ import {
   openDb,
   type Db,
 } from '../../src/local/index.js';
-import { tempHome } from './helpers.js';
+import { testDb } from './helpers.js';
 
-const dir = tempHome('queue');
-const dbs: Db[] = [];
-function connect(): Db {
-  const db = openDb(dir.home);
-  dbs.push(db);
-  return db;
-}
-afterAll(() => {
-  for (const db of dbs) if (db.open) db.close();
-  dir.remove();
-});
-
-let n = 0;
-const job = (tag: string) => `q-${tag}-${++n}`;
+const { dir, connect, job } = testDb('queue', 'q');
 const T = 'local';
 
 /** A provider with a hand-driven clock. */
