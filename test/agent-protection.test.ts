@@ -3,8 +3,10 @@
  * bundle): the instance is protected from scale-in while it runs a task, and unprotected once it
  * idles, before it leaves. Sampled from Auto Scaling's own view (DescribeAutoScalingGroups).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CallRecord } from '../packages/common/src/aws/call-log.js';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAwsHarness, type AwsHarness } from './support/aws-harness.js';
@@ -21,9 +23,10 @@ describeAws('AWS backend on moto: scale-in protection of a busy worker', () => {
   let h: AwsHarness;
 
   beforeAll(async () => {
-    // The first receive after a task is a 20 s long poll; an idle period of 26 s leaves the worker
-    // about 6 s idle (and unprotected) in its group before it leaves.
-    h = (await startAwsHarness('agent-protection', { jobPrefix: 'ap-', env: { GQ_IDLE: '26' } }))!;
+    // With nothing left to run the worker leaves at once after its task (the early idle rule), so
+    // its idle moment in the group is short: the call log says in which order it dropped its
+    // protection and left.
+    h = (await startAwsHarness('agent-protection', { jobPrefix: 'ap-', env: { GQ_IDLE: '26' }, callLog: join(mkdtempSync(join(tmpdir(), 'gq-ap-calls-')), 'calls.jsonl') }))!;
   }, 180_000);
 
   afterAll(async () => {
@@ -61,11 +64,18 @@ describeAws('AWS backend on moto: scale-in protection of a busy worker', () => {
     expect(whileRunning.length, 'samples while the task ran').toBeGreaterThan(3);
     // Protected for the whole run (the claim turns it on before the command starts)...
     expect(whileRunning.every((x) => inService(x)[0]!.protected), JSON.stringify(whileRunning)).toBe(true);
-    // ...and unprotected once idle, while it is still in its group.
-    expect(afterTask.some((x) => !inService(x)[0]!.protected), JSON.stringify(afterTask.slice(-5))).toBe(true);
-    // Once unprotected it stays so until it leaves (no task came).
+    // ...and unprotected once idle, while it is still in its group: the agent's last protection
+    // call turns it off, and comes before the call that takes the instance out of its group (a
+    // sample may or may not fall in that moment, so the order is read from the calls themselves).
+    const calls = readFileSync(h.env.GQ_TEST_AWS_CALL_LOG!, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CallRecord)
+      .filter((r) => r.who !== 'cli' && (JSON.parse(r.who) as { job?: string }).job === s.job);
+    const protections = calls.map((r, i) => ({ r, i })).filter(({ r }) => r.operation === 'SetInstanceProtection');
+    const leave = calls.findIndex((r) => r.operation === 'TerminateInstanceInAutoScalingGroup');
+    expect(protections.map(({ r }) => r.fields.ProtectedFromScaleIn), JSON.stringify(protections)).toEqual([true, false]);
+    expect(leave, 'the agent took its instance out of its group').toBeGreaterThan(protections[1]!.i);
+    // Once unprotected it stays so until it leaves (no task came): no sample shows it protected again.
     const firstOff = afterTask.findIndex((x) => !inService(x)[0]!.protected);
-    expect(afterTask.slice(firstOff).every((x) => !inService(x)[0]!.protected)).toBe(true);
+    if (firstOff >= 0) expect(afterTask.slice(firstOff).every((x) => !inService(x)[0]!.protected)).toBe(true);
 
     await awsInvariants(s);
     await fleetGone(s);

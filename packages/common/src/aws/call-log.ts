@@ -91,6 +91,8 @@ export function recordFields(input: unknown): Record<string, unknown> {
     const v = input[k];
     if (typeof v === 'string') f[k] = v;
   }
+  // Auto Scaling SetInstanceProtection: on or off (tests check when an agent drops protection).
+  if (typeof input.ProtectedFromScaleIn === 'boolean') f.ProtectedFromScaleIn = input.ProtectedFromScaleIn;
   // DynamoDB: the partition keys the request touches (dynamodb:LeadingKeys).
   const pks = new Set<string>();
   const addPk = (v: unknown) => {
