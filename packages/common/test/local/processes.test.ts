@@ -29,6 +29,13 @@ const db = m.openDb(home);
 const queues = new m.LocalQueueProvider(db);
 const status = new m.LocalStatusStore(db);
 const q = await queues.open(job, type);
+// Start together: the first process up could otherwise drain the queue alone before the others
+// have loaded (the assertion below needs several claimers).
+const fs = await import('node:fs');
+fs.writeFileSync(home + '/ready-' + id, '');
+for (const until = Date.now() + 20000; Date.now() < until && fs.readdirSync(home).filter((f) => f.startsWith('ready-')).length < 3; ) {
+  await new Promise((r) => setTimeout(r, 10));
+}
 const claimed = [], redelivered = [];
 for (let empty = 0; empty < 3; ) {
   const msgs = await q.receive({ max: 10, waitSeconds: 0.3, visibilitySeconds: 120 });
