@@ -11,7 +11,7 @@ export const SETTING_FLAGS = {
   slots: { type: 'number', describe: 'Tasks one worker (instance or local worker process) runs at once (default 1; per type in the config file)' },
   retries: { type: 'number', describe: 'Extra attempts for a failed task (default 2)' },
   timeout: { type: 'string', describe: 'Per-task timeout, e.g. 90s, 30m, 2h (default: none)' },
-  idle: { type: 'string', describe: 'A worker leaves after the queue is empty this long' },
+  idle: { type: 'string', describe: 'A worker leaves after this long without work, or at once when nothing is left that it could run' },
   visibility: { type: 'string', describe: 'Task lease / message visibility, renewed while running (default 5m)' },
   'unreachable-timeout': { type: 'string', describe: 'A worker that cannot reach AWS this long leaves (default 30m)' },
   'install-timeout': { type: 'string', describe: 'Timeout of one install attempt (default 30m)' },
