@@ -2,7 +2,7 @@
  * While a job runs, on the local backend through the real CLI and worker processes: `gq logs
  * NAME TASK --follow` prints a task's output before the task ends and returns when it ends (with
  * its outcome); `gq status` shows the ETA and the running task's progress tags with their age;
- * a worker that finished its task is shown IDLE at once, not BUSY until it leaves.
+ * a worker waiting for its failed task's retry is shown IDLE at once, not BUSY until it runs again.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -84,24 +84,31 @@ describe('local backend: while a job runs', () => {
     expect((await gq(['status', 'live-job'], env)).stdout).not.toMatch(/ETA/);
   });
 
-  it('a worker with one slot that finished its only task shows IDLE in gq status at once, while it stays', async () => {
-    // Two workers of one slot each: the one that ran the short task stays (the other task, still
-    // running, could come back to it) and sits idle.
+  it('a worker with one slot whose task failed shows IDLE in gq status at once, while it waits for the retry', async () => {
+    // One worker of one slot; its only task fails twice (each retry comes back after a pause of
+    // 2 s, then 4 s) and then waits on a gate. Between attempts the worker has nothing to run and
+    // must stay (the retry needs it): it is shown IDLE then, not BUSY until it runs again.
     const { code, env, home } = setUp('live-idle', { GQ_IDLE: '20' });
     const gate = join(home, 'gate');
-    const file = jobFile(home, ["sleep 1; printf 'id\\n1\\n' > results.csv", `while [ ! -e ${gate} ]; do sleep 0.1; done; printf 'id\\n2\\n' > results.csv`]);
-    expect((await gq(['submit', file, '--code', code, '--name', 'idle-job', '--workers', '2', '--retries', '0'], env)).code).toBe(0);
-    await waitFor('both workers busy', async () => (await statusJson('idle-job', env)).instances.filter((i: any) => i.state === 'BUSY').length === 2);
-    const finished = await waitFor('the short task to succeed', async () => ((await statusJson('idle-job', env)).counts.succeeded === 1 ? Date.now() : false), 30_000, 100);
-    const s = await waitFor('its worker shown idle', async () => {
+    const count = join(home, 'count');
+    const file = jobFile(home, [
+      `n=$(( $(cat ${count} 2>/dev/null || echo 0) + 1 )); echo $n > ${count}; [ $n -ge 3 ] || exit 3; while [ ! -e ${gate} ]; do sleep 0.1; done; printf 'id\\n1\\n' > results.csv`,
+    ]);
+    expect((await gq(['submit', file, '--code', code, '--name', 'idle-job', '--workers', '1', '--retries', '2'], env)).code).toBe(0);
+    const idle = await waitFor('the worker shown idle between attempts', async () => {
       const st = await statusJson('idle-job', env);
       return st.instances.some((i: any) => i.state === 'IDLE') ? st : false;
-    }, 10_000, 100);
-    // At once (well within its 20 s idle period), not when it leaves.
-    expect(Date.now() - finished).toBeLessThan(2000);
-    expect(s.instances.map((i: any) => i.state).sort()).toEqual(['BUSY', 'IDLE']);
-    expect(s.running.map((t: any) => t.task)).toEqual([2]);
+    }, 20_000, 100);
+    expect(idle.instances.map((i: any) => i.state)).toEqual(['IDLE']);
+    expect(idle.running).toEqual([]);
+    expect(idle.counts.queued).toBe(1);
+    // It stayed: the same worker runs the third attempt (BUSY again), and no other was started.
+    const busy = await waitFor('the third attempt running', async () => {
+      const st = await statusJson('idle-job', env);
+      return st.running.length === 1 ? st : false;
+    }, 20_000, 100);
+    expect(busy.instances.map((i: any) => [i.instance, i.state])).toEqual([[idle.instances[0].instance, 'BUSY']]);
     writeFileSync(gate, '');
-    await waitFor('the job to end', async () => (await statusJson('idle-job', env)).counts.succeeded === 2, 30_000);
+    await waitFor('the job to end', async () => (await statusJson('idle-job', env)).counts.succeeded === 1, 30_000);
   });
 });
