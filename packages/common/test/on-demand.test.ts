@@ -1,6 +1,6 @@
 /** The on-demand fallback's pure rules (job/on-demand.ts) and the names of its queues and groups (aws/names.ts). */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SPOT_INTERRUPTIONS, movedToOnDemand, poolsOf, queueFor } from '../src/job/on-demand.js';
+import { DEFAULT_SPOT_INTERRUPTIONS, movedCounter, movesToOnDemand, poolsOf, queueFor } from '../src/job/on-demand.js';
 import { deadLetterQueueName, groupName, launchTemplateName, queueName } from '../src/aws/names.js';
 
 describe('queueFor', () => {
@@ -15,9 +15,13 @@ describe('queueFor', () => {
     expect(queueFor({ interruptions: 9 }, { spotInterruptions: 0 })).toBe('main');
     expect(queueFor({ interruptions: 9 }, {})).toBe('main');
   });
-  it('counts the tasks that moved', () => {
-    expect(movedToOnDemand([{}, { interruptions: 2 }, { interruptions: 3 }, { interruptions: 1 }], job)).toBe(2);
-    expect(movedToOnDemand([{ interruptions: 3 }], {})).toBe(0);
+  it('a write moves a task when it takes its interruptions to the limit, only then', () => {
+    expect(movesToOnDemand({ interruptions: 1 }, { interruptions: 2 }, job)).toBe(true);
+    expect(movesToOnDemand({}, { interruptions: 1 }, job)).toBe(false);
+    expect(movesToOnDemand({ interruptions: 2 }, { interruptions: 3 }, job)).toBe(false);
+    expect(movesToOnDemand({ interruptions: 2 }, { interruptions: 2 }, job)).toBe(false);
+    expect(movesToOnDemand({ interruptions: 1 }, { interruptions: 2 }, {})).toBe(false);
+    expect(movedCounter('c5.large')).toBe('moved:c5.large');
   });
   it('gives a falling-back job two pools per type, others one', () => {
     expect(poolsOf(job)).toEqual(['main', 'on-demand']);

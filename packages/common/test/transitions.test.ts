@@ -245,6 +245,23 @@ describe('decideComplete', () => {
     return { d, w: d.write ? expectWrite(d, before, copy) : undefined };
   };
 
+  it('counts the interruption that moves a Spot task to on-demand on the job (moved:<type>), and no other', () => {
+    const spot = job({ spotInterruptions: 2 });
+    const released = { kind: 'released', reason: 'instance interrupted', interrupted: true } as const;
+    // 1 → 2 reaches the limit: moved, with the task counts of the release.
+    expect(complete(running('i-1', NOW + 1, { interruptions: 1 }), released, spot).d.delta).toEqual({ running: -1, queued: 1, 'moved:t3.micro': 1 });
+    // 0 → 1: still on Spot; 2 → 3 (already moved); an agent stopped without an interruption; a failure; no limit.
+    for (const [t, outcome, j] of [
+      [running('i-1', NOW + 1), released, spot],
+      [running('i-1', NOW + 1, { interruptions: 2 }), released, spot],
+      [running('i-1', NOW + 1, { interruptions: 1 }), { kind: 'released', reason: 'agent stopped' }, spot],
+      [running('i-1', NOW + 1, { interruptions: 1 }), { kind: 'failed', error: 'x', retryable: true }, spot],
+      [running('i-1', NOW + 1, { interruptions: 1 }), released, job()],
+    ] as const) {
+      expect(Object.keys(complete(t, outcome as TaskOutcome, j).d.delta).filter((k) => k.startsWith('moved:'))).toEqual([]);
+    }
+  });
+
   it('records success', () => {
     const { d, w } = complete(running('i-1', NOW + 1, { signal: 'SIGKILL' }), {
       kind: 'succeeded',

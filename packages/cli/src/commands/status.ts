@@ -5,7 +5,7 @@
  * size of the job. Task detail (--tasks) is read only when asked for, a page at a time, each page
  * printed before the next is read (100,000 tasks are never all held).
  */
-import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, queueFor, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
+import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
 import { once } from 'node:events';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
@@ -77,14 +77,11 @@ async function jobStatus(backend: Backend, job: JobRecord, withTasks: boolean, f
   const failures = job.counts.failed > 0 ? await backend.status.listTasks(job.name, { states: ['FAILED'], limit: MAX_FAILURES_SHOWN }) : [];
   const typeCounts = withTasks ? await countsByType(backend, job) : undefined;
   const perType: Record<string, { total: number; interruptions: number; movedToOnDemand?: number; counts?: Record<string, number> } & TypeFleetJson> = {};
-  // Tasks moved to on-demand (job/on-demand.ts): counted over the task pages (nothing kept), and
-  // only once enough interruptions happened for one.
-  const interrupted = instances.filter((i) => i.detail === INTERRUPTED_DETAIL).length;
-  const moved = job.spotInterruptions && interrupted >= job.spotInterruptions ? await movedByType(backend, job) : new Map<string, number>();
   for (const [type, total] of Object.entries(job.instanceTypes)) {
     // Instances of the type that left on a Spot interruption notice (their records say so).
     const interruptions = instances.filter((i) => i.instanceType === type && i.detail === INTERRUPTED_DETAIL).length;
-    const movedToOnDemand = moved.get(type) ?? 0;
+    // Tasks moved to on-demand (job/on-demand.ts): a counter of the job, read with it.
+    const movedToOnDemand = job.movedToOnDemand?.[type] ?? 0;
     perType[type] = { total, interruptions, ...(movedToOnDemand ? { movedToOnDemand } : {}), ...typeFleetJson(fleet?.report?.types[type], fleet ?? { bootFailures: 0 }) };
   }
   for (const [type, c] of typeCounts ?? []) if (perType[type]) perType[type].counts = c;
@@ -107,15 +104,6 @@ async function jobStatus(backend: Backend, job: JobRecord, withTasks: boolean, f
 }
 
 type StatusJson = Awaited<ReturnType<typeof statusJson>>;
-
-/** Per instance type, its tasks that moved to on-demand after their Spot interruptions: one pass over the task pages. */
-async function movedByType(backend: Backend, job: JobRecord): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for await (const page of backend.status.taskPages(job.name)) {
-    for (const t of page) if (queueFor(t, job) === 'on-demand') out.set(t.instanceType, (out.get(t.instanceType) ?? 0) + 1);
-  }
-  return out;
-}
 
 /** Each instance type's task counts by state: the job's own counts when it has one type, else one pass over the task pages (nothing kept). */
 async function countsByType(backend: Backend, job: JobRecord): Promise<Map<string, Record<string, number>>> {

@@ -75,6 +75,8 @@ export interface JobRecord extends JobSpec {
    * raises the cap and clears it.
    */
   capStop?: CapStop;
+  /** A Spot job's tasks moved to on-demand, per instance type (job/on-demand.ts); absent: none. */
+  movedToOnDemand?: Record<string, number>;
 }
 
 /** The figures of the moment a job reached its cost cap (`capStop`). */

@@ -24,7 +24,17 @@ export function queueFor(task: Pick<TaskRecord, 'interruptions'>, job: Pick<JobS
   return limit > 0 && (task.interruptions ?? 0) >= limit ? 'on-demand' : 'main';
 }
 
-/** Tasks of `tasks` that moved to on-demand (for `gq status`). */
-export function movedToOnDemand(tasks: readonly Pick<TaskRecord, 'interruptions'>[], job: Pick<JobSpec, 'spotInterruptions'>): number {
-  return tasks.filter((t) => queueFor(t, job) === 'on-demand').length;
+/**
+ * The job counter that counts a type's tasks moved to on-demand: a write that moves one adds 1 to
+ * it (transitions.ts), in the transaction that records the interruption, so `gq status` reads the
+ * count with the job instead of over every task. A task moves once: its interruptions only grow
+ * (`gq retry` keeps them), and an on-demand attempt is not interrupted by Spot.
+ */
+export function movedCounter(instanceType: string): `moved:${string}` {
+  return `moved:${instanceType}`;
+}
+
+/** Whether this write moves the task from its type's Spot pool to on-demand. */
+export function movesToOnDemand(before: Pick<TaskRecord, 'interruptions'>, after: Pick<TaskRecord, 'interruptions'>, job: Pick<JobSpec, 'spotInterruptions'>): boolean {
+  return queueFor(before, job) === 'main' && queueFor(after, job) === 'on-demand';
 }

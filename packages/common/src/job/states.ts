@@ -15,6 +15,7 @@ export const FINAL_STATES: ReadonlySet<TaskState> = new Set(['SUCCEEDED', 'FAILE
 /** Lower-case names used for counters and JSON output. */
 export type CountKey = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type Counts = Record<CountKey, number>;
+export const COUNT_KEYS: readonly CountKey[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
 export function countKey(state: TaskState): CountKey {
   return state.toLowerCase() as CountKey;
@@ -61,8 +62,19 @@ export function isFinal(state: TaskState): boolean {
   return FINAL_STATES.has(state);
 }
 
+/**
+ * Counter changes of a write: the task counts, and `moved:<instance type>` when a task of that
+ * type moved to on-demand (job/on-demand.ts; the job's `movedToOnDemand`).
+ */
+export type CounterDelta = Partial<Counts> & { [moved: `moved:${string}`]: number | undefined };
+
 /** Counter changes for a transition: -1 on the old state, +1 on the new (nothing when equal). */
-export function counterDelta(from: TaskState, to: TaskState): Partial<Counts> {
+export function counterDelta(from: TaskState, to: TaskState): CounterDelta {
   if (from === to) return {};
-  return { [countKey(from)]: -1, [countKey(to)]: 1 } as Partial<Counts>;
+  return { [countKey(from)]: -1, [countKey(to)]: 1 } as CounterDelta;
+}
+
+/** Add `delta` into `into`, counter by counter. */
+export function addDelta(into: CounterDelta, delta: CounterDelta): void {
+  for (const [k, v] of Object.entries(delta) as [keyof CounterDelta, number | undefined][]) if (v) into[k] = (into[k] ?? 0) + v;
 }

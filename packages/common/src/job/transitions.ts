@@ -8,13 +8,14 @@ import type { ClaimOptions, ClaimResult, CompleteResult, HeartbeatResult, TaskOu
 import { completeAttempt, loseAttempt, openAttempt } from './history.js';
 import { IllegalTransitionError, UserError } from '../errors.js';
 import type { JobRecord, NewTask, TaskRecord } from './model.js';
-import { counterDelta, isFinal, nextState, type Counts, type TaskEvent } from './states.js';
+import { counterDelta, isFinal, nextState, type CounterDelta, type TaskEvent } from './states.js';
+import { movedCounter, movesToOnDemand } from './on-demand.js';
 
 export interface Decision<R> {
   /** The record to write (conditional on `before.version`), or undefined for no write. */
   write?: TaskRecord;
   /** Counter changes to apply to the job in the same transaction. */
-  delta: Partial<Counts>;
+  delta: CounterDelta;
   result: R;
 }
 
@@ -154,7 +155,10 @@ export function decideComplete(
       w = move(task, 'cancel', now, { ...clear, finishedAt, logKey: outcome.logKey ?? task.logKey, error: 'cancelled by gq cancel' });
       break;
   }
-  return decided(task, w, { kind: 'recorded', state: w.state });
+  const d = decided(task, w, { kind: 'recorded', state: w.state } as const);
+  // The interruption that moves it to on-demand is counted on the job (on-demand.ts).
+  if (movesToOnDemand(task, w, job)) d.delta[movedCounter(task.instanceType)] = 1;
+  return d;
 }
 
 /** Cancel one task: queued ones at once, running ones are asked to stop unless their worker is gone. */

@@ -4,7 +4,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { JobRecord, JobSpec, TaskRecord } from '../job/model.js';
-import { countKey, emptyCounts, type Counts, type TaskState } from '../job/states.js';
+import { COUNT_KEYS, countKey, emptyCounts, type CounterDelta, type Counts, type TaskState } from '../job/states.js';
 import type { Db } from './db.js';
 
 export interface JobRow {
@@ -81,8 +81,9 @@ export function jobFromRow(r: JobRow): JobRecord {
 
 export type DeltaParams = Counts & { name: string; now: string };
 
-export function addCounts(into: Counts, delta: Partial<Counts>): void {
-  for (const [k, v] of Object.entries(delta) as [keyof Counts, number][]) into[k] += v;
+/** Add the task counts of `delta` into `into` (its other counters are not the local store's: a local job has no Spot). */
+export function addCounts(into: Counts, delta: CounterDelta): void {
+  for (const k of COUNT_KEYS) into[k] += delta[k] ?? 0;
 }
 
 /** Straight COUNT(*) of a job's tasks by state, for checking the counters. */

@@ -19,7 +19,7 @@ import type {
   TaskOutcome,
 } from '../ports.js';
 import { busyDetail, type CapStop, type InstanceRecord, type JobRecord, type JobSpec, type NewTask, type TaskRecord } from '../job/model.js';
-import { emptyCounts, type Counts, type TaskState } from '../job/states.js';
+import { emptyCounts, type CounterDelta, type Counts, type TaskState } from '../job/states.js';
 import {
   decideCancel,
   decideClaim,
@@ -256,10 +256,8 @@ export class LocalStatusStore implements StatusStore {
     if (changes !== 1) throw new GqError(`internal: task ${before.job}/${before.task} changed under us (version ${before.version})`);
   }
 
-  private applyDelta(job: string, delta: Partial<Counts>, now: number): void {
-    let any = false;
-    for (const k of Object.keys(delta) as (keyof Counts)[]) if (delta[k]) any = true;
-    if (!any) return;
+  private applyDelta(job: string, delta: CounterDelta, now: number): void {
+    if (!(delta.queued || delta.running || delta.succeeded || delta.failed || delta.cancelled)) return;
     this.s.delta.run({
       queued: delta.queued ?? 0,
       running: delta.running ?? 0,

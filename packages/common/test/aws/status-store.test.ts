@@ -94,6 +94,26 @@ describeAws('DynamoStatusStore (moto)', () => {
     await expectConsistent(job, { succeeded: 20 });
   });
 
+  it("a Spot task's move to on-demand is a counter of the job, over the shards, read with getJob (no pass over the tasks)", async () => {
+    const job = uniqueJob('moved');
+    await st.createJob({ ...makeSpec(job, 3), spotInterruptions: 2 }, makeTasks(3));
+    const released = { kind: 'released', reason: 'instance interrupted', interrupted: true } as const;
+    // Task 1 is interrupted twice (moves), task 2 once (stays on Spot).
+    for (const [task, times] of [[1, 2], [2, 1]] as const) {
+      for (let i = 0; i < times; i++) {
+        expect((await st.claim(job, task, `i-${task}-${i}`, 60_000)).kind).toBe('claimed');
+        await st.complete(job, task, `i-${task}-${i}`, released);
+      }
+    }
+    const type = Object.keys(makeSpec(job, 3).instanceTypes)[0]!;
+    counter.reset();
+    const rec = await st.getJob(job);
+    expect(counter.counts()).toEqual({ 'DynamoDB.Query': 1 }); // as always: job item and shards
+    expect(rec!.movedToOnDemand).toEqual({ [type]: 1 });
+    expect((await st.getTask(job, 1))!.interruptions).toBe(2);
+    await expectConsistent(job, { queued: 3 });
+  });
+
   it('listTasks without a state filter is a Query real DynamoDB accepts (no empty ExpressionAttributeNames)', async () => {
     // gq results and gq status --tasks list a job's tasks unfiltered; the strict layer in front
     // of moto refuses an empty ExpressionAttributeNames with DynamoDB's ValidationException.

@@ -8,7 +8,7 @@
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import pLimit from 'p-limit';
 import type { TaskRecord } from '../../job/model.js';
-import { emptyCounts, type CountKey } from '../../job/states.js';
+import { addDelta, type CounterDelta } from '../../job/states.js';
 import type { Decision } from '../../job/transitions.js';
 import { decideAndWrite, writeDecision } from './decided.js';
 import { counterUpdate, hasDelta, taskUpdate } from './expressions.js';
@@ -40,8 +40,8 @@ async function decideChunk<R>(ctx: StoreContext, chunk: readonly TaskRecord[], d
     const decided = chunk.map((t) => ({ t, d: decide(t, now) }));
     const writes = decided.filter((x) => x.d.write);
     if (writes.length === 0) return { result: decided.map((x) => ({ result: x.d.result, task: x.t })) };
-    const delta = emptyCounts();
-    for (const { d } of writes) for (const [k, v] of Object.entries(d.delta)) delta[k as CountKey] += v ?? 0;
+    const delta: CounterDelta = {};
+    for (const { d } of writes) addDelta(delta, d.delta);
     const result = decided.map((x) => ({ result: x.d.result, task: x.d.write ?? x.t }));
     if (writes.length === 1) return { result, write: () => writeDecision(ctx, writes[0]!.t, writes[0]!.d.write!, delta) };
     return {

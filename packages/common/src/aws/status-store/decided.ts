@@ -5,7 +5,7 @@
  * the record this store wrote last while it holds the task (held.ts), else from a fresh read.
  */
 import type { JobRecord, TaskRecord } from '../../job/model.js';
-import type { Counts } from '../../job/states.js';
+import type { CounterDelta } from '../../job/states.js';
 import type { Decision } from '../../job/transitions.js';
 import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { counterUpdate, hasDelta, taskUpdate, type TransactUpdate } from './expressions.js';
@@ -24,7 +24,7 @@ export async function writeDecision(
   ctx: StoreContext,
   before: TaskRecord,
   write: TaskRecord,
-  delta: Partial<Counts>,
+  delta: CounterDelta,
   also: readonly TransactUpdate[] = [],
   sameLease = false,
 ): Promise<WriteOutcome> {

@@ -9,7 +9,7 @@
  * here, tested against the strict layer's rules without the network.
  */
 import { busyDetail, type TaskRecord } from '../../job/model.js';
-import type { Counts } from '../../job/states.js';
+import type { CounterDelta } from '../../job/states.js';
 import { counterSk, FROZEN, instanceSk, JOB_SK, jobPk, taskSk, type Item } from './items.js';
 
 /** The expression maps of a request; each is absent rather than empty. */
@@ -114,7 +114,7 @@ export function taskUpdate(table: string, before: TaskRecord, after: TaskRecord,
  * UpdateItem parameters adding `delta` to counter shard `shard` of the job (undefined: the job
  * item, for a job written by an older gq), conditional on that item existing (the job not deleted).
  */
-export function counterUpdate(table: string, job: string, delta: Partial<Counts>, now: number, shard?: number) {
+export function counterUpdate(table: string, job: string, delta: CounterDelta, now: number, shard?: number) {
   const e = new Expr();
   const add = Object.entries(delta)
     .filter(([, v]) => v)
@@ -129,7 +129,7 @@ export function counterUpdate(table: string, job: string, delta: Partial<Counts>
 }
 
 /** Whether a counter delta changes any counter. */
-export function hasDelta(delta: Partial<Counts>): boolean {
+export function hasDelta(delta: CounterDelta): boolean {
   return Object.values(delta).some((v) => v);
 }
 

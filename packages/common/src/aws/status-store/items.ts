@@ -20,7 +20,10 @@
  * same transaction, so that every task anyone can see has its command.
  */
 import type { InstanceRecord, JobRecord, JobSpec, TaskRecord } from '../../job/model.js';
-import { emptyCounts, type CountKey } from '../../job/states.js';
+import { COUNT_KEYS, emptyCounts } from '../../job/states.js';
+
+/** Counter attributes `moved:<instance type>` (job/on-demand.ts movedCounter), summed over the shards. */
+const MOVED_PREFIX = 'moved:';
 
 export type Item = Record<string, unknown>;
 
@@ -44,7 +47,7 @@ export const TASK_PREFIX = 'TASK#';
 export const CMD_PREFIX = 'CMD#';
 export const INST_PREFIX = 'INST#';
 
-export const COUNT_KEYS: readonly CountKey[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+export { COUNT_KEYS };
 /** Attributes a decided write never touches: keys, identity, the command (its own item), and tags and their times (owned by setTag). */
 export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags', 'tagTimes']);
 
@@ -107,11 +110,13 @@ export function toJob(item: Item | undefined, shards: readonly Item[] = []): Job
   if (!item) return undefined;
   const counts = emptyCounts();
   let updatedAt = String(item.updatedAt ?? (item.spec as JobSpec).createdAt);
+  const moved: Record<string, number> = {};
   for (const it of [item, ...shards]) {
     for (const k of COUNT_KEYS) counts[k] += Number(it[k] ?? 0);
+    for (const [k, v] of Object.entries(it)) if (k.startsWith(MOVED_PREFIX)) moved[k.slice(MOVED_PREFIX.length)] = (moved[k.slice(MOVED_PREFIX.length)] ?? 0) + Number(v ?? 0);
     if (typeof it.updatedAt === 'string' && it.updatedAt > updatedAt) updatedAt = it.updatedAt;
   }
-  return { ...(item.spec as JobSpec), counts, cancelRequested: Boolean(item.cancelRequested), updatedAt };
+  return { ...(item.spec as JobSpec), counts, cancelRequested: Boolean(item.cancelRequested), updatedAt, ...(Object.keys(moved).length ? { movedToOnDemand: moved } : {}) };
 }
 
 /** The job from the items of a `begins_with(sk, "JOB")` Query. */
