@@ -151,11 +151,12 @@ describe('report layout', () => {
     ])).toEqual({ row: [0, 1, 0, 2], rows: 3 });
   });
 
-  it('ETA at the rate so far, only while tasks are left', () => {
+  it("the ETA is gq status's estimate, shown only while tasks are left", () => {
     const d = small();
-    expect(eta(d)).toBeUndefined();
+    expect(eta({ ...d, etaAt: d.now + 1000 })).toBeUndefined(); // nothing left
     const open = { ...d, job: { ...d.job, total: 8, counts: { ...d.job.counts, queued: 4 } } };
-    // 4 done in the 59 s since the first start: 4 more take 59 s.
+    expect(eta(open)).toBeUndefined(); // not known (no estimate given)
+    Object.assign(open, { etaAt: open.now + 59_000 });
     expect(eta(open)).toBe(open.now + 59_000);
     const c = finishedCurve(open);
     expect(c.eta!.to[0]).toBeCloseTo(900);

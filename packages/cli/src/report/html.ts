@@ -81,7 +81,7 @@ function finishedSvg(d: ReportData): string {
     ? `<line id="eta" x1="${n1(c.eta.from[0])}" y1="${n1(c.eta.from[1])}" x2="${n1(c.eta.to[0])}" y2="${n1(c.eta.to[1])}" stroke="#3b82f6" stroke-width="2" stroke-dasharray="6 4"><title>ETA ${esc(iso(c.eta.at))}</title></line>`
     : '';
   const ticks = timeTicks(c.from, c.to);
-  const note = c.eta ? `ETA at the rate so far (dashed): ${iso(c.eta.at)}.` : d.job.counts.queued + d.job.counts.running === 0 ? `The job has ended.` : 'No ETA yet: no task has finished.';
+  const note = c.eta ? `ETA (dashed), as gq status estimates it: ${iso(c.eta.at)}.` : d.job.counts.queued + d.job.counts.running === 0 ? `The job has ended.` : 'No ETA yet: no task has finished, or no worker is running.';
   return `<svg id="finished" width="${LABEL_WIDTH + PLOT_WIDTH}" height="${CHART_HEIGHT + 24}" role="img" aria-label="Tasks finished over time"><g transform="translate(${LABEL_WIDTH},0)"><text x="-6" y="10" text-anchor="end">${d.job.total.toLocaleString('en')} tasks</text><text x="-6" y="${CHART_HEIGHT}" text-anchor="end">0</text><line x1="0" x2="${PLOT_WIDTH}" y1="0" y2="0" stroke="#d0d7de" stroke-dasharray="2 3"/>${axis(ticks, CHART_HEIGHT + 16, CHART_HEIGHT)}<polyline points="${pts}" fill="none" stroke="#2e9d57" stroke-width="2"/>${etaLine}</g></svg><p class="muted">${note}</p>`;
 }
 

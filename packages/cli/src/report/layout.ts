@@ -206,14 +206,11 @@ export function histogram(d: ReportData): { bars: HistogramBar[]; max: number } 
   return { bars, max };
 }
 
-/** When the job should end, at the rate tasks finished so far (undefined: finished, or nothing finished yet). */
+/** When the job should end: gq status's estimate (undefined: finished, or not known yet). */
 export function eta(d: ReportData): number | undefined {
   const c = d.job.counts;
-  const done = c.succeeded + c.failed + c.cancelled;
-  if (c.queued + c.running === 0 || done === 0) return undefined;
-  const start = d.first ?? Date.parse(d.job.createdAt);
-  if (!(d.now > start)) return undefined;
-  return d.now + ((d.job.total - done) * (d.now - start)) / done;
+  if (c.queued + c.running === 0) return undefined;
+  return d.etaAt;
 }
 
 /** The finished-tasks curve (cumulative, one point per bin end) and the ETA line, in pixels. */

@@ -133,4 +133,9 @@ export interface ReportData {
   types: TypeRow[];
   /** Total spend in USD (null: some price unknown; undefined: not computed). */
   spend?: number | null;
+  /**
+   * When the job should end (epoch ms), the estimate `gq status` shows (cost/eta.ts: mean task
+   * time, tasks left, live slots); undefined: it cannot be known yet, or nothing is left.
+   */
+  etaAt?: number;
 }

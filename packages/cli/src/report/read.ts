@@ -4,7 +4,8 @@
  * cost-report.ts's costView), and the tail of the log of the first MAX_FAILURES failed tasks
  * (its last LOG_TAIL_BYTES only: a log of gigabytes costs no more than a short one).
  */
-import { keys, type Backend, type JobRecord } from '@gq/common';
+import { keys, type Backend, type JobRecord, type TaskRecord } from '@gq/common';
+import { etaOf } from '../live-report.js';
 import { plainRelativeKey } from '@gq/common/safe-path';
 import { costView } from '../cost-report.js';
 import { ReportBuilder } from './aggregate.js';
@@ -46,9 +47,16 @@ async function readTail(backend: Backend, job: string, f: Failure): Promise<void
 export async function gatherReport(backend: Backend, job: JobRecord, opts: { region?: string; now?: number } = {}): Promise<ReportData> {
   const now = opts.now ?? Date.now();
   const b = new ReportBuilder(job, now);
-  for await (const page of backend.status.taskPages(job.name)) b.add(page);
+  const running: TaskRecord[] = []; // a few: one per busy slot
+  for await (const page of backend.status.taskPages(job.name)) {
+    b.add(page);
+    for (const t of page) if (t.state === 'RUNNING') running.push(t);
+  }
   const d = b.finish();
   const instances = await backend.status.listInstances(job.name);
+  // The ETA gq status shows, from the same figures.
+  const { eta: est } = etaOf(job, instances, running, now);
+  if (est) d.etaAt = Date.parse(est.at);
   const byId = new Map(instances.map((i) => [i.instance, i]));
   for (const l of d.lanes) {
     const r = byId.get(l.id);
