@@ -203,6 +203,10 @@ describeAws('IAM: per-job isolation and the user policy, evaluated with iam-simu
     await allowed(user, req('sqs:TagQueue', queue('alpha')));
     await refused(user, req('sqs:CreateQueue', `arn:aws:sqs:${REGION}:${ACCOUNT}:payroll`));
     await allowed(user, req('dynamodb:Query', tableArn, { 'dynamodb:LeadingKeys': ['JOBS'] }));
+    // The index of FAILED tasks (gq status, gq retry): a Query of it is authorised on its own ARN.
+    await allowed(user, req('dynamodb:Query', `${tableArn}/index/failed`));
+    await refused(user, req('dynamodb:PutItem', `${tableArn}/index/failed`));
+    await refused(user, req('dynamodb:Query', `${tableArn}/index/other`));
     await refused(user, req('dynamodb:DeleteTable', tableArn));
     await refused(user, req('dynamodb:GetItem', `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/other`));
     await allowed(user, req('s3:GetObject', object('jobs/alpha/tasks/1/log.txt')));

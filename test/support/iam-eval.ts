@@ -134,7 +134,9 @@ export function toRequests(r: CallRecord, a: Account, seen: Seen): IamRequest[] 
         }
         break;
       }
-      add(`dynamodb:${op}`, tableArn(f.TableName), f.LeadingKeys ? { 'dynamodb:LeadingKeys': f.LeadingKeys } : {});
+      // A Query of an index is authorised on the index: arn:...:table/T/index/I.
+      const resource = f.IndexName ? `${tableArn(f.TableName)}/index/${f.IndexName}` : tableArn(f.TableName);
+      add(`dynamodb:${op}`, resource, f.LeadingKeys ? { 'dynamodb:LeadingKeys': f.LeadingKeys } : {});
       break;
     }
     case 'S3': {

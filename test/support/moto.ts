@@ -149,6 +149,8 @@ export interface SharedResources {
 export async function createSharedResources(
   endpoint: string,
   names: Partial<SharedResources> = {},
+  /** failedIndex false: a table as an older gq stack made it, without the index of FAILED tasks. */
+  opts: { failedIndex?: boolean } = {},
 ): Promise<SharedResources> {
   const bucket = names.bucket ?? 'gq-test-artifacts';
   const table = names.table ?? 'gq-test-status';
@@ -209,11 +211,27 @@ export async function createSharedResources(
           AttributeDefinitions: [
             { AttributeName: 'pk', AttributeType: 'S' },
             { AttributeName: 'sk', AttributeType: 'S' },
+            ...(opts.failedIndex === false ? [] : [{ AttributeName: 'fpk', AttributeType: 'S' as const }, { AttributeName: 'fsk', AttributeType: 'N' as const }]),
           ],
           KeySchema: [
             { AttributeName: 'pk', KeyType: 'HASH' },
             { AttributeName: 'sk', KeyType: 'RANGE' },
           ],
+          // As infra/gq.yaml: the sparse index of FAILED tasks (status-store/items.ts FAILED_INDEX).
+          ...(opts.failedIndex === false
+            ? {}
+            : {
+                GlobalSecondaryIndexes: [
+                  {
+                    IndexName: 'failed',
+                    KeySchema: [
+                      { AttributeName: 'fpk', KeyType: 'HASH' as const },
+                      { AttributeName: 'fsk', KeyType: 'RANGE' as const },
+                    ],
+                    Projection: { ProjectionType: 'ALL' as const },
+                  },
+                ],
+              }),
           SSESpecification: { Enabled: true },
         }),
       );

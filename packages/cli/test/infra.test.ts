@@ -26,7 +26,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Stack } from '@aws-sdk/client-cloudformation';
 import { configSchema, createLogger, type Config } from '@gq/common';
-import { jobPk } from '@gq/common/aws/index';
+import { FAILED_INDEX, FAILED_PK, FAILED_SK, jobPk } from '@gq/common/aws/index';
 import {
   deployStack,
   destroySetupClients,
@@ -508,6 +508,12 @@ describe('infra/gq.yaml: network and data at rest', () => {
     expect(p.AttributeDefinitions).toEqual([
       { AttributeName: 'pk', AttributeType: 'S' },
       { AttributeName: 'sk', AttributeType: 'S' },
+      { AttributeName: 'fpk', AttributeType: 'S' },
+      { AttributeName: 'fsk', AttributeType: 'N' },
+    ]);
+    // The sparse index of FAILED tasks, under the names the store queries (status-store/items.ts).
+    expect(p.GlobalSecondaryIndexes).toEqual([
+      { IndexName: FAILED_INDEX, KeySchema: [{ AttributeName: FAILED_PK, KeyType: 'HASH' }, { AttributeName: FAILED_SK, KeyType: 'RANGE' }], Projection: { ProjectionType: 'ALL' } },
     ]);
   });
 

@@ -29,6 +29,7 @@ export const DYNAMODB_RULES = defineRules('dynamodb', {
   batchGetTooMany: { id: 'dynamodb.batch-get-too-many', summary: 'BatchGetItem with more than 100 keys', doc: `${API}/API_BatchGetItem.html`, ...V },
   batchGetDuplicate: { id: 'dynamodb.batch-get-duplicate', summary: 'BatchGetItem with one key twice', doc: `${API}/API_BatchGetItem.html`, ...V },
   queryWithoutKeyCondition: { id: 'dynamodb.query-without-key-condition', summary: 'Query without KeyConditionExpression (or KeyConditions)', doc: `${API}/API_Query.html`, ...V },
+  consistentReadOnIndex: { id: 'dynamodb.consistent-read-on-index', summary: 'a strongly consistent Query of a global secondary index', doc: `${GUIDE}/GSI.html`, ...V },
 });
 export const R = DYNAMODB_RULES;
 

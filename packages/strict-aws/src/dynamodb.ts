@@ -177,6 +177,11 @@ export function validateDynamoDB(operation: string, body: Body, ctx: DynamoConte
       if (typeof body.KeyConditionExpression !== 'string' && !body.KeyConditions) {
         return violation(R.queryWithoutKeyCondition, 'Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.');
       }
+      // gq's tables have global secondary indexes only (no local ones): a strongly consistent read
+      // of one is refused ("Consistent reads are not supported on global secondary indexes").
+      if (typeof body.IndexName === 'string' && body.ConsistentRead === true) {
+        return violation(R.consistentReadOnIndex, 'Consistent reads are not supported on global secondary indexes');
+      }
       return checkExpressions(exprSet(body, KINDS.Query!));
     case 'Scan':
       return checkExpressions(exprSet(body, KINDS.Scan!));

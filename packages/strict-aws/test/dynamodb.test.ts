@@ -120,6 +120,11 @@ const cases: Case[] = [
     bad: { TableName: 'T', FilterExpression: 'a = :a', ExpressionAttributeValues: { ':a': S('1') } },
     good: { TableName: 'T', KeyConditionExpression: 'pk = :a', ExpressionAttributeValues: { ':a': S('1') } },
   },
+  {
+    rule: R.consistentReadOnIndex, op: 'Query', message: /^Consistent reads are not supported on global secondary indexes$/,
+    bad: { TableName: 'T', IndexName: 'failed', KeyConditionExpression: 'fpk = :a', ExpressionAttributeValues: { ':a': S('1') }, ConsistentRead: true },
+    good: { TableName: 'T', IndexName: 'failed', KeyConditionExpression: 'fpk = :a', ExpressionAttributeValues: { ':a': S('1') } },
+  },
 ];
 
 describe('DynamoDB rules', () => {

@@ -72,6 +72,7 @@ export function recordFields(input: unknown): Record<string, unknown> {
     'QueueUrl',
     'QueueName',
     'TableName',
+    'IndexName', // DynamoDB Query of an index: authorised on the index's ARN
     'Bucket',
     'Key',
     'Prefix',

@@ -114,6 +114,58 @@ describeAws('DynamoStatusStore (moto)', () => {
     await expectConsistent(job, { queued: 3 });
   });
 
+  it("a job's failed tasks are read from the sparse index of FAILED tasks, which holds them only while they are FAILED; a table without the index reads the tasks", async () => {
+    // The Query inputs the store sends (which index, if any).
+    const queried: Array<string | undefined> = [];
+    clients.ddb.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { IndexName?: string; KeyConditionExpression?: string };
+        if (input.KeyConditionExpression !== undefined) queried.push(input.IndexName);
+        return next(args);
+      },
+      { step: 'initialize', name: 'testQueryInputs' },
+    );
+    try {
+      const failTasks = async (store: DynamoStatusStore, job: string, tasks: number[]) => {
+        for (const n of tasks) {
+          expect((await store.claim(job, n, 'i-f', 60_000)).kind).toBe('claimed');
+          await store.complete(job, n, 'i-f', { kind: 'failed', exitCode: 3, error: 'exited with code 3', retryable: false });
+        }
+      };
+      const job = uniqueJob('failidx');
+      await st.createJob(makeSpec(job, 120), makeTasks(120));
+      await failTasks(st, job, [97, 12, 110]);
+      queried.length = 0;
+      expect((await st.listTasks(job, { states: ['FAILED'], limit: 2 })).map((t) => t.task)).toEqual([12, 97]);
+      expect(queried).toEqual(['failed', undefined]); // the index, and the job's counters (getJob)
+      const all = await st.listTasks(job, { states: ['FAILED'] });
+      expect(all.map((t) => [t.task, t.state, t.exitCode, t.command])).toEqual([
+        [12, 'FAILED', 3, 'echo 12'],
+        [97, 'FAILED', 3, 'echo 97'],
+        [110, 'FAILED', 3, 'echo 110'],
+      ].map(([n, s, c]) => [n, s, c, makeTasks(120)[(n as number) - 1]!.command]));
+      // gq retry: the tasks leave the index with their state; nothing is read from it then.
+      await st.resubmitFailed(job);
+      const index = await clients.ddb.send(new QueryCommand({ TableName: table, IndexName: 'failed', KeyConditionExpression: 'fpk = :p', ExpressionAttributeValues: { ':p': jobPk(job) } }));
+      expect(index.Items).toEqual([]);
+      expect(await st.listTasks(job, { states: ['FAILED'] })).toEqual([]);
+      await expectConsistent(job, { queued: 120 });
+
+      // A table made before the index (an older gq stack): the same answer from the task items.
+      const name = `gq-test-status-old-${randomBytes(3).toString('hex')}`;
+      await createSharedResources(moto.endpoint, { table: name }, { failedIndex: false });
+      const old = new DynamoStatusStore(clients.ddb, { table: name });
+      const job2 = uniqueJob('failold');
+      await old.createJob(makeSpec(job2, 30), makeTasks(30));
+      await failTasks(old, job2, [30, 4]);
+      queried.length = 0;
+      expect((await old.listTasks(job2, { states: ['FAILED'], limit: 10 })).map((t) => t.task)).toEqual([4, 30]);
+      expect(queried).toEqual(['failed', undefined]); // refused (no such index), then the task items
+    } finally {
+      clients.ddb.middlewareStack.remove('testQueryInputs');
+    }
+  });
+
   it('listTasks without a state filter is a Query real DynamoDB accepts (no empty ExpressionAttributeNames)', async () => {
     // gq results and gq status --tasks list a job's tasks unfiltered; the strict layer in front
     // of moto refuses an empty ExpressionAttributeNames with DynamoDB's ValidationException.

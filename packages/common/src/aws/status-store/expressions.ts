@@ -10,7 +10,7 @@
  */
 import { busyDetail, type TaskRecord } from '../../job/model.js';
 import type { CounterDelta } from '../../job/states.js';
-import { counterSk, FROZEN, instanceSk, JOB_SK, jobPk, taskSk, type Item } from './items.js';
+import { counterSk, FAILED_PK, FAILED_SK, FROZEN, instanceSk, JOB_SK, jobPk, taskSk, type Item } from './items.js';
 
 /** The expression maps of a request; each is absent rather than empty. */
 export interface ExpressionMaps {
@@ -93,6 +93,12 @@ export function taskUpdate(table: string, before: TaskRecord, after: TaskRecord,
     } else {
       set.push(`${e.name(attr)} = ${e.value(now)}`);
     }
+  }
+  // The sparse index of FAILED tasks (items.ts FAILED_INDEX): its keys go with the state.
+  if (after.state === 'FAILED' && before.state !== 'FAILED') {
+    set.push(`${e.name(FAILED_PK)} = ${e.value(jobPk(after.job))}`, `${e.name(FAILED_SK)} = ${e.value(after.task)}`);
+  } else if (before.state === 'FAILED' && after.state !== 'FAILED') {
+    remove.push(e.name(FAILED_PK), e.name(FAILED_SK));
   }
   let condition = `${e.name('version')} = ${e.value(before.version)}`;
   if (opts.sameLease) {

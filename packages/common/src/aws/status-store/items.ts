@@ -48,8 +48,19 @@ export const CMD_PREFIX = 'CMD#';
 export const INST_PREFIX = 'INST#';
 
 export { COUNT_KEYS };
+
+/**
+ * The sparse global secondary index of FAILED tasks: a task item has FAILED_PK (its job's pk) and
+ * FAILED_SK (its task number) only while it is FAILED (taskUpdate sets and removes them with the
+ * state), so the index holds a job's failed tasks alone, in task order, and `gq status` reads its
+ * first failures without reading the tasks around them. Projected whole (a few items: failures).
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html
+ */
+export const FAILED_INDEX = 'failed';
+export const FAILED_PK = 'fpk';
+export const FAILED_SK = 'fsk';
 /** Attributes a decided write never touches: keys, identity, the command (its own item), and tags and their times (owned by setTag). */
-export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags', 'tagTimes']);
+export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags', 'tagTimes', 'fpk', 'fsk']);
 
 // ---------------------------------------------------------------------------------------------
 // Records → items
@@ -57,7 +68,7 @@ export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', '
 /** The task item: the record without its command (see the module comment), with the map setTag writes the tags' times into. */
 export function taskItem(rec: TaskRecord): Item {
   const { command: _command, ...rest } = rec;
-  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rest, tagTimes: rec.tagTimes ?? {} };
+  return { pk: jobPk(rec.job), sk: taskSk(rec.task), kind: 'task', ...rest, tagTimes: rec.tagTimes ?? {}, ...(rec.state === 'FAILED' ? { [FAILED_PK]: jobPk(rec.job), [FAILED_SK]: rec.task } : {}) };
 }
 
 export function commandItem(job: string, task: number, command: string): Item {
@@ -100,7 +111,7 @@ export function instanceItem(rec: InstanceRecord): Item {
 /** The record from its task item and its command item's command (an older item has it inline). */
 export function toTask(item: Item | undefined, command?: unknown): TaskRecord | undefined {
   if (!item) return undefined;
-  const { pk: _pk, sk: _sk, kind: _kind, ...rest } = item;
+  const { pk: _pk, sk: _sk, kind: _kind, [FAILED_PK]: _fpk, [FAILED_SK]: _fsk, ...rest } = item;
   const t = rest as unknown as TaskRecord;
   return { ...t, command: String(t.command ?? command ?? ''), tags: (t.tags as Record<string, string> | undefined) ?? {} };
 }

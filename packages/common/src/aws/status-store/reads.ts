@@ -8,7 +8,7 @@ import pLimit from 'p-limit';
 import type { JobRecord, TaskRecord } from '../../job/model.js';
 import { countKey, emptyCounts, TASK_STATES, type Counts, type TaskState } from '../../job/states.js';
 import { Expr, keyCondition } from './expressions.js';
-import { CMD_PREFIX, commandSk, JOB_SK, JOBS_PK, jobPk, TASK_PREFIX, taskSk, toJob, toJobFromItems, toTask, type Item } from './items.js';
+import { CMD_PREFIX, commandSk, FAILED_INDEX, FAILED_PK, JOB_SK, JOBS_PK, jobPk, TASK_PREFIX, taskSk, toJob, toJobFromItems, toTask, type Item } from './items.js';
 import { Table, type StoreContext } from './table.js';
 
 /** BatchGetItem takes at most 100 keys (API_BatchGetItem.html). */
@@ -97,6 +97,10 @@ async function commandsOf(ctx: StoreContext, job: string, tasks: readonly Item[]
  */
 export async function queryTasks(ctx: StoreContext, job: string, states: readonly TaskState[] | undefined, withCommands: boolean, limit?: number): Promise<TaskRecord[]> {
   if (states?.length === 0) return [];
+  if (states?.length === 1 && states[0] === 'FAILED') {
+    const failed = await failedFromIndex(ctx, job, limit);
+    if (failed) return withCommandsOf(ctx, job, failed, withCommands, false);
+  }
   const e = new Expr();
   const query = e.build({
     KeyConditionExpression: keyCondition(e, jobPk(job), { prefix: TASK_PREFIX }),
@@ -113,8 +117,44 @@ export async function queryTasks(ctx: StoreContext, job: string, states: readonl
     }
     items = items.slice(0, limit);
   }
-  const commands = withCommands ? await commandsOf(ctx, job, items, !states) : new Map<number, string>();
+  return withCommandsOf(ctx, job, items, withCommands, !states);
+}
+
+async function withCommandsOf(ctx: StoreContext, job: string, items: Item[], withCommands: boolean, all: boolean): Promise<TaskRecord[]> {
+  const commands = withCommands ? await commandsOf(ctx, job, items, all) : new Map<number, string>();
   return items.map((i) => toTask(i, commands.get(Number(i.task)))!).sort((a, b) => a.task - b.task);
+}
+
+/**
+ * The job's FAILED tasks (the first `limit` in task order) from the sparse index of failed tasks
+ * (items.ts FAILED_INDEX), reading only them. A global secondary index is eventually consistent
+ * (and a table made before the index has none): when it holds fewer than the job's counter of
+ * failed tasks says there are (or up to `limit`), undefined, and the caller reads the task items.
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html (no consistent reads).
+ */
+async function failedFromIndex(ctx: StoreContext, job: string, limit?: number): Promise<Item[] | undefined> {
+  const e = new Expr();
+  const query = e.build({
+    IndexName: FAILED_INDEX,
+    KeyConditionExpression: `${e.name(FAILED_PK)} = ${e.value(jobPk(job))}`,
+    ...(limit !== undefined ? { Limit: Math.max(1, limit) } : {}),
+  });
+  const items: Item[] = [];
+  try {
+    for await (const page of ctx.table.queryPages(query)) {
+      items.push(...page);
+      if (limit !== undefined && items.length >= limit) break;
+    }
+  } catch (err) {
+    // A table made by an older gq stack has no such index: read the tasks themselves. DynamoDB
+    // says ValidationException "The table does not have the specified index: failed" (moto:
+    // ResourceNotFoundException "Invalid index: failed ...").
+    const { name, message } = err as { name?: string; message?: string };
+    if ((name === 'ValidationException' || name === 'ResourceNotFoundException') && /index/i.test(message ?? '')) return undefined;
+    throw err;
+  }
+  const want = Math.min(limit ?? Infinity, (await getJob(ctx, job))?.counts.failed ?? 0);
+  return items.length >= want ? items.slice(0, limit) : undefined;
 }
 
 /**
