@@ -60,7 +60,7 @@ export const FAILED_INDEX = 'failed';
 export const FAILED_PK = 'fpk';
 export const FAILED_SK = 'fsk';
 /** Attributes a decided write never touches: keys, identity, the command (its own item), and tags and their times (owned by setTag). */
-export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags', 'tagTimes', 'fpk', 'fsk']);
+export const FROZEN: ReadonlySet<string> = new Set(['pk', 'sk', 'kind', 'job', 'task', 'command', 'tags', 'tagTimes', FAILED_PK, FAILED_SK]);
 
 // ---------------------------------------------------------------------------------------------
 // Records → items
@@ -124,7 +124,11 @@ export function toJob(item: Item | undefined, shards: readonly Item[] = []): Job
   const moved: Record<string, number> = {};
   for (const it of [item, ...shards]) {
     for (const k of COUNT_KEYS) counts[k] += Number(it[k] ?? 0);
-    for (const [k, v] of Object.entries(it)) if (k.startsWith(MOVED_PREFIX)) moved[k.slice(MOVED_PREFIX.length)] = (moved[k.slice(MOVED_PREFIX.length)] ?? 0) + Number(v ?? 0);
+    for (const [k, v] of Object.entries(it)) {
+      if (!k.startsWith(MOVED_PREFIX)) continue;
+      const type = k.slice(MOVED_PREFIX.length);
+      moved[type] = (moved[type] ?? 0) + Number(v ?? 0);
+    }
     if (typeof it.updatedAt === 'string' && it.updatedAt > updatedAt) updatedAt = it.updatedAt;
   }
   return { ...(item.spec as JobSpec), counts, cancelRequested: Boolean(item.cancelRequested), updatedAt, ...(Object.keys(moved).length ? { movedToOnDemand: moved } : {}) };

@@ -153,8 +153,10 @@ async function failedFromIndex(ctx: StoreContext, job: string, limit?: number): 
     if ((name === 'ValidationException' || name === 'ResourceNotFoundException') && /index/i.test(message ?? '')) return undefined;
     throw err;
   }
+  // As many as asked: complete, whatever the counter says (no need to read it).
+  if (limit !== undefined && items.length >= limit) return items.slice(0, limit);
   const want = Math.min(limit ?? Infinity, (await getJob(ctx, job))?.counts.failed ?? 0);
-  return items.length >= want ? items.slice(0, limit) : undefined;
+  return items.length >= want ? items : undefined;
 }
 
 /**
