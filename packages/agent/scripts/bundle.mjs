@@ -41,7 +41,7 @@ const result = await build({
   format: 'esm',
   target: 'node20',
   // The local backend (and its native SQLite module) is loaded only for --backend local, never on EC2.
-  external: ['better-sqlite3', '@gq/common/local/*'],
+  external: ['better-sqlite3', '@gq/common/local/*', '@gq/spawn'],
   // Bundled CommonJS dependencies call require() (esbuild's __require looks for a free `require`)
   // and may read __filename / __dirname. Provide them as globals rather than top-level consts, so
   // that they can never clash with a bundled ES module's own top-level declarations. No hashbang

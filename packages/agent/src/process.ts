@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { nativeSpawner } from './fast-spawn.js';
 
 export interface RunSpec {
   command: string;
@@ -76,14 +77,20 @@ export function runCommand(spec: RunSpec): RunningProcess {
   // stdout goes straight to the log file; stderr passes through us for its tail, into the same file.
   const log = openSync(spec.logFile, 'a');
   const runId = spec.runFile ? randomBytes(12).toString('hex') : undefined;
-  const child = spawn('bash', ['-c', spec.command], {
-    cwd: spec.cwd,
-    env: runId ? { ...spec.env, [RUN_ID_ENV]: runId } : spec.env,
-    detached: true, // own process group: stop() reaches everything the command started
-    // setgid + setuid in the child (libuv also drops the supplementary groups).
-    ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
-    stdio: ['ignore', log, 'pipe'],
-  });
+  const env = runId ? { ...spec.env, [RUN_ID_ENV]: runId } : spec.env;
+  // posix_spawn where the addon is built (fast-spawn.ts: no fork of the agent, same set-up);
+  // child_process otherwise, and always for another user (uid/gid: EC2, where there is no addon).
+  const native = spec.user ? undefined : nativeSpawner();
+  const child = native
+    ? native(spec.command, { cwd: spec.cwd, env, stdoutFd: log })
+    : spawn('bash', ['-c', spec.command], {
+        cwd: spec.cwd,
+        env,
+        detached: true, // own process group: stop() reaches everything the command started
+        // setgid + setuid in the child (libuv also drops the supplementary groups).
+        ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
+        stdio: ['ignore', log, 'pipe'],
+      });
   let tail = '';
   let timedOut = false;
   let stoppedFor: string | undefined;

@@ -23,7 +23,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import type { InstanceRecord } from '../job/model.js';
-import type { Db } from './db.js';
+import { withWriteLock, type Db } from './db.js';
 import { reapRun, workerAlive } from './procs.js';
 import { isPlainSegment } from '../safe-path.js';
 
@@ -106,7 +106,7 @@ export class LocalReaper {
       }
       return released;
     });
-    this.release = (job, held, now) => tx.immediate(job, held, now);
+    this.release = (job, held, now) => withWriteLock(this.db, () => tx(job, held, now));
   }
 
   /**

@@ -34,7 +34,7 @@ import {
 import { checkListLimit, checkNewTasks, checkSameJob, checkTaskStates } from '../job/store-rules.js';
 import { GqError } from '../errors.js';
 import { JobNotFoundError, TaskNotFoundError } from '../port-errors.js';
-import type { Db } from './db.js';
+import { withWriteLock, type Db } from './db.js';
 import { processStartTime } from './procs.js';
 import {
   addCounts,
@@ -270,7 +270,7 @@ export class LocalStatusStore implements StatusStore {
   }
 
   async createJob(spec: JobSpec, tasks: readonly NewTask[]): Promise<{ created: number; existing: number }> {
-    return this.tx.createJob.immediate(spec, tasks);
+    return withWriteLock(this.db, () => this.tx.createJob(spec, tasks));
   }
 
   async getJob(name: string): Promise<JobRecord | undefined> {
@@ -309,27 +309,27 @@ export class LocalStatusStore implements StatusStore {
   }
 
   async claim(job: string, task: number, instance: string, leaseMs: number, opts?: ClaimOptions): Promise<ClaimResult> {
-    return this.tx.claim.immediate(job, task, instance, leaseMs, opts);
+    return withWriteLock(this.db, () => this.tx.claim(job, task, instance, leaseMs, opts));
   }
 
   async heartbeat(job: string, task: number, instance: string, leaseMs: number): Promise<HeartbeatResult> {
-    return this.tx.heartbeat.immediate(job, task, instance, leaseMs);
+    return withWriteLock(this.db, () => this.tx.heartbeat(job, task, instance, leaseMs));
   }
 
   async complete(job: string, task: number, instance: string, outcome: TaskOutcome): Promise<CompleteResult> {
-    return this.tx.complete.immediate(job, task, instance, outcome);
+    return withWriteLock(this.db, () => this.tx.complete(job, task, instance, outcome));
   }
 
   async failUnrun(job: string, task: number, reason: string): Promise<boolean> {
-    return this.tx.failUnrun.immediate(job, task, reason);
+    return withWriteLock(this.db, () => this.tx.failUnrun(job, task, reason));
   }
 
   async setTag(job: string, task: number, key: string, value: string): Promise<void> {
-    this.tx.setTag.immediate(job, task, key, value);
+    withWriteLock(this.db, () => this.tx.setTag(job, task, key, value));
   }
 
   async cancel(job: string): Promise<{ cancelled: number; stopping: number }> {
-    return this.tx.cancel.immediate(job);
+    return withWriteLock(this.db, () => this.tx.cancel(job));
   }
 
   async setMaxCost(job: string, maxCost: number): Promise<void> {
@@ -343,7 +343,7 @@ export class LocalStatusStore implements StatusStore {
   }
 
   async resubmitFailed(job: string): Promise<NewTask[]> {
-    return this.tx.resubmit.immediate(job);
+    return withWriteLock(this.db, () => this.tx.resubmit(job));
   }
 
   async putInstance(rec: InstanceRecord): Promise<void> {
@@ -366,7 +366,7 @@ export class LocalStatusStore implements StatusStore {
 
   /** Write the worker records held back (`holdInstanceMs`) in a transaction of their own. */
   flush(): void {
-    if (this.heldInstances.size > 0 && this.db.open) this.tx.writeHeld.immediate();
+    if (this.heldInstances.size > 0 && this.db.open) withWriteLock(this.db, () => this.tx.writeHeld());
   }
 
   /** Write the held worker records inside the caller's transaction. */
@@ -383,7 +383,7 @@ export class LocalStatusStore implements StatusStore {
   }
 
   async deleteJob(job: string): Promise<void> {
-    this.tx.deleteJob.immediate(job);
+    withWriteLock(this.db, () => this.tx.deleteJob(job));
   }
 
   /** COUNT(*) of the job's tasks by state (what the counters must always equal). */

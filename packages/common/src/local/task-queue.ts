@@ -20,7 +20,7 @@ import type { Statement, Transaction } from 'better-sqlite3';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
 import { UserError } from '../errors.js';
 import { sleep } from '../time.js';
-import type { Db } from './db.js';
+import { withWriteLock, type Db } from './db.js';
 import { QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 import { MAX_VISIBILITY_SECONDS } from '../ports.js';
 import type { Pool } from '../job/on-demand.js';
@@ -201,7 +201,7 @@ export class LocalQueueProvider implements QueueProvider {
 
   async remove(job: string, instanceType: string, pool: Pool = 'main'): Promise<void> {
     const row = this.st.queueByName.get(job, rowType(instanceType, pool));
-    if (row) this.removeTx.immediate(row.id);
+    if (row) withWriteLock(this.db, () => this.removeTx(row.id));
   }
 }
 
@@ -259,7 +259,7 @@ export class LocalTaskQueue implements TaskQueue {
       if (!Number.isSafeInteger(t)) throw new UserError(`Task numbers must be integers, got ${t}.`);
     }
     // One transaction: a send is all or nothing (100,000 rows take well under a second).
-    if (tasks.length > 0) this.sendTx.immediate(tasks, this.clock());
+    if (tasks.length > 0) withWriteLock(this.db, () => this.sendTx(tasks, this.clock()));
   }
 
   async receive(opts: { max: number; waitSeconds: number; visibilitySeconds: number }): Promise<ReceivedMessage[]> {
@@ -280,7 +280,7 @@ export class LocalTaskQueue implements TaskQueue {
       }
       const now = this.clock();
       if (this.st.anyVisible.get(this.queueId, now)) {
-        const got = this.receiveTx.immediate(max, visibilityMs, now);
+        const got = withWriteLock(this.db, () => this.receiveTx(max, visibilityMs, now));
         if (got.length > 0) return got;
       } else this.flushHeld();
       const left = deadline - Date.now();
@@ -324,7 +324,7 @@ export class LocalTaskQueue implements TaskQueue {
 
   /** Write the noted deletes in a transaction of their own (none open). */
   private flushHeld(): void {
-    if (this.held.length > 0 && this.db.open) this.st.delMany.immediate(this.takeHeld());
+    if (this.held.length > 0 && this.db.open) withWriteLock(this.db, () => this.st.delMany(this.takeHeld()));
     else this.takeHeld();
   }
 
