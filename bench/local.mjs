@@ -25,9 +25,11 @@
 // worker reports on leaving (its own and its tasks'; run.ts). The machine's other load changes it
 // far less than the wall time, so compare these when the load average is high.
 //
-// "node spawn floor": a bare Node script that only runs the commands, P at a time, spawned as
-// the agent spawns them (bash -c, own process group, stdout to a file, stderr through a pipe),
-// with no bookkeeping at all: the least any agent written in Node can take on this machine.
+// "node spawn floor": a bare Node script that only runs the commands, P at a time, with
+// child_process (bash -c, own process group, stdout to a file, stderr through a pipe), with no
+// bookkeeping at all: the least an agent that forks can take on this machine.
+// "native spawn floor": the same with the agent's native spawner (@gq/spawn: posix_spawn, a plain
+// command run without bash as the agent runs it: direct-exec.ts), the floor of gq's design.
 //
 // Targets (issue 12): 1,000 trivial tasks on 2 workers in at most 1.5 × the time of xargs -P 2,
 // and faster than GNU parallel -j 2.
@@ -81,6 +83,48 @@ const lane = () => new Promise((done) => {
 });
 Promise.all(Array.from({ length: Number(process.argv[3]) }, lane));
 `;
+
+/** The native spawn floor (see the header): argv = commands file, lanes, the addon's path. */
+const NATIVE_FLOOR = `
+const a = require(process.argv[4]);
+const fs = require('node:fs');
+const net = require('node:net');
+const cmds = fs.readFileSync(process.argv[2], 'utf8').split('\\n').filter(Boolean);
+const log = fs.openSync(process.argv[2] + '.native.log', 'a');
+const env = Object.entries(process.env).map(([k, v]) => k + '=' + v);
+const which = (name) => process.env.PATH.split(':').map((d) => d + '/' + name).find((f) => { try { fs.accessSync(f, fs.constants.X_OK); return fs.statSync(f).isFile(); } catch { return false; } });
+const pending = new Map();
+const reap = () => { for (const [pid, done] of pending) if (a.reap(pid)) { pending.delete(pid); done(); } };
+process.on('SIGCHLD', reap);
+const net1 = setInterval(reap, 1000);
+let next = 0;
+const lane = () => new Promise((done) => {
+  const one = () => {
+    if (next >= cmds.length) return done();
+    const c = cmds[next++];
+    const words = /^[A-Za-z0-9_.\\/ -]+$/.test(c) ? c.split(' ') : undefined;
+    const file = words && which(words[0]);
+    const [r, w] = a.pipe();
+    const pid = file ? a.spawn(file, words, env, '/tmp', log, w) : a.spawn(which('bash'), ['bash', '-c', c], env, '/tmp', log, w);
+    fs.closeSync(w);
+    const s = new net.Socket({ fd: r, readable: true, writable: false });
+    let n = 0;
+    const both = () => { if (++n === 2) one(); };
+    s.on('data', () => {});
+    s.on('close', both);
+    pending.set(pid, both);
+  };
+  one();
+});
+Promise.all(Array.from({ length: Number(process.argv[3]) }, lane)).then(() => clearInterval(net1));
+`;
+let nativeAddon;
+try {
+  nativeAddon = join(root, 'packages', 'spawn', 'build', 'Release', 'gq_spawn.node');
+  readFileSync(nativeAddon);
+} catch {
+  nativeAddon = undefined;
+}
 
 /** CPU ms of the waited children of the shell that wrote `file` (/proc/<sh>/stat cutime + cstime, 100 ticks a second). */
 function childCpu(file) {
@@ -153,6 +197,7 @@ function runOnce(w, work) {
   out.xargs = timed(() => sh(`xargs -d '\\n' -P ${P} -n 1 bash -c < ${cmds}`, work));
   if (hasParallel) out.parallel = timed(() => sh(`parallel --will-cite -j ${P} < ${cmds}`, work));
   out.floor = timed(() => sh(`${process.execPath} ${join(work, 'floor.cjs')} ${cmds} ${P}`, work));
+  if (nativeAddon) out.nativeFloor = timed(() => sh(`${process.execPath} ${join(work, 'native-floor.cjs')} ${cmds} ${P} ${nativeAddon}`, work));
   out.gq = runGq(w, work, jobfile, gqOf(root));
   if (compare) out.before = runGq(w, work, jobfile, gqOf(resolve(compare)));
   return out;
@@ -169,6 +214,7 @@ const median = (xs) => {
 const work = mkdtempSync(join(tmpdir(), 'gq-bench-'));
 mkdirSync(join(work, 'code'));
 writeFileSync(join(work, 'floor.cjs'), FLOOR);
+writeFileSync(join(work, 'native-floor.cjs'), NATIVE_FLOOR);
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 console.log(`bench/local: ${P} workers, ${RUNS} run(s) of each workload; load average ${load()}`);
 if (!hasParallel) console.log('GNU parallel is not installed (Debian: apt-get install parallel): its column is skipped.');
@@ -184,6 +230,7 @@ try {
       row(`xargs -P ${P}`, r.xargs);
       if (r.parallel) row(`GNU parallel -j ${P}`, r.parallel);
       row('node spawn floor', r.floor);
+      if (r.nativeFloor) row('native spawn floor', r.nativeFloor);
       row(`gq, ${P} workers`, r.gq);
       if (r.before) row(`gq at --compare`, r.before);
       ratios.xargs.push(r.gq.ms / r.xargs.ms);
