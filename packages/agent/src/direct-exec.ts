@@ -19,7 +19,7 @@
  * bash too, by the caller (fast-spawn.ts), so that bash's own handling of it is kept.
  */
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 
 /** Characters of a word that bash takes literally in every position. */
 const PLAIN_WORD = /^[A-Za-z0-9_./,:+=@%^-]+$/;
@@ -78,24 +78,26 @@ const isExecutableFile = (file: string): boolean => {
 };
 
 /**
- * Programs found in PATH, by name and PATH: one check that the file is still there and
- * executable instead of a look through every PATH entry for each task (a program put earlier in
+ * The program `name` (no slash) names, found as execvp and bash find it: the first executable
+ * regular file of that name in `path`, an empty or relative entry taken against `cwd`, the path
+ * written as they write it (`dir/name`). `relative`: found through such an entry. Answers for a
+ * PATH of absolute entries only are kept, by name and PATH: one check that the file is still there
+ * and executable instead of a look through every entry for each task (a program put earlier in
  * PATH while the worker runs is not seen; bash's own hash table does the same within a shell).
  */
 const found = new Map<string, string>();
-function inPath(name: string, path: string): string | undefined | null {
+export function lookPath(name: string, path: string, cwd: string): { file: string; relative: boolean } | undefined {
   const key = `${name}\0${path}`;
   const hit = found.get(key);
-  if (hit !== undefined && isExecutableFile(hit)) return hit;
+  if (hit !== undefined && isExecutableFile(hit)) return { file: hit, relative: false };
   found.delete(key);
-  for (const dir of path.split(':')) {
-    // A relative or empty entry (the working folder): left to bash.
-    if (!isAbsolute(dir)) return null;
-    const f = dir.endsWith('/') ? dir + name : `${dir}/${name}`; // as bash writes it into `_`
-    if (isExecutableFile(f)) {
-      found.set(key, f);
-      return f;
-    }
+  const dirs = path.split(':');
+  for (const dir of dirs) {
+    const relative = !isAbsolute(dir);
+    const f = dir === '' ? name : dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+    if (!isExecutableFile(relative ? resolve(cwd, f) : f)) continue;
+    if (!relative && dirs.every((d) => isAbsolute(d))) found.set(key, f);
+    return { file: relative ? resolve(cwd, f) : f, relative };
   }
   return undefined;
 }
@@ -121,9 +123,10 @@ export function directExec(command: string, env: NodeJS.ProcessEnv, cwd: string)
   let file: string | undefined;
   if (name.includes('/')) file = name;
   else {
-    // Not found (bash says so), or a relative PATH entry first: bash.
-    file = inPath(name, env.PATH ?? '') ?? undefined;
-    if (!file) return undefined;
+    // Not found (bash says so), or found through a relative PATH entry: bash.
+    const hit = lookPath(name, env.PATH ?? '', cwd);
+    if (!hit || hit.relative) return undefined;
+    file = hit.file;
   }
   const out: NodeJS.ProcessEnv = { ...env, _: file, SHLVL: level === undefined ? '0' : String(Number(level)) };
   if (!(env.PWD && isAbsolute(env.PWD) && sameFile(env.PWD, cwd))) {

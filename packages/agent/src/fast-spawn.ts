@@ -14,13 +14,13 @@
  * own children, so neither takes the other's), and once a second as a safety net.
  */
 import { EventEmitter } from 'node:events';
-import { accessSync, closeSync, constants as fsc, statSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osc } from 'node:os';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { directExec } from './direct-exec.js';
+import { directExec, lookPath } from './direct-exec.js';
 
 interface Addon {
   spawn(file: string, argv: readonly string[], env: readonly string[], cwd: string, stdoutFd: number, stderrFd: number): number;
@@ -105,31 +105,10 @@ function watch(pid: number, done: (code: number, signal: number) => void): void 
   safetyNet ??= setInterval(reapAll, 1000);
 }
 
-/**
- * The file `command` names, found as execvp finds it (libuv runs the child through execvp with the
- * child's environment): a name with a slash as it is (against cwd), else the first executable
- * regular file of that name in the child's PATH (an empty entry is the working folder).
- */
-const found = new Map<string, string>();
+/** The file of `command` (bash), found as libuv finds it: execvp with the child's PATH (its default when unset). */
 function which(command: string, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
-  if (command.includes('/')) return isAbsolute(command) ? command : resolve(cwd, command);
-  const path = env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
-  const key = `${command}\0${path}`;
-  const hit = found.get(key);
-  if (hit) return hit;
-  for (const dir of path.split(delimiter)) {
-    const file = dir ? join(dir, command) : join(cwd, command);
-    try {
-      if (!statSync(file).isFile()) continue;
-      accessSync(file, fsc.X_OK);
-    } catch {
-      continue;
-    }
-    // Only absolute entries are kept: a relative one depends on the working folder.
-    if (isAbsolute(file)) found.set(key, file);
-    return file;
-  }
-  return undefined;
+  if (command.includes('/')) return resolve(cwd, command);
+  return lookPath(command, env.PATH ?? '/bin:/usr/bin', cwd)?.file;
 }
 
 function start(a: Addon, shellCommand: string, opts: SpawnOptions): NativeChild {
@@ -173,7 +152,6 @@ function start(a: Addon, shellCommand: string, opts: SpawnOptions): NativeChild 
     }
   } catch (e) {
     closeSync(readEnd);
-    found.clear(); // the file found may be gone: look again next time
     return fail((e as { errno?: number }).errno ?? osc.errno.EIO);
   } finally {
     // Only the child holds the write end now, so the pipe ends when it (and what it started) does.

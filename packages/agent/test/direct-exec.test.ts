@@ -95,6 +95,9 @@ describe('directExec: the same program, argv and environment as bash -c', () => 
     ['show', { ...base, PATH: `${bin}/:/usr/bin` }],
     ['show', { ...base, PATH: `/nonexistent:${bin}:/usr/bin` }],
     ['show', { ...base, 'odd-name': '1' }],
+    // relative entries that do not hold it: bash looks there too, then finds the same file
+    ['show', { ...base, PATH: `.:${bin}:/usr/bin:/bin` }],
+    ['show', { ...base, PATH: `:${bin}:/usr/bin:/bin` }],
   ];
   for (const [command, env, cwd] of cases) {
     it(`${command} with ${JSON.stringify(env).slice(0, 120)}`, () => {
@@ -110,7 +113,7 @@ describe('directExec: the same program, argv and environment as bash -c', () => 
     expect(both('false', base).status).toEqual([1, 1]);
   });
 
-  it('leaves to bash an environment that changes how bash starts, a program not found, a relative PATH entry', () => {
+  it('leaves to bash an environment that changes how bash starts, a program not found, one found through a relative PATH entry', () => {
     for (const env of [
       { ...base, BASH_ENV: join(root, 'rc') },
       { ...base, SHELLOPTS: 'xtrace' },
@@ -118,10 +121,11 @@ describe('directExec: the same program, argv and environment as bash -c', () => 
       { ...base, SHLVL: 'x' },
       { ...base, SHLVL: '999' },
       { ...base, OLDPWD: 'relative' },
-      { ...base, PATH: `.:${bin}` },
-      { ...base, PATH: `:${bin}` },
     ])
       expect(directExec('show', env, real), JSON.stringify(env)).toBeUndefined();
+    // found through a relative PATH entry (the working folder)
+    expect(directExec('local.sh', { ...base, PATH: `.:${bin}` }, real)).toBeUndefined();
+    expect(directExec('local.sh', { ...base, PATH: `:${bin}` }, real)).toBeUndefined();
     expect(directExec('no-such-program-here', base, real)).toBeUndefined();
     expect(directExec('show', base, real)).toMatchObject({ file: `${bin}/show`, argv: ['show'] });
   });
