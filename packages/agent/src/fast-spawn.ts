@@ -129,7 +129,13 @@ function start(a: Addon, shellCommand: string, opts: SpawnOptions): NativeChild 
     for (const [k, v] of Object.entries(vars)) if (v !== undefined) env.push(`${k}=${v}`);
     return env;
   };
-  const [readEnd, writeEnd] = a.pipe();
+  let readEnd: number;
+  let writeEnd: number;
+  try {
+    [readEnd, writeEnd] = a.pipe();
+  } catch (e) {
+    return fail((e as { errno?: number }).errno ?? osc.errno.EMFILE); // out of descriptors: as child_process reports it
+  }
   let pid: number | undefined;
   try {
     // The program itself when bash would only exec it; bash when that cannot start (bash then
