@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // bench/local: gq's local backend beside `xargs -P` and GNU parallel, in the same run, on the
 // same commands, for three workloads: 1,000 and 10,000 trivial tasks (`true`) and 200 tasks of
-// 50 ms (`sleep 0.05`). Every tool runs each command with `bash -c`, with P workers (default 2).
+// 50 ms (`sleep 0.05`). Every tool is handed each command as a `bash -c` command line, with P
+// workers (default 2); gq's agent runs a plain command like these without bash when bash would only
+// exec it (agent/src/direct-exec.ts), as the native spawn floor below does.
 //
 //   node bench/local.mjs [--workers 2] [--runs 1] [--only 1000,10000,200x50ms] [--compare DIR]
 //
