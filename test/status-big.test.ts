@@ -4,12 +4,39 @@
  * counted from the job's counters; --tasks --json streams every task a page at a time and is
  * still one JSON document, with each instance type's counts.
  */
+import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openLocalBackend } from '../packages/common/src/local/index.js';
-import { gq, gqEnv, testHome } from './support/cli.js';
+import { keys } from '../packages/common/src/index.js';
+import { GQ, gq, gqEnv, ROOT, testHome } from './support/cli.js';
+
+/**
+ * gq with a reader that takes nothing for `pauseMs` (then everything), or that closes its end
+ * after the first chunk (`| head`).
+ */
+function gqSlowReader(args: string[], how: { pauseMs: number } | 'close-early'): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const child = spawn(process.execPath, [GQ, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (how === 'close-early') {
+      child.stdout.once('data', (d: Buffer) => {
+        stdout = d.toString();
+        child.stdout.destroy();
+      });
+    } else {
+      child.stdout.pause();
+      setTimeout(() => child.stdout.resume(), how.pauseMs);
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    }
+    child.on('close', (code) => res({ code, stdout, stderr }));
+  });
+}
 
 const TASKS = 2_345; // three pages of 1,000
 const FAILED = [7, 8, 1500, 1501, 1502, 1503, 1504, 1505, 1506, 1507, 1508, 2000, 2345];
+const BIG_LOG = Array.from({ length: 80_000 }, (_, i) => `line ${String(i).padStart(45, '.')}\n`).join('');
 const home = testHome('status-big');
 const env = gqEnv(home, { GQ_BACKEND: 'local' });
 
@@ -31,7 +58,10 @@ beforeAll(async () => {
     for (const t of [...FAILED, 1, 2, 3]) {
       await b.status.claim('big', t, 'bench', 60_000);
       const failed = FAILED.includes(t);
-      await b.status.complete('big', t, 'bench', failed ? { kind: 'failed', exitCode: 3 } : { kind: 'succeeded', exitCode: 0 });
+      // Task 1 printed 4 MB (more than any pipe holds): `gq logs big 1` writes it in one piece.
+      const logKey = t === 1 ? keys.taskLog('big', 1) : undefined;
+      if (logKey) await b.artifacts.putBytes(logKey, BIG_LOG);
+      await b.status.complete('big', t, 'bench', failed ? { kind: 'failed', exitCode: 3 } : { kind: 'succeeded', exitCode: 0, logKey });
     }
   } finally {
     await b.close();
@@ -72,5 +102,22 @@ describe('gq status of a job of several pages', () => {
     expect(lines).toHaveLength(TASKS);
     expect(lines[1499]).toMatch(/^ {4}1500\tFAILED\tlocal-b\t[^\t]+\techo 1500$/);
     expect(r.stdout.indexOf('  Failed:')).toBeLessThan(r.stdout.indexOf(lines[0]!));
+  });
+
+  it('a reader slower than gq still gets all of it: gq exits only once its output is written (a pipe is written asynchronously)', async () => {
+    const log = await gqSlowReader(['logs', 'big', '1'], { pauseMs: 1500 });
+    expect(log.code, log.stderr).toBe(0);
+    expect(log.stdout.length).toBe(BIG_LOG.length);
+    expect(log.stdout === BIG_LOG).toBe(true);
+    const r = await gqSlowReader(['status', 'big', '--tasks', '--json'], { pauseMs: 1500 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).tasks).toHaveLength(TASKS);
+  });
+
+  it('a reader that goes away (| head) ends nothing badly: exit 0, no error printed', async () => {
+    const r = await gqSlowReader(['status', 'big', '--tasks'], 'close-early');
+    expect(r.stdout.length).toBeGreaterThan(0);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 });

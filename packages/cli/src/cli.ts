@@ -11,6 +11,7 @@ import { dataHome, JOB_NAME_RULES, JobNotFoundError, jobNameProblems } from '@gq
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
+import { exitWhenWritten, watchStdio } from './stdio-flush.js';
 import { accessDenied } from './access-denied.js';
 import { isCredentialError } from './credential-errors.js';
 import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
@@ -378,7 +379,8 @@ async function explain(e: unknown): Promise<unknown> {
   }
 }
 
+watchStdio();
 main(hideBin(process.argv)).then(
-  (code) => process.exit(code),
-  async (e: unknown) => process.exit(printError(await explain(e))),
+  (code) => exitWhenWritten(code),
+  async (e: unknown) => exitWhenWritten(printError(await explain(e))),
 );

@@ -6,7 +6,7 @@
  * printed before the next is read (100,000 tasks are never all held).
  */
 import { formatUsd, INTERRUPTED_DETAIL, JobNotFoundError, sleep, type Backend, type InstanceRecord, type JobRecord, type TaskRecord } from '@gq/common';
-import { once } from 'node:events';
+import { drained } from '../stdio-flush.js';
 import type { CommandContext } from '../context.js';
 import { openCliBackend } from '../backend.js';
 import { FAILED_TO_START, reconcile } from '../workers.js';
@@ -132,8 +132,8 @@ async function printTasks(ctx: CommandContext, backend: Backend, job: JobRecord,
     if (json) ctx.io.out((first ? '' : ',') + tasks.map((t) => JSON.stringify(t)).join(','));
     else for (const t of tasks) ctx.io.out(`    ${t.task}\t${t.state}\t${t.instanceType}\t${t.cost === null ? '-' : formatUsd(t.cost)}\t${t.command}`);
     first = false;
-    // A slow reader (a pipe on macOS, where stdout writes are asynchronous): wait rather than buffer the job.
-    if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
+    // A slow reader (stdout on a pipe is written asynchronously): wait rather than buffer the job.
+    await drained();
   }
   if (json) ctx.io.out(']}');
 }
