@@ -17,7 +17,22 @@ import { isCredentialError } from './credential-errors.js';
 import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
 import { allowProgress } from './progress.js';
 import { commandSpec, commandsFromHelp, completionScript, jobNames, optionsFromHelp, rememberJob } from './completion.js';
-import { runCancel, runClean, runLogs, runReport, runResults, runResume, runRetry, runStatus, runSubmit } from './commands/index.js';
+
+/**
+ * Each command's module is loaded when that command runs (\`gq status\` never loads submit's CSV
+ * reader, tar or progress bars): every gq command pays only for its own start.
+ */
+type Cmd<F extends (...a: never[]) => unknown> = (...a: Parameters<F>) => Promise<Awaited<ReturnType<F>>>;
+type Cmds = typeof import('./commands/index.js');
+const runSubmit: Cmd<Cmds['runSubmit']> = async (...a) => (await import('./commands/submit.js')).runSubmit(...a);
+const runStatus: Cmd<Cmds['runStatus']> = async (...a) => (await import('./commands/status.js')).runStatus(...a);
+const runResults: Cmd<Cmds['runResults']> = async (...a) => (await import('./commands/results.js')).runResults(...a);
+const runLogs: Cmd<Cmds['runLogs']> = async (...a) => (await import('./commands/logs.js')).runLogs(...a);
+const runCancel: Cmd<Cmds['runCancel']> = async (...a) => (await import('./commands/cancel.js')).runCancel(...a);
+const runRetry: Cmd<Cmds['runRetry']> = async (...a) => (await import('./commands/retry.js')).runRetry(...a);
+const runClean: Cmd<Cmds['runClean']> = async (...a) => (await import('./commands/clean.js')).runClean(...a);
+const runResume: Cmd<Cmds['runResume']> = async (...a) => (await import('./commands/resume.js')).runResume(...a);
+const runReport: Cmd<Cmds['runReport']> = async (...a) => (await import('./commands/report.js')).runReport(...a);
 
 /** The configuration of the command being run, for explaining an AWS credentials error. */
 let lastConfig: Config | undefined;

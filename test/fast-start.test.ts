@@ -1,0 +1,69 @@
+/**
+ * The start-up bundles (scripts/fast-start.mjs): `gq` and `gq-agent` start from
+ * dist-start/ when it is newer than the last tsc build of its packages, and from dist/ when it
+ * is not (a `tsc -b` without the bundle step never runs stale code) or GQ_NO_BUNDLE=1.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GQ, GQ_AGENT, ROOT, testHome } from './support/cli.js';
+
+const home = testHome('fast-start');
+const hook = join(home, 'hook.mjs');
+const seen = join(home, 'loaded.txt');
+writeFileSync(
+  hook,
+  `import { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(\`
+import { appendFileSync } from 'node:fs';
+export async function load(url, ctx, next) { appendFileSync(${JSON.stringify(seen)}, url + '\\\\n'); return next(url, ctx); }
+\`));
+`,
+);
+
+/** The gq modules a command loaded, relative to packages/. */
+function loaded(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): { out: string; modules: string[] } {
+  writeFileSync(seen, '');
+  const r = spawnSync(process.execPath, ['--import', hook, bin, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: home, ...env } });
+  expect(r.status, r.stderr).toBe(0);
+  const modules = readFileSync(seen, 'utf8').split('\n').filter((u) => u.includes('/packages/')).map((u) => u.replace(/.*\/packages\//, ''));
+  return { out: r.stdout, modules };
+}
+
+describe('start-up bundles', () => {
+  const version = (JSON.parse(readFileSync(join(ROOT, 'packages', 'cli', 'package.json'), 'utf8')) as { version: string }).version;
+
+  it('gq starts from its bundle: a few files, the same answers', () => {
+    const r = loaded(GQ, ['--version']);
+    expect(r.out.trim()).toBe(version);
+    expect(r.modules).toContain('cli/dist-start/cli.js');
+    expect(r.modules.filter((m) => m.includes('/dist/'))).toEqual([]);
+    expect(r.modules.length).toBeLessThan(10);
+    const plain = loaded(GQ, ['--version'], { GQ_NO_BUNDLE: '1' });
+    expect(plain.out).toBe(r.out);
+    expect(plain.modules).toContain('cli/dist/cli.js');
+    expect(plain.modules.length).toBeGreaterThan(40);
+  });
+
+  it('gq-agent starts from its bundle', () => {
+    const r = loaded(GQ_AGENT, ['--help']);
+    expect(r.out).toContain('gq-agent run');
+    expect(r.modules).toContain('agent/dist-start/cli.js');
+    expect(r.modules.filter((m) => m.includes('/dist/'))).toEqual([]);
+  });
+
+  it('a bundle older than the last tsc build of a package in it is not used', () => {
+    const info = join(ROOT, 'packages', 'common', 'tsconfig.tsbuildinfo');
+    const was = statSync(info);
+    try {
+      const later = new Date(statSync(join(ROOT, 'packages', 'cli', 'dist-start', 'cli.js')).mtimeMs + 60_000);
+      utimesSync(info, later, later);
+      expect(loaded(GQ, ['--version']).modules).toContain('cli/dist/cli.js');
+      expect(loaded(GQ_AGENT, ['--help']).modules).toContain('agent/dist/cli.js');
+    } finally {
+      utimesSync(info, was.atime, was.mtime);
+    }
+    expect(loaded(GQ, ['--version']).modules).toContain('cli/dist-start/cli.js');
+  });
+});
