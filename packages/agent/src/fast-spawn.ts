@@ -63,7 +63,9 @@ export type Spawner = (command: string, opts: SpawnOptions) => NativeChild;
 export function nativeSpawner(): Spawner | undefined {
   if (process.env[NODE_SPAWN_ENV] === '1') return undefined;
   const a = loadAddon();
-  return a ? (command, opts) => start(a, command, opts) : undefined;
+  if (!a) return undefined;
+  listen();
+  return (command, opts) => start(a, command, opts);
 }
 
 const signalName = new Map<number, NodeJS.Signals>(Object.entries(osc.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
@@ -95,11 +97,19 @@ function reapAll(): void {
 }
 
 let listening = false;
+/**
+ * Listen for SIGCHLD before the first child is started: a signal that comes before the listener
+ * is lost (its default is to be ignored), and the exit of that child was then seen only by the
+ * safety net a second later (every worker's first task took 1 s).
+ */
+function listen(): void {
+  if (listening) return;
+  process.on('SIGCHLD', reapAll);
+  listening = true;
+}
+
 function watch(pid: number, done: (code: number, signal: number) => void): void {
-  if (!listening) {
-    process.on('SIGCHLD', reapAll);
-    listening = true;
-  }
+  listen();
   running.set(pid, done);
   // Ref'd: it keeps the agent alive while a command runs, as a ChildProcess does.
   safetyNet ??= setInterval(reapAll, 1000);

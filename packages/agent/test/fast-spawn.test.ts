@@ -4,6 +4,7 @@
  * signal dispositions and descriptors; the task's parent is the agent; a command that cannot
  * start is reported the same way. Each case runs through both paths and compares.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,19 @@ describe('native spawner', () => {
     expect(nativeSpawner()).toBeDefined();
     process.env[NODE_SPAWN_ENV] = '1';
     expect(nativeSpawner()).toBeUndefined();
+  });
+
+  it('the first command of a fresh process is seen to end at once, not by the 1 s safety net', () => {
+    // A new process: the spawner's SIGCHLD listener must be there before its first child exits.
+    const script = `
+      const { runCommand } = await import(${JSON.stringify(new URL('../dist/process.js', import.meta.url).href)});
+      const t = Date.now();
+      const r = await runCommand({ command: 'true', cwd: '/', env: { PATH: process.env.PATH }, logFile: ${JSON.stringify(join(root, 'first.log'))}, timeoutSeconds: 0 }).result;
+      console.log(JSON.stringify({ ms: Date.now() - t, code: r.exitCode }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    const r = JSON.parse(out) as { ms: number; code: number };
+    expect(r.code).toBe(0);
+    expect(r.ms).toBeLessThan(500);
   });
 
   const same = [
