@@ -111,7 +111,7 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
     };
   const settings = <T>(y: Argv<T>, command: keyof typeof COMMAND_SETTINGS) => withSettings(y, COMMAND_SETTINGS[command]);
 
-  return yargs(argv)
+  return withoutHelpCache(yargs(argv)
     .scriptName('gq')
     .strict(true)
     .usage('$0 <command> [options]\n\nRun a CSV of shell commands on this machine or on a self-scaling EC2 fleet.')
@@ -351,7 +351,19 @@ function cli(argv: string[], setCode: (code: number) => void): Argv<unknown> {
     .fail((msg, err) => {
       if (err) throw err;
       throw new UserError(msg, { hint: 'Run gq --help, or gq <command> --help.' });
-    });
+    }));
+}
+
+/**
+ * yargs renders the whole help text of the command being run as the command starts (its usage
+ * object's cacheHelpMessage), to print it should the command fail later. gq's `.fail` throws
+ * instead and never prints that help, and rendering it (cliui and string-width over every option)
+ * took about 0.1 s of the start of every command. `--help` renders its text when asked, as before.
+ */
+function withoutHelpCache<T>(y: Argv<T>): Argv<T> {
+  const usage = (y as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+  return y;
 }
 
 /** This gq's version (yargs looks for package.json next to the entry script and finds none). */
