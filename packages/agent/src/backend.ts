@@ -22,8 +22,16 @@ export async function openBackend(ctx: AgentContext, agentCommand: readonly stri
   if (ctx.backend === 'local') {
     const { openLocalBackend } = await import('@gq/common/local/index');
     // A finished task's delete goes out with the next receive, in its transaction (task-queue.ts),
-    // and the worker's record after it with the next claim (status-store.ts).
-    return openLocalBackend({ home: ctx.home, agentCommand: [...agentCommand], deleteBatchMs: LOCAL_DELETE_BATCH_MS, holdInstanceMs: LOCAL_HOLD_INSTANCE_MS });
+    // the worker's record after it with the next claim (status-store.ts), and a receive that
+    // delivers is committed with the claim that follows it (db.ts, withWriteLock `leaveOpen`):
+    // one commit before a task starts instead of two.
+    return openLocalBackend({
+      home: ctx.home,
+      agentCommand: [...agentCommand],
+      deleteBatchMs: LOCAL_DELETE_BATCH_MS,
+      holdInstanceMs: LOCAL_HOLD_INSTANCE_MS,
+      leaveReceiveOpen: true,
+    });
   }
   const { openAwsBackend } = await import('@gq/common/aws/index');
   const { defaultProvider } = await import('@aws-sdk/credential-provider-node');

@@ -150,10 +150,63 @@ export function schemaVersion(db: Db): number {
  * millisecond, and a millisecond's sleep at every collision was a tenth of a short task's time.
  * The same overall limit applies (the connection's busy_timeout); only the first statement waits
  * this way: inside the transaction the connection's busy handler is back as before.
+ *
+ * `leaveOpen` (a queue's receive on the agent's side): the transaction is not committed on
+ * return but by the next write of this connection, which joins it as a savepoint and commits both
+ * (a receive and the claim of what it delivered: one commit and one lock wait instead of two),
+ * or, if none comes first, by a setImmediate: at most one turn of the event loop later, never
+ * across a timer or I/O wait of the caller. Until then nothing of it is visible to the others, and
+ * a crash takes it back as if it had not happened (a receive that never was: the messages stay
+ * visible). Every write without `leaveOpen` is committed before it returns, as before.
  */
-export function withWriteLock<T>(db: Db, body: () => T): T {
-  if (db.inTransaction) return body();
+export function withWriteLock<T>(db: Db, body: () => T, opts: { leaveOpen?: boolean } = {}): T {
+  const left = leftOpen.get(db);
+  if (left === undefined && db.inTransaction) return body(); // inside a caller's transaction
   const l = lockOf(db);
+  if (left === undefined) {
+    begin(l);
+  }
+  let out: T;
+  try {
+    // Joining the one left open: a failure undoes this write only, not the earlier one.
+    out = left === undefined ? body() : l.savepoint(body);
+  } catch (e) {
+    if (left === undefined) {
+      if (db.inTransaction) l.rollback.run();
+    } else if (!opts.leaveOpen) commitLeftOpen(db);
+    throw e;
+  }
+  if (opts.leaveOpen) {
+    if (left === undefined) leftOpen.set(db, setImmediate(() => commitLeftOpen(db)));
+  } else if (left === undefined) {
+    l.commit.run();
+  } else {
+    commitLeftOpen(db);
+  }
+  return out;
+}
+
+/** Commit the transaction a `leaveOpen` write left open on `db`, if any (also done before closing). */
+export function commitLeftOpen(db: Db): void {
+  const t = leftOpen.get(db);
+  if (t === undefined) return;
+  clearImmediate(t);
+  leftOpen.delete(db);
+  if (!db.open || !db.inTransaction) return;
+  const l = lockOf(db);
+  try {
+    l.commit.run();
+  } catch (e) {
+    // Not a lock (it is held): a full disk or a damaged file. Nothing of it happened.
+    if (db.inTransaction) l.rollback.run();
+    throw e;
+  }
+}
+
+/** The connections with a transaction left open (`leaveOpen`), and the commit scheduled for it. */
+const leftOpen = new WeakMap<Db, NodeJS.Immediate>();
+
+function begin(l: Lock): void {
   l.noWait.get();
   try {
     const start = Date.now();
@@ -171,14 +224,6 @@ export function withWriteLock<T>(db: Db, body: () => T): T {
   } finally {
     l.wait.get();
   }
-  try {
-    const out = body();
-    l.commit.run();
-    return out;
-  } catch (e) {
-    if (db.inTransaction) l.rollback.run();
-    throw e;
-  }
 }
 
 const pauseCell = new Int32Array(new SharedArrayBuffer(4));
@@ -188,6 +233,8 @@ interface Lock {
   rollback: Database.Statement;
   noWait: Database.Statement;
   wait: Database.Statement;
+  /** Runs a function as a savepoint of the transaction open on the connection. */
+  savepoint: <T>(fn: () => T) => T;
   timeoutMs: number;
 }
 const locks = new WeakMap<Db, Lock>();
@@ -201,6 +248,7 @@ function lockOf(db: Db): Lock {
       rollback: db.prepare('ROLLBACK'),
       noWait: db.prepare('PRAGMA busy_timeout = 0'),
       wait: db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(timeoutMs))}`),
+      savepoint: db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T,
       timeoutMs,
     };
     locks.set(db, l);

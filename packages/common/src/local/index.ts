@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../ports.js';
-import { openDb, type OpenDbOptions } from './db.js';
+import { commitLeftOpen, openDb, type OpenDbOptions } from './db.js';
 import { LocalQueueProvider } from './task-queue.js';
 import { LocalStatusStore } from './status-store.js';
 import { LocalArtifactStore } from './artifact-store.js';
@@ -10,7 +10,7 @@ import { LocalSecretStore } from './secrets.js';
 import { LocalFleet } from './fleet.js';
 import { LocalReaper } from './reaper.js';
 
-export { openDb, migrate, dbPath, schemaVersion, SCHEMA_VERSION, type Db, type OpenDbOptions } from './db.js';
+export { openDb, migrate, dbPath, schemaVersion, SCHEMA_VERSION, withWriteLock, commitLeftOpen, type Db, type OpenDbOptions } from './db.js';
 export { LocalQueueProvider, LocalTaskQueue, MAX_VISIBILITY_SECONDS, MAX_RECEIVE_BATCH, MAX_WAIT_SECONDS, type LocalQueueOptions } from './task-queue.js';
 export { LocalStatusStore, countTasksByState, type LocalStatusOptions } from './status-store.js';
 export { LocalArtifactStore } from './artifact-store.js';
@@ -36,6 +36,8 @@ export interface LocalBackendOptions {
   deleteBatchMs?: number;
   /** Hold the worker records back to the next claim's transaction (LocalStatusOptions; the agent's side). */
   holdInstanceMs?: number;
+  /** Leave a receive's transaction open for the claim that follows (LocalQueueOptions; the agent's side). */
+  leaveReceiveOpen?: boolean;
 }
 
 export interface LocalBackend extends Backend {
@@ -63,7 +65,7 @@ export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
   return {
     name: 'local',
     home: opts.home,
-    queues: new LocalQueueProvider(db, { clock, reap: (job) => reaper.reap(job), deleteBatchMs: opts.deleteBatchMs }),
+    queues: new LocalQueueProvider(db, { clock, reap: (job) => reaper.reap(job), deleteBatchMs: opts.deleteBatchMs, leaveReceiveOpen: opts.leaveReceiveOpen }),
     status,
     artifacts,
     secrets: new LocalSecretStore(artifacts),
@@ -75,6 +77,7 @@ export function openLocalBackend(opts: LocalBackendOptions): LocalBackend {
       reaper,
     }),
     async close() {
+      commitLeftOpen(db); // a receive left open for its claim (leaveReceiveOpen)
       status.flush(); // held worker records (holdInstanceMs) are written before the connection goes
       if (db.open) db.close();
     },

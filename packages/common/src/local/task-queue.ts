@@ -51,6 +51,11 @@ export interface LocalQueueOptions {
    * it with `done` and it is deleted then. Default 0: every delete is written before it returns.
    */
   deleteBatchMs?: number;
+  /**
+   * The agent's side: a receive that delivers leaves its transaction open for the claim that
+   * follows it (db.ts, withWriteLock `leaveOpen`): one commit for both. Default false.
+   */
+  leaveReceiveOpen?: boolean;
 }
 
 /** How often a polling receive looks for the tasks of dead workers. */
@@ -167,6 +172,7 @@ export class LocalQueueProvider implements QueueProvider {
   private readonly pollMs: number;
   private readonly reap: ((job: string) => void) | undefined;
   private readonly deleteBatchMs: number;
+  private readonly leaveReceiveOpen: boolean;
   private readonly removeTx: Transaction<(id: number) => void>;
 
   constructor(
@@ -178,6 +184,7 @@ export class LocalQueueProvider implements QueueProvider {
     this.pollMs = opts.pollMs ?? 50;
     this.reap = opts.reap;
     this.deleteBatchMs = Math.max(0, opts.deleteBatchMs ?? 0);
+    this.leaveReceiveOpen = opts.leaveReceiveOpen ?? false;
     this.removeTx = db.transaction((id: number) => {
       this.st.deleteQueueMessages.run(id);
       this.st.deleteQueue.run(id);
@@ -196,7 +203,7 @@ export class LocalQueueProvider implements QueueProvider {
   async open(job: string, instanceType: string, pool: Pool = 'main'): Promise<LocalTaskQueue> {
     const row = this.st.queueByName.get(job, rowType(instanceType, pool));
     if (!row) throw new QueueNotFoundError(job, instanceType);
-    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs, this.reap, pool, this.deleteBatchMs);
+    return new LocalTaskQueue(this.db, this.st, row.id, job, instanceType, this.clock, this.pollMs, this.reap, pool, this.deleteBatchMs, this.leaveReceiveOpen);
   }
 
   async remove(job: string, instanceType: string, pool: Pool = 'main'): Promise<void> {
@@ -225,6 +232,7 @@ export class LocalTaskQueue implements TaskQueue {
     private readonly reap?: (job: string) => void,
     readonly pool: Pool = 'main',
     private readonly deleteBatchMs = 0,
+    private readonly leaveReceiveOpen = false,
   ) {
     this.sendTx = db.transaction((tasks: readonly number[], now: number) => {
       if (!st.queueById.get(queueId)) throw new QueueNotFoundError(job, instanceType);
@@ -280,7 +288,7 @@ export class LocalTaskQueue implements TaskQueue {
       }
       const now = this.clock();
       if (this.st.anyVisible.get(this.queueId, now)) {
-        const got = withWriteLock(this.db, () => this.receiveTx(max, visibilityMs, now));
+        const got = withWriteLock(this.db, () => this.receiveTx(max, visibilityMs, now), { leaveOpen: this.leaveReceiveOpen });
         if (got.length > 0) return got;
       } else this.flushHeld();
       const left = deadline - Date.now();
