@@ -155,7 +155,9 @@ describe('gq submit interrupted and run again: local backend', () => {
 
 
 describeAws('gq submit interrupted during enqueue and run again: AWS backend on moto', () => {
-  const ROWS = 200;
+  // 40 messages a type: 4 batches each, a second apart at the proxy (below), so the SIGINT comes
+  // while the first type is being sent.
+  const ROWS = 80;
   const TYPES = ['t3.micro', 't3.small'];
   let proxy: FaultProxy;
   let h: AwsHarness | undefined;
@@ -198,7 +200,7 @@ describeAws('gq submit interrupted during enqueue and run again: AWS backend on 
         return n;
       };
 
-      // Hold each SendMessageBatch a second: the enqueue of 200 messages takes a few seconds.
+      // Hold each SendMessageBatch a second: the enqueue of the 80 messages takes 8 s.
       proxy.delay({ ms: 1000, services: ['sqs'], operations: ['SendMessageBatch'] });
       const first = startGq(args, h!.env);
       const sent = await settled(
@@ -238,7 +240,7 @@ describeAws('gq submit interrupted during enqueue and run again: AWS backend on 
       const again = await gq([...args, '--wait'], h!.env, { timeoutMs: 240_000 });
       expect(again.code, again.stderr).toBe(0);
       expect(again.stderr).toMatch(/Resumed job/);
-      // Each type's 100 messages go in 10 full batches: what was sent twice is the resent type.
+      // Each type's 40 messages go in 4 full batches: what was sent twice is the resent type.
       const batches = proxy.stats().operations['sqs.SendMessageBatch'] ?? 0;
       console.log(`[submit-interrupt] after the second run: ${batches * 10} messages sent in all for ${ROWS} tasks`);
       // Only the type whose enqueue was cut short is sent again: the one whose marker was written
