@@ -13,7 +13,8 @@ import { awsInvariants, awsScenario, emulateEc2PowerOff, fleetGone, jobFile, run
 import { gq, statusJson } from './support/cli.js';
 import { describeAws } from './support/moto.js';
 
-const slow = process.env.GQ_QUICK ? it.skip : it;
+/** The two scripts' jobs (their own groups and instances) run side by side. */
+const slowConcurrent = process.env.GQ_QUICK ? it.skip : it.concurrent;
 
 describeAws('AWS backend on moto: install scripts that fail or hang', () => {
   let h: AwsHarness;
@@ -30,7 +31,7 @@ describeAws('AWS backend on moto: install scripts that fail or hang', () => {
   });
 
   for (const kind of ['fails', 'hangs'] as const) {
-    slow(`an install script that ${kind} every time: bounded, recorded, instances leave, no task consumed, --wait stops`, async () => {
+    slowConcurrent(`an install script that ${kind} every time: bounded, recorded, instances leave, no task consumed, --wait stops`, async () => {
       const s = awsScenario(h, `fi-${kind}`, 'every-task');
       const install = join(s.dir, 'INSTALL.sh');
       writeFileSync(
