@@ -25,6 +25,8 @@ import { gq, statusJson } from './support/cli.js';
 import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
+/** Scenarios of their own jobs and instances that run side by side (the one timed on heartbeats runs alone). */
+const slowConcurrent = process.env.GQ_QUICK ? it.skip : it.concurrent;
 
 describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () => {
   let h: AwsHarness;
@@ -40,7 +42,7 @@ describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () =>
     await h?.stop();
   });
 
-  slow('a task that always fails and one that kills its own agent end FAILED after their limit; the others succeed', async () => {
+  slowConcurrent('a task that always fails and one that kills its own agent end FAILED after their limit; the others succeed', async () => {
     const s = awsScenario(h, 'fp-poison', 'every-task');
     // Task 2 crashes its agent at every attempt. It runs as the unprivileged task user and cannot
     // kill its (root) agent itself: it names it ($PPID) and the test kills it.
@@ -82,7 +84,7 @@ describeAws('AWS backend on moto: poison tasks, dead letters, long tasks', () =>
     await fleetGone(s);
   }, 180_000);
 
-  slow('a message that reached the dead-letter queue: gq status records its task as failed and says why', async () => {
+  slowConcurrent('a message that reached the dead-letter queue: gq status records its task as failed and says why', async () => {
     // A job whose instances the runtime does not boot (its name is outside this file's prefix):
     // the test itself receives the message until SQS moves it to the dead-letter queue.
     const s = awsScenario(h, 'xdlq-fp', 'every-task');

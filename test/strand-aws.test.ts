@@ -46,7 +46,7 @@ describeAws('AWS backend on moto: tasks that must not strand', () => {
     await h?.stop();
   });
 
-  it('the last worker stays while a failed attempt waits for its retry elsewhere; the job then finishes', async () => {
+  it.concurrent('the last worker stays while a failed attempt waits for its retry elsewhere; the job then finishes', async () => {
     const s = awsScenario(h, 'sa-retry', 'every-task');
     // The retry is given back with a 2 s delay, longer than the 1 s idle period.
     const f = jobFile(s, [task(s, 1, 'sleep 3; [ "$GQ_ATTEMPT" -gt 1 ] || exit 3'), task(s, 2)]);
@@ -59,7 +59,7 @@ describeAws('AWS backend on moto: tasks that must not strand', () => {
     await awsInvariants(s);
   }, 150_000);
 
-  it('a message lost from the queue is sent again by the worker that stays', async () => {
+  it.concurrent('a message lost from the queue is sent again by the worker that stays', async () => {
     const s = awsScenario(h, 'sa-lost', 'every-task');
     const f = jobFile(s, [task(s, 1, 'sleep 2'), task(s, 2, 'sleep 2')]);
     const r = await submit(s, f, ['--idle', '1s', '--max-instances', '1', '--json']);
@@ -77,7 +77,7 @@ describeAws('AWS backend on moto: tasks that must not strand', () => {
     await awsInvariants(s);
   }, 150_000);
 
-  it('the groups, launch templates, queues and role of a finished job are removed; gq retry makes them again', async () => {
+  it.concurrent('the groups, launch templates, queues and role of a finished job are removed; gq retry makes them again', async () => {
     const s = awsScenario(h, 'sa-gone', 'every-task');
     const once = `${s.dir}/failed-once`;
     const f = jobFile(s, [task(s, 1), task(s, 2, `[ -e ${once} ] || { touch ${once}; exit 3; }`)]);
