@@ -3,7 +3,7 @@
  * stderr, a timeout, and a way to stop it (TERM, then KILL after a grace period).
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '@gq/common';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { nativeSpawner } from './fast-spawn.js';
 
@@ -76,7 +76,7 @@ export function runCommand(spec: RunSpec): RunningProcess {
   const started = Date.now();
   // stdout goes straight to the log file; stderr passes through us for its tail, into the same file.
   const log = openSync(spec.logFile, 'a');
-  const runId = spec.runFile ? randomBytes(12).toString('hex') : undefined;
+  const runId = spec.runFile ? randomToken(12, 'hex') : undefined;
   const env = runId ? { ...spec.env, [RUN_ID_ENV]: runId } : spec.env;
   // posix_spawn where the addon is built (fast-spawn.ts: no fork of the agent, same set-up);
   // child_process otherwise, and always for another user (uid/gid: EC2, where there is no addon).

@@ -19,3 +19,4 @@ export * from './job/dead-letters.js';
 export * from './live-log.js';
 export * from './cost/index.js';
 export * from './job/on-demand.js';
+export * from './random-token.js';

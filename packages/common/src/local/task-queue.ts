@@ -15,12 +15,12 @@
  *    transaction), `depth`, `flush`, or at the latest `deleteBatchMs` later (see the option);
  *  - no message delay on send (so `depth().delayed` is always 0) and no retention limit.
  */
-import { randomBytes } from 'node:crypto';
 import type { Statement, Transaction } from 'better-sqlite3';
 import type { QueueDepth, QueueOptions, QueueProvider, ReceivedMessage, TaskQueue } from '../ports.js';
 import { UserError } from '../errors.js';
 import { sleep } from '../time.js';
 import { withWriteLock, type Db } from './db.js';
+import { randomToken } from '../random-token.js';
 import { QueueNotFoundError, ReceiptInvalidError } from '../port-errors.js';
 import { MAX_VISIBILITY_SECONDS } from '../ports.js';
 import type { Pool } from '../job/on-demand.js';
@@ -86,7 +86,7 @@ const seconds = (what: string, v: number, max: number): number => {
 };
 
 function newReceipt(id: number): string {
-  return `${id}.${randomBytes(12).toString('base64url')}`;
+  return `${id}.${randomToken(12, 'base64url')}`;
 }
 
 function parseReceipt(receipt: string): number {
