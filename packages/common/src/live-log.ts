@@ -9,7 +9,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The most of the log one live object holds (its tail). */
 export const LIVE_LOG_WINDOW_BYTES = 1024 * 1024;

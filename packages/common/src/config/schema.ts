@@ -4,7 +4,7 @@
  * Every gq setting, in one schema. Each has a CLI flag, an environment variable (GQ_ + upper snake
  * case) and a config-file key, in that order of precedence, then the default here.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseDuration } from '../time.js';
 import { MAX_SLOTS } from '../job/slots.js';
 import { DEFAULT_SPOT_INTERRUPTIONS } from '../job/on-demand.js';

@@ -4,7 +4,7 @@
  * fresher one from the AWS Price List API, which is preferred when present. A type the table does
  * not list has no price: the figures then say "price unknown", never a guess.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import shipped from './on-demand-prices.json' with { type: 'json' };
 
 export const priceTableSchema = z.object({
