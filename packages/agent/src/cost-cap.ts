@@ -84,6 +84,11 @@ export class CostCap {
     }
   }
 
+  /** The job item, read by something else (a claim), says the cap was reached: stop now. */
+  sawStop(s: CapStop): void {
+    if (!this.last) this.stop(s);
+  }
+
   private stop(s: CapStop): true {
     this.log.warn({ maxCost: s.maxCost, spend: s.spend, committed: s.committed, by: s.by }, 'the job reached its cost cap; this worker takes no new task and leaves');
     return (this.last = true);

@@ -11,7 +11,7 @@ import { busyDetail, INTERRUPTED_DETAIL, keys, QueueNotFoundError, registerSecre
 import type { AgentDeps } from './deps.js';
 import { realClock, type Clock } from './clock.js';
 import { runInstall } from './install.js';
-import { backoffMs, isTransient } from './retry.js';
+import { backoffMs, isTransient, persist } from './retry.js';
 import { unpackCode } from './workspace.js';
 import { ScaleInProtection } from './protection.js';
 import { EarlyLook, idleDecision, receiveWaitSeconds } from './idle-leave.js';
@@ -347,6 +347,14 @@ export class Agent implements AgentControl {
     const run = await this.exclusive(async () => {
       const claimed = await claimTask(d, job, taskNo, receipt, () => this.clock.now());
       if (!claimed) return undefined;
+      if (claimed.job.capStop) {
+        // The cost cap was reached since this worker last read the job (it reads it every few
+        // seconds): the claim read the job item too. The task goes back unrun and uncharged, and
+        // the worker takes no other.
+        this.cap.sawStop(claimed.job.capStop);
+        await this.giveBackUnrun(job, taskNo, receipt, 'the job reached its cost cap');
+        return undefined;
+      }
       this.instanceState = 'BUSY';
       await this.protect(job.name, true);
       return pool.start({ ...d, onMovedToOnDemand: () => void this.movedToOnDemand++ }, claimed.job, claimed.task, receipt);
@@ -357,6 +365,15 @@ export class Agent implements AgentControl {
     }
     // Counted for the cost figures from the claim; the pool's end handler closes it (runPrepared).
     if (run) this.usageEnds.set(taskNo, this.usage.startTask());
+  }
+
+  /** A task claimed but not to be run: QUEUED again with its attempt not counted, its message visible again. */
+  private async giveBackUnrun(job: JobRecord, taskNo: number, receipt: string, reason: string): Promise<void> {
+    const { d } = this;
+    const cr = await persist('give the task back', () => d.backend.status.complete(job.name, taskNo, d.instance, { kind: 'released', reason }), { log: d.log });
+    d.log.info({ task: taskNo, reason }, 'task given back unrun');
+    if (cr.kind === 'lost') return;
+    await d.queue.release(receipt, 0).catch((e: unknown) => d.log.warn({ err: e, task: taskNo }, 'could not give the message back; it comes back after its visibility timeout'));
   }
 
   private async protect(job: string, on: boolean): Promise<void> {

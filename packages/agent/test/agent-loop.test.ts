@@ -191,3 +191,38 @@ describe('agent loop: the lease lost mid-run', () => {
     expect(() => readFileSync(marker)).toThrow();
   });
 });
+
+describe('agent loop: the cost cap reached between two reads of the job', () => {
+  it('a task claimed after another worker recorded the stop goes back unrun and uncharged, and the worker leaves', async () => {
+    const ran = join(tmpdir(), `gq-cap-ran-${process.pid}-${Date.now()}`);
+    const f = await makeJob('cap-claim', [`touch ${ran}`, 'true'], { maxCost: 100, idleSeconds: 30 });
+    // Another worker records the stop just before this one claims (this one read the job moments
+    // before, without it, and would not read it again for a few seconds).
+    let stopped = false;
+    const status = new Proxy(f.backend.status, {
+      get(target, prop, receiver) {
+        if (prop === 'claim') {
+          return async (...a: Parameters<typeof target.claim>) => {
+            if (!stopped) {
+              stopped = await target.markCapReached(f.job, { at: new Date().toISOString(), maxCost: 100, spend: 100.01, committed: 0, by: 'other' });
+            }
+            return target.claim(...a);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const agent = await agentOf(f, 'w-cap', (q) => q, { ...f.backend, status });
+    const r = await agent.run();
+    expect(stopped).toBe(true);
+    expect(r).toMatchObject({ exitCode: 0, tasksRun: 0, reason: 'cost-cap' });
+    expect(existsSync(ran)).toBe(false); // never started
+    const tasks = await f.backend.status.listTasks(f.job);
+    expect(tasks.map((t) => [t.state, t.attempts])).toEqual([['QUEUED', 0], ['QUEUED', 0]]);
+    const job = await f.backend.status.getJob(f.job);
+    expect(job!.counts).toMatchObject({ queued: 2, running: 0 });
+    // Its message is visible again, at once: a raised cap (gq resume) runs it without waiting.
+    expect(await (await f.backend.queues.open(f.job, TYPE)).depth()).toMatchObject({ visible: 2, inFlight: 0 });
+  });
+});
