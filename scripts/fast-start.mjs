@@ -15,7 +15,7 @@
  *   boot script, package.json) are the same as from dist/.
  * - bin/gq.js and bin/gq-agent.js use the bundle only when it is newer than the last tsc build
  *   of every package in it (their tsconfig.tsbuildinfo), else dist/ (a `tsc -b` without this step
- *   never runs stale code); GQ_NO_BUNDLE=1 always uses dist/.
+ *   never runs stale code); GQ_NO_BUNDLE=1 always uses dist/ (common/src/start-entry.ts).
  *
  * Run after `tsc -b` (the root build script does). A package not compiled yet is skipped.
  */
