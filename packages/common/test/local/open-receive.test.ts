@@ -2,8 +2,9 @@
  * A receive left open for its claim (the agent's side: LocalQueueOptions.leaveReceiveOpen, db.ts
  * withWriteLock `leaveOpen`): one commit for the receive and the claim after it; nothing of it
  * is seen by another connection before that commit; the commit comes by itself one turn of the
- * event loop later when no write follows; a failed write that joins it undoes only itself; a crash
- * before the commit (the connection closed without it) takes the receive back.
+ * event loop later when no write follows, and what it delivered is then another receiver's no
+ * more; a failed write that joins it undoes only itself; a crash before the commit (the connection
+ * closed without it) takes the receive back.
  */
 import { describe, expect, it } from 'vitest';
 import { commitLeftOpen, LocalQueueProvider, LocalStatusStore, withWriteLock, type Db } from '../../src/local/index.js';
@@ -71,12 +72,11 @@ describe('a receive left open for its claim', () => {
     expect(agentDb.prepare("SELECT COUNT(*) FROM jobs WHERE updated_at = 'x'").pluck().get()).toBe(0);
   });
 
-  it('while it is open the other connection waits for the lock, then writes', async () => {
+  it('once committed by itself, another connection receives the rest, never what it delivered', async () => {
     const { agentQueue, other, name } = await setUp([1, 2]);
     const otherQueue = await new LocalQueueProvider(other).open(name, T);
     await agentQueue.receive({ max: 1, waitSeconds: 0, visibilitySeconds: 60 });
-    // A write of the other connection now would wait (busy) for the open one: commit it first.
-    await turn();
+    await turn(); // the commit that comes by itself (a write of the other before it would wait for the lock)
     const got = await otherQueue.receive({ max: 10, waitSeconds: 0, visibilitySeconds: 60 });
     expect(got.map((g) => g.task)).toEqual([2]); // task 1 stays delivered to the first
   });
