@@ -4,8 +4,11 @@
  * point of a task's life, and a Spot interruption. One harness for the file; each test its own
  * job. Every scenario ends with the three checks of checkInvariants.
  *
- * The kill faults are armed one test at a time: the agent fires `kill:<point>@<marker>` only if it
- * can create the marker, so every marker is created (disarmed) up front and a test removes its own.
+ * The kill faults are armed per job: the agent fires `kill:<point>@<marker>` only if it can create
+ * the marker, whose path names the job (`%j`, agent/src/faults.ts), so every job's markers are
+ * created (disarmed) up front and a test removes its own job's for its point. The scenarios are
+ * their own jobs on one harness and run side by side; the Spot one, which times the give-back,
+ * runs alone after them.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,9 +30,11 @@ import { statusJson, testHome, waitFor } from './support/cli.js';
 import { describeAws } from './support/moto.js';
 
 const slow = process.env.GQ_QUICK ? it.skip : it;
+const sideBySide = process.env.GQ_QUICK ? it.skip : it.concurrent;
 const POINTS = ['install', 'after-claim', 'after-upload', 'after-record'] as const;
+const JOBS = [...POINTS.map((p) => `fa-${p}`), 'fa-running', 'fa-spot'];
 const markers = testHome('faults-aws-markers');
-const marker = (p: string) => join(markers, p);
+const marker = (job: string, p: string) => join(markers, `${job}.${p}`);
 
 describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
   let h: AwsHarness;
@@ -37,10 +42,10 @@ describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
 
   beforeAll(async () => {
     mkdirSync(markers, { recursive: true });
-    for (const p of POINTS) writeFileSync(marker(p), 'disarmed');
+    for (const j of JOBS) for (const p of POINTS) writeFileSync(marker(j, p), 'disarmed');
     h = (await startAwsHarness('faults-aws', {
       jobPrefix: 'fa-',
-      faultEnv: { GQ_TEST_FAULT: POINTS.map((p) => `kill:${p}@${marker(p)}`).join(',') },
+      faultEnv: { GQ_TEST_FAULT: POINTS.map((p) => `kill:${p}@${marker('%j', p)}`).join(',') },
     }))!;
     stopPowerOff = emulateEc2PowerOff(h);
   }, 180_000);
@@ -58,16 +63,16 @@ describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
   ] as const;
 
   for (const c of cases) {
-    slow(`kill:${c.point} — ${c.what}`, async () => {
+    sideBySide(`kill:${c.point} — ${c.what}`, async () => {
       const s = awsScenario(h, `fa-${c.point}`, 'every-task');
       const install = join(s.dir, 'INSTALL.sh');
       writeFileSync(install, 'echo installing; sleep 0.5; echo installed\n');
       const f = jobFile(s, [1, 2, 3].map((n) => task(s, n, 'sleep 0.5')));
-      rmSync(marker(c.point)); // armed: the first agent to get there dies
+      rmSync(marker(s.job, c.point)); // armed: the first agent of this job to get there dies
       const r = await submit(s, f, ['--install', install, '--visibility', '3s', '--wait', '--json']);
       expect(r.code, `${r.stderr}\n${h.runtime.errors.join('\n')}`).toBe(0);
       expect(JSON.parse(r.stdout).counts).toEqual({ queued: 0, running: 0, succeeded: 3, failed: 0, cancelled: 0 });
-      expect(readFileSync(marker(c.point), 'utf8')).toMatch(/^\d+$/); // it fired (the pid of the agent)
+      expect(readFileSync(marker(s.job, c.point), 'utf8')).toMatch(/^\d+$/); // it fired (the pid of the agent)
 
       const st = byTask(await statusJson(s.job, h.env, true));
       const hit = [1, 2, 3].filter((n) => st[n].attempts > 1);
@@ -86,7 +91,7 @@ describeAws('AWS backend on moto: agents killed, Spot interruptions', () => {
     }, 180_000);
   }
 
-  slow('killed while its task runs (SIGKILL to its agent, once): the task runs again, recorded once', async () => {
+  sideBySide('killed while its task runs (SIGKILL to its agent, once): the task runs again, recorded once', async () => {
     const s = awsScenario(h, 'fa-running', 'every-task');
     const once = join(s.dir, 'killed-once');
     // The task runs as the unprivileged task user and cannot kill its (root) agent itself: it

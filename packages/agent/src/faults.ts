@@ -2,11 +2,19 @@
  * Fault injection for the fault tests, and nothing else: GQ_TEST_FAULT names points where the
  * agent kills itself with SIGKILL (`kill:<point>`) or skips a step (`skip:<step>`), each optionally
  * once only (`kill:after-upload@/tmp/marker` fires for the first agent that creates the marker).
+ * `%j` in a marker's path stands for the worker's job (setFaultJob): tests that share one
+ * environment for every agent arm a point for one job only, and run side by side.
  * Several faults are separated by commas. Unset in normal use: every call is then a no-op.
  */
 import { writeFileSync } from 'node:fs';
 
 export const FAULT_ENV = 'GQ_TEST_FAULT';
+
+let faultJob = '';
+/** The job this worker serves, for `%j` in a marker's path (run.ts). */
+export function setFaultJob(job: string): void {
+  faultJob = job;
+}
 
 function matching(kind: 'kill' | 'skip', point: string): boolean {
   const spec = process.env[FAULT_ENV];
@@ -16,7 +24,7 @@ function matching(kind: 'kill' | 'skip', point: string): boolean {
     if (name !== `${kind}:${point}`) continue;
     if (!marker) return true;
     try {
-      writeFileSync(marker, String(process.pid), { flag: 'wx' });
+      writeFileSync(marker.replaceAll('%j', faultJob), String(process.pid), { flag: 'wx' });
       return true;
     } catch {
       /* another agent fired it already */

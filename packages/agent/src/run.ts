@@ -10,6 +10,7 @@ import { Agent } from './loop.js';
 import { openBackend, type AgentContext } from './backend.js';
 import { workspaceAt, writeAgentWrapper } from './workspace.js';
 import { resolveTaskUser } from './task-user.js';
+import { setFaultJob } from './faults.js';
 import type { BillingFacts } from './usage.js';
 
 export interface WorkerArgs {
@@ -74,6 +75,7 @@ async function identify(a: WorkerArgs): Promise<Identity> {
 }
 
 export async function runWorker(a: WorkerArgs): Promise<number> {
+  setFaultJob(a.job);
   const id = await identify(a);
   const taskUser = a.taskUser ? resolveTaskUser(a.taskUser) : undefined;
   const log = createLogger({ base: { job: a.job, instance: id.instance } });
