@@ -3,6 +3,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gq, gqEnv, killAll, pidsMatching, ROOT, statusJson, testHome, waitFor } from './support/cli.js';
@@ -93,6 +94,31 @@ describe('local backend, whole job through the CLI', () => {
     expect(s.failures).toEqual([expect.objectContaining({ task: 3, exitCode: 7 })]);
     const text = await gq(['status', 'retry-job'], env);
     expect(text.stdout).toMatch(/task 3: exit code 7 after 2 attempt/);
+  });
+
+  it('a worker starts without NODE_EXTRA_CA_CERTS (no TLS to set up); its install script and tasks get it back as it was', async () => {
+    const { env, home, code } = setup('ca-certs');
+    // A real PEM (Node warns at start about a file it cannot load): one of Node's own roots.
+    const ca = join(home, 'extra-ca.pem');
+    writeFileSync(ca, `${rootCertificates[0]}\n`);
+    const seen = join(home, 'seen');
+    mkdirSync(seen);
+    const install = join(home, 'INSTALL.sh');
+    writeFileSync(install, `printf '%s' "$NODE_EXTRA_CA_CERTS" > ${seen}/install\n`);
+    // The task's parent is its worker: /proc/$PPID/environ is what the worker was started with.
+    const f = jobFile(home, [
+      `printf '%s' "$NODE_EXTRA_CA_CERTS" > ${seen}/task; tr '\\0' '\\n' < /proc/$PPID/environ > ${seen}/worker; env > ${seen}/task-env; echo x > results.csv`,
+    ]);
+    const r = await gq(['submit', f, '--code', code, '--install', install, '--name', 'ca-job', '--workers', '1', '--wait', '--json'], { ...env, NODE_EXTRA_CA_CERTS: ca });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/extra certs/i);
+    expect(readFileSync(join(seen, 'task'), 'utf8')).toBe(ca);
+    expect(readFileSync(join(seen, 'install'), 'utf8')).toBe(ca);
+    const workerEnv = readFileSync(join(seen, 'worker'), 'utf8').split('\n');
+    expect(workerEnv.filter((l) => l.startsWith('NODE_EXTRA_CA_CERTS='))).toEqual([]);
+    expect(workerEnv).toContain(`GQ_HELD_NODE_EXTRA_CA_CERTS=${ca}`);
+    // Nor does a task see the worker's carrier variable.
+    expect(readFileSync(join(seen, 'task-env'), 'utf8')).not.toContain('GQ_HELD');
   });
 
   it('kills a task that exceeds its timeout and records it as failed', async () => {

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, localWorkdir, UserError, type Backend, type Logger, type Pool } from '@gq/common';
+import { createLogger, localWorkdir, taskBaseEnv, UserError, type Backend, type Logger, type Pool } from '@gq/common';
 import { Agent } from './loop.js';
 import { openBackend, type AgentContext } from './backend.js';
 import { workspaceAt, writeAgentWrapper } from './workspace.js';
@@ -96,7 +96,8 @@ export async function runWorker(a: WorkerArgs): Promise<number> {
       instanceType: id.instanceType,
       ...(pool === 'on-demand' ? { pool } : {}),
       log,
-      baseEnv: { ...process.env },
+      // What the worker was started with, with NODE_EXTRA_CA_CERTS back for the tasks (worker-env.ts).
+      baseEnv: taskBaseEnv(process.env),
       contextJson: JSON.stringify(id.ctx),
       taskUser,
       taskAwsAccess: a.taskAwsAccess ?? false,

@@ -20,3 +20,4 @@ export * from './live-log.js';
 export * from './cost/index.js';
 export * from './job/on-demand.js';
 export * from './random-token.js';
+export * from './worker-env.js';
