@@ -8,8 +8,9 @@
  * (`await import(...)`: the AWS backend, the local store) in chunks of its own, loaded when used.
  *
  * - Left out, loaded from node_modules as before: native modules (better-sqlite3, @gq/spawn),
- *   the AWS SDK (@aws-sdk, @smithy: large, already one file per package, and only for AWS), pino
- *   (its worker-thread transports find their files on disk).
+ *   the AWS SDK (@aws-sdk, @smithy: large, already one file per package, and only for AWS; loaded
+ *   with require(), see sdkByRequirePlugin), pino (its worker-thread transports find their files
+ *   on disk).
  * - `import.meta.url` in each bundled gq module becomes that module's own URL, given relative to
  *   the bundle (so the tree can move): paths it builds (the agent's bin, infra/gq.yaml, the
  *   boot script, package.json) are the same as from dist/.
@@ -22,10 +23,37 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Resolves as the CLI does (its package's node_modules, then the workspace's). */
+const requireHere = createRequire(join(root, 'packages', 'cli', 'package.json'));
 const EXTERNAL = ['better-sqlite3', '@gq/spawn', '@aws-sdk/*', '@smithy/*', 'pino', 'pino-*', 'thread-stream'];
+
+/**
+ * The AWS SDK (@aws-sdk, @smithy) stays in node_modules, loaded with require() instead of an ES
+ * import. Its packages are CommonJS without a "type": an ES import of one made Node parse each
+ * file twice more before running it (module-format detection, then the CommonJS export lexer),
+ * ~0.45 s of the ~1.2 s of CPU that any gq command on the AWS backend took to start here. Each
+ * import of such a package resolves to a small CommonJS module of the bundle that requires it.
+ */
+function sdkByRequirePlugin() {
+  const sdk = /^@(aws-sdk|smithy)\//;
+  return {
+    name: 'sdk-by-require',
+    setup(b) {
+      b.onResolve({ filter: sdk }, (args) => (args.namespace === 'sdk-require' ? { path: args.path, external: true } : { path: args.path, namespace: 'sdk-require' }));
+      // An ES module with the package's own export names (read here, at build time), so that
+      // `import { X }` and `(await import(...)).X` both find them, as Node's own interop does.
+      b.onLoad({ filter: /.*/, namespace: 'sdk-require' }, (args) => {
+        const names = Object.keys(requireHere(args.path)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+        const spec = JSON.stringify(args.path);
+        return { contents: `const m = require(${spec});\nexport default m;\nexport const { ${names.join(', ')} } = m;\n`, loader: 'js' };
+      });
+    },
+  };
+}
 
 /** import.meta.url of a bundled gq module: its own file, relative to the bundle's folder. */
 function ownUrlPlugin(outdir) {
@@ -59,7 +87,7 @@ async function bundle(pkg) {
     format: 'esm',
     target: 'node20',
     external: EXTERNAL,
-    plugins: [ownUrlPlugin(outdir)],
+    plugins: [sdkByRequirePlugin(), ownUrlPlugin(outdir)],
     // Bundled CommonJS dependencies call require(): give them one (as the EC2 agent bundle does).
     banner: { js: "import { createRequire as __gqCreateRequire } from 'node:module';\nglobalThis.require ??= __gqCreateRequire(import.meta.url);" },
     sourcemap: 'linked',
