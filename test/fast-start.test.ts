@@ -59,6 +59,21 @@ describe('start-up bundles', () => {
     expect(r.modules.filter((m) => m.includes('/dist/'))).toEqual(['common/dist/start-entry.js']);
   });
 
+  it('the AWS SDK is loaded with require(), not as ES modules; AWS out of reach is said plainly', () => {
+    // A command on the AWS backend whose endpoint answers nothing: it loads the SDK, tries, fails.
+    const config = join(home, 'aws.json');
+    writeFileSync(config, JSON.stringify({ backend: 'aws', region: 'us-east-1' }));
+    const env = { GQ_CONFIG: config, AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_MAX_ATTEMPTS: '1' };
+    const { r, urls, modules } = run(GQ, ['status', 'some-job'], env);
+    expect(modules).toContain('cli/dist-start/cli.js');
+    // An ES import of these CommonJS packages parsed each file twice more (format detection, export lexer).
+    expect(urls.filter((u) => /node_modules\/@(aws-sdk|smithy)\//.test(u))).toEqual([]);
+    expect(r.stderr).toMatch(/^gq: Cannot reach AWS at 127\.0\.0\.1:9 \(ECONNREFUSED\), even after retries\./m);
+    expect(r.stderr).toMatch(/hint: AWS_ENDPOINT_URL is set \(http:\/\/127\.0\.0\.1:9\)/);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.status).toBe(1);
+  });
+
   for (const pkg of ['common', 'agent']) {
     it(`a bundle older than the last tsc build of a package in it (${pkg}) is not used`, () => {
       const info = join(ROOT, 'packages', pkg, 'tsconfig.tsbuildinfo');

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { stdio, type CommandContext } from './context.js';
 import { exitWhenWritten, watchStdio } from './stdio-flush.js';
 import { accessDenied } from './access-denied.js';
+import { unreachable } from './unreachable.js';
 import { isCredentialError } from './credential-errors.js';
 import { oldToolAnswer, submitFromOldFlags } from './old-tool.js';
 import { allowProgress } from './progress.js';
@@ -395,7 +396,7 @@ export function printError(e: unknown): number {
 async function explain(e: unknown): Promise<unknown> {
   // Cheap test first: the AWS SDK is loaded only for what may be a credentials error.
   const cause = e instanceof UserError ? (e as { cause?: unknown }).cause : e;
-  const denied = accessDenied(e);
+  const denied = accessDenied(e) ?? unreachable(cause ?? e);
   if (denied) return denied;
   if (!cause || !isCredentialError(cause)) return e;
   try {
