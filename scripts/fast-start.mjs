@@ -36,7 +36,8 @@ const EXTERNAL = ['better-sqlite3', '@gq/spawn', '@aws-sdk/*', '@smithy/*', 'pin
  * import. Its packages are CommonJS without a "type": an ES import of one made Node parse each
  * file twice more before running it (module-format detection, then the CommonJS export lexer),
  * ~0.45 s of the ~1.2 s of CPU that any gq command on the AWS backend took to start here. Each
- * import of such a package resolves to a small CommonJS module of the bundle that requires it.
+ * import of such a package resolves to a small module of the bundle that require()s it and
+ * exports its names.
  */
 function sdkByRequirePlugin() {
   const sdk = /^@(aws-sdk|smithy)\//;

@@ -396,7 +396,8 @@ export function printError(e: unknown): number {
 async function explain(e: unknown): Promise<unknown> {
   // Cheap test first: the AWS SDK is loaded only for what may be a credentials error.
   const cause = e instanceof UserError ? (e as { cause?: unknown }).cause : e;
-  const denied = accessDenied(e) ?? unreachable(cause ?? e);
+  // A UserError that already says what failed is kept as it is.
+  const denied = accessDenied(e) ?? unreachable(e);
   if (denied) return denied;
   if (!cause || !isCredentialError(cause)) return e;
   try {
