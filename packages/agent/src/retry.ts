@@ -7,24 +7,10 @@
  * throttling and 5xx answers, a busy SQLite file. Anything else (a missing queue, access denied,
  * a bug) is thrown at once, as before.
  */
-import { BACKOFF, backoffDelay, sleep, type Logger } from '@gq/common';
+import { BACKOFF, backoffDelay, NETWORK_ERROR_CODES, sleep, type Logger } from '@gq/common';
 
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'SQLITE_BUSY',
-  'SQLITE_LOCKED',
-]);
+/** The network's codes (common/src/network-errors.ts), and a busy SQLite file's. */
+const NETWORK_CODES: ReadonlySet<string> = new Set([...NETWORK_ERROR_CODES, 'SQLITE_BUSY', 'SQLITE_LOCKED']);
 
 const TRANSIENT_NAMES = new Set([
   'TimeoutError',

@@ -1,17 +1,14 @@
 /**
  * AWS out of reach (no network, a proxy or firewall in the way, an AWS_ENDPOINT_URL where nothing
  * answers), after the SDK's own retries: a UserError that says so and what to check, instead of
- * "internal error". Told apart by the error's system code (Node's net/dns errors), never its text.
+ * "internal error". Told apart by the error's system code (common/src/network-errors.ts).
  */
-import { UserError } from '@gq/common';
-
-/** System error codes of a connection that could not be made or was lost. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EPIPE']);
+import { NETWORK_ERROR_CODES, UserError } from '@gq/common';
 
 export function unreachable(e: unknown, env: NodeJS.ProcessEnv = process.env): UserError | undefined {
   if (e instanceof UserError || typeof e !== 'object' || e === null) return undefined;
   const { code, address, port, hostname, message } = e as { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; message?: unknown };
-  if (!UNREACHABLE.has(String(code ?? ''))) return undefined;
+  if (!NETWORK_ERROR_CODES.has(String(code ?? ''))) return undefined;
   const where = typeof hostname === 'string' ? hostname : typeof address === 'string' ? `${address}${port !== undefined ? `:${String(port)}` : ''}` : undefined;
   const endpoint = env.AWS_ENDPOINT_URL;
   return new UserError(`Cannot reach AWS${where ? ` at ${where}` : ''} (${String(code)}), even after retries.`, {

@@ -20,4 +20,5 @@ export * from './live-log.js';
 export * from './cost/index.js';
 export * from './job/on-demand.js';
 export * from './random-token.js';
+export * from './network-errors.js';
 export * from './worker-env.js';
